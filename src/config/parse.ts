@@ -1,0 +1,1045 @@
+/**
+ * knockd.conf parser: a hand-written, line-based scanner that follows knockd
+ * 0.8's `parseconfig()` grammar, plus the `firewalld_*` door directives.
+ *
+ * Grammar (as knockd 0.8 reads it):
+ *  - every line is trimmed of ASCII white space (space, tab, CR, LF, VT, FF);
+ *  - an empty line, or one whose first character is `#`, is a comment. Nothing
+ *    else is ever a comment: `;`, `#`, `=`, quotes and backslashes inside a
+ *    value are kept byte for byte;
+ *  - `[name]` starts a section: `[options]` (any case) holds global options,
+ *    any other name is a door;
+ *  - `key = value` is split at the FIRST `=`; the key is compared
+ *    case-insensitively, the value is trimmed and otherwise kept as written;
+ *  - `UseSyslog` is the only directive that may be written without `=`.
+ *
+ * Differences from knockd, all on purpose:
+ *  - every problem is collected (knockd stops at the first), each with its
+ *    file, line and door, and with a message an admin can act on;
+ *  - numbers are checked strictly (knockd uses atoi(): `15s` is 15, `abc` 0);
+ *  - directives before any `[section]` header (as printed in many tutorials)
+ *    are accepted with a warning instead of being rejected;
+ *  - duplicate door names, a flag both required and excluded, and similar
+ *    contradictions are errors;
+ *  - typographic characters that silently break shell commands are warned about.
+ */
+
+import { promises as fsp } from 'node:fs';
+import { TextDecoder } from 'node:util';
+
+import {
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  TH_ACK,
+  TH_FIN,
+  TH_PSH,
+  TH_RST,
+  TH_SYN,
+  TH_URG,
+} from '../decode/types';
+import type { KnockProto } from '../decode/types';
+import { canonicalAddress } from '../decode/address';
+import type { Config, ConfigIssue, DoorConfig, FirewalldDoor, KnockPort, Options, TcpFlagRule } from './types';
+
+// ---------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------
+
+export interface ParseResult {
+  /** The parsed config; undefined when there is at least one error. */
+  config?: Config;
+  /** All errors, sorted by line. */
+  errors: ConfigIssue[];
+  /** All warnings, sorted by line (also in `config.warnings` when there is a config). */
+  warnings: ConfigIssue[];
+}
+
+/** Thrown by callers that want an exception; `message` has one formatted issue per line. */
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/**
+ * `knockd.conf:12: error: [openSSH] message`. The `[door]` part is left out for
+ * issues that belong to no door, the `:line` part for whole-file issues (line 0).
+ */
+export function formatIssue(i: ConfigIssue): string {
+  const where = i.line > 0 ? `${i.file}:${i.line}` : i.file;
+  const door = i.door !== undefined ? `[${i.door}] ` : '';
+  return `${where}: ${i.severity}: ${door}${i.message}`;
+}
+
+/** A door's sequence as knockd's config syntax, e.g. `3333:tcp,4444:tcp,5555:udp`. */
+export function sequenceText(door: Pick<DoorConfig, 'sequence'>): string {
+  return portsText(door.sequence);
+}
+
+/** Knockd's defaults. */
+export const DEFAULT_SEQ_TIMEOUT = 25;
+export const DEFAULT_CMD_TIMEOUT = 10;
+/** knockd's SEQ_MAX: most ports a sequence may have. */
+export const SEQ_MAX = 32;
+/**
+ * Largest timeout we accept, in seconds: Node timers hold at most 2^31-1 ms
+ * (about 24.8 days); a longer delay would fire at once.
+ */
+export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
+
+/**
+ * Parses the text of a knockd.conf. `file` is only used to label issues.
+ * Collects every error and warning; `config` is undefined if there is any error.
+ */
+export function parseConfigText(text: string, file: string): ParseResult {
+  const parser = new Parser(file);
+  parser.scan(text);
+  return parser.finish();
+}
+
+/**
+ * Reads and parses a config file. An unreadable file gives one error issue at
+ * line 0. Bytes that are not UTF-8 are replaced (with a warning naming the line).
+ */
+export async function loadConfig(path: string): Promise<ParseResult> {
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(path);
+  } catch (err) {
+    const issue: ConfigIssue = { severity: 'error', file: path, line: 0, message: readErrorMessage(path, err) };
+    return { errors: [issue], warnings: [] };
+  }
+  const { text, badLine } = decodeUtf8(buf);
+  const result = parseConfigText(text, path);
+  if (badLine !== undefined) {
+    const w: ConfigIssue = {
+      severity: 'warning',
+      file: path,
+      line: badLine,
+      message:
+        'this line is not valid UTF-8 (Latin-1 or another legacy encoding?); the bad bytes were replaced by U+FFFD, ' +
+        'so a command or path containing them will not be what you wrote. Save the file as UTF-8.',
+    };
+    result.warnings.push(w);
+    sortIssues(result.warnings);
+    // config.warnings is the same array object as result.warnings.
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Directive tables
+// ---------------------------------------------------------------------------
+
+/** Global options, by canonical (upper-case) key. */
+type OptionKey = 'LOGFILE' | 'USESYSLOG' | 'PIDFILE' | 'INTERFACE';
+
+/** Door directives, by canonical (upper-case) key; aliases map onto these. */
+type DoorKey =
+  | 'SEQUENCE'
+  | 'ONE_TIME_SEQUENCES'
+  | 'SEQ_TIMEOUT'
+  | 'TCPFLAGS'
+  | 'CMD_TIMEOUT'
+  | 'TARGET'
+  | 'START_COMMAND'
+  | 'START_COMMAND_6'
+  | 'STOP_COMMAND'
+  | 'STOP_COMMAND_6'
+  | 'FIREWALLD_ACTION'
+  | 'FIREWALLD_ZONE'
+  | 'FIREWALLD_SERVICE'
+  | 'FIREWALLD_PORT';
+
+/** How each option is spelled in messages. */
+const OPTION_NAMES = new Map<OptionKey, string>([
+  ['LOGFILE', 'LogFile'],
+  ['USESYSLOG', 'UseSyslog'],
+  ['PIDFILE', 'PidFile'],
+  ['INTERFACE', 'Interface'],
+]);
+
+/** How each door directive is spelled in messages (the man page's spelling). */
+const DOOR_NAMES = new Map<DoorKey, string>([
+  ['SEQUENCE', 'Sequence'],
+  ['ONE_TIME_SEQUENCES', 'One_Time_Sequences'],
+  ['SEQ_TIMEOUT', 'Seq_Timeout'],
+  ['TCPFLAGS', 'TCPFlags'],
+  ['CMD_TIMEOUT', 'Cmd_Timeout'],
+  ['TARGET', 'Target'],
+  ['START_COMMAND', 'Start_Command'],
+  ['START_COMMAND_6', 'Start_Command_6'],
+  ['STOP_COMMAND', 'Stop_Command'],
+  ['STOP_COMMAND_6', 'Stop_Command_6'],
+  ['FIREWALLD_ACTION', 'firewalld_action'],
+  ['FIREWALLD_ZONE', 'firewalld_zone'],
+  ['FIREWALLD_SERVICE', 'firewalld_service'],
+  ['FIREWALLD_PORT', 'firewalld_port'],
+]);
+
+/** Upper-case key as written → canonical door key (includes knockd's aliases). */
+const DOOR_KEYS = new Map<string, DoorKey>([
+  ...[...DOOR_NAMES.keys()].map((k): [string, DoorKey] => [k, k]),
+  ['TIMEOUT', 'SEQ_TIMEOUT'],
+  ['COMMAND', 'START_COMMAND'],
+  ['COMMAND_6', 'START_COMMAND_6'],
+]);
+
+/** Every spelling we know, for "did you mean" suggestions. */
+const KNOWN_SPELLINGS: string[] = [
+  ...DOOR_NAMES.values(),
+  'Timeout',
+  'Command',
+  'Command_6',
+  ...OPTION_NAMES.values(),
+];
+
+const COMMAND_KEYS: DoorKey[] = ['START_COMMAND', 'START_COMMAND_6', 'STOP_COMMAND', 'STOP_COMMAND_6'];
+
+const TCP_FLAGS = new Map<string, number>([
+  ['FIN', TH_FIN],
+  ['SYN', TH_SYN],
+  ['RST', TH_RST],
+  ['PSH', TH_PSH],
+  ['ACK', TH_ACK],
+  ['URG', TH_URG],
+]);
+
+const TRUE_WORDS = new Set(['YES', 'TRUE', '1', 'ON']);
+const FALSE_WORDS = new Set(['NO', 'FALSE', '0', 'OFF']);
+
+/** firewalld's zone names: short, no spaces or quotes (firewalld caps them at 17 characters). */
+const ZONE_RE = /^[A-Za-z0-9_\-/]{1,17}$/;
+const SERVICE_RE = /^[A-Za-z0-9_.\-+]+$/;
+const FW_PORT_RE = /^(\d+)(?:-(\d+))?\/([A-Za-z]+)$/;
+const FW_PROTOS = new Set<FirewalldDoor['ports'][number]['proto']>(['tcp', 'udp', 'sctp', 'dccp']);
+
+// ---------------------------------------------------------------------------
+// The parser
+// ---------------------------------------------------------------------------
+
+/** A door being built, with what the cross-directive checks need. */
+interface DoorBuilder {
+  door: DoorConfig;
+  /** Its name repeats an earlier door's (already reported; left out of cross-door checks). */
+  duplicate: boolean;
+  /** firewalld directives that parsed cleanly. */
+  fw: {
+    action?: FirewalldDoor['action'];
+    zone?: string;
+    services?: string[];
+    ports?: FirewalldDoor['ports'];
+  };
+}
+
+type Section = { kind: 'none' } | { kind: 'options' } | { kind: 'door'; b: DoorBuilder };
+
+class Parser {
+  private readonly errors: ConfigIssue[] = [];
+  private readonly warnings: ConfigIssue[] = [];
+  private readonly options: Options = { useSyslog: false };
+  /** Line of each option directive seen, by canonical key (for "given twice"). */
+  private readonly optionLines = new Map<OptionKey, number>();
+  private readonly builders: DoorBuilder[] = [];
+  /** Door name → line of its header (or first header-less line). */
+  private readonly doorNames = new Map<string, number>();
+  /** Names written in `[...]` headers anywhere in the file, so header-less doors avoid them. */
+  private readonly headerNames = new Set<string>();
+  private section: Section = { kind: 'none' };
+  /** The header-less door currently collecting directives (before any header). */
+  private implicitDoor: DoorBuilder | undefined;
+  private implicitCount = 0;
+  private headerlessOptionsWarned = false;
+
+  constructor(private readonly file: string) {}
+
+  // -- issue helpers --------------------------------------------------------
+
+  private error(line: number, message: string, door?: string): void {
+    this.errors.push(issue('error', this.file, line, message, door));
+  }
+
+  private warn(line: number, message: string, door?: string): void {
+    this.warnings.push(issue('warning', this.file, line, message, door));
+  }
+
+  // -- scanning -------------------------------------------------------------
+
+  scan(input: string): void {
+    let text = input;
+    if (text.startsWith('\uFEFF')) {
+      text = text.slice(1);
+      this.warn(1, 'the file starts with a UTF-8 byte-order mark (BOM); knockd 0.8 rejects the first line. Save the file without BOM.');
+    }
+    const lines = text.split('\n').map(trimAscii);
+
+    // First pass: the names of all [sections], so header-less doors get free names.
+    for (const l of lines) {
+      if (isHeader(l)) this.headerNames.add(trimAscii(l.slice(1, -1)));
+    }
+
+    lines.forEach((l, idx) => this.line(l, idx + 1));
+  }
+
+  private line(l: string, lineNo: number): void {
+    if (l === '' || l.startsWith('#')) return;
+
+    if (l.startsWith('[')) {
+      if (isHeader(l)) this.header(trimAscii(l.slice(1, -1)), lineNo);
+      else this.error(lineNo, `malformed section header "${l}": a header line must end with "]" (no trailing comment)`);
+      return;
+    }
+
+    const eq = l.indexOf('=');
+    if (eq < 0) {
+      this.bareWord(l, lineNo);
+      return;
+    }
+    const key = trimAscii(l.slice(0, eq));
+    const value = trimAscii(l.slice(eq + 1));
+    if (key === '') {
+      this.error(lineNo, `missing directive name before "=" in "${l}"`, this.currentDoorName());
+      return;
+    }
+    this.directive(key, value, lineNo);
+  }
+
+  /** A `[name]` line. */
+  private header(name: string, lineNo: number): void {
+    this.implicitDoor = undefined;
+    if (name === '') {
+      this.error(lineNo, 'empty section name "[]": write [options] or a door name such as [openSSH]');
+      // Keep reading; directives until the next header would otherwise be
+      // reported as header-less. Treat them as an anonymous, unlisted door.
+      this.section = { kind: 'door', b: newDoor('', lineNo, true) };
+      return;
+    }
+    if (name.toLowerCase() === 'options') {
+      this.section = { kind: 'options' };
+      return;
+    }
+    const prev = this.doorNames.get(name);
+    const b = newDoor(name, lineNo, prev !== undefined);
+    if (prev !== undefined) {
+      this.error(lineNo, `duplicate door name: [${name}] is already defined at line ${prev}; give each door its own name`, name);
+    } else {
+      this.doorNames.set(name, lineNo);
+    }
+    this.builders.push(b);
+    this.section = { kind: 'door', b };
+  }
+
+  /** A line with no `=`: only `UseSyslog` may be written that way. */
+  private bareWord(l: string, lineNo: number): void {
+    const upper = l.toUpperCase();
+    if (upper === 'USESYSLOG') {
+      switch (this.section.kind) {
+        case 'options':
+          this.setOption('USESYSLOG', l, undefined, lineNo);
+          return;
+        case 'none':
+          this.headerlessOption(lineNo);
+          this.setOption('USESYSLOG', l, undefined, lineNo);
+          return;
+        case 'door':
+          // knockd accepts a bare UseSyslog anywhere and applies it globally.
+          this.warn(lineNo, 'UseSyslog is a global option: it applies to every door, but belongs in the [options] section', this.section.b.door.name);
+          this.setOption('USESYSLOG', l, undefined, lineNo);
+          return;
+      }
+    }
+    const door = this.currentDoorName();
+    const firstWord = l.split(/[ \t]+/)[0] ?? '';
+    const known = spellingOf(firstWord.toUpperCase());
+    if (known !== undefined && firstWord.length < l.length) {
+      const rest = trimAscii(l.slice(firstWord.length));
+      this.error(lineNo, `"${l}" is missing "=": write "${known} = ${rest}"`, door);
+    } else if (known !== undefined) {
+      this.error(lineNo, `${known} needs a value: write "${known} = ..."`, door);
+    } else {
+      this.error(lineNo, `syntax error: "${l}" is neither "key = value" nor a [section] header`, door);
+    }
+  }
+
+  private currentDoorName(): string | undefined {
+    if (this.section.kind === 'door') return this.section.b.door.name || undefined;
+    return this.implicitDoor?.door.name;
+  }
+
+  /** A `key = value` line. */
+  private directive(key: string, value: string, lineNo: number): void {
+    const upper = key.toUpperCase();
+    const optionKey = OPTION_NAMES.has(upper as OptionKey) ? (upper as OptionKey) : undefined;
+    const doorKey = DOOR_KEYS.get(upper);
+
+    switch (this.section.kind) {
+      case 'options':
+        if (optionKey !== undefined) this.setOption(optionKey, key, value, lineNo);
+        else if (doorKey !== undefined)
+          this.error(lineNo, `"${key}" is a door directive and cannot be used in [options]; put it under a door header such as [openSSH]`);
+        else this.error(lineNo, `unknown option "${key}" in [options] (expected LogFile, UseSyslog, PidFile or Interface)${suggestion(key)}`);
+        return;
+
+      case 'door': {
+        const name = this.section.b.door.name || undefined;
+        if (doorKey !== undefined) this.setDoor(this.section.b, doorKey, key, value, lineNo);
+        else if (optionKey !== undefined)
+          this.error(lineNo, `"${key}" is a global option and cannot be used in a door; move it to the [options] section`, name);
+        else this.error(lineNo, `unknown directive "${key}"${suggestion(key)}${hiddenSpaceHint(key)}`, name);
+        return;
+      }
+
+      case 'none':
+        if (optionKey !== undefined) {
+          this.headerlessOption(lineNo);
+          this.setOption(optionKey, key, value, lineNo);
+        } else if (doorKey !== undefined) {
+          this.setDoor(this.headerlessDoor(doorKey, lineNo), doorKey, key, value, lineNo);
+        } else {
+          this.error(lineNo, `unknown directive "${key}"${suggestion(key)}${hiddenSpaceHint(key)}`, this.implicitDoor?.door.name);
+        }
+        return;
+    }
+  }
+
+  /** Warns (once) that global options appear before any header. */
+  private headerlessOption(lineNo: number): void {
+    if (this.headerlessOptionsWarned) return;
+    this.headerlessOptionsWarned = true;
+    this.warn(
+      lineNo,
+      `directives outside any [section]; knockd 0.8 rejects this file. Add a header line "[options]" above line ${lineNo}.`,
+    );
+  }
+
+  /**
+   * The door a header-less door directive belongs to. Every `Sequence` (or
+   * `One_Time_Sequences`) line starts a new door, unless the current
+   * header-less door has no sequence yet (its directives came first).
+   */
+  private headerlessDoor(key: DoorKey, lineNo: number): DoorBuilder {
+    const cur = this.implicitDoor;
+    const startsDoor = key === 'SEQUENCE' || key === 'ONE_TIME_SEQUENCES';
+    const curHasSequence = cur !== undefined && (cur.door.lines.SEQUENCE !== undefined || cur.door.lines.ONE_TIME_SEQUENCES !== undefined);
+    if (cur !== undefined && !(startsDoor && curHasSequence)) return cur;
+
+    let name: string;
+    do {
+      this.implicitCount += 1;
+      name = `door${this.implicitCount}`;
+    } while (this.headerNames.has(name) || this.doorNames.has(name));
+
+    const b = newDoor(name, lineNo, false);
+    this.doorNames.set(name, lineNo);
+    this.builders.push(b);
+    this.implicitDoor = b;
+    this.warn(
+      lineNo,
+      `directives outside any [section]; knockd 0.8 rejects this file. Add a header line such as "[${name}]" above line ${lineNo}.`,
+      name,
+    );
+    return b;
+  }
+
+  // -- [options] ------------------------------------------------------------
+
+  /** `value` undefined: the bare word `UseSyslog`. */
+  private setOption(key: OptionKey, written: string, value: string | undefined, lineNo: number): void {
+    const prev = this.optionLines.get(key);
+    if (prev !== undefined) {
+      this.warn(lineNo, `${OPTION_NAMES.get(key) ?? written} is given twice (lines ${prev} and ${lineNo}); the last one wins`);
+    }
+    this.optionLines.set(key, lineNo);
+
+    switch (key) {
+      case 'LOGFILE':
+        this.options.logFile = value || undefined;
+        return;
+      case 'PIDFILE':
+        this.options.pidFile = value || undefined;
+        return;
+      case 'INTERFACE':
+        this.options.interface = value || undefined;
+        return;
+      case 'USESYSLOG': {
+        if (value === undefined) {
+          this.options.useSyslog = true;
+          return;
+        }
+        const v = value.toUpperCase();
+        if (TRUE_WORDS.has(v)) this.options.useSyslog = true;
+        else if (FALSE_WORDS.has(v)) this.options.useSyslog = false;
+        else this.error(lineNo, `UseSyslog expects yes or no (also true/false, on/off, 1/0), got "${value}"`);
+        return;
+      }
+    }
+  }
+
+  // -- doors ----------------------------------------------------------------
+
+  private setDoor(b: DoorBuilder, key: DoorKey, written: string, value: string, lineNo: number): void {
+    const d = b.door;
+    const name = d.name || undefined;
+    const display = DOOR_NAMES.get(key) ?? written;
+    const err = (message: string): void => this.error(lineNo, message, name);
+
+    const prev = d.lines[key];
+    if (prev !== undefined) {
+      const alias = written.toUpperCase() !== key ? ` (alias of ${display})` : '';
+      this.warn(lineNo, `${written}${alias} repeats ${display} from line ${prev}; the last one (line ${lineNo}) wins, as in knockd`, name);
+    }
+    d.lines[key] = lineNo;
+
+    switch (key) {
+      case 'SEQUENCE': {
+        const r = parseSequence(value);
+        r.errors.forEach(err);
+        d.sequence = r.errors.length === 0 ? r.ports : [];
+        return;
+      }
+      case 'ONE_TIME_SEQUENCES':
+        // The file is opened and read by the door runtime, not here.
+        if (value === '') err('One_Time_Sequences needs the path of a one-time sequences file');
+        else d.oneTimeSequences = value;
+        return;
+      case 'SEQ_TIMEOUT': {
+        const n = parseSeconds(value, 1, written, err);
+        if (n !== undefined) d.seqTimeout = n;
+        return;
+      }
+      case 'CMD_TIMEOUT': {
+        const n = parseSeconds(value, 0, written, err);
+        if (n !== undefined) {
+          d.cmdTimeout = n;
+          d.cmdTimeoutSet = true;
+        }
+        return;
+      }
+      case 'TCPFLAGS': {
+        const r = parseTcpFlags(value);
+        r.errors.forEach(err);
+        if (r.errors.length === 0) d.tcpFlags = r.rule;
+        return;
+      }
+      case 'TARGET': {
+        const problem = checkAddress(value);
+        if (problem !== undefined) err(`Target ${problem}`);
+        else d.target = value;
+        return;
+      }
+      case 'START_COMMAND':
+        d.startCommand = value;
+        break;
+      case 'START_COMMAND_6':
+        d.startCommand6 = value;
+        break;
+      case 'STOP_COMMAND':
+        d.stopCommand = value;
+        break;
+      case 'STOP_COMMAND_6':
+        d.stopCommand6 = value;
+        break;
+      case 'FIREWALLD_ACTION': {
+        const v = value.toLowerCase();
+        if (v === 'open' || v === 'close') b.fw.action = v;
+        else err(`firewalld_action must be "open" or "close", got "${value}"`);
+        return;
+      }
+      case 'FIREWALLD_ZONE':
+        if (ZONE_RE.test(value)) b.fw.zone = value;
+        else if (value === '') err('firewalld_zone is empty: name a zone (e.g. public), or leave the line out to use the default zone');
+        else err(`invalid firewalld_zone "${value}": a zone name is 1-17 letters, digits, "_", "-" or "/" (no spaces or quotes)`);
+        return;
+      case 'FIREWALLD_SERVICE': {
+        const r = parseServices(value);
+        r.errors.forEach(err);
+        if (r.errors.length === 0) b.fw.services = r.services;
+        return;
+      }
+      case 'FIREWALLD_PORT': {
+        const r = parseFirewalldPorts(value);
+        r.errors.forEach(err);
+        if (r.errors.length === 0) b.fw.ports = r.ports;
+        return;
+      }
+    }
+
+    // Only the four command directives get here: look for characters that
+    // word processors and blogs substitute and that break shell commands.
+    for (const w of typographyWarnings(value)) this.warn(lineNo, `${written}: ${w}`, name);
+  }
+
+  // -- after the last line --------------------------------------------------
+
+  finish(): ParseResult {
+    for (const b of this.builders) this.checkDoor(b);
+    this.crossDoorChecks();
+
+    sortIssues(this.errors);
+    sortIssues(this.warnings);
+    const result: ParseResult = { errors: this.errors, warnings: this.warnings };
+    if (this.errors.length === 0) {
+      result.config = {
+        file: this.file,
+        options: this.options,
+        doors: this.builders.map((b) => b.door),
+        warnings: this.warnings,
+      };
+    }
+    return result;
+  }
+
+  /** Checks that span several directives of one door. */
+  private checkDoor(b: DoorBuilder): void {
+    const d = b.door;
+    const name = d.name;
+    const L = d.lines;
+
+    if (L.SEQUENCE === undefined && L.ONE_TIME_SEQUENCES === undefined) {
+      this.error(d.line, 'door has no knock sequence: add "Sequence = port1,port2,..." (or One_Time_Sequences = /path/to/file)', name);
+    }
+    if (L.SEQUENCE !== undefined && L.ONE_TIME_SEQUENCES !== undefined) {
+      this.warn(
+        Math.max(L.SEQUENCE, L.ONE_TIME_SEQUENCES),
+        `both Sequence (line ${L.SEQUENCE}) and One_Time_Sequences (line ${L.ONE_TIME_SEQUENCES}) are given; ` +
+          'the one-time sequences file takes the sequence over, so the fixed Sequence is misleading: remove one of them',
+        name,
+      );
+    }
+
+    // firewalld directives.
+    const actionLine = L.FIREWALLD_ACTION;
+    if (actionLine !== undefined) {
+      if (L.FIREWALLD_SERVICE === undefined && L.FIREWALLD_PORT === undefined) {
+        this.error(actionLine, 'firewalld_action needs firewalld_service and/or firewalld_port: say what to open or close', name);
+      }
+      for (const k of COMMAND_KEYS) {
+        const l = L[k];
+        if (l !== undefined) {
+          this.error(
+            l,
+            `${DOOR_NAMES.get(k) ?? k} cannot be combined with firewalld_action (line ${actionLine}) in one door: ` +
+              'use either shell commands or firewalld_*, not both',
+            name,
+          );
+        }
+      }
+      if (b.fw.action === 'close' && d.cmdTimeoutSet) {
+        this.warn(L.CMD_TIMEOUT ?? d.line, 'Cmd_Timeout has no effect with firewalld_action = close', name);
+      }
+      // For firewalld doors Cmd_Timeout is the rule's own timeout; not written means none.
+      if (!d.cmdTimeoutSet) d.cmdTimeout = 0;
+      if (b.fw.action !== undefined) {
+        d.firewalld = {
+          action: b.fw.action,
+          services: b.fw.services ?? [],
+          ports: b.fw.ports ?? [],
+        };
+        if (b.fw.zone !== undefined) d.firewalld.zone = b.fw.zone;
+      }
+    } else {
+      for (const k of ['FIREWALLD_ZONE', 'FIREWALLD_SERVICE', 'FIREWALLD_PORT'] as const) {
+        const l = L[k];
+        if (l !== undefined) {
+          this.error(l, `${DOOR_NAMES.get(k) ?? k} does nothing without "firewalld_action = open" (or close) in the same door`, name);
+        }
+      }
+    }
+
+    // (A door with firewalld_* but no action has already got an error.)
+    const doesSomething =
+      actionLine !== undefined ||
+      L.FIREWALLD_SERVICE !== undefined ||
+      L.FIREWALLD_PORT !== undefined ||
+      d.oneTimeSequences !== undefined ||
+      [d.startCommand, d.startCommand6, d.stopCommand, d.stopCommand6].some((c) => c !== undefined && c !== '');
+    if (!doesSomething) {
+      this.warn(d.line, 'door does nothing but log "OPEN SESAME": add Start_Command (or firewalld_action and firewalld_service)', name);
+    }
+
+    const n = d.sequence.length;
+    if (n >= 2 && d.seqTimeout < n - 1) {
+      this.warn(
+        L.SEQ_TIMEOUT ?? L.SEQUENCE ?? d.line,
+        `Seq_Timeout is ${d.seqTimeout} s for a ${n}-port sequence: a client that waits a second between knocks ` +
+          `needs ${n - 1} s and will never get in; raise Seq_Timeout`,
+        name,
+      );
+    }
+  }
+
+  /** Doors whose sequences collide: same sequence, or one a prefix of another. */
+  private crossDoorChecks(): void {
+    const doors = this.builders.filter((b) => !b.duplicate && b.door.sequence.length > 0 && b.door.oneTimeSequences === undefined);
+    for (let i = 0; i < doors.length; i++) {
+      for (let j = i + 1; j < doors.length; j++) {
+        const a = (doors[i] as DoorBuilder).door;
+        const b = (doors[j] as DoorBuilder).door;
+        const [short, long] = a.sequence.length <= b.sequence.length ? [a, b] : [b, a];
+        if (!isPrefix(short.sequence, long.sequence)) continue;
+        // TCP knocks with incompatible flag rules (syn vs !syn...) cannot be confused.
+        const allTcp = short.sequence.every((p) => p.proto === IPPROTO_TCP);
+        if (allTcp && flagsDisjoint(short.tcpFlags, long.tcpFlags)) continue;
+
+        const shortLine = short.lines.SEQUENCE ?? short.line;
+        const longLine = long.lines.SEQUENCE ?? long.line;
+        if (short.sequence.length === long.sequence.length) {
+          this.warn(
+            longLine,
+            `same knock sequence (${sequenceText(b)}) as door [${a.name}] (line ${shortLine}): one knock triggers both doors`,
+            b.name,
+          );
+        } else {
+          this.warn(
+            longLine,
+            `the sequence starts with the whole sequence of door [${short.name}] (line ${shortLine}): ` +
+              `knocking it also triggers [${short.name}] after ${short.sequence.length} ports`,
+            long.name,
+          );
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Value parsers (pure; return error messages rather than throwing)
+// ---------------------------------------------------------------------------
+
+/** `port[:tcp|udp],...`; spaces around items and around the `:` are allowed. */
+function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } {
+  const ports: KnockPort[] = [];
+  const errors: string[] = [];
+  if (value === '') return { ports, errors: ['Sequence is empty: list the ports to knock, e.g. "Sequence = 7000,8000:udp,9000"'] };
+
+  const items = value.split(',');
+  if (items.length > SEQ_MAX) errors.push(`Sequence has ${items.length} ports; knockd allows at most ${SEQ_MAX}`);
+
+  for (const raw of items) {
+    const item = trimAscii(raw);
+    if (item === '') {
+      errors.push(`empty item in Sequence "${value}" (a stray comma?)`);
+      continue;
+    }
+    const parts = item.split(':');
+    const portText = trimAscii(parts[0] ?? '');
+    if (parts.length > 2) {
+      errors.push(`bad Sequence item "${item}": expected port or port:tcp or port:udp`);
+      continue;
+    }
+    if (!/^\d+$/.test(portText)) {
+      errors.push(`invalid port "${item}" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp`);
+      continue;
+    }
+    const port = Number(portText);
+    if (port > 65535) {
+      errors.push(`port ${portText} in Sequence is out of range (0-65535)`);
+      continue;
+    }
+    let proto: KnockProto = IPPROTO_TCP;
+    if (parts.length === 2) {
+      const p = trimAscii(parts[1] ?? '').toUpperCase();
+      if (p === 'UDP') proto = IPPROTO_UDP;
+      else if (p !== 'TCP') {
+        errors.push(`unknown protocol "${trimAscii(parts[1] ?? '')}" in Sequence item "${item}" (expected tcp or udp)`);
+        continue;
+      }
+    }
+    ports.push({ port, proto });
+  }
+  return { ports, errors };
+}
+
+/** `syn,!ack,...`, case-insensitive. */
+function parseTcpFlags(value: string): { rule: TcpFlagRule; errors: string[] } {
+  const rule: TcpFlagRule = { set: 0, clear: 0 };
+  const errors: string[] = [];
+  const expected = '(expected fin, syn, rst, psh, ack, urg, each optionally with !)';
+  if (value === '') return { rule, errors: [`TCPFlags is empty ${expected}; leave the line out to accept any flags`] };
+
+  const both = new Set<string>();
+  for (const raw of value.split(',')) {
+    const item = trimAscii(raw);
+    if (item === '') {
+      errors.push(`empty item in TCPFlags "${value}" (a stray comma?)`);
+      continue;
+    }
+    const negated = item.startsWith('!');
+    const flagName = negated ? item.slice(1) : item;
+    const bit = TCP_FLAGS.get(flagName.toUpperCase());
+    if (bit === undefined) {
+      errors.push(`unknown TCP flag "${flagName}" ${expected}`);
+      continue;
+    }
+    if (negated) rule.clear |= bit;
+    else rule.set |= bit;
+    if (rule.set & rule.clear & bit) both.add(flagName.toLowerCase());
+  }
+  for (const f of both) errors.push(`TCP flag "${f}" is both required and excluded ("${f}" and "!${f}"): keep one`);
+  return { rule, errors };
+}
+
+/** A whole number of seconds in [min, MAX_TIMEOUT_SECONDS]. */
+function parseSeconds(value: string, min: number, written: string, err: (m: string) => void): number | undefined {
+  if (!/^\d+$/.test(value)) {
+    err(`${written} must be a whole number of seconds, got "${value}"`);
+    return undefined;
+  }
+  const n = Number(value);
+  if (n < min) {
+    err(`${written} must be at least ${min} second${min === 1 ? '' : 's'}, got ${value}`);
+    return undefined;
+  }
+  if (n > MAX_TIMEOUT_SECONDS) {
+    err(`${written} = ${value} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 24 days)`);
+    return undefined;
+  }
+  return n;
+}
+
+/**
+ * Returns why `value` is not a usable IP address, or undefined if it is one.
+ * Uses the decoder's strict inet_pton grammar, so that a Target that passes
+ * here is one the packet path can compare against.
+ */
+function checkAddress(value: string): string | undefined {
+  if (value === '') return 'is empty: give an IPv4 or IPv6 address';
+  if (value.includes('%')) return `"${value}" has a zone index (%...); give the plain address`;
+  if (canonicalAddress(value) === undefined) return `"${value}" is not an IPv4 or IPv6 address (host names and prefixes are not accepted)`;
+  return undefined;
+}
+
+function parseServices(value: string): { services: string[]; errors: string[] } {
+  const services: string[] = [];
+  const errors: string[] = [];
+  if (value === '') return { services, errors: ['firewalld_service is empty: name a firewalld service, e.g. ssh'] };
+  for (const raw of value.split(',')) {
+    const s = trimAscii(raw);
+    if (s === '') errors.push(`empty item in firewalld_service "${value}" (a stray comma?)`);
+    else if (!SERVICE_RE.test(s)) errors.push(`invalid firewalld service name "${s}": use letters, digits, ".", "_", "-" or "+"`);
+    else services.push(s);
+  }
+  return { services, errors };
+}
+
+function parseFirewalldPorts(value: string): { ports: FirewalldDoor['ports']; errors: string[] } {
+  const ports: FirewalldDoor['ports'] = [];
+  const errors: string[] = [];
+  const form = 'expected PORT/PROTO or FROM-TO/PROTO, e.g. 22/tcp or 60000-61000/udp';
+  if (value === '') return { ports, errors: [`firewalld_port is empty (${form})`] };
+  for (const raw of value.split(',')) {
+    const item = trimAscii(raw);
+    if (item === '') {
+      errors.push(`empty item in firewalld_port "${value}" (a stray comma?)`);
+      continue;
+    }
+    const m = FW_PORT_RE.exec(item);
+    if (m === null) {
+      errors.push(`invalid firewalld_port "${item}" (${form})`);
+      continue;
+    }
+    const from = Number(m[1]);
+    const to = m[2] !== undefined ? Number(m[2]) : undefined;
+    const proto = (m[3] ?? '').toLowerCase();
+    const bad = [from, to].find((p) => p !== undefined && (p < 1 || p > 65535));
+    if (bad !== undefined) {
+      errors.push(`port ${bad} in firewalld_port "${item}" is out of range (1-65535)`);
+      continue;
+    }
+    if (to !== undefined && to < from) {
+      errors.push(`port range ${from}-${to} in firewalld_port "${item}" is not ascending: write ${to}-${from}`);
+      continue;
+    }
+    if (!isFwProto(proto)) {
+      errors.push(`unknown protocol "${m[3] ?? ''}" in firewalld_port "${item}" (expected tcp, udp, sctp or dccp)`);
+      continue;
+    }
+    ports.push({ port: to !== undefined ? `${from}-${to}` : `${from}`, proto });
+  }
+  return { ports, errors };
+}
+
+function isFwProto(p: string): p is FirewalldDoor['ports'][number]['proto'] {
+  return FW_PROTOS.has(p as FirewalldDoor['ports'][number]['proto']);
+}
+
+/**
+ * Characters that blogs and word processors substitute and that silently break
+ * a shell command: typographic dashes, curly quotes, non-breaking spaces.
+ */
+function typographyWarnings(cmd: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const m of cmd.matchAll(/[\u2013\u2014](\S*)/g)) {
+    const token = m[0];
+    if (seen.has(token)) continue;
+    seen.add(token);
+    const rest = m[1] ?? '';
+    const code = codePoint(token);
+    out.push(
+      rest !== ''
+        ? `\`${token}\` looks like \`--${rest}\` (typographic dash); the command gets the character ${code}, not "--": retype it`
+        : `contains a typographic dash "${token}" (${code}); if "-" or "--" was meant, retype it`,
+    );
+  }
+  const quotes = [...new Set(cmd.match(/[\u2018\u2019\u201C\u201D]/g) ?? [])];
+  if (quotes.length > 0) {
+    out.push(
+      `contains typographic quotes ${quotes.join(' ')} (${quotes.map(codePoint).join(', ')}): ` +
+        `the shell treats them as ordinary characters, not quotes; use " or ' instead`,
+    );
+  }
+  const spaces = [...new Set(cmd.match(/[\u00A0\u2007\u202F]/g) ?? [])];
+  if (spaces.length > 0) {
+    out.push(
+      `contains a non-breaking space (${spaces.map(codePoint).join(', ')}): the shell does not split words there; ` +
+        'retype it as an ordinary space',
+    );
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+function issue(severity: ConfigIssue['severity'], file: string, line: number, message: string, door?: string): ConfigIssue {
+  const i: ConfigIssue = { severity, file, line, message };
+  if (door !== undefined && door !== '') i.door = door;
+  return i;
+}
+
+function newDoor(name: string, line: number, duplicate: boolean): DoorBuilder {
+  return {
+    door: {
+      name,
+      line,
+      sequence: [],
+      seqTimeout: DEFAULT_SEQ_TIMEOUT,
+      tcpFlags: { set: 0, clear: 0 },
+      cmdTimeout: DEFAULT_CMD_TIMEOUT,
+      cmdTimeoutSet: false,
+      lines: {},
+    },
+    duplicate,
+    fw: {},
+  };
+}
+
+/** knockd's trim(): ASCII white space only (a non-breaking space is kept, and warned about in commands). */
+function trimAscii(s: string): string {
+  return s.replace(/^[ \t\r\n\v\f]+|[ \t\r\n\v\f]+$/g, '');
+}
+
+function isHeader(l: string): boolean {
+  return l.length >= 2 && l.startsWith('[') && l.endsWith(']');
+}
+
+function portsText(ports: KnockPort[]): string {
+  return ports.map((p) => `${p.port}:${p.proto === IPPROTO_UDP ? 'udp' : 'tcp'}`).join(',');
+}
+
+function isPrefix(short: KnockPort[], long: KnockPort[]): boolean {
+  return short.every((p, i) => long[i] !== undefined && long[i].port === p.port && long[i].proto === p.proto);
+}
+
+/** No TCP packet can satisfy both rules. */
+function flagsDisjoint(a: TcpFlagRule, b: TcpFlagRule): boolean {
+  return ((a.set & b.clear) | (b.set & a.clear)) !== 0;
+}
+
+function codePoint(ch: string): string {
+  return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** The canonical spelling of a known key (upper-case), if it is one. */
+function spellingOf(upper: string): string | undefined {
+  return KNOWN_SPELLINGS.find((s) => s.toUpperCase() === upper);
+}
+
+/** ` (did you mean Seq_Timeout?)` when `key` is a near miss of a known directive. */
+function suggestion(key: string): string {
+  const upper = key.toUpperCase();
+  const limit = upper.length >= 6 ? 2 : 1;
+  let best: string | undefined;
+  let bestDist = limit + 1;
+  for (const s of KNOWN_SPELLINGS) {
+    const dist = editDistance(upper, s.toUpperCase());
+    if (dist < bestDist) {
+      best = s;
+      bestDist = dist;
+    }
+  }
+  return best !== undefined ? ` (did you mean ${best}?)` : '';
+}
+
+/** A hint for keys that contain a non-ASCII space (invisible in most editors). */
+function hiddenSpaceHint(key: string): string {
+  return /[\u00A0\u2007\u202F]/.test(key) ? '; it contains a non-breaking space: retype the line' : '';
+}
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
+function editDistance(a: string, b: string): number {
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d: number[] = new Array<number>(rows * cols).fill(0);
+  const at = (i: number, j: number): number => d[i * cols + j] ?? 0;
+  for (let i = 0; i < rows; i++) d[i * cols] = i;
+  for (let j = 0; j < cols; j++) d[j] = j;
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      d[i * cols + j] = v;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+function sortIssues(list: ConfigIssue[]): void {
+  list.sort((x, y) => x.line - y.line); // Array.prototype.sort is stable.
+}
+
+function readErrorMessage(path: string, err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  switch (code) {
+    case 'ENOENT':
+      return `cannot read config file ${path}: no such file (ENOENT)`;
+    case 'EACCES':
+    case 'EPERM':
+      return `cannot read config file ${path}: permission denied (${code}); run as root or fix the file's permissions`;
+    case 'EISDIR':
+      return `cannot read config file ${path}: it is a directory (EISDIR)`;
+    default:
+      return `cannot read config file ${path}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+/** Decodes UTF-8; on invalid bytes, decodes with replacement and reports the first bad line. */
+function decodeUtf8(buf: Buffer): { text: string; badLine?: number } {
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  try {
+    return { text: strict.decode(buf) };
+  } catch {
+    // Find the first line holding invalid bytes.
+  }
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= buf.length; i++) {
+    if (i === buf.length || buf[i] === 0x0a) {
+      try {
+        strict.decode(buf.subarray(start, i));
+      } catch {
+        return { text: buf.toString('utf8'), badLine: line };
+      }
+      line += 1;
+      start = i + 1;
+    }
+  }
+  return { text: buf.toString('utf8'), badLine: 0 };
+}

@@ -1,0 +1,78 @@
+import type { KnockProto } from '../decode/types';
+
+/** One port of a knock sequence, e.g. `2222:udp`. */
+export interface KnockPort {
+  proto: KnockProto;
+  port: number;
+}
+
+/**
+ * TCP flag constraints of a door (knockd's `TCPFlags`): every bit of `set` must
+ * be set and every bit of `clear` must be clear. Both 0 means "any flags".
+ */
+export interface TcpFlagRule {
+  set: number;
+  clear: number;
+}
+
+/** What a door does in firewalld (the `firewalld_*` directives). */
+export interface FirewalldDoor {
+  action: 'open' | 'close';
+  /** Zone name; undefined means firewalld's default zone, asked over D-Bus at start-up. */
+  zone?: string;
+  /** Service names (`firewalld_service = ssh,https`): one rich rule each. */
+  services: string[];
+  /** Ports (`firewalld_port = 22/tcp,60000-61000/udp`): one rich rule each. */
+  ports: { port: string; proto: 'tcp' | 'udp' | 'sctp' | 'dccp' }[];
+}
+
+/** A problem found in the config, always tied to a file and line. */
+export interface ConfigIssue {
+  severity: 'error' | 'warning';
+  file: string;
+  /** 1-based line number; 0 when the problem concerns the whole file (e.g. it cannot be read). */
+  line: number;
+  /** Door (section) name when the problem belongs to one. */
+  door?: string;
+  message: string;
+}
+
+export interface DoorConfig {
+  name: string;
+  /** Line of the `[name]` header (or of the `sequence` line that started a header-less door). */
+  line: number;
+  sequence: KnockPort[];
+  /** Seconds (knockd's `Seq_Timeout`, alias `Timeout`); default 25 as in knockd. */
+  seqTimeout: number;
+  tcpFlags: TcpFlagRule;
+  /** `Target`: the destination address knocks must be sent to, instead of the interface's own. */
+  target?: string;
+  /** Seconds (knockd's `Cmd_Timeout`); default 10 as in knockd. With firewalld_action=open: firewalld-side rule timeout, 0 = none. */
+  cmdTimeout: number;
+  /** Whether `Cmd_Timeout` was written explicitly (firewalld doors then default to no timeout). */
+  cmdTimeoutSet: boolean;
+  startCommand?: string;
+  startCommand6?: string;
+  stopCommand?: string;
+  stopCommand6?: string;
+  /** `One_Time_Sequences` file path. */
+  oneTimeSequences?: string;
+  firewalld?: FirewalldDoor;
+  /** Line of each directive, by canonical upper-case key, for error messages. */
+  lines: Record<string, number>;
+}
+
+export interface Options {
+  logFile?: string;
+  useSyslog: boolean;
+  pidFile?: string;
+  interface?: string;
+}
+
+export interface Config {
+  file: string;
+  options: Options;
+  doors: DoorConfig[];
+  /** Warnings (never errors: a config with errors is not returned). */
+  warnings: ConfigIssue[];
+}

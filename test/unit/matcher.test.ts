@@ -1,0 +1,305 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Matcher, type DoorSpec, type Knock, type MatchEvent } from '../../src/matcher/matcher';
+import { IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_SYN } from '../../src/decode/types';
+
+const SERVER = '10.0.0.1';
+const tcp = (port: number) => ({ proto: IPPROTO_TCP, port }) as const;
+const udp = (port: number) => ({ proto: IPPROTO_UDP, port }) as const;
+
+function door(name: string, ports: DoorSpec['sequence'], extra: Partial<DoorSpec> = {}): DoorSpec {
+  return { name, sequence: ports, seqTimeoutMs: 15_000, tcpFlags: { set: TH_SYN, clear: 0 }, action: 'open', ...extra };
+}
+
+const openSSH = door('openSSH', [tcp(3333), tcp(4444), tcp(5555)]);
+const closeSSH = door('closeSSH', [tcp(6666), tcp(7777), tcp(8888)], { action: 'close' });
+
+/** A matcher with a fake clock and a log of events. */
+function rig(doors: DoorSpec[] = [openSSH, closeSSH], maxAttempts?: number) {
+  const events: MatchEvent[] = [];
+  const m = new Matcher(doors, (e) => events.push(e), maxAttempts !== undefined ? { maxAttempts } : {});
+  m.setLocalAddresses([SERVER, 'fd00::1']);
+  let now = 1_000;
+  const knock = (src: string, port: number, o: { proto?: 6 | 17; flags?: number; dst?: string; family?: 4 | 6 } = {}) => {
+    const k: Knock = {
+      family: o.family ?? (src.includes(':') ? 6 : 4),
+      proto: o.proto ?? IPPROTO_TCP,
+      dport: port,
+      flags: o.flags ?? ((o.proto ?? IPPROTO_TCP) === IPPROTO_TCP ? TH_SYN : 0),
+      src,
+      dst: o.dst ?? (src.includes(':') ? 'fd00::1' : SERVER),
+    };
+    m.handle(k, now);
+  };
+  const advance = (ms: number) => {
+    now += ms;
+  };
+  const opened = () => events.filter((e) => e.type === 'open' || e.type === 'close').map((e) => `${e.type} ${e.door.name} ${e.src}`);
+  return { m, events, knock, advance, opened, now: () => now };
+}
+
+test('the full sequence opens, with stage events 1..3', () => {
+  const r = rig();
+  for (const p of [3333, 4444, 5555]) {
+    r.knock('10.0.0.2', p);
+    r.advance(100);
+  }
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'stage').map((e) => (e.type === 'stage' ? e.stage : 0)),
+    [1, 2, 3],
+  );
+  assert.equal(r.m.size, 0, 'a completed attempt is gone');
+});
+
+test('the close door emits close', () => {
+  const r = rig();
+  for (const p of [6666, 7777, 8888]) r.knock('10.0.0.2', p);
+  assert.deepEqual(r.opened(), ['close closeSSH 10.0.0.2']);
+});
+
+test('wrong order opens nothing', () => {
+  const r = rig();
+  for (const p of [3333, 5555, 4444]) r.knock('10.0.0.2', p);
+  assert.deepEqual(r.opened(), []);
+  for (const p of [4444, 3333, 5555]) r.knock('10.0.0.3', p);
+  assert.deepEqual(r.opened(), []);
+});
+
+test('a knock on a wrong port spoils the attempt; the sequence must restart', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 7777); // another door's port: a candidate packet, wrong for openSSH
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), []);
+  assert.ok(r.events.some((e) => e.type === 'spoiled' && e.door.name === 'openSSH' && e.stage === 2));
+  for (const p of [3333, 4444, 5555]) r.knock('10.0.0.2', p);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+});
+
+test('a port no door uses is not a candidate and spoils nothing (knockd never sees it)', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 22);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.equal(r.m.stats.ignored, 1);
+});
+
+test('a TCP packet whose flags do not match is ignored, it does not spoil', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 7777, { flags: TH_ACK }); // not SYN: ignored by every door
+  r.knock('10.0.0.2', 4444, { flags: TH_ACK }); // right port, wrong flags: does not advance
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555, { flags: TH_SYN | TH_ACK }); // SYN set (others don't care): counts
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.equal(r.events.filter((e) => e.type === 'spoiled').length, 0);
+});
+
+test('negated flags: tcpflags = fin,!ack', () => {
+  const d = door('fin', [tcp(1000), tcp(2000)], { tcpFlags: { set: TH_FIN, clear: TH_ACK } });
+  const r = rig([d]);
+  r.knock('10.0.0.2', 1000, { flags: TH_FIN | TH_ACK });
+  r.knock('10.0.0.2', 2000, { flags: TH_FIN | TH_ACK });
+  assert.deepEqual(r.opened(), []);
+  r.knock('10.0.0.2', 1000, { flags: TH_FIN });
+  r.knock('10.0.0.2', 2000, { flags: TH_FIN });
+  assert.deepEqual(r.opened(), ['open fin 10.0.0.2']);
+});
+
+test('a plain connect (SYN) does not knock a fin door', () => {
+  const d = door('fin', [tcp(1000), tcp(2000)], { tcpFlags: { set: TH_FIN, clear: 0 } });
+  const r = rig([d]);
+  r.knock('10.0.0.2', 1000);
+  r.knock('10.0.0.2', 2000);
+  assert.deepEqual(r.opened(), []);
+  assert.equal(r.m.size, 0);
+});
+
+test('an attempt older than seq_timeout is dropped (lazily, and by sweep)', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.advance(15_000);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), []);
+  assert.ok(r.events.some((e) => e.type === 'timeout' && e.stage === 2));
+
+  r.knock('10.0.0.3', 3333);
+  r.advance(14_999);
+  r.m.sweep(r.now());
+  assert.equal(r.m.size, 1, 'not yet');
+  r.advance(1);
+  r.m.sweep(r.now());
+  assert.equal(r.m.size, 0);
+  assert.equal(r.events.filter((e) => e.type === 'timeout').length, 2);
+});
+
+test('just inside seq_timeout still opens', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.advance(7_000);
+  r.knock('10.0.0.2', 4444);
+  r.advance(7_999);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+});
+
+test('two sources interleaved are tracked independently', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.3', 3333);
+  r.knock('10.0.0.3', 4444);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555);
+  r.knock('10.0.0.3', 4444); // wrong for .3 (expects 5555): spoils only .3
+  r.knock('10.0.0.3', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+});
+
+test('one source cannot complete a sequence started by another', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.3', 5555);
+  assert.deepEqual(r.opened(), []);
+});
+
+test('two doors sharing a first port: the second knock decides', () => {
+  const a = door('a', [tcp(1000), tcp(2000), tcp(3000)]);
+  const b = door('b', [tcp(1000), tcp(4000), tcp(5000)]);
+  const r = rig([a, b]);
+  r.knock('10.0.0.2', 1000);
+  assert.equal(r.m.size, 2);
+  r.knock('10.0.0.2', 4000);
+  r.knock('10.0.0.2', 5000);
+  assert.deepEqual(r.opened(), ['open b 10.0.0.2']);
+  r.knock('10.0.0.4', 1000);
+  r.knock('10.0.0.4', 2000);
+  r.knock('10.0.0.4', 3000);
+  assert.deepEqual(r.opened(), ['open b 10.0.0.2', 'open a 10.0.0.4']);
+});
+
+test('doors are independent: starting one door while another is in flight works', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 6666); // spoils openSSH, starts closeSSH
+  r.knock('10.0.0.2', 7777);
+  r.knock('10.0.0.2', 8888);
+  assert.deepEqual(r.opened(), ['close closeSSH 10.0.0.2']);
+});
+
+test('repeating the first knock restarts the attempt', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+});
+
+test('a sequence that repeats a port works', () => {
+  const r = rig([door('rep', [tcp(1000), tcp(1000), tcp(2000)])]);
+  r.knock('10.0.0.2', 1000);
+  r.knock('10.0.0.2', 1000);
+  r.knock('10.0.0.2', 2000);
+  assert.deepEqual(r.opened(), ['open rep 10.0.0.2']);
+});
+
+test('TCP/UDP mix: protocol is part of each knock', () => {
+  const r = rig([door('mix', [udp(2222), tcp(3333), udp(4444)])]);
+  r.knock('10.0.0.2', 2222); // TCP on a UDP port: not a candidate
+  assert.equal(r.m.size, 0);
+  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP });
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444, { proto: IPPROTO_UDP });
+  assert.deepEqual(r.opened(), ['open mix 10.0.0.2']);
+});
+
+test('a one-port door opens on its single knock', () => {
+  const r = rig([door('one', [udp(9999)])]);
+  r.knock('10.0.0.2', 9999, { proto: IPPROTO_UDP });
+  assert.deepEqual(r.opened(), ['open one 10.0.0.2']);
+  assert.equal(r.m.size, 0);
+});
+
+test('knocks to an address that is not the server are ignored', () => {
+  const r = rig();
+  for (const p of [3333, 4444, 5555]) r.knock('10.0.0.2', p, { dst: '10.0.0.99' });
+  assert.deepEqual(r.opened(), []);
+  assert.equal(r.m.stats.candidates, 0);
+});
+
+test('a door with a Target only listens to that address', () => {
+  const t = door('t', [tcp(1000), tcp(2000)], { target: '10.0.0.50' });
+  const r = rig([t]);
+  r.knock('10.0.0.2', 1000);
+  r.knock('10.0.0.2', 2000);
+  assert.deepEqual(r.opened(), [], 'the interface address is not the target');
+  r.knock('10.0.0.2', 1000, { dst: '10.0.0.50' });
+  r.knock('10.0.0.2', 2000, { dst: '10.0.0.50' });
+  assert.deepEqual(r.opened(), ['open t 10.0.0.2']);
+});
+
+test('IPv6 knockers are matched and reported as family 6', () => {
+  const r = rig();
+  for (const p of [3333, 4444, 5555]) r.knock('fd00::2', p);
+  const open = r.events.find((e) => e.type === 'open');
+  assert.ok(open && open.type === 'open' && open.family === 6 && open.src === 'fd00::2');
+});
+
+test('memory is bounded; a spoofed stage-1 flood cannot evict a knocker past stage 1', () => {
+  const r = rig([openSSH], 1000);
+  r.knock('192.0.2.7', 3333);
+  r.knock('192.0.2.7', 4444); // legitimate knocker now at stage 2
+  for (let i = 0; i < 50_000; i++) {
+    r.knock(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 3333);
+    r.advance(0.01);
+  }
+  assert.ok(r.m.size <= 1000, `size ${r.m.size}`);
+  assert.equal(r.m.stats.evicted, 50_000 + 1 - 1000);
+  r.knock('192.0.2.7', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 192.0.2.7']);
+});
+
+test('when only advanced attempts are left, the oldest of them goes first', () => {
+  const r = rig([openSSH], 2);
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.advance(1);
+  r.knock('10.0.0.3', 3333);
+  r.knock('10.0.0.3', 4444);
+  r.advance(1);
+  r.knock('10.0.0.4', 3333); // table full of advanced: evicts 10.0.0.2
+  assert.ok(r.events.some((e) => e.type === 'evicted' && e.src === '10.0.0.2'));
+  r.knock('10.0.0.3', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.3']);
+});
+
+test('setDoors keeps attempts for doors that still exist with the same sequence', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.3', 6666);
+  r.m.setDoors([{ ...openSSH, seqTimeoutMs: 20_000 }, door('closeSSH', [tcp(6000), tcp(7000)], { action: 'close' })]);
+  assert.equal(r.m.size, 1, 'closeSSH changed its sequence: its attempt is dropped');
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+});
+
+test('per-packet cost does not grow with the number of sources', () => {
+  const r = rig([openSSH], 200_000);
+  const timeFor = (n: number, base: number): number => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) r.knock(`10.${(base + i) >> 16 & 255}.${((base + i) >> 8) & 255}.${(base + i) & 255}`, 3333);
+    return Number(process.hrtime.bigint() - t0) / n;
+  };
+  timeFor(20_000, 0); // warm up
+  const small = timeFor(20_000, 20_000);
+  timeFor(100_000, 40_000);
+  const big = timeFor(20_000, 140_000);
+  assert.ok(big < small * 5, `per-packet ns grew from ${small.toFixed(0)} to ${big.toFixed(0)}`);
+});
