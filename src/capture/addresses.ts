@@ -1,0 +1,28 @@
+/** The interface's own addresses, as canonical text (knockd's "myips"). */
+import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { canonicalAddress } from '../decode/address';
+
+export interface InterfaceAddresses {
+  /** Whether the interface exists at all. */
+  exists: boolean;
+  addrs: string[];
+}
+
+/** Addresses of `iface` (IPv6 ones dropped when `ipv4Only`), zone ids (`%eth0`) removed. */
+export function interfaceAddresses(iface: string, ipv4Only = false): InterfaceAddresses {
+  const list = networkInterfaces()[iface];
+  if (list === undefined) return { exists: interfaceExists(iface), addrs: [] };
+  const addrs = new Set<string>();
+  for (const a of list) {
+    if (ipv4Only && a.family !== 'IPv4') continue;
+    const c = canonicalAddress(a.address.replace(/%.*$/, ''));
+    if (c !== undefined) addrs.add(c);
+  }
+  return { exists: true, addrs: [...addrs].sort() };
+}
+
+function interfaceExists(iface: string): boolean {
+  // networkInterfaces() lists only interfaces with an address; /sys knows the rest.
+  return !iface.includes('/') && iface !== '.' && iface !== '..' && existsSync(`/sys/class/net/${iface}`);
+}

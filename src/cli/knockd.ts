@@ -1,0 +1,243 @@
+/**
+ * `knockd` command line: knockd 0.8's flags, plus --check.
+ * Foreground by default (what systemd wants); -d detaches.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatIssue, loadConfig } from '../config/parse';
+import type { Config } from '../config/types';
+import { Daemon, StartupError } from '../daemon/daemon';
+import { createLogger, type LogFormat } from '../daemon/log';
+import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
+
+export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+const USAGE = `usage: knockd [options]
+options:
+  -i, --interface <int>  network interface to listen on (default "eth0")
+  -c, --config <file>    use an alternate config file (default /etc/knockd.conf)
+  -d, --daemon           run as a daemon (detach; writes the pid file)
+  -D, --debug            output debug messages
+  -l, --lookup           lookup DNS names for the log (never delays knocks)
+  -v, --verbose          be verbose
+  -4, --only-ip-v4       ignore packets from IPv6 sources
+  -p, --pidfile <file>   use an alternate pidfile (default /var/run/knockd.pid)
+  -g, --logfile <file>   use an alternate logfile
+      --check            parse and validate the config, print every problem, exit 1 if any error
+      --log-format <f>   text (knockd-style lines, default) or json (pino records)
+      --max-attempts <n> bound on knock attempts in flight (default ${DEFAULT_MAX_ATTEMPTS})
+  -V, --version          display version
+  -h, --help             this help
+`;
+
+interface Cli {
+  iface?: string;
+  config: string;
+  daemon: boolean;
+  debug: boolean;
+  verbose: boolean;
+  lookup: boolean;
+  ipv4Only: boolean;
+  pidFile?: string;
+  logFile?: string;
+  check: boolean;
+  logFormat: LogFormat;
+  maxAttempts: number;
+}
+
+function parseCli(argv: string[]): Cli | 'help' | 'version' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      interface: { type: 'string', short: 'i' },
+      config: { type: 'string', short: 'c' },
+      daemon: { type: 'boolean', short: 'd' },
+      debug: { type: 'boolean', short: 'D' },
+      verbose: { type: 'boolean', short: 'v' },
+      lookup: { type: 'boolean', short: 'l' },
+      'only-ip-v4': { type: 'boolean', short: '4' },
+      pidfile: { type: 'string', short: 'p' },
+      logfile: { type: 'string', short: 'g' },
+      check: { type: 'boolean' },
+      'log-format': { type: 'string' },
+      'max-attempts': { type: 'string' },
+      version: { type: 'boolean', short: 'V' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  if (positionals.length) throw new Error(`unexpected argument "${positionals[0]}"`);
+  const fmt = values['log-format'] ?? 'text';
+  if (fmt !== 'text' && fmt !== 'json') throw new Error(`--log-format must be text or json, not "${fmt}"`);
+  const max = values['max-attempts'] !== undefined ? Number(values['max-attempts']) : DEFAULT_MAX_ATTEMPTS;
+  if (!Number.isInteger(max) || max < 1) throw new Error(`--max-attempts must be a positive integer, not "${values['max-attempts']}"`);
+  return {
+    iface: values.interface,
+    config: values.config ?? '/etc/knockd.conf',
+    daemon: values.daemon ?? false,
+    debug: values.debug ?? false,
+    verbose: values.verbose ?? false,
+    lookup: values.lookup ?? false,
+    ipv4Only: values['only-ip-v4'] ?? false,
+    pidFile: values.pidfile,
+    logFile: values.logfile,
+    check: values.check ?? false,
+    logFormat: fmt,
+    maxAttempts: max,
+  };
+}
+
+async function readConfig(path: string, showWarnings: boolean): Promise<Config | undefined> {
+  const res = await loadConfig(path);
+  for (const e of res.errors) process.stderr.write(`${formatIssue(e)}\n`);
+  if (showWarnings) for (const w of res.warnings) process.stderr.write(`${formatIssue(w)}\n`);
+  return res.errors.length ? undefined : res.config;
+}
+
+/** -d: start a detached copy of ourselves without -d, and return. */
+function detach(argv: string[]): void {
+  const args = argv.flatMap((a) => {
+    if (a === '-d' || a === '--daemon') return [];
+    if (/^-[a-zA-Z0-9]+$/.test(a) && a.includes('d')) return [a.replace(/d/g, '')].filter((x) => x !== '-');
+    return [a];
+  });
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, KNOCKD_DETACHED: '1' },
+  });
+  child.unref();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let cli: Cli | 'help' | 'version';
+  try {
+    cli = parseCli(argv);
+  } catch (err) {
+    process.stderr.write(`knockd: ${(err as Error).message}\n${USAGE}`);
+    return 1;
+  }
+  if (cli === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (cli === 'version') {
+    process.stdout.write(`knockd ${VERSION} (firewalld edition, knockd 0.8 compatible)\n`);
+    return 0;
+  }
+
+  if (cli.check) {
+    const res = await loadConfig(cli.config);
+    for (const i of [...res.errors, ...res.warnings].sort((a, b) => a.line - b.line)) process.stdout.write(`${formatIssue(i)}\n`);
+    if (res.errors.length) {
+      process.stdout.write(`${cli.config}: ${res.errors.length} error(s), ${res.warnings.length} warning(s)\n`);
+      return 1;
+    }
+    process.stdout.write(`${cli.config}: OK, ${res.config!.doors.length} door(s), ${res.warnings.length} warning(s)\n`);
+    return 0;
+  }
+
+  const config = await readConfig(cli.config, false);
+  if (!config) {
+    process.stderr.write(`knockd: ${cli.config} has errors; not starting (run "knockd --check -c ${cli.config}")\n`);
+    return 1;
+  }
+  if (cli.daemon && process.env.KNOCKD_DETACHED !== '1') {
+    detach(argv);
+    return 0;
+  }
+
+  const iface = cli.iface ?? config.options.interface ?? 'eth0';
+  const logFile = cli.logFile ?? config.options.logFile;
+  const log = createLogger({
+    level: cli.debug ? 'debug' : 'info',
+    format: cli.logFormat,
+    ...(logFile ? { logFile } : {}),
+    console: process.env.KNOCKD_DETACHED === '1' ? 'none' : 'stdout',
+  });
+  const logger = log.logger;
+  for (const w of config.warnings) logger.warn(formatIssue(w));
+
+  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts }, logger);
+  try {
+    await daemon.start();
+  } catch (err) {
+    const msg = err instanceof StartupError ? err.message : `${(err as Error).stack ?? err}`;
+    logger.fatal(`not starting: ${msg}`);
+    log.flush();
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  }
+
+  const pidFile = cli.pidFile ?? config.options.pidFile ?? (cli.daemon ? '/var/run/knockd.pid' : undefined);
+  if (pidFile) {
+    try {
+      writeFileSync(pidFile, `${process.pid}\n`);
+    } catch (err) {
+      logger.warn(`could not create pid file ${pidFile}: ${(err as Error).message}`);
+    }
+  }
+
+  let stopping = false;
+  const shutdown = async (sig: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`waiting for child processes... (${sig})`);
+    await daemon.stop();
+    logger.info('shutting down');
+    if (pidFile) {
+      try {
+        unlinkSync(pidFile);
+      } catch {
+        /* already gone */
+      }
+    }
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGUSR1', () => {
+    log.reopen();
+    logger.info('log file reopened (SIGUSR1)');
+  });
+  process.on('SIGHUP', () => {
+    log.reopen();
+    logger.info(`re-reading config file: ${cli.config}`);
+    void (async () => {
+      const res = await loadConfig(cli.config);
+      if (res.errors.length || !res.config) {
+        for (const e of res.errors) logger.error(`reload refused, keeping the running config: ${formatIssue(e)}`);
+        return;
+      }
+      for (const w of res.warnings) logger.warn(formatIssue(w));
+      try {
+        await daemon.reload(res.config);
+      } catch (err) {
+        logger.error(`reload refused, keeping the running config: ${(err as Error).message}`);
+      }
+    })();
+  });
+  return -1; // keep running
+}
+
+/** Entry point for bin/knockd. */
+export function run(): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      // Exit now: a failed start may leave a D-Bus socket or timer behind that would keep us alive.
+      // (stdout/stderr are synchronous for files and pipes on Linux, so nothing is lost.)
+      if (code >= 0) process.exit(code);
+    },
+    (err: unknown) => {
+      process.stderr.write(`knockd: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (require.main === module) run();

@@ -1,0 +1,208 @@
+/**
+ * A thin, typed client for firewalld's D-Bus API (`org.fedoraproject.FirewallD1`)
+ * on the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured by dbus-next).
+ *
+ * Calls are sent as plain messages (no introspection round trip). The client
+ * watches firewalld's bus name, so it can tell "firewalld went away" from
+ * "firewalld refused", and relays firewalld's `Reloaded` signal: the grants
+ * layer uses both to put rules back. It never spawns `firewall-cmd`.
+ */
+import { EventEmitter } from 'node:events';
+import * as dbus from 'dbus-next';
+
+export const FIREWALLD = 'org.fedoraproject.FirewallD1';
+const PATH = '/org/fedoraproject/FirewallD1';
+const IFACE = 'org.fedoraproject.FirewallD1';
+const ZONE = 'org.fedoraproject.FirewallD1.zone';
+const DBUS = 'org.freedesktop.DBus';
+
+/** A failed firewalld call, with firewalld's own error code (`ALREADY_ENABLED`, `INVALID_ZONE`...) when it gave one. */
+export class FirewalldError extends Error {
+  constructor(
+    message: string,
+    /** D-Bus error name, e.g. org.fedoraproject.FirewallD1.Exception, org.freedesktop.DBus.Error.ServiceUnknown. */
+    readonly dbusName: string,
+    /** firewalld's code (the word before the first colon of its message), e.g. ALREADY_ENABLED. */
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'FirewalldError';
+  }
+
+  /** True when firewalld (or the bus) is not there, as opposed to firewalld refusing the request. */
+  get unreachable(): boolean {
+    return (
+      this.code === 'NOT_CONNECTED' ||
+      this.dbusName === 'org.freedesktop.DBus.Error.ServiceUnknown' ||
+      this.dbusName === 'org.freedesktop.DBus.Error.NameHasNoOwner' ||
+      this.dbusName === 'org.freedesktop.DBus.Error.NoReply' ||
+      this.dbusName === 'org.freedesktop.DBus.Error.Disconnected' ||
+      this.dbusName === 'org.freedesktop.DBus.Error.NoServer'
+    );
+  }
+}
+
+export interface FirewalldEvents {
+  /** firewalld appeared on the bus (started or restarted). */
+  up: [];
+  /** firewalld left the bus. */
+  down: [];
+  /** firewalld reloaded its configuration: runtime rich rules are gone. */
+  reloaded: [];
+  /** The bus connection itself failed; the client reconnects on the next call. */
+  busError: [Error];
+}
+
+function toError(err: unknown, what: string): FirewalldError {
+  if (err instanceof dbus.DBusError) {
+    const text = err.text ?? err.message;
+    const code = /^([A-Z_]+):/.exec(text)?.[1] ?? err.type.split('.').pop() ?? 'ERROR';
+    return new FirewalldError(`${what}: ${text}`, err.type, code);
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return new FirewalldError(`${what}: ${msg}`, 'org.freedesktop.DBus.Error.Disconnected', 'NOT_CONNECTED');
+}
+
+export class FirewalldClient extends EventEmitter<FirewalldEvents> {
+  private bus: dbus.MessageBus | undefined;
+  private connecting: Promise<dbus.MessageBus> | undefined;
+  private owner = '';
+  private closed = false;
+
+  /** Connect (lazily, on first use) and subscribe to firewalld's name and Reloaded signal. */
+  private async connection(): Promise<dbus.MessageBus> {
+    if (this.closed) throw new FirewalldError('firewalld client closed', 'org.freedesktop.DBus.Error.Disconnected', 'NOT_CONNECTED');
+    if (this.bus) return this.bus;
+    this.connecting ??= this.open().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async open(): Promise<dbus.MessageBus> {
+    const bus = dbus.systemBus();
+    bus.on('error', (err: Error) => this.dropBus(bus, err));
+    bus.on('message', (msg: dbus.Message) => this.onMessage(msg));
+    // The connection has no 'close' event in dbus-next's types; its stream does.
+    const stream = (bus as unknown as { _connection?: EventEmitter })._connection;
+    stream?.on('end', () => this.dropBus(bus, new Error('D-Bus connection closed')));
+    try {
+      await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+        `type='signal',sender='${DBUS}',interface='${DBUS}',member='NameOwnerChanged',arg0='${FIREWALLD}'`,
+      ]);
+      await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+        `type='signal',interface='${IFACE}',member='Reloaded'`,
+      ]);
+      const has = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'NameHasOwner', 's', [FIREWALLD]);
+      if (has?.body[0] === true) {
+        const owner = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
+        this.owner = String(owner?.body[0] ?? '');
+      }
+    } catch (err) {
+      bus.disconnect();
+      throw toError(err, 'cannot connect to the system bus');
+    }
+    this.bus = bus;
+    return bus;
+  }
+
+  private dropBus(bus: dbus.MessageBus, err: Error): void {
+    if (this.bus !== bus) return;
+    this.bus = undefined;
+    try {
+      bus.disconnect();
+    } catch {
+      /* already gone */
+    }
+    if (this.owner !== '') {
+      this.owner = '';
+      this.emit('down');
+    }
+    if (!this.closed) this.emit('busError', err);
+  }
+
+  private onMessage(msg: dbus.Message): void {
+    if (msg.type !== dbus.MessageType.SIGNAL) return;
+    if (msg.interface === DBUS && msg.member === 'NameOwnerChanged' && msg.body[0] === FIREWALLD) {
+      const newOwner = String(msg.body[2] ?? '');
+      const was = this.owner;
+      this.owner = newOwner;
+      if (was !== '' && newOwner !== was) this.emit('down');
+      if (newOwner !== '') this.emit('up');
+    } else if (msg.interface === IFACE && msg.member === 'Reloaded' && (this.owner === '' || msg.sender === this.owner)) {
+      this.emit('reloaded');
+    }
+  }
+
+  private async rawCall(
+    bus: dbus.MessageBus,
+    destination: string,
+    path: string,
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+  ): Promise<dbus.Message | null> {
+    return bus.call(new dbus.Message({ destination, path, interface: iface, member, signature, body }));
+  }
+
+  private async call(iface: string, member: string, signature: string, body: unknown[], what: string): Promise<unknown> {
+    let bus: dbus.MessageBus;
+    try {
+      bus = await this.connection();
+    } catch (err) {
+      throw err instanceof FirewalldError ? err : toError(err, what);
+    }
+    try {
+      const reply = await this.rawCall(bus, FIREWALLD, PATH, iface, member, signature, body);
+      return reply?.body[0];
+    } catch (err) {
+      throw toError(err, what);
+    }
+  }
+
+  /** Is firewalld on the bus right now (as far as the last signal said)? */
+  get running(): boolean {
+    return this.owner !== '';
+  }
+
+  /** Connect and learn whether firewalld is there; never throws for "not running". */
+  async probe(): Promise<boolean> {
+    await this.connection();
+    return this.owner !== '';
+  }
+
+  async getDefaultZone(): Promise<string> {
+    return String(await this.call(IFACE, 'getDefaultZone', '', [], 'getDefaultZone'));
+  }
+
+  async getZones(): Promise<string[]> {
+    return (await this.call(ZONE, 'getZones', '', [], 'getZones')) as string[];
+  }
+
+  async listServices(): Promise<string[]> {
+    return (await this.call(IFACE, 'listServices', '', [], 'listServices')) as string[];
+  }
+
+  async getRichRules(zone: string): Promise<string[]> {
+    return (await this.call(ZONE, 'getRichRules', 's', [zone], `getRichRules(${zone})`)) as string[];
+  }
+
+  async queryRichRule(zone: string, rule: string): Promise<boolean> {
+    return (await this.call(ZONE, 'queryRichRule', 'ss', [zone, rule], `queryRichRule(${zone})`)) === true;
+  }
+
+  /** Add a runtime rich rule; firewalld removes it by itself after `timeout` seconds (0: never). */
+  async addRichRule(zone: string, rule: string, timeout: number): Promise<void> {
+    await this.call(ZONE, 'addRichRule', 'ssi', [zone, rule, timeout], `addRichRule(${zone}, '${rule}', ${timeout})`);
+  }
+
+  async removeRichRule(zone: string, rule: string): Promise<void> {
+    await this.call(ZONE, 'removeRichRule', 'ss', [zone, rule], `removeRichRule(${zone}, '${rule}')`);
+  }
+
+  close(): void {
+    this.closed = true;
+    const bus = this.bus;
+    this.bus = undefined;
+    bus?.disconnect();
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * End-to-end helpers: run our knockd (and Debian's knock/knockd) inside a lab.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { Lab } from '../lab/lab';
+
+export const REPO = resolve(__dirname, '..', '..', '..');
+export const KNOCKD_BIN = join(REPO, 'bin', 'knockd');
+
+export interface RunningDaemon {
+  proc: ChildProcess;
+  logFile: string;
+  confFile: string;
+  /** The whole log so far. */
+  log(): Promise<string>;
+  /** Wait until the log matches `re` (counting only text after `from` chars). */
+  waitForLog(re: RegExp, timeoutMs?: number, from?: number): Promise<string>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+let seq = 0;
+
+/** Start bin/knockd in the server namespace with `conf` as its config; resolves once it is listening. */
+export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = []): Promise<RunningDaemon> {
+  const n = ++seq;
+  const confFile = join(lab.tmpDir, `knockd-${n}.conf`);
+  const logFile = join(lab.tmpDir, `knockd-${n}.log`);
+  const outFile = join(lab.tmpDir, `knockd-${n}.out`);
+  await writeFile(confFile, conf);
+  const proc = lab.spawnIn('server', [process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, ...extraArgs], { logFile: outFile });
+  const readLog = async (): Promise<string> => {
+    const [a, b] = await Promise.all([readFile(logFile, 'utf8').catch(() => ''), readFile(outFile, 'utf8').catch(() => '')]);
+    return a.length ? a : b;
+  };
+  const d: RunningDaemon = {
+    proc,
+    logFile,
+    confFile,
+    log: readLog,
+    waitForLog: (re, timeoutMs = 5000, from = 0) =>
+      lab.waitFor(async () => {
+        const text = (await readLog()).slice(from);
+        if (re.test(text)) return text;
+        if (proc.exitCode !== null) throw new Error(`knockd exited with ${proc.exitCode}:\n${await readFile(outFile, 'utf8').catch(() => '')}`);
+        return undefined;
+      }, timeoutMs),
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.ref(); // the lab unrefs its children; keep the loop alive while we wait for this one
+      const done = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+      proc.kill(signal);
+      return done;
+    },
+  };
+  try {
+    await d.waitForLog(/listening on/, 15_000);
+  } catch (err) {
+    const out = await readFile(outFile, 'utf8').catch(() => '');
+    throw new Error(`knockd did not start: ${(err as Error).message}\n--- output ---\n${out}`);
+  }
+  return d;
+}
+
+/** Debian's knock 0.8 client, run in the client namespace. */
+export async function debianKnock(lab: Lab, host: string, ports: (number | string)[], extra: string[] = []): Promise<void> {
+  const r = await lab.execIn('client', ['knock', ...extra, host, ...ports.map(String)], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`knock failed (${r.code}): ${r.stderr}`);
+}
+
+/**
+ * Knock from a chosen source address in the client namespace: one TCP
+ * connection attempt per port (SYN), not waiting for an answer, like knock 0.8.
+ */
+export async function knockFrom(lab: Lab, source: string, host: string, ports: number[], delayMs = 0): Promise<void> {
+  const script = `
+const net = require('net');
+const [src, host, delay, ...ports] = process.argv.slice(1);
+(async () => {
+  for (const p of ports) {
+    const s = net.connect({ host, port: Number(p), localAddress: src });
+    s.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 20));
+    s.destroy();
+    if (Number(delay)) await new Promise((r) => setTimeout(r, Number(delay)));
+  }
+})();`;
+  const r = await lab.execIn('client', [process.execPath, '-e', script, source, host, String(delayMs), ...ports.map(String)], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`knockFrom failed (${r.code}): ${r.stderr}`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The rich rule our daemon adds for a knocker. */
+export const sshRule = (src: string, family: 4 | 6 = 4): string => `rule family="ipv${family}" source address="${src}" service name="ssh" accept`;
+
+export const DEFAULT_CONF = (opts: { cmdTimeout?: number; seqTimeout?: number; tcpflags?: string } = {}): string => `
+[options]
+    logfile = /dev/null
+
+[openSSH]
+    sequence          = 3333,4444,5555
+    seq_timeout       = ${opts.seqTimeout ?? 15}
+    tcpflags          = ${opts.tcpflags ?? 'syn'}
+    firewalld_action  = open
+    firewalld_zone    = public
+    firewalld_service = ssh
+    cmd_timeout       = ${opts.cmdTimeout ?? 3600}
+
+[closeSSH]
+    sequence          = 6666,7777,8888
+    seq_timeout       = ${opts.seqTimeout ?? 15}
+    tcpflags          = ${opts.tcpflags ?? 'syn'}
+    firewalld_action  = close
+    firewalld_zone    = public
+    firewalld_service = ssh
+`;
