@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install what knockd-firewalld needs to build, run its lab and its tests, then `npm ci`.
+# Debian 12 (apt) or RHEL 9 family (dnf). Run as root from the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "setup: run as root (it installs packages and creates network namespaces)" >&2; exit 1; }
+
+DEB_PKGS=(libpcap-dev firewalld dbus openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd procps strace systemd)
+RPM_PKGS=(libpcap-devel firewalld dbus-daemon openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat systemd)
+
+if command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    # Debian starts a service when its package is installed: a host firewalld
+    # would start filtering this machine. The lab runs its own copies inside
+    # namespaces, so keep new services from starting during this install.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
+    apt-get install -y "${missing[@]}"
+  fi
+elif command -v dnf >/dev/null 2>&1; then
+  if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    dnf module reset -y nodejs >/dev/null 2>&1 || true
+    dnf module enable -y nodejs:20 >/dev/null 2>&1 || true
+    RPM_PKGS+=(nodejs npm)
+  fi
+  dnf install -y "${RPM_PKGS[@]}"
+  # knock/knockd 0.8 (the reference peer in the tests) come from EPEL on RHEL.
+  if ! command -v knock >/dev/null 2>&1; then
+    dnf install -y epel-release || dnf install -y "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"
+    dnf install -y knock knock-server || echo "setup: warning: knock/knockd 0.8 not installed; the tests that use them as a peer will fail" >&2
+  fi
+else
+  echo "setup: neither apt-get nor dnf found; install the packages listed in README.md by hand" >&2
+  exit 1
+fi
+
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  echo "setup: Node.js $(node --version) is too old; knockd-firewalld needs Node.js 20 or later." >&2
+  echo "       Debian 12: install nodejs 20 from NodeSource (https://github.com/nodesource/distributions)." >&2
+  echo "       RHEL 9:    dnf module enable nodejs:20 && dnf install nodejs" >&2
+  exit 1
+fi
+
+# Dependencies (cap and usocket build with node-gyp, pinned by package.json "overrides"), then compile.
+npm ci --no-audit --no-fund
