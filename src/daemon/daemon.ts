@@ -20,6 +20,7 @@ import { Grants } from '../firewalld/grants';
 import { richRule, ruleTargets } from '../firewalld/rules';
 import { Matcher, type MatchEvent } from '../matcher/matcher';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
+import { SystemdNotifier } from './notify';
 
 export interface DaemonOptions {
   /** Interface to listen on (-i, else config Interface, else eth0). */
@@ -63,6 +64,10 @@ export class Daemon {
   private stage1Budget = STAGE1_LOG_PER_SECOND;
   private stage1Suppressed = 0;
   private readonly hostnames = new Map<string, string | null>();
+  private startedLogged = false;
+  /** Why the capture is not open, for STATUS= (empty while listening). */
+  private waitingFor = '';
+  readonly notifier: SystemdNotifier;
   readonly stats: DaemonStats = { frames: 0, malformed: 0, ignored: 0 };
 
   constructor(
@@ -74,6 +79,15 @@ export class Daemon {
     this.indexDoors();
     this.matcher = new Matcher(this.doors, (e) => this.onMatch(e), { maxAttempts: opts.maxAttempts });
     this.capture = new PcapCapture((link, buf, len) => this.onFrame(link, buf, len));
+    this.notifier = new SystemdNotifier(log);
+  }
+
+  /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
+  statusLine(): string {
+    if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
+    if (!this.capture.open) return this.waitingFor || `waiting for ${this.opts.iface}`;
+    const open = this.grantList.length;
+    return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open} open`;
   }
 
   private indexDoors(): void {
@@ -145,6 +159,15 @@ export class Daemon {
         this.log.warn(`interface ${iface} does not exist (yet); waiting for it`);
       }
       this.waitingLogged = true;
+      this.waitingFor = `waiting for ${iface}`;
+      this.localAddrs = [];
+      return;
+    }
+    if (info.addrs.length === 0 && this.doors.some((d) => d.target === undefined)) {
+      // Knocks are matched against the interface's own addresses: none yet means nothing can match.
+      if (this.capture.open) this.capture.stop();
+      if (first || this.waitingFor !== `waiting for an address on ${iface}`) this.log.warn(`interface ${iface} has no address (yet); waiting for one`);
+      this.waitingFor = `waiting for an address on ${iface}`;
       this.localAddrs = [];
       return;
     }
@@ -161,6 +184,7 @@ export class Daemon {
     try {
       const link = this.capture.start(this.opts.iface, filter);
       this.waitingLogged = false;
+      this.waitingFor = '';
       this.log.debug(`pcap filter: ${filter}`);
       if (first || !this.startedLogged) {
         this.log.info(`starting up, listening on ${this.opts.iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText(d.config)}`).join('; ')})`);
@@ -168,16 +192,17 @@ export class Daemon {
       } else {
         this.log.info(`listening on ${this.opts.iface} again`);
       }
+      void this.notifier.markReady(this.statusLine());
     } catch (err) {
       if (!(err instanceof CaptureError)) throw err;
       if (!this.waitingLogged) this.log.warn(`${err.message}; retrying every few seconds`);
       this.waitingLogged = true;
+      this.waitingFor = `cannot capture on ${this.opts.iface}, retrying`;
     }
   }
-  private startedLogged = false;
-
   private tick(): void {
     this.matcher.sweep(performance.now());
+    void this.notifier.status(this.statusLine());
     if (this.stage1Suppressed > 0) {
       this.log.info(`${this.stage1Suppressed} more "Stage 1" line(s) suppressed in the last second (${this.matcher.size} attempts in flight)`);
       this.stage1Suppressed = 0;

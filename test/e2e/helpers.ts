@@ -22,14 +22,23 @@ export interface RunningDaemon {
 
 let seq = 0;
 
+export interface StartOptions {
+  /** Extra environment for the daemon, e.g. NOTIFY_SOCKET. */
+  env?: Record<string, string>;
+  /** Log line that means "started" (default /listening on/). */
+  waitFor?: RegExp;
+}
+
 /** Start bin/knockd in the server namespace with `conf` as its config; resolves once it is listening. */
-export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = []): Promise<RunningDaemon> {
+export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = [], opts: StartOptions = {}): Promise<RunningDaemon> {
   const n = ++seq;
   const confFile = join(lab.tmpDir, `knockd-${n}.conf`);
   const logFile = join(lab.tmpDir, `knockd-${n}.log`);
   const outFile = join(lab.tmpDir, `knockd-${n}.out`);
   await writeFile(confFile, conf);
-  const proc = lab.spawnIn('server', [process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, ...extraArgs], { logFile: outFile });
+  const env = opts.env ?? {};
+  const envArgv = Object.keys(env).length ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [];
+  const proc = lab.spawnIn('server', [...envArgv, process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, ...extraArgs], { logFile: outFile });
   const readLog = async (): Promise<string> => {
     const [a, b] = await Promise.all([readFile(logFile, 'utf8').catch(() => ''), readFile(outFile, 'utf8').catch(() => '')]);
     return a.length ? a : b;
@@ -55,7 +64,7 @@ export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = 
     },
   };
   try {
-    await d.waitForLog(/listening on/, 15_000);
+    await d.waitForLog(opts.waitFor ?? /listening on/, 15_000);
   } catch (err) {
     const out = await readFile(outFile, 'utf8').catch(() => '');
     throw new Error(`knockd did not start: ${(err as Error).message}\n--- output ---\n${out}`);

@@ -1,0 +1,107 @@
+/**
+ * Type=notify: READY=1 only once capture is open and firewalld answered;
+ * STATUS= says what the daemon is doing. A NOTIFY_SOCKET of our own receives
+ * what the real systemd-notify binary sends (python3 reads the datagrams; a
+ * plain recv() drops the barrier fd that systemd >= 246 passes, which releases
+ * systemd-notify exactly as systemd would).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { requireRoot, startLab, type Lab } from '../lab/lab';
+import { DEFAULT_CONF, debianKnock, startKnockd } from './helpers';
+
+const RECEIVER = `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("BOUND", flush=True)
+while True:
+    d = s.recv(65536)
+    print(d.decode(errors="replace").replace("\\n", "|"), flush=True)
+`;
+
+class NotifySocket {
+  readonly messages: string[] = [];
+  private proc: ChildProcess;
+  constructor(readonly path: string) {
+    this.proc = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let buf = '';
+    this.proc.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        this.messages.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+  }
+  async bound(lab: Lab): Promise<void> {
+    await lab.waitFor(async () => this.messages.includes('BOUND'), 5000);
+  }
+  find(re: RegExp): string | undefined {
+    return this.messages.find((m) => re.test(m));
+  }
+  close(): void {
+    this.proc.kill();
+  }
+}
+
+let lab: Lab;
+before(async () => {
+  requireRoot();
+  lab = await startLab({ ipv6: false });
+});
+after(async () => {
+  await lab?.stop();
+});
+
+test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async () => {
+  const sock = new NotifySocket(join(lab.tmpDir, 'notify-1.sock'));
+  await sock.bound(lab);
+  const d = await startKnockd(lab, DEFAULT_CONF(), [], { env: { NOTIFY_SOCKET: sock.path } });
+  try {
+    const ready = await lab.waitFor(async () => sock.find(/READY=1/), 5000);
+    assert.match(ready, new RegExp(`STATUS=listening on ${lab.serverIf}, 2 doors, 0 open`));
+    assert.match(ready, /MAINPID=\d+/);
+    await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+    await lab.waitFor(async () => sock.find(/STATUS=listening on .*, 2 doors, 1 open/), 5000);
+    assert.equal(sock.messages.filter((m) => m.includes('READY=1')).length, 1, 'READY=1 is sent once');
+  } finally {
+    await d.stop();
+    sock.close();
+  }
+});
+
+test('a missing interface: the daemon waits (STATUS=waiting for ...), READY=1 comes when it appears', async () => {
+  const sock = new NotifySocket(join(lab.tmpDir, 'notify-2.sock'));
+  await sock.bound(lab);
+  const iface = `kd${lab.id.slice(-6)}`;
+  const d = await startKnockd(lab, DEFAULT_CONF(), ['-i', iface], { env: { NOTIFY_SOCKET: sock.path }, waitFor: /waiting for/ });
+  try {
+    await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for ${iface}`)), 5000);
+    assert.equal(sock.find(/READY=1/), undefined, 'not ready without the interface');
+    // (no dummy driver in every kernel: a veth pair inside the server namespace will do)
+    const ip = async (...a: string[]): Promise<void> => {
+      const r = await lab.execIn('server', ['ip', ...a]);
+      assert.equal(r.code, 0, `ip ${a.join(' ')}: ${r.stderr}`);
+    };
+    await ip('link', 'add', iface, 'type', 'veth', 'peer', 'name', `${iface}p`);
+    await ip('link', 'set', iface, 'addrgenmode', 'none'); // no IPv6 link-local address
+    await ip('link', 'set', `${iface}p`, 'up');
+    await ip('link', 'set', iface, 'up');
+    await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for an address on ${iface}`)), 5000);
+    assert.equal(sock.find(/READY=1/), undefined, 'not ready without an address');
+    await ip('addr', 'add', '10.201.0.1/24', 'dev', iface);
+    const ready = await lab.waitFor(async () => sock.find(/READY=1/), 6000);
+    assert.match(ready, new RegExp(`STATUS=listening on ${iface}`));
+    assert.match(await d.log(), new RegExp(`interface ${iface} does not exist \\(yet\\); waiting for it`));
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nnotify messages: ${sock.messages.join('\n')}\nlog:\n${await d.log()}`);
+  } finally {
+    await d.stop();
+    sock.close();
+    await lab.execIn('server', ['ip', 'link', 'del', iface]);
+  }
+});
