@@ -12,15 +12,14 @@ import { buildFilter } from '../capture/filter';
 import { CaptureError, PcapCapture } from '../capture/pcap';
 import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
-import { formatAddress } from '../decode/address';
-import { decodeFrame } from '../decode/decode';
-import { Decoded, newPacket, type LinkType } from '../decode/types';
+import type { LinkType } from '../decode/types';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
 import { richRule, ruleTargets } from '../firewalld/rules';
 import { Matcher, type MatchEvent } from '../matcher/matcher';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { SystemdNotifier } from './notify';
+import { FramePipeline, type FrameStats } from './pipeline';
 
 export interface DaemonOptions {
   /** Interface to listen on (-i, else config Interface, else eth0). */
@@ -35,12 +34,6 @@ export interface DaemonOptions {
   addressPollMs?: number;
 }
 
-export interface DaemonStats {
-  frames: number;
-  malformed: number;
-  ignored: number;
-}
-
 /** Start-up failures an admin must fix; the message says how. */
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -52,7 +45,6 @@ const STAGE1_LOG_PER_SECOND = 50;
 export class Daemon {
   private readonly capture: PcapCapture;
   private readonly matcher: Matcher;
-  private readonly packet = newPacket();
   private doors: RuntimeDoor[];
   private readonly doorByName = new Map<string, RuntimeDoor>();
   private fw: FirewalldClient | undefined;
@@ -68,7 +60,7 @@ export class Daemon {
   /** Why the capture is not open, for STATUS= (empty while listening). */
   private waitingFor = '';
   readonly notifier: SystemdNotifier;
-  readonly stats: DaemonStats = { frames: 0, malformed: 0, ignored: 0 };
+  private readonly pipeline: FramePipeline;
 
   constructor(
     private config: Config,
@@ -78,6 +70,7 @@ export class Daemon {
     this.doors = toRuntimeDoors(config.doors);
     this.indexDoors();
     this.matcher = new Matcher(this.doors, (e) => this.onMatch(e), { maxAttempts: opts.maxAttempts });
+    this.pipeline = new FramePipeline(this.matcher, opts.ipv4Only);
     this.capture = new PcapCapture((link, buf, len) => this.onFrame(link, buf, len));
     this.notifier = new SystemdNotifier(log);
   }
@@ -210,34 +203,12 @@ export class Daemon {
     this.stage1Budget = STAGE1_LOG_PER_SECOND;
   }
 
-  /** Per-packet path: decode in place; make strings only for candidate knocks. */
+  /** Per-packet path (see FramePipeline); an exception here must never reach libpcap's callback. */
   private onFrame(link: LinkType, buf: Buffer, len: number): void {
-    this.stats.frames++;
-    const p = this.packet;
-    const r = decodeFrame(link, buf, len, p);
-    if (r !== Decoded.Ok) {
-      if (r === Decoded.Malformed) this.stats.malformed++;
-      else this.stats.ignored++;
-      return;
-    }
-    if ((p.family === 6 && this.opts.ipv4Only) || !this.matcher.watches(p.proto, p.dport)) {
-      this.stats.ignored++;
-      return;
-    }
     try {
-      this.matcher.handle(
-        {
-          family: p.family,
-          proto: p.proto,
-          dport: p.dport,
-          flags: p.flags,
-          src: formatAddress(p.buf, p.srcOff, p.family),
-          dst: formatAddress(p.buf, p.dstOff, p.family),
-        },
-        performance.now(),
-      );
+      this.pipeline.onFrame(link, buf, len, performance.now());
     } catch (err) {
-      this.log.error({ err }, `internal error while matching a packet: ${(err as Error).message}`);
+      this.log.error({ err }, `internal error while handling a packet: ${(err as Error).message}`);
     }
   }
 
@@ -304,6 +275,11 @@ export class Daemon {
     this.matcher.setDoors(doors);
     this.openCapture(false);
     this.log.info(`configuration reloaded from ${next.file}: ${doors.length} door(s)`);
+  }
+
+  /** Frame counters (malformed frames are counted here). */
+  get frameStats(): FrameStats {
+    return this.pipeline.stats;
   }
 
   get grantList(): ReturnType<Grants['list']> {
