@@ -1,0 +1,337 @@
+/**
+ * The `knock` client (src/cli/knock.ts): command-line parsing, messages and
+ * exit codes compared with Debian's knock 0.8 (/usr/bin/knock), and real
+ * hits on loopback sockets.
+ *
+ *   npx tsc -p tsconfig.json && node --test dist/test/unit/knock.test.js
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import { join, resolve } from 'node:path';
+import { main, parseKnockArgs, parsePortSpec, USAGE, type KnockIo, type KnockOptions, type ParsedArgs } from '../../src/cli/knock';
+
+const REPO = resolve(__dirname, '..', '..', '..');
+const KNOCK_BIN = join(REPO, 'bin', 'knock');
+const DEBIAN_KNOCK = '/usr/bin/knock';
+
+/** main() with captured output. */
+async function runMain(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: KnockIo = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+/** Run a knock binary (ours through node, or Debian's) and collect its output. */
+function runBin(which: 'ours' | 'debian', argv: string[]): { code: number | null; stdout: string; stderr: string } {
+  const [cmd, args] = which === 'ours' ? [process.execPath, [KNOCK_BIN, ...argv]] : [DEBIAN_KNOCK, argv];
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The options of a parse that must succeed. */
+function opts(argv: string[]): KnockOptions {
+  const r: ParsedArgs = parseKnockArgs(argv);
+  assert.equal(r.kind, 'run', `expected a runnable command line for ${JSON.stringify(argv)}, got ${JSON.stringify(r)}`);
+  return (r as Extract<ParsedArgs, { kind: 'run' }>).options;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('parsePortSpec', () => {
+  test('N, N:tcp and N:udp', () => {
+    assert.deepEqual(parsePortSpec('22'), { port: 22, proto: 'tcp' });
+    assert.deepEqual(parsePortSpec('3333:tcp'), { port: 3333, proto: 'tcp' });
+    assert.deepEqual(parsePortSpec('4444:udp'), { port: 4444, proto: 'udp' });
+    assert.deepEqual(parsePortSpec('1'), { port: 1, proto: 'tcp' });
+    assert.deepEqual(parsePortSpec('65535:udp'), { port: 65535, proto: 'udp' });
+    assert.deepEqual(parsePortSpec('022'), { port: 22, proto: 'tcp' });
+  });
+
+  test('like knock 0.8, any suffix other than exactly "udp" means TCP', () => {
+    for (const s of ['5555:UDP', '5555:foo', '5555:', '5555:udp:x', '5555:tcp ']) {
+      assert.deepEqual(parsePortSpec(s), { port: 5555, proto: 'tcp' }, s);
+    }
+  });
+
+  test('non-numeric and out-of-range ports are rejected with a clear message', () => {
+    for (const s of ['abc', 'ssh', '0', '65536', '70000', '', ':udp', '-1', '+22', '22x', ' 22', '1e3', '0x10', '22.0', '2 2:udp']) {
+      assert.throws(() => parsePortSpec(s), /^Error: error: invalid port '.*' in '.*' \(expected N, N:tcp or N:udp with N from 1 to 65535\)$/, s);
+    }
+    assert.throws(() => parsePortSpec('abc:udp'), { message: "error: invalid port 'abc' in 'abc:udp' (expected N, N:tcp or N:udp with N from 1 to 65535)" });
+  });
+});
+
+describe('command line', () => {
+  test('defaults', () => {
+    assert.deepEqual(opts(['example.org', '1', '2:udp']), {
+      verbose: false,
+      udp: false,
+      delayMs: 0,
+      family: 0,
+      host: 'example.org',
+      ports: [
+        { port: 1, proto: 'tcp' },
+        { port: 2, proto: 'udp' },
+      ],
+    });
+  });
+
+  test('-v/--verbose, -u/--udp, -4/--ipv4, -6/--ipv6', () => {
+    assert.equal(opts(['-v', 'h', '1']).verbose, true);
+    assert.equal(opts(['--verbose', 'h', '1']).verbose, true);
+    assert.equal(opts(['-u', 'h', '1']).udp, true);
+    assert.equal(opts(['--udp', 'h', '1']).udp, true);
+    assert.equal(opts(['-4', 'h', '1']).family, 4);
+    assert.equal(opts(['--ipv4', 'h', '1']).family, 4);
+    assert.equal(opts(['-6', 'h', '1']).family, 6);
+    assert.equal(opts(['--ipv6', 'h', '1']).family, 6);
+    assert.equal(opts(['-4', '-6', 'h', '1']).family, 6, 'the last of -4/-6 wins, as in knock 0.8');
+    assert.equal(opts(['-6', '-4', 'h', '1']).family, 4);
+  });
+
+  test('-d/--delay in every getopt_long spelling', () => {
+    for (const argv of [['-d', '100'], ['-d100'], ['--delay', '100'], ['--delay=100'], ['--del=100'], ['-vd', '100'], ['-vd100']]) {
+      assert.equal(opts([...argv, 'h', '1']).delayMs, 100, argv.join(' '));
+    }
+    assert.equal(opts(['-d', '0', 'h', '1']).delayMs, 0);
+  });
+
+  test('bundled short options, options after operands, and --', () => {
+    const o = opts(['-vu46', 'h', '1']);
+    assert.deepEqual([o.verbose, o.udp, o.family], [true, true, 6]);
+    const p = opts(['h', '1', '-v', '2:udp', '--udp']);
+    assert.deepEqual([p.verbose, p.udp, p.host, p.ports.map((x) => x.port)], [true, true, 'h', [1, 2]]);
+    const q = opts(['-v', '--', 'h', '1']);
+    assert.equal(q.host, 'h');
+    assert.deepEqual(parseKnockArgs(['--', 'h', '-v']), { kind: 'error', message: "error: invalid port '-v' in '-v' (expected N, N:tcp or N:udp with N from 1 to 65535)" });
+  });
+
+  test('fewer than two operands: usage on stdout, exit 1', async () => {
+    for (const argv of [[], ['host'], ['-v', 'host'], ['-d', '-5']]) {
+      const r = await runMain(argv);
+      assert.deepEqual(r, { code: 1, stdout: USAGE, stderr: '' }, argv.join(' '));
+    }
+  });
+
+  test('-h/--help: usage on stdout, exit 1 (as Debian knock 0.8), even with a full command line', async () => {
+    for (const argv of [['-h'], ['--help'], ['--he'], ['-h', 'host', '1'], ['host', '1', '-vh']]) {
+      assert.deepEqual(await runMain(argv), { code: 1, stdout: USAGE, stderr: '' }, argv.join(' '));
+    }
+  });
+
+  test('the usage text is byte-for-byte knock 0.8\'s', () => {
+    const deb = runBin('debian', ['-h']);
+    assert.equal(deb.code, 1);
+    assert.equal(USAGE, deb.stdout);
+  });
+
+  test('-V/--version: version on stdout, exit 0, before anything else is checked', async () => {
+    for (const argv of [['-V'], ['--version'], ['-V', '-d', '-5'], ['-vV']]) {
+      const r = await runMain(argv);
+      assert.equal(r.code, 0, argv.join(' '));
+      assert.match(r.stdout, /^knock \d+\.\d+\.\d+ \(firewalld edition, knock 0\.8 compatible\)\n$/);
+      assert.equal(r.stderr, '');
+    }
+  });
+
+  test('unknown options and missing arguments: getopt message on stderr, usage, exit 1', async () => {
+    const cases: [string[], string][] = [
+      [['-x', 'h', '1'], "knock: invalid option -- 'x'\n"],
+      [['-vx', 'h', '1'], "knock: invalid option -- 'x'\n"],
+      [['--foo', 'h', '1'], "knock: unrecognized option '--foo'\n"],
+      [['--v', 'h', '1'], "knock: option '--v' is ambiguous; possibilities: '--verbose' '--version'\n"],
+      [['h', '1', '-d'], "knock: option requires an argument -- 'd'\n"],
+      [['h', '1', '--delay'], "knock: option '--delay' requires an argument\n"],
+      [['--udp=1', 'h', '1'], "knock: option '--udp' doesn't allow an argument\n"],
+    ];
+    for (const [argv, stderr] of cases) {
+      assert.deepEqual(await runMain(argv), { code: 1, stdout: USAGE, stderr }, argv.join(' '));
+    }
+  });
+
+  test('a negative delay is refused with knock 0.8\'s message', async () => {
+    for (const argv of [['-d', '-5'], ['-d-1'], ['--delay=-100'], ['--delay', '-1']]) {
+      assert.deepEqual(await runMain([...argv, '127.0.0.1', '1']), { code: 1, stdout: '', stderr: 'error: delay cannot be negative\n' }, argv.join(' '));
+    }
+  });
+
+  test('a non-numeric delay is refused (knock 0.8 would silently use atoi())', async () => {
+    for (const d of ['abc', '1x', '', '1.5']) {
+      const r = await runMain(['-d', d, '127.0.0.1', '1']);
+      assert.deepEqual(r, { code: 1, stdout: '', stderr: `error: invalid delay '${d}' (expected milliseconds)\n` }, d);
+    }
+    assert.equal((await runMain(['-d', '99999999999', '127.0.0.1', '1'])).code, 1);
+  });
+
+  test('a bad port is reported, exit 1, and nothing at all is sent', async () => {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    let got = 0;
+    sock.on('message', () => got++);
+    try {
+      const port = sock.address().port;
+      const r = await runMain(['127.0.0.1', `${port}:udp`, '70000:udp']);
+      assert.deepEqual(r, { code: 1, stdout: '', stderr: "error: invalid port '70000' in '70000:udp' (expected N, N:tcp or N:udp with N from 1 to 65535)\n" });
+      await sleep(100);
+      assert.equal(got, 0, 'the valid port before the bad one was not hit');
+    } finally {
+      sock.close();
+    }
+  });
+
+  test('resolution failures: knock 0.8\'s message, exit 1', async () => {
+    // An IP literal of the other family (Node's lookup() would happily return it).
+    for (const [argv, host] of [[['-6', '127.0.0.1', '1234'], '127.0.0.1'], [['-4', '::1', '1234'], '::1']] as const) {
+      const r = await runMain([...argv]);
+      const deb = runBin('debian', [...argv]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr, `Failed to resolve hostname '${host}' on port 1234\ngetaddrinfo: Address family for hostname not supported\n`);
+      assert.deepEqual([deb.code, deb.stderr], [1, r.stderr], 'same as Debian knock');
+    }
+    const r = await runMain(['nosuchhost.invalid', '1234']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^Failed to resolve hostname 'nosuchhost\.invalid' on port 1234\ngetaddrinfo: .+\n$/);
+  });
+
+  test('bin/knock exits like Debian\'s knock 0.8 for every kind of command line', () => {
+    const cases: string[][] = [[], ['-h'], ['--help'], ['-V'], ['-x', 'h', '1'], ['127.0.0.1'], ['-d', '-5', '127.0.0.1', '9'], ['-6', '127.0.0.1', '9'], ['-d', '0', '127.0.0.1', '9', '9:udp']];
+    for (const argv of cases) {
+      const ours = runBin('ours', argv);
+      const deb = runBin('debian', argv);
+      assert.equal(ours.code, deb.code, `exit code for ${JSON.stringify(argv)}`);
+      if (!argv.includes('-V')) assert.equal(ours.stdout, deb.stdout, `stdout for ${JSON.stringify(argv)}`);
+    }
+  });
+});
+
+describe('real hits on loopback', () => {
+  /** A TCP listener and a UDP socket on 127.0.0.1 (or ::1) random ports, recording what arrives in order. */
+  async function targets(host: '127.0.0.1' | '::1'): Promise<{
+    tcpPort: number;
+    udpPort: number;
+    events: string[];
+    datagrams: Buffer[];
+    close(): Promise<void>;
+  }> {
+    const events: string[] = [];
+    const datagrams: Buffer[] = [];
+    const server = net.createServer((s) => {
+      events.push('tcp');
+      s.on('error', () => undefined);
+      s.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, host, r));
+    const udp = dgram.createSocket(host === '::1' ? 'udp6' : 'udp4');
+    udp.on('message', (msg) => {
+      events.push('udp');
+      datagrams.push(msg);
+    });
+    await new Promise<void>((r) => udp.bind(0, host, r));
+    return {
+      tcpPort: (server.address() as net.AddressInfo).port,
+      udpPort: udp.address().port,
+      events,
+      datagrams,
+      close: async () => {
+        udp.close();
+        await new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  test('one TCP connection attempt and one 1-byte 0x00 datagram, in order', async () => {
+    const t = await targets('127.0.0.1');
+    try {
+      // A 50 ms delay makes the arrival order observable in this process;
+      // the e2e tests prove the order on the wire with -d 0 (knockd checks it).
+      const r = await runMain(['-d', '50', '127.0.0.1', String(t.tcpPort), `${t.udpPort}:udp`]);
+      assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+      await sleep(200);
+      assert.deepEqual(t.events, ['tcp', 'udp']);
+      assert.equal(t.datagrams.length, 1);
+      assert.deepEqual([...t.datagrams[0]!], [0x00]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('-d 0: every hit arrives exactly once; -u turns TCP ports into UDP', async () => {
+    const t = await targets('127.0.0.1');
+    try {
+      assert.equal((await runMain(['-d', '0', '127.0.0.1', String(t.tcpPort), `${t.udpPort}:udp`, `${t.tcpPort}:tcp`])).code, 0);
+      await sleep(200);
+      assert.deepEqual([...t.events].sort(), ['tcp', 'tcp', 'udp']);
+      t.events.length = 0;
+      assert.equal((await runMain(['-u', '127.0.0.1', `${t.udpPort}:tcp`, String(t.udpPort)])).code, 0);
+      await sleep(200);
+      assert.deepEqual(t.events, ['udp', 'udp']);
+      assert.ok(t.datagrams.every((d) => d.length === 1 && d[0] === 0));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('-d delays between hits (and not after the last one)', async () => {
+    const t = await targets('127.0.0.1');
+    try {
+      const t0 = Date.now();
+      assert.equal((await runMain(['-d', '150', '127.0.0.1', `${t.udpPort}:udp`, `${t.udpPort}:udp`, `${t.udpPort}:udp`])).code, 0);
+      const ms = Date.now() - t0;
+      assert.ok(ms >= 295 && ms < 440, `3 hits with -d 150 took ${ms} ms`);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('-v prints exactly what knock 0.8 prints (IPv4, IPv6, -u)', async () => {
+    for (const host of ['127.0.0.1', '::1'] as const) {
+      const t = await targets(host);
+      try {
+        for (const argv of [
+          ['-v', host, String(t.tcpPort), `${t.udpPort}:udp`, `${t.tcpPort}:foo`],
+          ['-v', '-u', host, String(t.udpPort)],
+        ]) {
+          const ours = await runMain(argv);
+          const deb = runBin('debian', argv);
+          assert.equal(deb.code, 0, deb.stderr);
+          assert.equal(ours.code, 0);
+          assert.equal(ours.stdout, deb.stdout, `-v output for ${argv.join(' ')}`);
+          assert.equal(ours.stderr, '');
+        }
+        const ours = await runMain(['-v', host, String(t.tcpPort), `${t.udpPort}:udp`]);
+        assert.equal(ours.stdout, `hitting tcp ${host}:${t.tcpPort}\nhitting udp ${host}:${t.udpPort}\n`);
+      } finally {
+        await t.close();
+      }
+    }
+  });
+
+  test('a host name is resolved (localhost)', async () => {
+    const t = await targets('127.0.0.1');
+    try {
+      const r = await runMain(['-v', '-4', 'localhost', `${t.udpPort}:udp`]);
+      assert.deepEqual(r, { code: 0, stdout: `hitting udp 127.0.0.1:${t.udpPort}\n`, stderr: '' });
+      await sleep(100);
+      assert.deepEqual(t.events, ['udp']);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('knocking a closed port is not an error (exit 0, nothing printed)', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    assert.deepEqual(await runMain(['127.0.0.1', String(port), String(port)]), { code: 0, stdout: '', stderr: '' });
+  });
+});
