@@ -5,21 +5,19 @@
  * message formats.
  */
 import { reverse } from 'node:dns/promises';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
-import { CaptureError, PcapCapture } from '../capture/pcap';
+import type { CaptureStats, WireDoor, WireEvent } from '../capture/protocol';
+import { CaptureSupervisor } from '../capture/supervisor';
 import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
-import type { LinkType } from '../decode/types';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
 import { richRule, ruleTargets } from '../firewalld/rules';
-import { Matcher, type MatchEvent } from '../matcher/matcher';
+import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { SystemdNotifier } from './notify';
-import { FramePipeline, type FrameStats } from './pipeline';
 
 export interface DaemonOptions {
   /** Interface to listen on (-i, else config Interface, else eth0). */
@@ -42,9 +40,13 @@ export class StartupError extends Error {
 /** At most this many "Stage 1" lines a second: a spoofed flood must not flood the log too. */
 const STAGE1_LOG_PER_SECOND = 50;
 
+/** The matcher's view of a door: plain data, sent to the capture process. */
+function wireDoor(d: RuntimeDoor): WireDoor {
+  return { name: d.name, sequence: d.sequence, seqTimeoutMs: d.seqTimeoutMs, tcpFlags: d.tcpFlags, action: d.action, ...(d.target !== undefined ? { target: d.target } : {}) };
+}
+
 export class Daemon {
-  private readonly capture: PcapCapture;
-  private readonly matcher: Matcher;
+  private readonly capture: CaptureSupervisor;
   private doors: RuntimeDoor[];
   private readonly doorByName = new Map<string, RuntimeDoor>();
   private fw: FirewalldClient | undefined;
@@ -52,15 +54,11 @@ export class Daemon {
   private defaultZone = '';
   private localAddrs: string[] = [];
   private timers: NodeJS.Timeout[] = [];
-  private waitingLogged = false;
-  private stage1Budget = STAGE1_LOG_PER_SECOND;
-  private stage1Suppressed = 0;
   private readonly hostnames = new Map<string, string | null>();
   private startedLogged = false;
   /** Why the capture is not open, for STATUS= (empty while listening). */
   private waitingFor = '';
   readonly notifier: SystemdNotifier;
-  private readonly pipeline: FramePipeline;
 
   constructor(
     private config: Config,
@@ -69,16 +67,17 @@ export class Daemon {
   ) {
     this.doors = toRuntimeDoors(config.doors);
     this.indexDoors();
-    this.matcher = new Matcher(this.doors, (e) => this.onMatch(e), { maxAttempts: opts.maxAttempts });
-    this.pipeline = new FramePipeline(this.matcher, opts.ipv4Only);
-    this.capture = new PcapCapture((link, buf, len) => this.onFrame(link, buf, len));
+    this.capture = new CaptureSupervisor(log);
+    this.capture.on('event', (e) => this.onMatch(e));
+    this.capture.on('listening', (link, again) => this.onListening(link, again));
+    this.capture.on('suppressed', (n, inFlight) => this.log.info(`${n} more "Stage 1" line(s) suppressed in the last second (${inFlight} attempts in flight)`));
     this.notifier = new SystemdNotifier(log);
   }
 
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
   statusLine(): string {
     if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
-    if (!this.capture.open) return this.waitingFor || `waiting for ${this.opts.iface}`;
+    if (!this.capture.listening) return this.waitingFor || this.capture.problem || `waiting for ${this.opts.iface}`;
     const open = this.grantList.length;
     return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open} open`;
   }
@@ -140,76 +139,68 @@ export class Daemon {
     if (problems.length) throw new StartupError(problems.join('\n'));
   }
 
-  /** Find the interface and its addresses; (re)open the capture when they change. */
+  /** Find the interface and its addresses; start, update or stop the capture process accordingly. */
   private refreshInterface(first: boolean): void {
     const { iface, ipv4Only } = this.opts;
     const info = interfaceAddresses(iface, ipv4Only);
     if (!info.exists) {
-      if (this.capture.open) {
+      if (this.capture.running) {
         this.capture.stop();
         this.log.warn(`interface ${iface} disappeared; waiting for it to come back`);
-      } else if (first || !this.waitingLogged) {
+      } else if (first) {
         this.log.warn(`interface ${iface} does not exist (yet); waiting for it`);
       }
-      this.waitingLogged = true;
       this.waitingFor = `waiting for ${iface}`;
       this.localAddrs = [];
       return;
     }
     if (info.addrs.length === 0 && this.doors.some((d) => d.target === undefined)) {
       // Knocks are matched against the interface's own addresses: none yet means nothing can match.
-      if (this.capture.open) this.capture.stop();
+      if (this.capture.running) this.capture.stop();
       if (first || this.waitingFor !== `waiting for an address on ${iface}`) this.log.warn(`interface ${iface} has no address (yet); waiting for one`);
       this.waitingFor = `waiting for an address on ${iface}`;
       this.localAddrs = [];
       return;
     }
+    this.waitingFor = '';
     const changed = info.addrs.join(' ') !== this.localAddrs.join(' ');
-    if (!changed && this.capture.open) return;
-    if (changed && !first && this.localAddrs.length) this.log.info(`addresses of ${iface} changed: ${info.addrs.join(', ') || 'none'}`);
+    if (changed && this.localAddrs.length) this.log.info(`addresses of ${iface} changed: ${info.addrs.join(', ')}`);
     this.localAddrs = info.addrs;
-    this.matcher.setLocalAddresses(info.addrs);
-    this.openCapture(first);
-  }
-
-  private openCapture(first: boolean): void {
     const filter = buildFilter(this.doors, this.localAddrs);
-    try {
-      const link = this.capture.start(this.opts.iface, filter);
-      this.waitingLogged = false;
-      this.waitingFor = '';
+    if (!this.capture.running) {
       this.log.debug(`pcap filter: ${filter}`);
-      if (first || !this.startedLogged) {
-        this.log.info(`starting up, listening on ${this.opts.iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText(d.config)}`).join('; ')})`);
-        this.startedLogged = true;
-      } else {
-        this.log.info(`listening on ${this.opts.iface} again`);
-      }
-      void this.notifier.markReady(this.statusLine());
-    } catch (err) {
-      if (!(err instanceof CaptureError)) throw err;
-      if (!this.waitingLogged) this.log.warn(`${err.message}; retrying every few seconds`);
-      this.waitingLogged = true;
-      this.waitingFor = `cannot capture on ${this.opts.iface}, retrying`;
+      this.capture.start({
+        iface,
+        filter,
+        doors: this.doors.map(wireDoor),
+        local: this.localAddrs,
+        ipv4Only,
+        maxAttempts: this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        stage1PerSecond: STAGE1_LOG_PER_SECOND,
+      });
+    } else if (changed) {
+      this.log.debug(`pcap filter: ${filter}`);
+      this.capture.setLocal(this.localAddrs, filter);
     }
-  }
-  private tick(): void {
-    this.matcher.sweep(performance.now());
-    void this.notifier.status(this.statusLine());
-    if (this.stage1Suppressed > 0) {
-      this.log.info(`${this.stage1Suppressed} more "Stage 1" line(s) suppressed in the last second (${this.matcher.size} attempts in flight)`);
-      this.stage1Suppressed = 0;
-    }
-    this.stage1Budget = STAGE1_LOG_PER_SECOND;
   }
 
-  /** Per-packet path (see FramePipeline); an exception here must never reach libpcap's callback. */
-  private onFrame(link: LinkType, buf: Buffer, len: number): void {
-    try {
-      this.pipeline.onFrame(link, buf, len, performance.now());
-    } catch (err) {
-      this.log.error({ err }, `internal error while handling a packet: ${(err as Error).message}`);
+  private onListening(link: string, again: boolean): void {
+    if (!this.startedLogged) {
+      this.log.info(`starting up, listening on ${this.opts.iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText(d.config)}`).join('; ')})`);
+      this.startedLogged = true;
+    } else if (again) {
+      this.log.info(`listening on ${this.opts.iface} again`);
     }
+    void this.notifier.markReady(this.statusLine());
+  }
+
+  private tick(): void {
+    void this.notifier.status(this.statusLine());
+  }
+
+  /** Counters of the capture process: frames, malformed frames, matcher figures. */
+  captureStats(): Promise<CaptureStats | undefined> {
+    return this.capture.stats();
   }
 
   private who(src: string): string {
@@ -226,30 +217,28 @@ export class Daemon {
     return cached ? `${src} (${cached})` : src;
   }
 
-  private onMatch(e: MatchEvent): void {
-    const ctx = { src: e.src, door: e.door.name };
+  private onMatch(e: WireEvent): void {
+    const ctx = { src: e.src, door: e.door };
     switch (e.type) {
       case 'stage':
-        if (e.stage === 1 && this.stage1Budget-- <= 0) {
-          this.stage1Suppressed++;
-          return;
-        }
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door.name}: Stage ${e.stage}`);
+        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: Stage ${e.stage}`);
         return;
       case 'timeout':
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door.name}: sequence timeout (stage ${e.stage})`);
+        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: sequence timeout (stage ${e.stage})`);
         return;
       case 'spoiled':
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door.name}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`);
+        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`);
         return;
       case 'evicted':
-        this.log.debug(ctx, `${e.src}: ${e.door.name}: attempt at stage ${e.stage} evicted (attempt table full)`);
+        this.log.debug(ctx, `${e.src}: ${e.door}: attempt at stage ${e.stage} evicted (attempt table full)`);
         return;
       case 'open':
-      case 'close':
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door.name}: OPEN SESAME`);
-        this.act(e.type, this.doorByName.get(e.door.name)!, e.src, e.family);
+      case 'close': {
+        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: OPEN SESAME`);
+        const door = this.doorByName.get(e.door);
+        if (door) this.act(e.type, door, e.src, e.family);
         return;
+      }
     }
   }
 
@@ -272,14 +261,8 @@ export class Daemon {
     this.config = next;
     this.doors = doors;
     this.indexDoors();
-    this.matcher.setDoors(doors);
-    this.openCapture(false);
+    this.capture.setDoors(doors.map(wireDoor), buildFilter(doors, this.localAddrs));
     this.log.info(`configuration reloaded from ${next.file}: ${doors.length} door(s)`);
-  }
-
-  /** Frame counters (malformed frames are counted here). */
-  get frameStats(): FrameStats {
-    return this.pipeline.stats;
   }
 
   get grantList(): ReturnType<Grants['list']> {

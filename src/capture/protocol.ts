@@ -1,0 +1,57 @@
+/**
+ * Messages between the daemon and its capture process.
+ *
+ * The capture process owns libpcap, the decoders and the matcher: all the
+ * per-packet work. The daemon owns firewalld, commands, logging and the
+ * lifecycle. libpcap (through `cap`) aborts the whole process when the
+ * interface goes down under it, so it lives in a child the daemon restarts;
+ * a crash there costs the attempts in flight, never a grant.
+ */
+import type { LinkType } from '../decode/types';
+import type { DoorSpec, MatcherStats } from '../matcher/matcher';
+import type { FrameStats } from '../daemon/pipeline';
+import type { KnockProto } from '../decode/types';
+
+/** Plain-data door (what the matcher needs), as sent to the capture process. */
+export type WireDoor = DoorSpec;
+
+export interface CaptureSetup {
+  iface: string;
+  filter: string;
+  doors: WireDoor[];
+  local: string[];
+  ipv4Only: boolean;
+  maxAttempts: number;
+  /** At most this many "Stage 1" events a second reach the daemon (a spoofed flood must not flood the log). */
+  stage1PerSecond: number;
+}
+
+export type ToCapture =
+  | { t: 'start'; setup: CaptureSetup }
+  /** New doors and filter (config reload): attempts of unchanged doors are kept. */
+  | { t: 'doors'; doors: WireDoor[]; filter: string }
+  /** The interface's addresses changed. */
+  | { t: 'local'; local: string[]; filter: string }
+  | { t: 'stats' };
+
+/** A matcher event with the door by name. */
+export type WireEvent =
+  | { type: 'stage'; door: string; src: string; family: 4 | 6; stage: number }
+  | { type: 'open' | 'close'; door: string; src: string; family: 4 | 6 }
+  | { type: 'timeout'; door: string; src: string; stage: number }
+  | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number }
+  | { type: 'evicted'; door: string; src: string; stage: number };
+
+export interface CaptureStats {
+  frames: FrameStats;
+  matcher: MatcherStats;
+  inFlight: number;
+}
+
+export type FromCapture =
+  | { t: 'listening'; link: LinkType; filter: string }
+  | { t: 'error'; message: string }
+  | { t: 'event'; e: WireEvent }
+  /** Once a second when Stage 1 events were held back. */
+  | { t: 'suppressed'; count: number; inFlight: number }
+  | { t: 'stats'; stats: CaptureStats };

@@ -1,0 +1,159 @@
+/**
+ * Runs the capture process (worker.ts) and keeps it running: if libpcap dies
+ * with the interface (link down, interface deleted: `cap` aborts the process)
+ * or cannot open it yet, the process is started again with a short backoff,
+ * so capture resumes within a few seconds of the interface coming back,
+ * without restarting the daemon.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { LinkType } from '../decode/types';
+import type { CaptureSetup, CaptureStats, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
+
+export interface SupervisorEvents {
+  event: [WireEvent];
+  /** Capture is open (first time, or again after a failure). */
+  listening: [LinkType, boolean];
+  suppressed: [number, number];
+}
+
+const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
+
+export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
+  private child: ChildProcess | undefined;
+  private setup: CaptureSetup | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private isListening = false;
+  private everListened = false;
+  private lastError = '';
+  private statsWaiters: ((s: CaptureStats | undefined) => void)[] = [];
+
+  constructor(private readonly log: Logger) {
+    super();
+  }
+
+  get listening(): boolean {
+    return this.isListening;
+  }
+
+  get running(): boolean {
+    return this.setup !== undefined;
+  }
+
+  /** Why capture is not open, when it is not. */
+  get problem(): string {
+    return this.lastError;
+  }
+
+  start(setup: CaptureSetup): void {
+    this.setup = setup;
+    if (!this.child && !this.restartTimer) this.spawn();
+  }
+
+  private spawn(): void {
+    const setup = this.setup;
+    if (!setup) return;
+    const child = fork(join(__dirname, 'worker.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    this.child = child;
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-2000);
+    });
+    child.on('message', (m: FromCapture) => this.onMessage(m));
+    child.on('exit', (code, signal) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      const wasListening = this.isListening;
+      this.isListening = false;
+      this.flushStats(undefined);
+      if (!this.setup) return; // stopped on purpose
+      const why = signal === 'SIGABRT' ? 'libpcap lost the interface (link down or interface removed?)' : signal ? `killed by ${signal}` : code === 3 ? this.lastError : `exited with status ${code}`;
+      const detail = stderr.trim().split('\n').filter((l) => !/^Warning: .*This may not actually work/.test(l)).pop();
+      if (signal || code !== 3) this.lastError = `capture on ${setup.iface} failed: ${why}`;
+      const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)]!;
+      this.failures++;
+      if (wasListening || this.failures === 1) {
+        this.log.warn(`${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1]! / 1000} s at most)`);
+      }
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        this.spawn();
+      }, delay);
+    });
+    this.send({ t: 'start', setup });
+  }
+
+  private send(msg: ToCapture): void {
+    if (this.child?.connected) this.child.send(msg);
+  }
+
+  private onMessage(m: FromCapture): void {
+    switch (m.t) {
+      case 'listening': {
+        const again = this.everListened;
+        this.isListening = true;
+        this.everListened = true;
+        this.failures = 0;
+        this.lastError = '';
+        this.emit('listening', m.link, again);
+        return;
+      }
+      case 'error':
+        this.lastError = m.message;
+        return;
+      case 'event':
+        this.emit('event', m.e);
+        return;
+      case 'suppressed':
+        this.emit('suppressed', m.count, m.inFlight);
+        return;
+      case 'stats':
+        this.flushStats(m.stats);
+        return;
+    }
+  }
+
+  private flushStats(s: CaptureStats | undefined): void {
+    const w = this.statsWaiters;
+    this.statsWaiters = [];
+    for (const f of w) f(s);
+  }
+
+  setDoors(doors: WireDoor[], filter: string): void {
+    if (!this.setup) return;
+    this.setup = { ...this.setup, doors, filter };
+    this.send({ t: 'doors', doors, filter });
+  }
+
+  setLocal(local: string[], filter: string): void {
+    if (!this.setup) return;
+    this.setup = { ...this.setup, local, filter };
+    this.send({ t: 'local', local, filter });
+  }
+
+  /** Counters from the capture process (undefined when it is not running). */
+  stats(): Promise<CaptureStats | undefined> {
+    if (!this.child?.connected) return Promise.resolve(undefined);
+    return new Promise((res) => {
+      this.statsWaiters.push(res);
+      this.send({ t: 'stats' });
+    });
+  }
+
+  stop(): void {
+    this.setup = undefined;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this.isListening = false;
+    const child = this.child;
+    this.child = undefined;
+    if (child) {
+      child.disconnect();
+      child.kill();
+    }
+    this.flushStats(undefined);
+  }
+}

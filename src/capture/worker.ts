@@ -1,0 +1,112 @@
+/**
+ * The capture process (see protocol.ts): libpcap → decode → matcher, and
+ * events up to the daemon over the IPC channel. Started by CaptureSupervisor
+ * with child_process.fork; exits when the channel closes.
+ */
+import { performance } from 'node:perf_hooks';
+import { FramePipeline } from '../daemon/pipeline';
+import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
+import { PcapCapture } from './pcap';
+import type { CaptureSetup, FromCapture, ToCapture, WireEvent } from './protocol';
+
+function send(msg: FromCapture): void {
+  if (process.connected) process.send!(msg);
+}
+
+function toWire(e: MatchEvent): WireEvent {
+  const door = e.door.name;
+  switch (e.type) {
+    case 'stage':
+      return { type: 'stage', door, src: e.src, family: e.family, stage: e.stage };
+    case 'open':
+    case 'close':
+      return { type: e.type, door, src: e.src, family: e.family };
+    case 'timeout':
+    case 'evicted':
+      return { type: e.type, door, src: e.src, stage: e.stage };
+    case 'spoiled':
+      return { type: 'spoiled', door, src: e.src, stage: e.stage, proto: e.proto, port: e.port };
+  }
+}
+
+class CaptureWorker {
+  private readonly matcher: Matcher;
+  private readonly pipeline: FramePipeline;
+  private readonly pcap: PcapCapture;
+  private budget: number;
+  private suppressed = 0;
+
+  constructor(private setup: CaptureSetup) {
+    this.budget = setup.stage1PerSecond;
+    this.matcher = new Matcher(setup.doors, (e) => this.onEvent(e), { maxAttempts: setup.maxAttempts });
+    this.matcher.setLocalAddresses(setup.local);
+    this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only);
+    this.pcap = new PcapCapture((link, buf, len) => this.pipeline.onFrame(link, buf, len, performance.now()));
+    setInterval(() => this.tick(), 1000);
+  }
+
+  private onEvent(e: MatchEvent): void {
+    if (e.type === 'stage' && e.stage === 1) {
+      if (this.budget <= 0) {
+        this.suppressed++;
+        return;
+      }
+      this.budget--;
+    }
+    send({ t: 'event', e: toWire(e) });
+  }
+
+  private tick(): void {
+    this.matcher.sweep(performance.now());
+    if (this.suppressed > 0) send({ t: 'suppressed', count: this.suppressed, inFlight: this.matcher.size });
+    this.suppressed = 0;
+    this.budget = this.setup.stage1PerSecond;
+  }
+
+  open(filter: string): void {
+    try {
+      const link = this.pcap.start(this.setup.iface, filter);
+      send({ t: 'listening', link, filter });
+    } catch (err) {
+      send({ t: 'error', message: (err as Error).message });
+      // The supervisor decides when to try again (it restarts this process).
+      setImmediate(() => process.exit(3));
+    }
+  }
+
+  setDoors(doors: DoorSpec[], filter: string): void {
+    this.setup = { ...this.setup, doors };
+    this.matcher.setDoors(doors);
+    if (filter !== this.pcap.filter) this.open(filter);
+  }
+
+  setLocal(local: string[], filter: string): void {
+    this.matcher.setLocalAddresses(local);
+    if (filter !== this.pcap.filter) this.open(filter);
+  }
+
+  stats(): void {
+    send({ t: 'stats', stats: { frames: this.pipeline.stats, matcher: this.matcher.stats, inFlight: this.matcher.size } });
+  }
+}
+
+let worker: CaptureWorker | undefined;
+process.on('message', (msg: ToCapture) => {
+  switch (msg.t) {
+    case 'start':
+      worker = new CaptureWorker(msg.setup);
+      worker.open(msg.setup.filter);
+      return;
+    case 'doors':
+      worker?.setDoors(msg.doors, msg.filter);
+      return;
+    case 'local':
+      worker?.setLocal(msg.local, msg.filter);
+      return;
+    case 'stats':
+      worker?.stats();
+      return;
+  }
+});
+// The daemon went away: so do we.
+process.on('disconnect', () => process.exit(0));
