@@ -1,0 +1,637 @@
+/**
+ * knockd's Start_Command / Stop_Command runner.
+ *
+ * Behaviour of knockd 0.8 (process_attempt, parse_cmd, exec_cmd) kept here:
+ *  - IPv6 knockers use `Start_Command_6` / `Stop_Command_6`, falling back to the
+ *    IPv4 form when the `_6` directive is absent; an empty value means "do nothing"
+ *    (an explicitly empty `_6` form does not fall back).
+ *  - Nothing at all runs when the selected start command is empty: knockd only
+ *    schedules the stop command from inside "if there is a start command".
+ *  - Every `%IP%` is replaced by the knocker's address, then the command is handed
+ *    byte for byte to `/bin/sh -c` (knockd uses system()).
+ *  - The child runs in its own session (knockd forks and calls setsid()).
+ *  - Log lines `SRC: DOOR: running command: CMD` and `SRC: DOOR: command timeout`,
+ *    and `command returned non-zero status code (N)` on failure.
+ *
+ * Differences, on purpose:
+ *  - Nothing blocks: commands are spawned asynchronously and awaited in the
+ *    background; stdout/stderr/exit status are logged when the command ends.
+ *  - The stop command is due `cmdTimeout` seconds after the door was opened (the
+ *    start command launched, or queued), not after the start command *finished*
+ *    plus the timeout as in knockd (which sleeps after system() returns). It
+ *    still never starts before the start command for the same (door, source)
+ *    has finished: commands of one (door, source) run strictly one after the
+ *    other, so a slow `firewall-cmd --add-…` can never be overtaken by its own
+ *    `--remove-…` (which would leave the rule open for good).
+ *  - A knock that reopens a door whose stop command is still pending runs the
+ *    start command again and pushes the single pending stop back (knockd would
+ *    fork a second child and run the stop command twice).
+ *  - At most `maxConcurrent` commands run at once (32 by default); the rest
+ *    wait in FIFO order, so a knock storm cannot fork-bomb the host.
+ *  - On shutdown (`flush()`) pending stop commands run at once instead of being
+ *    lost with the daemon.
+ *  - knockd refuses commands longer than PATH_MAX after substitution; we do
+ *    not (the kernel's own argument limit applies and shows up as a spawn error).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { isIP } from 'node:net';
+import { open as openFile, readFile, rename, unlink } from 'node:fs/promises';
+import type { Logger } from 'pino';
+
+/** The parts of a door this runner needs (a subset of DoorConfig). */
+export interface CommandDoor {
+  name: string;
+  startCommand?: string;
+  startCommand6?: string;
+  stopCommand?: string;
+  stopCommand6?: string;
+  /** Seconds between the start and the stop command (knockd's Cmd_Timeout). */
+  cmdTimeout: number;
+}
+
+export type CommandKind = 'start' | 'stop';
+
+/** One command about to run (after `%IP%` substitution). */
+export interface CommandInfo {
+  kind: CommandKind;
+  door: string;
+  src: string;
+  family: 4 | 6;
+  command: string;
+}
+
+/** How a command ended. */
+export interface CommandResult extends CommandInfo {
+  /** Exit status, or null when killed by a signal or never started. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the shell could not be started at all (e.g. ENOENT). */
+  error?: Error;
+  /** Trimmed, capped at 4 KiB. */
+  stdout: string;
+  stderr: string;
+  /** Set when the command was not run, or killed, because of shutdown. */
+  aborted?: boolean;
+  durationMs: number;
+}
+
+/** Optional observers (metrics, tests). They must not throw. */
+export interface CommandEvents {
+  /** The shell has been spawned. */
+  started?(info: CommandInfo): void;
+  /** The command ended (or will never run: `aborted`). */
+  finished?(result: CommandResult): void;
+}
+
+/** A cancellable one-shot timer. */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export type SetTimer = (fn: () => void, ms: number) => TimerHandle;
+
+export interface CommandRunnerOptions {
+  /** Shell used as `[shell, '-c', command]`; /bin/sh by default, as system() does. */
+  shell?: string;
+  /** Clock for due times (ms since the epoch); Date.now by default. */
+  now?: () => number;
+  /** Timer for scheduled stop commands; setTimeout by default (long delays are chained). */
+  setTimer?: SetTimer;
+  /** If set, pending stop commands are kept in this JSON file (written atomically). */
+  stateFile?: string;
+  /** Commands running at once; the rest are queued. Default 32. */
+  maxConcurrent?: number;
+  /** flush(): how long to wait before killing what still runs. Default 10 000 ms. */
+  flushTimeoutMs?: number;
+  events?: CommandEvents;
+}
+
+/** A stop command waiting for its time, as persisted in the state file. */
+export interface PersistedStop {
+  door: string;
+  src: string;
+  family: 4 | 6;
+  /** The command exactly as it will run (`%IP%` already substituted). */
+  stopCommand: string;
+  /** Due time, ms since the epoch. */
+  dueAt: number;
+}
+
+interface StateFile {
+  version: 1;
+  stops: PersistedStop[];
+}
+
+interface WaitingStop extends PersistedStop {
+  timer: TimerHandle;
+}
+
+interface Job extends CommandInfo {
+  key: string;
+}
+
+/** Captured output per stream; more is read (so the child never blocks) but dropped. */
+const OUTPUT_CAP = 4096;
+/** After the shell exits, how long to wait for its pipes to close (a backgrounded child may hold them). */
+const PIPE_GRACE_MS = 200;
+/** Largest delay setTimeout accepts (2^31-1 ms, about 24.8 days). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Replace every `%IP%` in `command` with `ip`, as knockd's parse_cmd does.
+ *
+ * `ip` must be a plain IPv4 or IPv6 literal (no zone index, no brackets): it
+ * is pasted into a shell command line, so anything else is refused with an
+ * exception rather than risk shell syntax reaching /bin/sh.
+ */
+export function substituteIp(command: string, ip: string): string {
+  // net.isIP() alone accepts IPv6 zone indexes (`fe80::1%eth0`), whose text is
+  // free-form: also insist on the characters an address literal is made of.
+  if (isIP(ip) === 0 || !/^[0-9A-Fa-f:.]+$/.test(ip)) {
+    throw new Error(`refusing to substitute %IP% with ${JSON.stringify(ip)}: not an IPv4/IPv6 address`);
+  }
+  return command.split('%IP%').join(ip);
+}
+
+/**
+ * The start and stop command templates for a knocker of `family`.
+ * IPv6 uses the `_6` forms, falling back to the IPv4 form only when the `_6`
+ * form is absent; an empty command means "nothing" and is left out.
+ */
+export function selectCommands(door: CommandDoor, family: 4 | 6): { start?: string; stop?: string } {
+  const start = family === 6 ? (door.startCommand6 ?? door.startCommand) : door.startCommand;
+  const stop = family === 6 ? (door.stopCommand6 ?? door.stopCommand) : door.stopCommand;
+  const out: { start?: string; stop?: string } = {};
+  if (start) out.start = start;
+  if (stop) out.stop = stop;
+  return out;
+}
+
+/** setTimeout, chained for delays beyond its 24.8-day limit (a huge Cmd_Timeout would otherwise fire at once). */
+function defaultSetTimer(fn: () => void, ms: number): TimerHandle {
+  let handle: NodeJS.Timeout | undefined;
+  const arm = (left: number): void => {
+    const step = Math.min(left, MAX_TIMEOUT_MS);
+    handle = setTimeout(() => (left > step ? arm(left - step) : fn()), step);
+  };
+  arm(Math.max(0, ms));
+  return { cancel: () => clearTimeout(handle) };
+}
+
+/** Collects up to OUTPUT_CAP bytes of a stream. */
+class Capture {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private truncated = false;
+
+  add(chunk: Buffer): void {
+    if (this.size >= OUTPUT_CAP) {
+      this.truncated = true;
+      return;
+    }
+    const part = chunk.length > OUTPUT_CAP - this.size ? chunk.subarray(0, OUTPUT_CAP - this.size) : chunk;
+    if (part.length < chunk.length) this.truncated = true;
+    this.chunks.push(part);
+    this.size += part.length;
+  }
+
+  text(): string {
+    const s = Buffer.concat(this.chunks).toString('utf8').trim();
+    return this.truncated ? `${s} […]` : s;
+  }
+}
+
+/** Multi-line output as one log line. */
+function oneLine(s: string): string {
+  return s.replace(/\r?\n/g, ' | ');
+}
+
+function keyOf(door: string, src: string): string {
+  return `${door}\u0000${src}`;
+}
+
+function isPersistedStop(v: unknown): v is PersistedStop {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o.door === 'string' &&
+    typeof o.src === 'string' &&
+    isIP(o.src) !== 0 &&
+    (o.family === 4 || o.family === 6) &&
+    isIP(o.src) === o.family &&
+    typeof o.stopCommand === 'string' &&
+    o.stopCommand !== '' &&
+    typeof o.dueAt === 'number' &&
+    Number.isFinite(o.dueAt)
+  );
+}
+
+/**
+ * Read the pending stop commands a previous run left in `file`.
+ * A missing file means none; a file that is not what we write throws.
+ */
+export async function loadPendingStops(file: string): Promise<PersistedStop[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || (data as { version?: unknown }).version !== 1 || !Array.isArray((data as { stops?: unknown }).stops)) {
+    throw new Error(`${file}: not a pending-stop state file (version 1)`);
+  }
+  const stops = (data as { stops: unknown[] }).stops;
+  return stops.map((s, i) => {
+    if (!isPersistedStop(s)) throw new Error(`${file}: entry ${i} is malformed`);
+    return { door: s.door, src: s.src, family: s.family, stopCommand: s.stopCommand, dueAt: s.dueAt };
+  });
+}
+
+export class CommandRunner {
+  private readonly shell: string;
+  private readonly now: () => number;
+  private readonly setTimer: SetTimer;
+  private readonly stateFile: string | undefined;
+  private readonly maxConcurrent: number;
+  private readonly flushTimeoutMs: number;
+  private readonly events: CommandEvents;
+
+  /** Stop commands waiting for their due time, by (door, src). */
+  private readonly waiting = new Map<string, WaitingStop>();
+  /** Stop commands that fired but have not finished yet (still persisted: they may not have run). */
+  private readonly firing = new Set<PersistedStop>();
+  /** Tail of each (door, src)'s command chain: its commands run one after the other. */
+  private readonly chains = new Map<string, Promise<void>>();
+  /** Every queued or running job. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Live children, to kill them when flush() times out. */
+  private readonly children = new Set<ChildProcess>();
+  /** Jobs waiting for one of the maxConcurrent slots. */
+  private readonly slotQueue: ((granted: boolean) => void)[] = [];
+  private running = 0;
+
+  /** flush() started: no new opens. */
+  private closing = false;
+  /** flush() timed out or dispose(): queued jobs are dropped, not run. */
+  private aborted = false;
+  private disposed = false;
+
+  /** State-file writer: one write at a time, coalescing changes made meanwhile. */
+  private persistDirty = false;
+  private persistRunning: Promise<void> | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    opts: CommandRunnerOptions = {},
+  ) {
+    this.shell = opts.shell ?? '/bin/sh';
+    this.now = opts.now ?? Date.now;
+    this.setTimer = opts.setTimer ?? defaultSetTimer;
+    this.stateFile = opts.stateFile;
+    this.maxConcurrent = Math.max(1, Math.floor(opts.maxConcurrent ?? 32));
+    this.flushTimeoutMs = opts.flushTimeoutMs ?? 10_000;
+    this.events = opts.events ?? {};
+  }
+
+  /**
+   * Door opened by `src` (family 4|6): run the start command now and, if there
+   * is a stop command, schedule it `cmdTimeout` seconds from now.
+   * Throws (before running anything) if `src` is not an IP address literal.
+   */
+  open(door: CommandDoor, src: string, family: 4 | 6): void {
+    const { start, stop } = selectCommands(door, family);
+    // knockd: no start command, no stop command either.
+    if (start === undefined) return;
+    // Substitute both first (throws on a bad address), like knockd which runs
+    // neither command if either cannot be built.
+    const startCommand = substituteIp(start, src);
+    const stopCommand = stop !== undefined ? substituteIp(stop, src) : undefined;
+    if (this.closing || this.disposed) {
+      this.log.warn({ src, door: door.name }, `${src}: ${door.name}: shutting down, command not run: ${startCommand}`);
+      return;
+    }
+    const key = keyOf(door.name, src);
+    void this.enqueue({ key, kind: 'start', door: door.name, src, family, command: startCommand });
+    if (stopCommand === undefined) return;
+
+    // One pending stop per (door, src): a repeated open pushes it back.
+    this.waiting.get(key)?.timer.cancel();
+    const delayMs = Number.isFinite(door.cmdTimeout) && door.cmdTimeout > 0 ? door.cmdTimeout * 1000 : 0;
+    this.schedule({ door: door.name, src, family, stopCommand, dueAt: this.now() + delayMs });
+  }
+
+  /**
+   * Reschedule stop commands saved by a previous run (see loadPendingStops);
+   * overdue ones run at once. An entry already pending for the same (door, src)
+   * is kept.
+   */
+  restore(stops: readonly PersistedStop[]): void {
+    if (this.closing || this.disposed) return;
+    for (const s of stops) {
+      if (!this.waiting.has(keyOf(s.door, s.src))) this.schedule({ ...s });
+    }
+  }
+
+  /** Pending stop commands (door, src, due time), soonest first — for status output. */
+  pending(): { door: string; src: string; dueAt: number }[] {
+    return [...this.waiting.values()].map((w) => ({ door: w.door, src: w.src, dueAt: w.dueAt })).sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  /** Resolves once no command is queued or running and the state file is written. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.persistRunning) await this.persistRunning;
+  }
+
+  /**
+   * Shutdown: run every pending stop command now (within the concurrency cap),
+   * wait for every command to finish, but at most `flushTimeoutMs` (10 s): then
+   * kill what still runs and drop what is still queued. Stop commands that did
+   * not complete stay in the state file for the next run.
+   */
+  async flush(): Promise<void> {
+    if (this.disposed) return;
+    this.closing = true;
+    for (const [key, w] of [...this.waiting]) {
+      w.timer.cancel();
+      this.waiting.delete(key);
+      this.log.info({ src: w.src, door: w.door }, `${w.src}: ${w.door}: shutting down: running stop command now`);
+      this.fire(key, w);
+    }
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.idle().then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.flushTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.aborted = true;
+      this.log.error(`commands still running after ${this.flushTimeoutMs / 1000} s: killing ${this.children.size}, dropping ${this.slotQueue.length} queued`);
+      for (const child of this.children) killGroup(child);
+      // Queued jobs wake up, see `aborted` and return at once.
+      for (const wake of this.slotQueue.splice(0)) wake(false);
+      await this.idle();
+    }
+  }
+
+  /** Forget timers and queued jobs without running them (tests). Running children are left alone. */
+  dispose(): void {
+    this.disposed = true;
+    this.aborted = true;
+    for (const w of this.waiting.values()) w.timer.cancel();
+    this.waiting.clear();
+    for (const wake of this.slotQueue.splice(0)) wake(false);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private schedule(s: PersistedStop): void {
+    const key = keyOf(s.door, s.src);
+    const entry: WaitingStop = {
+      ...s,
+      timer: this.setTimer(() => {
+        if (this.waiting.get(key) !== entry) return;
+        this.waiting.delete(key);
+        this.log.info({ src: s.src, door: s.door }, `${s.src}: ${s.door}: command timeout`);
+        this.fire(key, entry);
+      }, Math.max(0, s.dueAt - this.now())),
+    };
+    this.waiting.set(key, entry);
+    this.persist();
+  }
+
+  /** Queue a due stop command; it leaves the state file once it has run. */
+  private fire(key: string, w: PersistedStop): void {
+    const saved: PersistedStop = { door: w.door, src: w.src, family: w.family, stopCommand: w.stopCommand, dueAt: w.dueAt };
+    this.firing.add(saved);
+    this.persist();
+    void this.enqueue({ key, kind: 'stop', door: w.door, src: w.src, family: w.family, command: w.stopCommand }).then((result) => {
+      // Keep it for the next run only if shutdown prevented it from running to the end.
+      if (!result.aborted) {
+        this.firing.delete(saved);
+        this.persist();
+      }
+    });
+  }
+
+  /** Append a job to its (door, src) chain; resolves with its result, never rejects. */
+  private enqueue(job: Job): Promise<CommandResult> {
+    const prev = this.chains.get(job.key) ?? Promise.resolve();
+    const result = prev.then(() => this.runInSlot(job));
+    const done = result.then(() => undefined);
+    this.chains.set(job.key, done);
+    this.inFlight.add(done);
+    void done.then(() => {
+      this.inFlight.delete(done);
+      if (this.chains.get(job.key) === done) this.chains.delete(job.key);
+    });
+    return result;
+  }
+
+  private async runInSlot(job: Job): Promise<CommandResult> {
+    let hasSlot = false;
+    if (!this.aborted) {
+      if (this.running < this.maxConcurrent) {
+        this.running++;
+        hasSlot = true;
+      } else {
+        // A finishing job hands its slot over directly (see releaseSlot), so
+        // the cap holds even though we resume a microtask later.
+        hasSlot = await new Promise<boolean>((resolve) => this.slotQueue.push(resolve));
+      }
+    }
+    if (this.aborted) {
+      if (hasSlot) this.releaseSlot();
+      const result: CommandResult = { ...info(job), code: null, signal: null, stdout: '', stderr: '', aborted: true, durationMs: 0 };
+      this.log.error({ src: job.src, door: job.door }, `${job.src}: ${job.door}: shutting down, command not run: ${job.command}`);
+      this.notify(result);
+      return result;
+    }
+    try {
+      return await this.exec(job);
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  /** Give our slot to the first queued job, or free it. */
+  private releaseSlot(): void {
+    const next = this.slotQueue.shift();
+    if (next) next(true);
+    else this.running--;
+  }
+
+  /** Run one command through the shell; resolves when it has ended (never rejects). */
+  private exec(job: Job): Promise<CommandResult> {
+    const ctx = { src: job.src, door: job.door };
+    const prefix = `${job.src}: ${job.door}`;
+    this.log.info(ctx, `${prefix}: running command: ${job.command}`);
+    const startedAt = Date.now();
+    const stdout = new Capture();
+    const stderr = new Capture();
+
+    return new Promise<CommandResult>((resolve) => {
+      let child: ChildProcess | undefined;
+      let spawned = false;
+      let settled = false;
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let grace: NodeJS.Timeout | undefined;
+
+      const finish = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(grace);
+        if (child) {
+          this.children.delete(child);
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }
+        const result: CommandResult = {
+          ...info(job),
+          code: exit?.code ?? null,
+          signal: exit?.signal ?? null,
+          stdout: stdout.text(),
+          stderr: stderr.text(),
+          durationMs: Date.now() - startedAt,
+        };
+        if (error) result.error = error;
+        if (this.aborted && exit?.signal === 'SIGKILL') result.aborted = true;
+        this.report(result);
+        resolve(result);
+      };
+
+      try {
+        // argv form: the command reaches the shell byte for byte, as with system().
+        // detached: own session and process group, like knockd's setsid(); lets
+        // flush() kill the whole group.
+        child = spawn(this.shell, ['-c', job.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      } catch (err) {
+        // spawn throws synchronously only for invalid arguments (e.g. a NUL byte).
+        finish(err as Error);
+        return;
+      }
+      this.children.add(child);
+      child.stdout?.on('data', (c: Buffer) => stdout.add(c));
+      child.stderr?.on('data', (c: Buffer) => stderr.add(c));
+      // 'error' before 'spawn': the shell could not be started (ENOENT, EACCES, EAGAIN).
+      // Later errors (a failed kill) do not end the command.
+      child.on('error', (err) => {
+        if (!spawned) finish(err);
+      });
+      child.on('spawn', () => {
+        spawned = true;
+        try {
+          this.events.started?.(info(job));
+        } catch (err) {
+          this.log.error({ err }, `command observer failed: ${(err as Error).message}`);
+        }
+      });
+      child.on('exit', (code, signal) => {
+        exit = { code, signal };
+        // Output may still be in the pipes; but a backgrounded grandchild may
+        // hold them open forever, and knockd's system() would not wait for it.
+        grace = setTimeout(() => finish(), PIPE_GRACE_MS);
+      });
+      child.on('close', () => {
+        if (exit) finish();
+      });
+    });
+  }
+
+  /** Log how a command ended and tell the observer. */
+  private report(r: CommandResult): void {
+    const ctx = { src: r.src, door: r.door, kind: r.kind, code: r.code, signal: r.signal, ms: r.durationMs };
+    const prefix = `${r.src}: ${r.door}`;
+    const err = r.stderr ? `: ${oneLine(r.stderr)}` : '';
+    if (r.stdout) this.log.debug({ ...ctx, stdout: r.stdout }, `${prefix}: command output: ${oneLine(r.stdout)}`);
+    if (r.error) {
+      this.log.error({ ...ctx, err: r.error }, `${prefix}: error: cannot run command with ${this.shell}: ${r.error.message}`);
+    } else if (r.signal) {
+      this.log.warn({ ...ctx, stderr: r.stderr }, `${prefix}: command killed by signal ${r.signal}${r.aborted ? ' (shutdown)' : ''}${err}`);
+    } else if (r.code !== 0) {
+      this.log.warn({ ...ctx, stderr: r.stderr }, `${prefix}: command returned non-zero status code (${r.code})${err}`);
+    } else {
+      this.log.info(r.stderr ? { ...ctx, stderr: r.stderr } : ctx, `${prefix}: command finished (status 0)${err}`);
+    }
+    this.notify(r);
+  }
+
+  private notify(r: CommandResult): void {
+    try {
+      this.events.finished?.(r);
+    } catch (err) {
+      this.log.error({ err }, `command observer failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** The state file's content: waiting stops, then fired ones that have not completed. */
+  private snapshot(): StateFile {
+    const strip = (w: PersistedStop): PersistedStop => ({ door: w.door, src: w.src, family: w.family, stopCommand: w.stopCommand, dueAt: w.dueAt });
+    return { version: 1, stops: [...[...this.waiting.values()].map(strip), ...[...this.firing].map(strip)] };
+  }
+
+  /** Note that the set changed; (re)write the state file in the background. */
+  private persist(): void {
+    if (this.stateFile === undefined || this.disposed) return;
+    this.persistDirty = true;
+    if (this.persistRunning) return;
+    const file = this.stateFile;
+    this.persistRunning = (async () => {
+      while (this.persistDirty) {
+        this.persistDirty = false;
+        try {
+          await writeAtomically(file, `${JSON.stringify(this.snapshot(), null, 2)}\n`);
+        } catch (err) {
+          this.log.error({ err }, `cannot write state file ${file}: ${(err as Error).message}`);
+        }
+      }
+      this.persistRunning = undefined;
+    })();
+  }
+}
+
+function info(job: Job): CommandInfo {
+  return { kind: job.kind, door: job.door, src: job.src, family: job.family, command: job.command };
+}
+
+/** SIGKILL a detached child's whole process group (its pid is the group id). */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** Write `data` to `file` so that readers see the old or the new content, never a mix: tmp file, fsync, rename. */
+async function writeAtomically(file: string, data: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fh = await openFile(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
