@@ -7,7 +7,7 @@ import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue, loadConfig } from '../config/parse';
-import type { Config } from '../config/types';
+import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
 import { createLogger, type LogFormat } from '../daemon/log';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
@@ -28,6 +28,7 @@ options:
       --check            parse and validate the config, print every problem, exit 1 if any error
       --log-format <f>   text (knockd-style lines, default) or json (pino records)
       --max-attempts <n> bound on knock attempts in flight (default ${DEFAULT_MAX_ATTEMPTS})
+      --state-dir <dir>  where pending stop commands and held grants survive restarts (default /run/knockd)
   -V, --version          display version
   -h, --help             this help
 `;
@@ -45,6 +46,7 @@ interface Cli {
   check: boolean;
   logFormat: LogFormat;
   maxAttempts: number;
+  stateDir: string;
 }
 
 function parseCli(argv: string[]): Cli | 'help' | 'version' {
@@ -64,6 +66,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
       check: { type: 'boolean' },
       'log-format': { type: 'string' },
       'max-attempts': { type: 'string' },
+      'state-dir': { type: 'string' },
       version: { type: 'boolean', short: 'V' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -88,6 +91,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
     check: values.check ?? false,
     logFormat: fmt,
     maxAttempts: max,
+    stateDir: values['state-dir'] ?? '/run/knockd',
   };
 }
 
@@ -160,9 +164,9 @@ export async function main(argv: string[]): Promise<number> {
     console: process.env.KNOCKD_DETACHED === '1' ? 'none' : 'stdout',
   });
   const logger = log.logger;
-  for (const w of config.warnings) logger.warn(formatIssue(w));
+  for (const w of config.warnings) logger.warn(issueForLog(w));
 
-  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts }, logger);
+  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir }, logger);
   try {
     await daemon.start();
   } catch (err) {
@@ -214,7 +218,7 @@ export async function main(argv: string[]): Promise<number> {
         for (const e of res.errors) logger.error(`reload refused, keeping the running config: ${formatIssue(e)}`);
         return;
       }
-      for (const w of res.warnings) logger.warn(formatIssue(w));
+      for (const w of res.warnings) logger.warn(issueForLog(w));
       try {
         await daemon.reload(res.config);
       } catch (err) {
@@ -223,6 +227,11 @@ export async function main(argv: string[]): Promise<number> {
     })();
   });
   return -1; // keep running
+}
+
+/** A config issue as a log line (the log line carries the level itself). */
+function issueForLog(i: ConfigIssue): string {
+  return formatIssue(i).replace(/: (warning|error): /, ': ');
 }
 
 /** Entry point for bin/knockd. */

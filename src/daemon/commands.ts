@@ -35,7 +35,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
-import { open as openFile, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { StateWriter } from './statefile';
 import type { Logger } from 'pino';
 
 /** The parts of a door this runner needs (a subset of DoorConfig). */
@@ -90,6 +91,14 @@ export interface TimerHandle {
 
 export type SetTimer = (fn: () => void, ms: number) => TimerHandle;
 
+/**
+ * Carries a command out without a shell (the daemon uses it for firewall-cmd
+ * command lines it can do over D-Bus). Returns undefined to let the shell run
+ * it; otherwise a promise that settles when the work is done (and has logged
+ * its own outcome).
+ */
+export type NativeExecutor = (job: CommandInfo) => Promise<void> | undefined;
+
 export interface CommandRunnerOptions {
   /** Shell used as `[shell, '-c', command]`; /bin/sh by default, as system() does. */
   shell?: string;
@@ -104,6 +113,8 @@ export interface CommandRunnerOptions {
   /** flush(): how long to wait before killing what still runs. Default 10 000 ms. */
   flushTimeoutMs?: number;
   events?: CommandEvents;
+  /** Commands this returns a promise for are not given to the shell. */
+  native?: NativeExecutor;
 }
 
 /** A stop command waiting for its time, as persisted in the state file. */
@@ -258,10 +269,10 @@ export class CommandRunner {
   private readonly shell: string;
   private readonly now: () => number;
   private readonly setTimer: SetTimer;
-  private readonly stateFile: string | undefined;
   private readonly maxConcurrent: number;
   private readonly flushTimeoutMs: number;
   private readonly events: CommandEvents;
+  private readonly native: NativeExecutor | undefined;
 
   /** Stop commands waiting for their due time, by (door, src). */
   private readonly waiting = new Map<string, WaitingStop>();
@@ -283,9 +294,8 @@ export class CommandRunner {
   private aborted = false;
   private disposed = false;
 
-  /** State-file writer: one write at a time, coalescing changes made meanwhile. */
-  private persistDirty = false;
-  private persistRunning: Promise<void> | undefined;
+  /** State-file writer (one write at a time, coalescing changes made meanwhile). */
+  private readonly state: StateWriter | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -294,10 +304,12 @@ export class CommandRunner {
     this.shell = opts.shell ?? '/bin/sh';
     this.now = opts.now ?? Date.now;
     this.setTimer = opts.setTimer ?? defaultSetTimer;
-    this.stateFile = opts.stateFile;
+
+    this.state = opts.stateFile !== undefined ? new StateWriter(opts.stateFile, () => this.snapshot(), log) : undefined;
     this.maxConcurrent = Math.max(1, Math.floor(opts.maxConcurrent ?? 32));
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 10_000;
     this.events = opts.events ?? {};
+    this.native = opts.native;
   }
 
   /**
@@ -347,7 +359,7 @@ export class CommandRunner {
   /** Resolves once no command is queued or running and the state file is written. */
   async idle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    while (this.persistRunning) await this.persistRunning;
+    await this.state?.settled();
   }
 
   /**
@@ -471,12 +483,21 @@ export class CommandRunner {
     else this.running--;
   }
 
-  /** Run one command through the shell; resolves when it has ended (never rejects). */
+  /** Run one command through the shell (or natively); resolves when it has ended (never rejects). */
   private exec(job: Job): Promise<CommandResult> {
     const ctx = { src: job.src, door: job.door };
     const prefix = `${job.src}: ${job.door}`;
-    this.log.info(ctx, `${prefix}: running command: ${job.command}`);
     const startedAt = Date.now();
+    const native = this.native?.(info(job));
+    if (native !== undefined) {
+      this.log.info(ctx, `${prefix}: running command natively over D-Bus (no shell, no firewall-cmd): ${job.command}`);
+      const done = (): CommandResult => ({ ...info(job), code: 0, signal: null, stdout: '', stderr: '', durationMs: Date.now() - startedAt });
+      return native.then(done, (err: unknown) => {
+        this.log.error({ ...ctx, err }, `${prefix}: native command failed: ${(err as Error).message}`);
+        return { ...done(), code: 1 };
+      });
+    }
+    this.log.info(ctx, `${prefix}: running command: ${job.command}`);
     const stdout = new Capture();
     const stderr = new Capture();
 
@@ -582,21 +603,8 @@ export class CommandRunner {
 
   /** Note that the set changed; (re)write the state file in the background. */
   private persist(): void {
-    if (this.stateFile === undefined || this.disposed) return;
-    this.persistDirty = true;
-    if (this.persistRunning) return;
-    const file = this.stateFile;
-    this.persistRunning = (async () => {
-      while (this.persistDirty) {
-        this.persistDirty = false;
-        try {
-          await writeAtomically(file, `${JSON.stringify(this.snapshot(), null, 2)}\n`);
-        } catch (err) {
-          this.log.error({ err }, `cannot write state file ${file}: ${(err as Error).message}`);
-        }
-      }
-      this.persistRunning = undefined;
-    })();
+    if (this.disposed) return;
+    this.state?.mark();
   }
 }
 
@@ -615,23 +623,5 @@ function killGroup(child: ChildProcess): void {
     } catch {
       /* already gone */
     }
-  }
-}
-
-/** Write `data` to `file` so that readers see the old or the new content, never a mix: tmp file, fsync, rename. */
-async function writeAtomically(file: string, data: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await openFile(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
   }
 }

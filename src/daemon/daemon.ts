@@ -16,6 +16,9 @@ import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
 import { richRule, ruleTargets } from '../firewalld/rules';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
+import { recognizeFirewallCmd } from '../config/firewallcmd';
+import { join } from 'node:path';
+import { CommandRunner, loadPendingStops, selectCommands, substituteIp, type CommandInfo } from './commands';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { SystemdNotifier } from './notify';
 
@@ -30,6 +33,17 @@ export interface DaemonOptions {
   maxAttempts?: number;
   /** How often to re-read the interface's addresses (ms). */
   addressPollMs?: number;
+  /** Where pending stop commands and held grants are kept across restarts (default /run/knockd). */
+  stateDir?: string;
+}
+
+/** Does this door use firewalld: firewalld_* directives, or firewall-cmd command lines we carry out natively? */
+function usesFirewalld(d: RuntimeDoor): boolean {
+  if (d.config.firewalld !== undefined) return true;
+  const c = d.config;
+  return [c.startCommand, c.startCommand6, c.stopCommand, c.stopCommand6].some(
+    (cmd) => cmd !== undefined && recognizeFirewallCmd(cmd.split('%IP%').join('192.0.2.1')) !== undefined,
+  );
 }
 
 /** Start-up failures an admin must fix; the message says how. */
@@ -59,6 +73,9 @@ export class Daemon {
   /** Why the capture is not open, for STATUS= (empty while listening). */
   private waitingFor = '';
   readonly notifier: SystemdNotifier;
+  private readonly commands: CommandRunner;
+  private readonly stateDir: string;
+  private stopping = false;
 
   constructor(
     private config: Config,
@@ -72,6 +89,8 @@ export class Daemon {
     this.capture.on('listening', (link, again) => this.onListening(link, again));
     this.capture.on('suppressed', (n, inFlight) => this.log.info(`${n} more "Stage 1" line(s) suppressed in the last second (${inFlight} attempts in flight)`));
     this.notifier = new SystemdNotifier(log);
+    this.stateDir = opts.stateDir ?? '/run/knockd';
+    this.commands = new CommandRunner(log, { stateFile: join(this.stateDir, 'commands.json'), native: (job) => this.nativeCommand(job) });
   }
 
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
@@ -90,6 +109,19 @@ export class Daemon {
   /** Check firewalld and the config against it, open the capture. Throws StartupError. */
   async start(): Promise<void> {
     await this.checkFirewalld(this.doors);
+    const grantsFile = join(this.stateDir, 'grants.json');
+    const restored = (await this.grants?.restore(grantsFile)) ?? 0;
+    if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${grantsFile})`);
+    const commandsFile = join(this.stateDir, 'commands.json');
+    try {
+      const stops = await loadPendingStops(commandsFile);
+      if (stops.length) {
+        this.log.info(`${stops.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`);
+        this.commands.restore(stops);
+      }
+    } catch (err) {
+      this.log.error(`cannot read pending stop commands from ${commandsFile}: ${(err as Error).message}`);
+    }
     this.refreshInterface(true);
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.refreshInterface(false), this.opts.addressPollMs ?? 2000));
@@ -98,13 +130,13 @@ export class Daemon {
   /** Firewalld must be running, and every zone and service the doors name must exist. */
   private async checkFirewalld(doors: readonly RuntimeDoor[]): Promise<void> {
     const fwDoors = doors.filter((d) => d.config.firewalld !== undefined);
-    if (fwDoors.length === 0) return;
+    if (!doors.some(usesFirewalld)) return;
     if (this.fw === undefined) {
       this.fw = new FirewalldClient();
       this.fw.on('busError', (err) => this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`));
       this.fw.on('down', () => this.log.warn('firewalld left the bus; open grants will be restored when it returns'));
       this.fw.on('up', () => this.log.info('firewalld is on the bus'));
-      this.grants = new Grants(this.fw, this.log);
+      this.grants = new Grants(this.fw, this.log, { stateFile: join(this.opts.stateDir ?? '/run/knockd', 'grants.json') });
     }
     const fw = this.fw;
     const where = (d: RuntimeDoor, key: string): string => `${this.config.file}:${d.config.lines[key] ?? d.config.line}: [${d.name}]`;
@@ -244,7 +276,16 @@ export class Daemon {
 
   private act(kind: 'open' | 'close', door: RuntimeDoor, src: string, family: 4 | 6): void {
     const fwd = door.config.firewalld;
-    if (fwd === undefined || this.grants === undefined) return;
+    if (fwd === undefined) {
+      // knockd's Start_Command / Stop_Command (firewall-cmd lines among them are done natively).
+      try {
+        this.commands.open(door.config, src, family);
+      } catch (err) {
+        this.log.error({ src, door: door.name, err }, `${src}: ${door.name}: command not run: ${(err as Error).message}`);
+      }
+      return;
+    }
+    if (this.grants === undefined) return;
     const zone = fwd.zone ?? this.defaultZone;
     const who = { src, door: door.name };
     for (const target of ruleTargets(fwd)) {
@@ -252,6 +293,40 @@ export class Daemon {
       if (kind === 'open') void this.grants.open(zone, rule, door.config.cmdTimeout, who);
       else void this.grants.close(zone, rule, who);
     }
+  }
+
+  /**
+   * A `firewall-cmd --add-rich-rule/--remove-rich-rule` command line from an
+   * old config, done over D-Bus instead of forking a shell and a Python
+   * process. Anything not recognised exactly is left to the shell.
+   */
+  private nativeCommand(job: CommandInfo): Promise<void> | undefined {
+    const grants = this.grants;
+    if (grants === undefined) return undefined;
+    const a = recognizeFirewallCmd(job.command);
+    if (a === undefined) return undefined;
+    const zone = a.zone ?? this.defaultZone;
+    const who = { src: job.src, door: job.door };
+    if (a.kind === 'remove') {
+      // Shutting down: a rule firewalld times out by itself is left to firewalld
+      // (and taken over by the next start), so a restart does not shut the door early.
+      const held = grants.list().find((g) => g.zone === zone && g.rule === a.rule);
+      if (this.stopping && job.kind === 'stop' && held && held.expiresAt > 0) {
+        this.log.info(who, `${job.src}: ${job.door}: leaving ${a.rule} to firewalld's own timeout (${Math.ceil((held.expiresAt - Date.now()) / 1000)} s left)`);
+        return Promise.resolve();
+      }
+      return grants.close(zone, a.rule, who);
+    }
+    let timeout = a.timeout;
+    const door = this.doorByName.get(job.door);
+    if (timeout === 0 && job.kind === 'start' && door) {
+      // Its stop command removes this same rule after cmd_timeout: let firewalld
+      // time it too, so the door shuts on time even if this daemon is killed.
+      const stop = selectCommands(door.config, job.family).stop;
+      const s = stop ? recognizeFirewallCmd(substituteIp(stop, job.src)) : undefined;
+      if (s?.kind === 'remove' && s.rule === a.rule && (s.zone ?? this.defaultZone) === zone) timeout = door.config.cmdTimeout;
+    }
+    return grants.open(zone, a.rule, timeout, who);
   }
 
   /** SIGHUP: a valid new config replaces the old; an invalid one is reported and the old keeps running. */
@@ -271,9 +346,12 @@ export class Daemon {
 
   /** Stop capturing, finish queued firewalld calls, let go of the bus. */
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.capture.stop();
+    // Pending stop commands run now: a restart never leaves a shell-command door open.
+    await this.commands.flush();
     await this.grants?.settle();
     this.grants?.dispose();
     this.fw?.close();

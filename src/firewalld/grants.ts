@@ -9,7 +9,9 @@
  * - firewalld going away (or reloading, which drops runtime rules) does not
  *   lose grants: they are put back with their remaining time when it returns.
  */
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { StateWriter } from '../daemon/statefile';
 import { FirewalldError, type FirewalldClient } from './client';
 
 export interface Grant {
@@ -32,14 +34,56 @@ export class Grants {
   private readonly grants = new Map<string, Grant>();
   private readonly queues = new Map<string, Promise<void>>();
   private readonly expiry = new Map<string, NodeJS.Timeout>();
+  private readonly state: StateWriter | undefined;
 
   constructor(
     private readonly fw: FirewalldClient,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    opts: { stateFile?: string; now?: () => number } = {},
   ) {
+    this.now = opts.now ?? Date.now;
+    this.state = opts.stateFile ? new StateWriter(opts.stateFile, () => ({ version: 1, grants: this.list() }), log) : undefined;
     fw.on('up', () => void this.reapply('firewalld is back'));
     fw.on('reloaded', () => void this.reapply('firewalld reloaded'));
+  }
+
+  private readonly now: () => number;
+
+  /**
+   * Take over the grants a previous run of the daemon held (state file):
+   * rules still in firewalld are tracked as they are (not added twice); rules
+   * that went missing meanwhile are put back with their remaining time.
+   */
+  async restore(file: string): Promise<number> {
+    let saved: Grant[];
+    try {
+      const data = JSON.parse(await readFile(file, 'utf8')) as { version?: number; grants?: Grant[] };
+      saved = Array.isArray(data.grants) ? data.grants : [];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`ignoring unreadable state file ${file}: ${(err as Error).message}`);
+      return 0;
+    }
+    const live = saved.filter(
+      (g) => typeof g.zone === 'string' && typeof g.rule === 'string' && typeof g.expiresAt === 'number' && (g.expiresAt === 0 || g.expiresAt > this.now()),
+    );
+    await Promise.all(
+      live.map((g) => {
+        const k = key(g.zone, g.rule);
+        return this.serial(k, async () => {
+          const grant: Grant = { zone: g.zone, rule: g.rule, src: String(g.src), door: String(g.door), timeout: Number(g.timeout) || 0, expiresAt: g.expiresAt, applied: false };
+          this.track(k, grant);
+          const present = await this.fw.queryRichRule(g.zone, g.rule).catch(() => false);
+          if (present) {
+            grant.applied = true;
+            this.log.info({ src: grant.src, door: grant.door, zone: grant.zone, rule: grant.rule }, `${grant.src}: ${grant.door}: firewalld: still open from the previous run in zone ${grant.zone}: ${grant.rule}`);
+          } else {
+            const left = grant.expiresAt > 0 ? Math.ceil((grant.expiresAt - this.now()) / 1000) : 0;
+            await this.apply(grant, left, 'restored');
+          }
+        });
+      }),
+    );
+    return live.length;
   }
 
   /** Grants currently held (or waiting for firewalld). */
@@ -118,6 +162,7 @@ export class Grants {
 
   private track(k: string, grant: Grant): void {
     this.grants.set(k, grant);
+    this.state?.mark();
     const old = this.expiry.get(k);
     if (old) clearTimeout(old);
     this.expiry.delete(k);
@@ -133,7 +178,7 @@ export class Grants {
   }
 
   private untrack(k: string): void {
-    this.grants.delete(k);
+    if (this.grants.delete(k)) this.state?.mark();
     const t = this.expiry.get(k);
     if (t) clearTimeout(t);
     this.expiry.delete(k);
@@ -159,6 +204,7 @@ export class Grants {
   /** Wait for every queued firewalld operation (shutdown, tests). */
   async settle(): Promise<void> {
     while (this.queues.size > 0) await Promise.all([...this.queues.values()]);
+    await this.state?.settled();
   }
 
   dispose(): void {

@@ -27,6 +27,10 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Log line that means "started" (default /listening on/). */
   waitFor?: RegExp;
+  /** --state-dir (default: a fresh directory per daemon in the lab's temp dir). Reuse one to test restarts. */
+  stateDir?: string;
+  /** A command the daemon runs under, e.g. strace. */
+  wrap?: string[];
 }
 
 /** Start bin/knockd in the server namespace with `conf` as its config; resolves once it is listening. */
@@ -38,7 +42,8 @@ export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = 
   await writeFile(confFile, conf);
   const env = opts.env ?? {};
   const envArgv = Object.keys(env).length ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [];
-  const proc = lab.spawnIn('server', [...envArgv, process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, ...extraArgs], { logFile: outFile });
+  const stateDir = opts.stateDir ?? join(lab.tmpDir, `state-${n}`);
+  const proc = lab.spawnIn('server', [...envArgv, ...(opts.wrap ?? []), process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, '--state-dir', stateDir, ...extraArgs], { logFile: outFile });
   const readLog = async (): Promise<string> => {
     const [a, b] = await Promise.all([readFile(logFile, 'utf8').catch(() => ''), readFile(outFile, 'utf8').catch(() => '')]);
     return a.length ? a : b;

@@ -1,0 +1,104 @@
+/**
+ * Issue 3, end to end: the configs admins already have.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { requireRoot, startLab, type Lab } from '../lab/lab';
+import { debianKnock, sleep, sshRule, startKnockd } from './helpers';
+
+let lab: Lab;
+before(async () => {
+  requireRoot();
+  lab = await startLab({ ipv6: false });
+});
+after(async () => {
+  await lab?.stop();
+});
+
+/** The CentOS 7 tutorial's config exactly as printed: no section headers, capitalised keys, firewall-cmd commands. */
+const SEED_004 = `logfile = /var/log/knockd.log
+Sequence = 3333,4444,5555
+Seq_timeout = 15
+Tcpflags = syn
+Command = /bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
+
+Sequence = 6666,7777,8888
+Seq_timeout = 15
+Tcpflags = syn
+Command = /bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
+`;
+
+test('the tutorial config as printed opens and closes SSH natively: no shell, no firewall-cmd process', async () => {
+  const trace = join(lab.tmpDir, 'exec.trace');
+  const pidFile = join(lab.tmpDir, 'traced.pid');
+  // strace follows every process the daemon starts (its capture process included) and records each execve.
+  const d = await startKnockd(lab, SEED_004, ['-p', pidFile], { wrap: ['strace', '-f', '-qq', '-e', 'trace=execve', '-o', trace] });
+  try {
+    await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
+    assert.deepEqual(await lab.richRules(), [sshRule(lab.clientAddr)]);
+    assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
+    await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
+    await lab.waitFor(async () => (await lab.richRules()).length === 0, 2000, 20);
+    assert.equal(await lab.sshBanner(), null);
+    const log = await d.log();
+    assert.match(log, /knockd-\d+\.conf:2: \[door1\] directives outside any \[section\]; knockd 0.8 rejects this file. Add a header line such as "\[door1\]"/, "the missing headers are explained");
+    assert.match(log, /door1: running command natively over D-Bus .*--add-rich-rule/);
+    assert.match(log, /door2: running command natively over D-Bus .*--remove-rich-rule/);
+  } finally {
+    // SIGTERM to the daemon itself (strace would only detach); strace exits with its tracee.
+    process.kill(Number(await readFile(pidFile, 'utf8')), 'SIGTERM');
+    await d.stop();
+  }
+  const execs = (await readFile(trace, 'utf8')).split('\n').filter((l) => l.includes('execve('));
+  assert.ok(execs.length >= 2, `the trace saw the daemon and its capture process start: ${execs.join('\n')}`);
+  const forbidden = execs.filter((l) => /firewall-cmd|"\/bin\/sh"|python/.test(l));
+  assert.deepEqual(forbidden, [], 'no shell and no firewall-cmd were executed');
+});
+
+test('start_command/stop_command with cmd_timeout run through the shell, byte for byte', async () => {
+  const out = join(lab.tmpDir, 'commands.out');
+  const conf = `[options]
+  logfile = /dev/null
+[shellDoor]
+  sequence    = 3333,4444,5555
+  tcpflags    = syn
+  cmd_timeout = 2
+  start_command = /usr/bin/firewall-cmd --zone=public --add-rich-rule='rule family="ipv4" source address="%IP%" service name="ssh" accept' >/dev/null; echo "open %IP%" >> ${out} # a comment for the shell
+  stop_command  = /usr/bin/firewall-cmd --zone=public --remove-rich-rule='rule family="ipv4" source address="%IP%" service name="ssh" accept' >/dev/null; echo "close %IP%" >> ${out}
+`;
+  const d = await startKnockd(lab, conf);
+  try {
+    await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, 3000, 20);
+    const opened = Date.now();
+    assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
+    await lab.waitFor(async () => (await lab.richRules()).length === 0, 5000, 50);
+    const lasted = (Date.now() - opened) / 1000;
+    assert.ok(lasted > 1.2 && lasted < 4, `the stop command ran ${lasted.toFixed(2)} s after the start`);
+    assert.equal(await readFile(out, 'utf8'), `open ${lab.clientAddr}\nclose ${lab.clientAddr}\n`);
+    const log = await d.log();
+    assert.match(log, /shellDoor: running command: \/usr\/bin\/firewall-cmd/);
+    assert.match(log, /shellDoor: command timeout/);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('shutdown runs the stop commands still pending, so a restart never leaves a door open', async () => {
+  const out = join(lab.tmpDir, 'pending.out');
+  const conf = `[shellDoor]
+  sequence      = 3333,4444,5555
+  cmd_timeout   = 3600
+  start_command = echo "open %IP%" >> ${out}
+  stop_command  = echo "close %IP%" >> ${out}
+`;
+  const d = await startKnockd(lab, conf);
+  await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+  await lab.waitFor(async () => (await readFile(out, 'utf8').catch(() => '')).includes('open'), 3000);
+  await sleep(100);
+  assert.equal(await d.stop(), 0);
+  assert.equal(await readFile(out, 'utf8'), `open ${lab.clientAddr}\nclose ${lab.clientAddr}\n`);
+});
