@@ -215,7 +215,7 @@ export async function main(argv: string[]): Promise<number> {
     void (async () => {
       const res = await loadConfig(cli.config);
       if (res.errors.length || !res.config) {
-        for (const e of res.errors) logger.error(`reload refused, keeping the running config: ${formatIssue(e)}`);
+        for (const e of res.errors) logger.error(`reload refused, keeping the running config: ${issueForLog(e)}`);
         return;
       }
       for (const w of res.warnings) logger.warn(issueForLog(w));

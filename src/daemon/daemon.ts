@@ -97,8 +97,9 @@ export class Daemon {
   statusLine(): string {
     if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
     if (!this.capture.listening) return this.waitingFor || this.capture.problem || `waiting for ${this.opts.iface}`;
-    const open = this.grantList.length;
-    return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open} open`;
+    const open = this.grantList.length + this.commands.pending().length;
+    const waiting = this.grants?.pendingCount ?? 0;
+    return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open} open${waiting ? `, ${waiting} waiting for firewalld` : ''}`;
   }
 
   private indexDoors(): void {

@@ -147,12 +147,20 @@ export class Grants {
         verb = 'refreshed';
       }
       grant.applied = true;
+      this.retries = 0;
       this.log.info(ctx, `${src}: ${door}: firewalld: ${verb} in zone ${zone}: ${rule} (${t})`);
     } catch (err) {
       grant.applied = false;
       const e = err instanceof FirewalldError ? err : new FirewalldError(String(err), '', 'ERROR');
       if (e.unreachable) {
         this.log.error({ ...ctx, err: e }, `${src}: ${door}: firewalld is not reachable; rule kept and applied when firewalld returns: ${rule} (${e.message})`);
+        this.scheduleRetry();
+      } else if (e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied') {
+        this.log.error(
+          { ...ctx, err: e },
+          `${src}: ${door}: the system bus denied the call to firewalld (${e.message}); run knockd as root or allow it in /usr/share/dbus-1/system.d; retrying`,
+        );
+        this.scheduleRetry();
       } else {
         this.untrack(key(zone, rule));
         this.log.error({ ...ctx, err: e }, `${src}: ${door}: firewalld refused rule in zone ${zone}: ${e.message} (check firewalld_zone/firewalld_service in knockd.conf)`);
@@ -185,8 +193,8 @@ export class Grants {
   }
 
   /** Put every live grant back with its remaining time (after firewalld restarted or reloaded). */
-  async reapply(why: string): Promise<void> {
-    const live = this.list();
+  async reapply(why: string, onlyPending = false): Promise<void> {
+    const live = this.list().filter((g) => !onlyPending || !g.applied);
     if (live.length === 0) return;
     this.log.info(`${why}: restoring ${live.length} rule(s)`);
     await Promise.all(
@@ -207,8 +215,33 @@ export class Grants {
     await this.state?.settled();
   }
 
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retries = 0;
+
+  /** Grants firewalld has not got yet are tried again with backoff (1 s … 30 s), and at once when firewalld reappears. */
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    const delay = [1, 2, 5, 10, 30][Math.min(this.retries++, 4)]! * 1000;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const pending = this.list().filter((g) => !g.applied);
+      if (pending.length === 0) {
+        this.retries = 0;
+        return;
+      }
+      void this.reapply(`retrying ${pending.length} rule(s) firewalld has not got yet`, true);
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** Rules not yet in firewalld (it was away or refused). */
+  get pendingCount(): number {
+    return this.list().filter((g) => !g.applied).length;
+  }
+
   dispose(): void {
     for (const t of this.expiry.values()) clearTimeout(t);
     this.expiry.clear();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 }
