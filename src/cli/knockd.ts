@@ -10,6 +10,7 @@ import { formatIssue, loadConfig } from '../config/parse';
 import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
 import { createLogger, type LogFormat } from '../daemon/log';
+import { formatStatus, queryStatus } from '../daemon/status';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 
 export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
@@ -25,6 +26,7 @@ options:
   -4, --only-ip-v4       ignore packets from IPv6 sources
   -p, --pidfile <file>   use an alternate pidfile (default /var/run/knockd.pid)
   -g, --logfile <file>   use an alternate logfile
+      --status           show the running daemon's doors and the grants it holds (address, door, zone, rule, time left)
       --check            parse and validate the config, print every problem, exit 1 if any error
       --log-format <f>   text (knockd-style lines, default) or json (pino records)
       --max-attempts <n> bound on knock attempts in flight (default ${DEFAULT_MAX_ATTEMPTS})
@@ -44,6 +46,7 @@ interface Cli {
   pidFile?: string;
   logFile?: string;
   check: boolean;
+  status: boolean;
   logFormat: LogFormat;
   maxAttempts: number;
   stateDir: string;
@@ -64,6 +67,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
       pidfile: { type: 'string', short: 'p' },
       logfile: { type: 'string', short: 'g' },
       check: { type: 'boolean' },
+      status: { type: 'boolean' },
       'log-format': { type: 'string' },
       'max-attempts': { type: 'string' },
       'state-dir': { type: 'string' },
@@ -89,6 +93,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
     pidFile: values.pidfile,
     logFile: values.logfile,
     check: values.check ?? false,
+    status: values.status ?? false,
     logFormat: fmt,
     maxAttempts: max,
     stateDir: values['state-dir'] ?? '/run/knockd',
@@ -134,6 +139,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (cli.status) {
+    try {
+      process.stdout.write(formatStatus(await queryStatus()));
+      return 0;
+    } catch (err) {
+      process.stderr.write(`knockd: cannot get the status of the running daemon: ${(err as Error).message} (is knockd running? "systemctl status knockd")\n`);
+      return 1;
+    }
+  }
+
   if (cli.check) {
     const res = await loadConfig(cli.config);
     for (const i of [...res.errors, ...res.warnings].sort((a, b) => a.line - b.line)) process.stdout.write(`${formatIssue(i)}\n`);
@@ -166,7 +181,7 @@ export async function main(argv: string[]): Promise<number> {
   const logger = log.logger;
   for (const w of config.warnings) logger.warn(issueForLog(w));
 
-  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir }, logger);
+  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir, version: VERSION }, logger);
   try {
     await daemon.start();
   } catch (err) {

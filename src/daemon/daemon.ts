@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { CommandRunner, loadPendingStops, selectCommands, substituteIp, type CommandInfo } from './commands';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { SystemdNotifier } from './notify';
+import { StatusService, type StatusSnapshot } from './status';
 
 export interface DaemonOptions {
   /** Interface to listen on (-i, else config Interface, else eth0). */
@@ -35,6 +36,9 @@ export interface DaemonOptions {
   addressPollMs?: number;
   /** Where pending stop commands and held grants are kept across restarts (default /run/knockd). */
   stateDir?: string;
+  /** Publish org.knockd.Knockd1 on the system bus for `knockd --status` (default true). */
+  statusService?: boolean;
+  version?: string;
 }
 
 /** Does this door use firewalld: firewalld_* directives, or firewall-cmd command lines we carry out natively? */
@@ -76,6 +80,7 @@ export class Daemon {
   private readonly commands: CommandRunner;
   private readonly stateDir: string;
   private stopping = false;
+  private status: StatusService | undefined;
 
   constructor(
     private config: Config,
@@ -124,6 +129,10 @@ export class Daemon {
       this.log.error(`cannot read pending stop commands from ${commandsFile}: ${(err as Error).message}`);
     }
     this.refreshInterface(true);
+    if (this.opts.statusService !== false) {
+      this.status = new StatusService(this.log, () => this.snapshot());
+      await this.status.start();
+    }
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.refreshInterface(false), this.opts.addressPollMs ?? 2000));
   }
@@ -345,9 +354,46 @@ export class Daemon {
     return this.grants?.list() ?? [];
   }
 
+  /** What `knockd --status` shows. */
+  async snapshot(): Promise<StatusSnapshot> {
+    const now = Date.now();
+    const cap = await this.capture.stats();
+    return {
+      pid: process.pid,
+      version: this.opts.version ?? '',
+      iface: this.opts.iface,
+      status: this.statusLine(),
+      listening: this.capture.listening,
+      doors: this.doors.map((d) => {
+        const fwd = d.config.firewalld;
+        const c = d.config;
+        return {
+          name: d.name,
+          sequence: sequenceText(c),
+          action: d.action,
+          ...(fwd ? { zone: fwd.zone ?? this.defaultZone, rules: ruleTargets(fwd).map((t) => ('service' in t ? t.service : `${t.port}/${t.proto}`)) } : {}),
+          commands: Boolean(c.startCommand || c.startCommand6),
+        };
+      }),
+      grants: this.grantList.map((g) => ({
+        src: g.src,
+        door: g.door,
+        zone: g.zone,
+        rule: g.rule,
+        secondsLeft: g.expiresAt > 0 ? Math.max(0, Math.round((g.expiresAt - now) / 1000)) : null,
+        applied: g.applied,
+      })),
+      pendingStops: this.commands.pending().map((p) => ({ door: p.door, src: p.src, secondsLeft: Math.max(0, Math.round((p.dueAt - now) / 1000)) })),
+      ...(cap
+        ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } }
+        : {}),
+    };
+  }
+
   /** Stop capturing, finish queued firewalld calls, let go of the bus. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.status?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.capture.stop();
