@@ -13,7 +13,10 @@ import type { FrameStats } from '../daemon/pipeline';
 import type { KnockProto } from '../decode/types';
 
 /** Plain-data door (what the matcher needs), as sent to the capture process. */
-export type WireDoor = DoorSpec;
+export type WireDoor = DoorSpec & {
+  /** A One_Time_Sequences door: the capture process drops it the moment it opens, until the daemon sends its next sequence. */
+  oneTime?: boolean;
+};
 
 export interface CaptureSetup {
   iface: string;

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { FramePipeline } from '../daemon/pipeline';
 import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
-import type { CaptureSetup, FromCapture, ToCapture, WireEvent } from './protocol';
+import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
 
 function send(msg: FromCapture): void {
   if (process.connected) process.send!(msg);
@@ -46,6 +46,12 @@ class CaptureWorker {
   }
 
   private onEvent(e: MatchEvent): void {
+    if ((e.type === 'open' || e.type === 'close') && (e.door as WireDoor).oneTime) {
+      // Used up: no second opening with the same sequence, not even by a packet already in the queue.
+      const doors = this.setup.doors.filter((d) => d.name !== e.door.name);
+      this.setup = { ...this.setup, doors };
+      queueMicrotask(() => this.matcher.setDoors(doors));
+    }
     if (e.type === 'stage' && e.stage === 1) {
       if (this.budget <= 0) {
         this.suppressed++;

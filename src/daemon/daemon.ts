@@ -17,6 +17,7 @@ import { Grants } from '../firewalld/grants';
 import { richRule, ruleTargets } from '../firewalld/rules';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { recognizeFirewallCmd } from '../config/firewallcmd';
+import { disableOneTimeSequence, firstOneTimeSequence, type OneTimeSequence } from '../config/onetime';
 import { join } from 'node:path';
 import { CommandRunner, loadPendingStops, selectCommands, substituteIp, type CommandInfo } from './commands';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
@@ -60,7 +61,15 @@ const STAGE1_LOG_PER_SECOND = 50;
 
 /** The matcher's view of a door: plain data, sent to the capture process. */
 function wireDoor(d: RuntimeDoor): WireDoor {
-  return { name: d.name, sequence: d.sequence, seqTimeoutMs: d.seqTimeoutMs, tcpFlags: d.tcpFlags, action: d.action, ...(d.target !== undefined ? { target: d.target } : {}) };
+  return {
+    name: d.name,
+    sequence: d.sequence,
+    seqTimeoutMs: d.seqTimeoutMs,
+    tcpFlags: d.tcpFlags,
+    action: d.action,
+    ...(d.target !== undefined ? { target: d.target } : {}),
+    ...(d.config.oneTimeSequences !== undefined ? { oneTime: true } : {}),
+  };
 }
 
 export class Daemon {
@@ -81,6 +90,8 @@ export class Daemon {
   private readonly stateDir: string;
   private stopping = false;
   private status: StatusService | undefined;
+  /** The sequence each One_Time_Sequences door is using now. */
+  private readonly oneTime = new Map<string, OneTimeSequence>();
 
   constructor(
     private config: Config,
@@ -114,6 +125,8 @@ export class Daemon {
 
   /** Check firewalld and the config against it, open the capture. Throws StartupError. */
   async start(): Promise<void> {
+    this.doors = await this.loadOneTimeSequences(this.doors);
+    this.indexDoors();
     await this.checkFirewalld(this.doors);
     const grantsFile = join(this.stateDir, 'grants.json');
     const restored = (await this.grants?.restore(grantsFile)) ?? 0;
@@ -135,6 +148,56 @@ export class Daemon {
     }
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.refreshInterface(false), this.opts.addressPollMs ?? 2000));
+  }
+
+  /** Give each One_Time_Sequences door the first unused sequence of its file; doors whose file is used up are left out. */
+  private async loadOneTimeSequences(doors: RuntimeDoor[]): Promise<RuntimeDoor[]> {
+    const out: RuntimeDoor[] = [];
+    for (const d of doors) {
+      const file = d.config.oneTimeSequences;
+      if (file === undefined) {
+        out.push(d);
+        continue;
+      }
+      let seq: OneTimeSequence | undefined;
+      try {
+        seq = await firstOneTimeSequence(file);
+      } catch (err) {
+        throw new StartupError(`${this.config.file}:${d.config.lines.ONE_TIME_SEQUENCES ?? d.config.line}: [${d.name}] cannot read One_Time_Sequences file: ${(err as Error).message}`);
+      }
+      if (seq === undefined) {
+        this.log.warn(`no more sequences left in the one time sequences file ${file} for door ${d.name} --> disabling the door`);
+        continue;
+      }
+      this.oneTime.set(d.name, seq);
+      this.log.info(`${d.name}: one-time sequence from ${file} line ${seq.line}`);
+      out.push({ ...d, sequence: seq.sequence });
+    }
+    return out;
+  }
+
+  /** A one-time door opened: disable the used line, move to the next one (or close the door). */
+  private async nextOneTimeSequence(door: RuntimeDoor): Promise<void> {
+    const file = door.config.oneTimeSequences!;
+    const used = this.oneTime.get(door.name);
+    let next: OneTimeSequence | undefined;
+    try {
+      if (used) await disableOneTimeSequence(file, used);
+      next = await firstOneTimeSequence(file);
+    } catch (err) {
+      this.log.error(`error while disabling used one time sequence for door ${door.name} (${(err as Error).message}) --> disabling the door`);
+    }
+    if (next) {
+      this.oneTime.set(door.name, next);
+      this.doors = this.doors.map((d) => (d.name === door.name ? { ...d, sequence: next.sequence } : d));
+      this.log.info(`${door.name}: next one-time sequence from ${file} line ${next.line}`);
+    } else {
+      this.oneTime.delete(door.name);
+      this.doors = this.doors.filter((d) => d.name !== door.name);
+      this.log.warn(`no more sequences left in the one time sequences file ${file} for door ${door.name} --> disabling the door`);
+    }
+    this.indexDoors();
+    this.capture.setDoors(this.doors.map(wireDoor), buildFilter(this.doors, this.localAddrs));
   }
 
   /** Firewalld must be running, and every zone and service the doors name must exist. */
@@ -228,7 +291,7 @@ export class Daemon {
 
   private onListening(link: string, again: boolean): void {
     if (!this.startedLogged) {
-      this.log.info(`starting up, listening on ${this.opts.iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText(d.config)}`).join('; ')})`);
+      this.log.info(`starting up, listening on ${this.opts.iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText({ sequence: [...d.sequence] })}`).join('; ')})`);
       this.startedLogged = true;
     } else if (again) {
       this.log.info(`listening on ${this.opts.iface} again`);
@@ -278,7 +341,10 @@ export class Daemon {
       case 'close': {
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: OPEN SESAME`);
         const door = this.doorByName.get(e.door);
-        if (door) this.act(e.type, door, e.src, e.family);
+        if (door) {
+          this.act(e.type, door, e.src, e.family);
+          if (door.config.oneTimeSequences !== undefined) void this.nextOneTimeSequence(door);
+        }
         return;
       }
     }
@@ -341,7 +407,7 @@ export class Daemon {
 
   /** SIGHUP: a valid new config replaces the old; an invalid one is reported and the old keeps running. */
   async reload(next: Config): Promise<void> {
-    const doors = toRuntimeDoors(next.doors);
+    const doors = await this.loadOneTimeSequences(toRuntimeDoors(next.doors));
     await this.checkFirewalld(doors);
     this.config = next;
     this.doors = doors;
@@ -369,7 +435,7 @@ export class Daemon {
         const c = d.config;
         return {
           name: d.name,
-          sequence: sequenceText(c),
+          sequence: sequenceText({ sequence: [...d.sequence] }),
           action: d.action,
           ...(fwd ? { zone: fwd.zone ?? this.defaultZone, rules: ruleTargets(fwd).map((t) => ('service' in t ? t.service : `${t.port}/${t.proto}`)) } : {}),
           commands: Boolean(c.startCommand || c.startCommand6),

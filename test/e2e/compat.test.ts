@@ -3,7 +3,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireRoot, startLab, type Lab } from '../lab/lab';
 import { debianKnock, sleep, sshRule, startKnockd } from './helpers';
@@ -101,4 +101,38 @@ test('shutdown runs the stop commands still pending, so a restart never leaves a
   await sleep(100);
   assert.equal(await d.stop(), 0);
   assert.equal(await readFile(out, 'utf8'), `open ${lab.clientAddr}\nclose ${lab.clientAddr}\n`);
+});
+
+test('One_Time_Sequences: a sequence works once, not twice; the used line is disabled with "#" and the next one applies', async () => {
+  const file = join(lab.tmpDir, 'onetime.seq');
+  await writeFile(file, '# used before\n1111,2222,3333\n4444,5555:udp,6666\n');
+  const conf = `[oneTime]
+  one_time_sequences = ${file}
+  seq_timeout        = 10
+  tcpflags           = syn
+  firewalld_action   = open
+  firewalld_zone     = public
+  firewalld_service  = ssh
+  cmd_timeout        = 60
+`;
+  const d = await startKnockd(lab, conf);
+  try {
+    await debianKnock(lab, lab.serverAddr, [1111, 2222, 3333]);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
+    await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`);
+    await d.waitForLog(/oneTime: next one-time sequence from .* line 3/, 2000);
+    assert.equal(await readFile(file, 'utf8'), '# used before\n#111,2222,3333\n4444,5555:udp,6666\n');
+    // The same sequence again opens nothing.
+    await debianKnock(lab, lab.serverAddr, [1111, 2222, 3333]);
+    await sleep(700);
+    assert.deepEqual(await lab.richRules(), []);
+    // The next line does.
+    await debianKnock(lab, lab.serverAddr, ['4444', '5555:udp', '6666']);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
+    await d.waitForLog(/no more sequences left in the one time sequences file .* for door oneTime --> disabling the door/, 2000);
+    assert.equal(await readFile(file, 'utf8'), '# used before\n#111,2222,3333\n#444,5555:udp,6666\n');
+  } finally {
+    await d.stop();
+    await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`).catch(() => '');
+  }
 });
