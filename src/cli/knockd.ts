@@ -177,6 +177,8 @@ export async function main(argv: string[]): Promise<number> {
     format: cli.logFormat,
     ...(logFile ? { logFile } : {}),
     console: process.env.KNOCKD_DETACHED === '1' ? 'none' : 'stdout',
+    syslog: config.options.useSyslog,
+    ...(process.env.KNOCKD_SYSLOG_SOCKET ? { syslogSocket: process.env.KNOCKD_SYSLOG_SOCKET } : {}),
   });
   const logger = log.logger;
   for (const w of config.warnings) logger.warn(issueForLog(w));

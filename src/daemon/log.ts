@@ -10,6 +10,7 @@
  * so the greps admins already have (`Stage 1`, `OPEN SESAME`, `sequence
  * timeout`) keep working on the log file and in the journal.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import pino, { type Logger, type DestinationStream, type Level } from 'pino';
 
 /** pino's own file/fd writer (SonicBoom). */
@@ -26,6 +27,10 @@ export interface LogSetup {
   logFile?: string;
   /** Where console lines go; stdout by default. */
   console?: 'stdout' | 'stderr' | 'none';
+  /** knockd's UseSyslog: every record at info and above also goes to the system log (facility user, tag knockd). */
+  syslog?: boolean;
+  /** Syslog socket (default /dev/log); for tests. */
+  syslogSocket?: string;
 }
 
 export interface LogHandle {
@@ -78,6 +83,45 @@ function render(boom: SonicBoom, format: LogFormat): DestinationStream {
   };
 }
 
+/** syslog severities by pino level. */
+const SEVERITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+
+/**
+ * UseSyslog: one long-lived `logger` (util-linux) reads our lines on stdin and
+ * sends each to the system log with its own priority (`--prio-prefix`); Node
+ * has no Unix datagram sockets of its own. If it dies it is started again on
+ * the next line.
+ */
+class SyslogStream implements DestinationStream {
+  private child: ChildProcess | undefined;
+
+  constructor(private readonly socket: string | undefined) {}
+
+  private proc(): ChildProcess {
+    if (this.child && this.child.exitCode === null && this.child.stdin?.writable) return this.child;
+    const args = ['--prio-prefix', '-t', 'knockd', `--id=${process.pid}`, ...(this.socket ? ['-u', this.socket] : [])];
+    const child = spawn('logger', args, { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.on('error', () => undefined);
+    child.stdin?.on('error', () => undefined);
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    this.child = child;
+    return child;
+  }
+
+  write(line: string): void {
+    let rec: Rec;
+    try {
+      rec = JSON.parse(line) as Rec;
+    } catch {
+      return;
+    }
+    const pri = 8 /* facility user */ + (SEVERITY[rec.level] ?? 6);
+    const msg = (rec.msg ?? '').replace(/\n/g, ' ');
+    this.proc().stdin?.write(`<${pri}>${msg}\n`);
+  }
+}
+
 export function createLogger(setup: LogSetup): LogHandle {
   const streams: pino.StreamEntry[] = [];
   const booms: SonicBoom[] = [];
@@ -94,6 +138,7 @@ export function createLogger(setup: LogSetup): LogHandle {
     booms.push(fileBoom);
     streams.push({ level: setup.level === 'debug' || setup.level === 'trace' ? setup.level : 'info', stream: render(fileBoom, setup.format) });
   }
+  if (setup.syslog) streams.push({ level: 'info', stream: new SyslogStream(setup.syslogSocket) });
   const minLevel = streams.some((s) => s.level === 'debug' || s.level === 'trace') ? setup.level : 'info';
   const logger = pino({ level: minLevel, base: undefined }, pino.multistream(streams));
   return {

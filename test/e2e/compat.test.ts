@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { requireRoot, startLab, type Lab } from '../lab/lab';
 import { debianKnock, sleep, sshRule, startKnockd } from './helpers';
 
@@ -134,5 +135,34 @@ test('One_Time_Sequences: a sequence works once, not twice; the used line is dis
   } finally {
     await d.stop();
     await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`).catch(() => '');
+  }
+});
+
+test('UseSyslog: knockd lines reach the system log with tag knockd', async () => {
+  const sock = join(lab.tmpDir, 'syslog.sock');
+  const rx = spawn('python3', ['-c', `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("BOUND", flush=True)
+while True:
+    print(s.recv(65536).decode(errors="replace"), flush=True)
+`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let got = '';
+  rx.stdout!.on('data', (c: Buffer) => (got += c.toString()));
+  try {
+    await lab.waitFor(async () => got.includes('BOUND'), 5000);
+    const conf = `[options]\n  UseSyslog\n[door]\n  sequence = 3333,4444,5555\n  start_command = /bin/true\n`;
+    const d = await startKnockd(lab, conf, [], { env: { KNOCKD_SYSLOG_SOCKET: sock } });
+    try {
+      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+      await lab.waitFor(async () => /knockd\[\d+\]: [\d.]+: door: OPEN SESAME/.test(got), 3000);
+      assert.match(got, /<14>.*knockd\[\d+\]: starting up, listening on/);
+      assert.match(got, /<14>.*knockd\[\d+\]: [\d.]+: door: Stage 1/);
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    rx.kill();
   }
 });
