@@ -7,6 +7,8 @@ import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue, loadConfig } from '../config/parse';
+import { firewalldWarnings } from '../config/firewalld-check';
+import { FirewalldClient } from '../firewalld/client';
 import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
 import { createLogger, type LogFormat } from '../daemon/log';
@@ -151,6 +153,17 @@ export async function main(argv: string[]): Promise<number> {
 
   if (cli.check) {
     const res = await loadConfig(cli.config);
+    if (res.config) {
+      // With firewalld reachable, also check the config against it (zones, services, knock ports it opens).
+      const fw = new FirewalldClient();
+      try {
+        if (await withTimeout(fw.probe(), 3000)) res.warnings.push(...(await withTimeout(firewalldWarnings(res.config, fw), 5000)));
+      } catch {
+        /* no system bus or no firewalld: the file-only checks are all we can do */
+      } finally {
+        fw.close();
+      }
+    }
     for (const i of [...res.errors, ...res.warnings].sort((a, b) => a.line - b.line)) process.stdout.write(`${formatIssue(i)}\n`);
     if (res.errors.length) {
       process.stdout.write(`${cli.config}: ${res.errors.length} error(s), ${res.warnings.length} warning(s)\n`);
@@ -244,6 +257,10 @@ export async function main(argv: string[]): Promise<number> {
     })();
   });
   return -1; // keep running
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref())]);
 }
 
 /** A config issue as a log line (the log line carries the level itself). */

@@ -182,6 +182,22 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     return (await this.call(IFACE, 'listServices', '', [], 'listServices')) as string[];
   }
 
+  /** Services open in a zone (runtime). */
+  async getServices(zone: string): Promise<string[]> {
+    return (await this.call(ZONE, 'getServices', 's', [zone], `getServices(${zone})`)) as string[];
+  }
+
+  /** Ports open in a zone (runtime), as [port, protocol] pairs; port may be a range `a-b`. */
+  async getPorts(zone: string): Promise<[string, string][]> {
+    return (await this.call(ZONE, 'getPorts', 's', [zone], `getPorts(${zone})`)) as [string, string][];
+  }
+
+  /** The ports a service definition opens, as [port, protocol] pairs. */
+  async getServicePorts(service: string): Promise<[string, string][]> {
+    const settings = (await this.call(IFACE, 'getServiceSettings2', 's', [service], `getServiceSettings2(${service})`)) as Record<string, { value: unknown }>;
+    return (settings.ports?.value as [string, string][] | undefined) ?? [];
+  }
+
   async getRichRules(zone: string): Promise<string[]> {
     return (await this.call(ZONE, 'getRichRules', 's', [zone], `getRichRules(${zone})`)) as string[];
   }

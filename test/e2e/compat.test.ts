@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { debianKnock, sleep, sshRule, startKnockd } from './helpers';
+import { KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd } from './helpers';
 
 let lab: Lab;
 before(async () => {
@@ -165,4 +165,20 @@ while True:
   } finally {
     rx.kill();
   }
+});
+
+test('knockd --check with firewalld reachable: unknown zone/service, and knock ports the zone already opens', async () => {
+  const conf = join(lab.tmpDir, 'check.conf');
+  await writeFile(
+    conf,
+    `[a]\n  sequence = 546:udp,3333\n  firewalld_action = open\n  firewalld_zone = public\n  firewalld_service = ssh\n` +
+      `[b]\n  sequence = 4000,5000\n  firewalld_action = open\n  firewalld_zone = nosuchzone\n  firewalld_service = nosuchsvc\n` +
+      `[c]\n  sequence = 6000,7000\n  command = /usr/bin/firewall-cmd --zone=otherzone --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"\n`,
+  );
+  const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--check', '-c', conf]);
+  assert.equal(r.code, 0, 'warnings only');
+  assert.match(r.stdout, /check\.conf:2: warning: \[a\] knock port 546\/udp is open in zone public/);
+  assert.match(r.stdout, /check\.conf:10: warning: \[b\] firewalld has no service "nosuchsvc"/);
+  assert.match(r.stdout, /check\.conf:9: warning: \[b\] firewalld has no zone "nosuchzone"/);
+  assert.match(r.stdout, /check\.conf:13: warning: \[c\] firewalld has no zone "otherzone"/);
 });
