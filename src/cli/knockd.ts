@@ -197,29 +197,15 @@ export async function main(argv: string[]): Promise<number> {
   for (const w of config.warnings) logger.warn(issueForLog(w));
 
   const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir, version: VERSION }, logger);
-  try {
-    await daemon.start();
-  } catch (err) {
-    const msg = err instanceof StartupError ? err.message : `${(err as Error).stack ?? err}`;
-    logger.fatal(`not starting: ${msg}`);
-    log.flush();
-    await daemon.stop().catch(() => undefined);
-    return 1;
-  }
-
   const pidFile = cli.pidFile ?? config.options.pidFile ?? (cli.daemon ? '/var/run/knockd.pid' : undefined);
-  if (pidFile) {
-    try {
-      writeFileSync(pidFile, `${process.pid}\n`);
-    } catch (err) {
-      logger.warn(`could not create pid file ${pidFile}: ${(err as Error).message}`);
-    }
-  }
 
+  // Signal handlers go in before start-up, so a signal that arrives early never kills us with the default action.
+  let started = false;
   let stopping = false;
   const shutdown = async (sig: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    if (!started) return; // start-up finishes first, then sees `stopping`
     logger.info(`waiting for child processes... (${sig})`);
     await daemon.stop();
     logger.info('shutting down');
@@ -241,6 +227,10 @@ export async function main(argv: string[]): Promise<number> {
   });
   process.on('SIGHUP', () => {
     log.reopen();
+    if (!started) {
+      logger.info('SIGHUP during start-up: the config was just read; nothing to reload');
+      return;
+    }
     logger.info(`re-reading config file: ${cli.config}`);
     void (async () => {
       const res = await loadConfig(cli.config);
@@ -256,6 +246,29 @@ export async function main(argv: string[]): Promise<number> {
       }
     })();
   });
+
+  try {
+    await daemon.start();
+  } catch (err) {
+    const msg = err instanceof StartupError ? err.message : `${(err as Error).stack ?? err}`;
+    logger.fatal(`not starting: ${msg}`);
+    log.flush();
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  }
+  started = true;
+
+  if (pidFile) {
+    try {
+      writeFileSync(pidFile, `${process.pid}\n`);
+    } catch (err) {
+      logger.warn(`could not create pid file ${pidFile}: ${(err as Error).message}`);
+    }
+  }
+  if (stopping) {
+    stopping = false;
+    void shutdown('signal during start-up');
+  }
   return -1; // keep running
 }
 

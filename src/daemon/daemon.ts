@@ -143,8 +143,9 @@ export class Daemon {
     }
     this.refreshInterface(true);
     if (this.opts.statusService !== false) {
+      // Not awaited: without a system bus (or its policy) this must not hold up start-up.
       this.status = new StatusService(this.log, () => this.snapshot());
-      await this.status.start();
+      void this.status.start();
     }
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.refreshInterface(false), this.opts.addressPollMs ?? 2000));
