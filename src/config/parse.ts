@@ -91,6 +91,22 @@ export const SEQ_MAX = 32;
  */
 export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
+// Bounds on what one file can make the parser report, so that a hostile or
+// garbage file (or `knockd --check` on one) gives a bounded amount of output.
+
+/** Errors reported per file; then one final "too many errors" error, and the scan stops. */
+export const MAX_ERRORS = 1000;
+/** Warnings reported per file (the first ones by line); then one summary warning. */
+export const MAX_WARNINGS = 1000;
+/** "starts with the whole sequence of door [...]" warnings per file; then one summary warning. */
+export const MAX_PREFIX_WARNINGS = 100;
+/** Most characters of a value, key or line quoted in a message (longer ones end with "…"). */
+export const MAX_QUOTE = 200;
+/** Keys longer than this get no "did you mean" suggestion (the longest known key has 17 characters). */
+const MAX_SUGGEST_KEY = 40;
+/** Typographic-dash warnings per command line; then one summary warning. */
+const MAX_DASH_WARNINGS = 10;
+
 /**
  * Parses the text of a knockd.conf. `file` is only used to label issues.
  * Collects every error and warning; `config` is undefined if there is any error.
@@ -254,12 +270,19 @@ class Parser {
   private implicitDoor: DoorBuilder | undefined;
   private implicitCount = 0;
   private headerlessOptionsWarned = false;
+  /** Set (to the line of the first error not reported) once MAX_ERRORS errors have been reported. */
+  private stopLine: number | undefined;
 
   constructor(private readonly file: string) {}
 
   // -- issue helpers --------------------------------------------------------
 
   private error(line: number, message: string, door?: string): void {
+    if (this.stopLine !== undefined) return;
+    if (this.errors.length >= MAX_ERRORS) {
+      this.stopLine = line;
+      return;
+    }
     this.errors.push(issue('error', this.file, line, message, door));
   }
 
@@ -282,7 +305,8 @@ class Parser {
       if (isHeader(l)) this.headerNames.add(trimAscii(l.slice(1, -1)));
     }
 
-    lines.forEach((l, idx) => this.line(l, idx + 1));
+    // Stop at the first error past MAX_ERRORS: the file is rejected anyway.
+    for (let idx = 0; idx < lines.length && this.stopLine === undefined; idx++) this.line(lines[idx] as string, idx + 1);
   }
 
   private line(l: string, lineNo: number): void {
@@ -290,7 +314,7 @@ class Parser {
 
     if (l.startsWith('[')) {
       if (isHeader(l)) this.header(trimAscii(l.slice(1, -1)), lineNo);
-      else this.error(lineNo, `malformed section header "${l}": a header line must end with "]" (no trailing comment)`);
+      else this.error(lineNo, `malformed section header "${clip(l)}": a header line must end with "]" (no trailing comment)`);
       return;
     }
 
@@ -302,7 +326,7 @@ class Parser {
     const key = trimAscii(l.slice(0, eq));
     const value = trimAscii(l.slice(eq + 1));
     if (key === '') {
-      this.error(lineNo, `missing directive name before "=" in "${l}"`, this.currentDoorName());
+      this.error(lineNo, `missing directive name before "=" in "${clip(l)}"`, this.currentDoorName());
       return;
     }
     this.directive(key, value, lineNo);
@@ -325,7 +349,7 @@ class Parser {
     const prev = this.doorNames.get(name);
     const b = newDoor(name, lineNo, prev !== undefined);
     if (prev !== undefined) {
-      this.error(lineNo, `duplicate door name: [${name}] is already defined at line ${prev}; give each door its own name`, name);
+      this.error(lineNo, `duplicate door name: [${clip(name)}] is already defined at line ${prev}; give each door its own name`, name);
     } else {
       this.doorNames.set(name, lineNo);
     }
@@ -353,15 +377,16 @@ class Parser {
       }
     }
     const door = this.currentDoorName();
-    const firstWord = l.split(/[ \t]+/)[0] ?? '';
+    // The line is trimmed, so its first word runs up to the first space or tab.
+    const firstWord = /^[^ \t]*/.exec(l)?.[0] ?? '';
     const known = spellingOf(firstWord.toUpperCase());
     if (known !== undefined && firstWord.length < l.length) {
       const rest = trimAscii(l.slice(firstWord.length));
-      this.error(lineNo, `"${l}" is missing "=": write "${known} = ${rest}"`, door);
+      this.error(lineNo, `"${clip(l)}" is missing "=": write "${known} = ${clip(rest)}"`, door);
     } else if (known !== undefined) {
       this.error(lineNo, `${known} needs a value: write "${known} = ..."`, door);
     } else {
-      this.error(lineNo, `syntax error: "${l}" is neither "key = value" nor a [section] header`, door);
+      this.error(lineNo, `syntax error: "${clip(l)}" is neither "key = value" nor a [section] header`, door);
     }
   }
 
@@ -380,16 +405,16 @@ class Parser {
       case 'options':
         if (optionKey !== undefined) this.setOption(optionKey, key, value, lineNo);
         else if (doorKey !== undefined)
-          this.error(lineNo, `"${key}" is a door directive and cannot be used in [options]; put it under a door header such as [openSSH]`);
-        else this.error(lineNo, `unknown option "${key}" in [options] (expected LogFile, UseSyslog, PidFile or Interface)${suggestion(key)}`);
+          this.error(lineNo, `"${clip(key)}" is a door directive and cannot be used in [options]; put it under a door header such as [openSSH]`);
+        else this.error(lineNo, `unknown option "${clip(key)}" in [options] (expected LogFile, UseSyslog, PidFile or Interface)${suggestion(key)}`);
         return;
 
       case 'door': {
         const name = this.section.b.door.name || undefined;
         if (doorKey !== undefined) this.setDoor(this.section.b, doorKey, key, value, lineNo);
         else if (optionKey !== undefined)
-          this.error(lineNo, `"${key}" is a global option and cannot be used in a door; move it to the [options] section`, name);
-        else this.error(lineNo, `unknown directive "${key}"${suggestion(key)}${hiddenSpaceHint(key)}`, name);
+          this.error(lineNo, `"${clip(key)}" is a global option and cannot be used in a door; move it to the [options] section`, name);
+        else this.error(lineNo, `unknown directive "${clip(key)}"${suggestion(key)}${hiddenSpaceHint(key)}`, name);
         return;
       }
 
@@ -400,7 +425,7 @@ class Parser {
         } else if (doorKey !== undefined) {
           this.setDoor(this.headerlessDoor(doorKey, lineNo), doorKey, key, value, lineNo);
         } else {
-          this.error(lineNo, `unknown directive "${key}"${suggestion(key)}${hiddenSpaceHint(key)}`, this.implicitDoor?.door.name);
+          this.error(lineNo, `unknown directive "${clip(key)}"${suggestion(key)}${hiddenSpaceHint(key)}`, this.implicitDoor?.door.name);
         }
         return;
     }
@@ -473,7 +498,7 @@ class Parser {
         const v = value.toUpperCase();
         if (TRUE_WORDS.has(v)) this.options.useSyslog = true;
         else if (FALSE_WORDS.has(v)) this.options.useSyslog = false;
-        else this.error(lineNo, `UseSyslog expects yes or no (also true/false, on/off, 1/0), got "${value}"`);
+        else this.error(lineNo, `UseSyslog expects yes or no (also true/false, on/off, 1/0), got "${clip(value)}"`);
         return;
       }
     }
@@ -546,13 +571,13 @@ class Parser {
       case 'FIREWALLD_ACTION': {
         const v = value.toLowerCase();
         if (v === 'open' || v === 'close') b.fw.action = v;
-        else err(`firewalld_action must be "open" or "close", got "${value}"`);
+        else err(`firewalld_action must be "open" or "close", got "${clip(value)}"`);
         return;
       }
       case 'FIREWALLD_ZONE':
         if (ZONE_RE.test(value)) b.fw.zone = value;
         else if (value === '') err('firewalld_zone is empty: name a zone (e.g. public), or leave the line out to use the default zone');
-        else err(`invalid firewalld_zone "${value}": a zone name is 1-17 letters, digits, "_", "-" or "/" (no spaces or quotes)`);
+        else err(`invalid firewalld_zone "${clip(value)}": a zone name is 1-17 letters, digits, "_", "-" or "/" (no spaces or quotes)`);
         return;
       case 'FIREWALLD_SERVICE': {
         const r = parseServices(value);
@@ -576,11 +601,29 @@ class Parser {
   // -- after the last line --------------------------------------------------
 
   finish(): ParseResult {
-    for (const b of this.builders) this.checkDoor(b);
-    this.crossDoorChecks();
+    // After too many errors the scan stopped part way: checks of whole doors
+    // would only report more of the same.
+    if (this.stopLine === undefined) {
+      for (const b of this.builders) this.checkDoor(b);
+      this.crossDoorChecks();
+    }
 
     sortIssues(this.errors);
     sortIssues(this.warnings);
+    if (this.stopLine !== undefined) {
+      const last = this.errors[this.errors.length - 1]?.line ?? 0;
+      const line = Math.max(this.stopLine, last);
+      this.errors.push(
+        issue('error', this.file, line, `too many errors (more than ${MAX_ERRORS}); stopping at line ${line}: fix the errors above and check again`),
+      );
+    }
+    if (this.warnings.length > MAX_WARNINGS) {
+      // Keep the first ones by line; the summary goes on the first line left out.
+      const omitted = this.warnings.length - MAX_WARNINGS;
+      const line = (this.warnings[MAX_WARNINGS] as ConfigIssue).line;
+      this.warnings.length = MAX_WARNINGS;
+      this.warnings.push(issue('warning', this.file, line, `too many warnings: ${omitted} more not shown (at most ${MAX_WARNINGS} are reported)`));
+    }
     const result: ParseResult = { errors: this.errors, warnings: this.warnings };
     if (this.errors.length === 0) {
       result.config = {
@@ -672,72 +715,290 @@ class Parser {
     }
   }
 
-  /** Doors whose sequences collide: same sequence, or one a prefix of another. */
+  /**
+   * Doors whose sequences collide: same sequence, or one a prefix of another.
+   * TCP knocks with incompatible flag rules (syn vs !syn...) cannot be
+   * confused, so such pairs are left out.
+   *
+   * Near-linear in the number of doors (instead of comparing every pair):
+   * the sequences go into a trie, each node holding the doors whose whole
+   * sequence ends there, grouped by flag rule (at most 3^6 rules); a door
+   * finds the doors with its own sequence, and those whose sequence is a
+   * proper prefix of its own, on its path through the trie. A door gets at
+   * most one same-sequence warning (naming the first few earlier doors), and
+   * the prefix warnings stop after MAX_PREFIX_WARNINGS, with one summary.
+   * Warnings on one door's Sequence line come in the order of the other door,
+   * as a pairwise check would give them.
+   */
   private crossDoorChecks(): void {
-    const doors = this.builders.filter((b) => !b.duplicate && b.door.sequence.length > 0 && b.door.oneTimeSequences === undefined);
-    for (let i = 0; i < doors.length; i++) {
-      for (let j = i + 1; j < doors.length; j++) {
-        const a = (doors[i] as DoorBuilder).door;
-        const b = (doors[j] as DoorBuilder).door;
-        const [short, long] = a.sequence.length <= b.sequence.length ? [a, b] : [b, a];
-        if (!isPrefix(short.sequence, long.sequence)) continue;
-        // TCP knocks with incompatible flag rules (syn vs !syn...) cannot be confused.
-        const allTcp = short.sequence.every((p) => p.proto === IPPROTO_TCP);
-        if (allTcp && flagsDisjoint(short.tcpFlags, long.tcpFlags)) continue;
+    const doors = this.builders
+      .filter((b) => !b.duplicate && b.door.sequence.length > 0 && b.door.oneTimeSequences === undefined)
+      .map((b) => b.door);
+    // The trie: node 0 is the root; edges maps (node, knock) to the child node.
+    const edges = new Map<number, number>();
+    const edge = (node: number, p: KnockPort): number => node * PORT_KEYS + portKey(p);
+    /** By node: the doors whose whole sequence ends there. */
+    const groups: (SeqGroup | undefined)[] = [];
+    let nodes = 1;
+    /** Per door (by index in `doors`): its same-sequence warning, if any, placed by the first door it names. */
+    const same: ({ at: number; message: string } | undefined)[] = [];
 
-        const shortLine = short.lines.SEQUENCE ?? short.line;
-        const longLine = long.lines.SEQUENCE ?? long.line;
-        if (short.sequence.length === long.sequence.length) {
-          this.warn(
-            longLine,
-            `same knock sequence (${sequenceText(b)}) as door [${a.name}] (line ${shortLine}): one knock triggers both doors`,
-            b.name,
-          );
-        } else {
-          this.warn(
-            longLine,
-            `the sequence starts with the whole sequence of door [${short.name}] (line ${shortLine}): ` +
-              `knocking it also triggers [${short.name}] after ${short.sequence.length} ports`,
-            long.name,
-          );
+    // Pass 1 (doors in file order): build the trie; same sequence as earlier doors.
+    doors.forEach((d, i) => {
+      let node = 0;
+      for (const p of d.sequence) {
+        const e = edge(node, p);
+        let child = edges.get(e);
+        if (child === undefined) {
+          child = nodes++;
+          edges.set(e, child);
         }
+        node = child;
       }
+      let g = groups[node];
+      if (g === undefined) {
+        g = newGroup(d.sequence.every((p) => p.proto === IPPROTO_TCP));
+        groups[node] = g;
+      }
+      const earlier = compatibleDoors(g, d.tcpFlags, 3, false);
+      if (earlier.count > 0) {
+        g.text ??= sequenceText(d);
+        same[i] = { at: earlier.first[0] as number, message: sameSequenceMessage(g.text, earlier, doors) };
+      }
+      addToGroup(g, d.tcpFlags, i);
+    });
+
+    // Pass 2 (doors in file order, trie complete): shorter doors whose whole
+    // sequence starts this door's sequence.
+    let prefixWarnings = 0;
+    let prefixOmitted = 0;
+    let omittedLine = 0;
+    doors.forEach((long, i) => {
+      const longLine = long.lines.SEQUENCE ?? long.line;
+      // Prefix warnings still allowed; each group below yields at most that many.
+      const room = MAX_PREFIX_WARNINGS - prefixWarnings;
+      const shorts: number[] = [];
+      let total = 0;
+      let node: number | undefined = 0;
+      for (let k = 0; k < long.sequence.length - 1 && node !== undefined; k++) {
+        node = edges.get(edge(node, long.sequence[k] as KnockPort));
+        const g = node !== undefined ? groups[node] : undefined;
+        if (g === undefined) continue;
+        const found = compatibleDoors(g, long.tcpFlags, room, true);
+        total += found.count;
+        for (const j of found.first) shorts.push(j);
+      }
+      // The first `room` of the shorter doors, in file order.
+      shorts.sort((x, y) => x - y);
+      if (shorts.length > room) shorts.length = room;
+      prefixWarnings += shorts.length;
+      if (total > shorts.length) {
+        if (prefixOmitted === 0) omittedLine = longLine;
+        prefixOmitted += total - shorts.length;
+      }
+
+      const out: { at: number; message: string }[] = shorts.map((j) => {
+        const short = doors[j] as DoorConfig;
+        const name = clip(short.name);
+        return {
+          at: j,
+          message:
+            `the sequence starts with the whole sequence of door [${name}] (line ${short.lines.SEQUENCE ?? short.line}): ` +
+            `knocking it also triggers [${name}] after ${short.sequence.length} ports`,
+        };
+      });
+      const s = same[i];
+      if (s !== undefined) {
+        let n = 0;
+        while (n < out.length && (out[n] as { at: number }).at < s.at) n++;
+        out.splice(n, 0, s);
+      }
+      for (const w of out) this.warn(longLine, w.message, long.name);
+    });
+    if (prefixOmitted > 0) {
+      this.warn(
+        omittedLine,
+        `... and ${prefixOmitted} more cases of a door whose sequence starts with another door's whole sequence ` +
+          `(only the first ${MAX_PREFIX_WARNINGS} are listed)`,
+      );
     }
   }
+}
+
+/** Doors with one exact sequence, by TCP flag rule. */
+interface SeqGroup {
+  /** Every port is TCP: only then can flag rules keep two doors apart (otherwise one bucket, rule 0). */
+  allTcp: boolean;
+  /** Per bucket: its packed flag rule (see packRule), and its doors' indices (ascending). */
+  rules: number[];
+  doors: number[][];
+  /** Packed rule → bucket index, once there are more than a few buckets. */
+  bucketOf?: Map<number, number>;
+  /** Pass 2 only (the group no longer changes): packed rule of the other door → number of compatible doors... */
+  counts?: Map<number, number>;
+  /** ...or, for a group with many flag rules, subset sums (see compatibleDoors). */
+  subsetSums?: Int32Array;
+  /** The sequence as text, once needed. */
+  text?: string;
+}
+
+function newGroup(allTcp: boolean): SeqGroup {
+  return { allTcp, rules: [], doors: [] };
+}
+
+/** Distinct values of portKey(). */
+const PORT_KEYS = 65536 * 2;
+
+function portKey(p: KnockPort): number {
+  return p.port * 2 + (p.proto === IPPROTO_UDP ? 1 : 0);
+}
+
+/** A flag rule as one number: `set` in bits 0-5, `clear` in bits 6-11. */
+function packRule(rule: TcpFlagRule): number {
+  return (rule.set & 0x3f) | ((rule.clear & 0x3f) << 6);
+}
+
+function addToGroup(g: SeqGroup, rule: TcpFlagRule, index: number): void {
+  const packed = g.allTcp ? packRule(rule) : 0;
+  const b = g.bucketOf !== undefined ? g.bucketOf.get(packed) : g.rules.indexOf(packed);
+  if (b !== undefined && b >= 0) {
+    (g.doors[b] as number[]).push(index);
+    return;
+  }
+  g.rules.push(packed);
+  g.doors.push([index]);
+  if (g.bucketOf !== undefined) g.bucketOf.set(packed, g.rules.length - 1);
+  else if (g.rules.length > 8) g.bucketOf = new Map(g.rules.map((r, n) => [r, n]));
+}
+
+/**
+ * The doors of `g` that a knock matching `rule` could also trigger (see
+ * flagsDisjoint): how many, and the first `limit` of them (indices,
+ * ascending). With `cache` (only once the group no longer changes), counts are
+ * memoised, so that a door whose prefix hits a crowded group costs O(1) once
+ * no more doors are to be listed: per rule for a group with few flag rules,
+ * and for one with many by a table of subset sums over the 12 bits of the
+ * packed rule (a door is compatible with `rule` exactly when its packed rule
+ * is a subset of compatibleMask(rule)).
+ */
+function compatibleDoors(g: SeqGroup, rule: TcpFlagRule, limit: number, cache: boolean): { count: number; first: number[] } {
+  const packed = packRule(rule);
+  let known: number | undefined;
+  if (cache) {
+    if (g.allTcp && g.rules.length > SUBSET_SUM_MIN_RULES) known = (g.subsetSums ??= subsetSums(g))[compatibleMask(packed)];
+    else known = g.counts?.get(packed);
+  }
+  if (known !== undefined && (known === 0 || limit <= 0)) return { count: known, first: [] };
+  let count = 0;
+  const first: number[] = [];
+  for (let b = 0; b < g.rules.length; b++) {
+    const r = g.rules[b] as number;
+    if (g.allTcp && flagsDisjoint(r, packed)) continue;
+    const list = g.doors[b] as number[];
+    count += list.length;
+    // Keep the `limit` smallest indices (each list is ascending).
+    for (let n = 0; n < list.length && limit > 0; n++) {
+      const j = list[n] as number;
+      if (first.length === limit && j >= (first[limit - 1] as number)) break;
+      let at = first.length;
+      while (at > 0 && (first[at - 1] as number) > j) at--;
+      first.splice(at, 0, j);
+      if (first.length > limit) first.pop();
+    }
+  }
+  if (cache && known === undefined && g.subsetSums === undefined) (g.counts ??= new Map()).set(packed, count);
+  return { count, first };
+}
+
+/** Groups with more flag rules than this get a subset-sum table (4096 entries) in pass 2. */
+const SUBSET_SUM_MIN_RULES = 32;
+
+/** The packed rules compatible with `packed` are exactly its subsets: set bits not cleared by it, and the reverse. */
+function compatibleMask(packed: number): number {
+  return (~(packed >> 6) & 0x3f) | ((~packed & 0x3f) << 6);
+}
+
+/** sums[M] = number of doors of `g` whose packed rule is a subset of M. */
+function subsetSums(g: SeqGroup): Int32Array {
+  const sums = new Int32Array(4096);
+  g.rules.forEach((r, b) => (sums[r] = (g.doors[b] as number[]).length));
+  for (let bit = 1; bit < 4096; bit <<= 1) {
+    for (let m = 0; m < 4096; m++) if (m & bit) sums[m] = (sums[m] as number) + (sums[m ^ bit] as number);
+  }
+  return sums;
+}
+
+/** The warning for a door whose sequence earlier doors already use. */
+function sameSequenceMessage(text: string, earlier: { count: number; first: number[] }, doors: DoorConfig[]): string {
+  const named = earlier.first.map((j) => {
+    const o = doors[j] as DoorConfig;
+    return `[${clip(o.name)}] (line ${o.lines.SEQUENCE ?? o.line})`;
+  });
+  if (earlier.count === 1) return `same knock sequence (${text}) as door ${named[0] ?? ''}: one knock triggers both doors`;
+  const more = earlier.count - named.length;
+  const list = more > 0 ? `${named.join(', ')} and ${more} more` : `${named.slice(0, -1).join(', ')} and ${named[named.length - 1] ?? ''}`;
+  return `same knock sequence (${text}) as doors ${list}: one knock triggers all ${earlier.count + 1} doors`;
 }
 
 // ---------------------------------------------------------------------------
 // Value parsers (pure; return error messages rather than throwing)
 // ---------------------------------------------------------------------------
 
+/**
+ * Collects the problems of one list value (Sequence, TCPFlags, ...) and
+ * reports at most one: the first, followed by "(and N more bad items)". A
+ * hostile line such as `Sequence = ,,,,...` thus gives one error, not one per
+ * comma.
+ */
+class ListProblems {
+  private first: string | undefined;
+  private more = 0;
+
+  add(message: string): void {
+    if (this.first === undefined) this.first = message;
+    else this.more += 1;
+  }
+
+  get count(): number {
+    return this.first === undefined ? 0 : this.more + 1;
+  }
+
+  /** The one message (or none), with `suffix` appended when there is one. */
+  errors(suffix = ''): string[] {
+    if (this.first === undefined) return [];
+    const more = this.more > 0 ? ` (and ${this.more} more bad item${this.more === 1 ? '' : 's'})` : '';
+    return [`${this.first}${more}${suffix}`];
+  }
+}
+
 /** `port[:tcp|udp],...`; spaces around items and around the `:` are allowed. */
 function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } {
   const ports: KnockPort[] = [];
-  const errors: string[] = [];
   if (value === '') return { ports, errors: ['Sequence is empty: list the ports to knock, e.g. "Sequence = 7000,8000:udp,9000"'] };
 
   const items = value.split(',');
-  if (items.length > SEQ_MAX) errors.push(`Sequence has ${items.length} ports; knockd allows at most ${SEQ_MAX}`);
+  const tooMany = items.length > SEQ_MAX ? `Sequence has ${items.length} ports; knockd allows at most ${SEQ_MAX}` : undefined;
+  const bad = new ListProblems();
 
   for (const raw of items) {
     const item = trimAscii(raw);
     if (item === '') {
-      errors.push(`empty item in Sequence "${value}" (a stray comma?)`);
+      bad.add(`empty item in Sequence "${clip(value)}" (a stray comma?)`);
       continue;
     }
     const parts = item.split(':');
     const portText = trimAscii(parts[0] ?? '');
     if (parts.length > 2) {
-      errors.push(`bad Sequence item "${item}": expected port or port:tcp or port:udp`);
+      bad.add(`bad Sequence item "${clip(item)}": expected port or port:tcp or port:udp`);
       continue;
     }
     if (!/^\d+$/.test(portText)) {
-      errors.push(`invalid port "${item}" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp`);
+      bad.add(`invalid port "${clip(item)}" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp`);
       continue;
     }
     const port = Number(portText);
     if (port > 65535) {
-      errors.push(`port ${portText} in Sequence is out of range (0-65535)`);
+      bad.add(`port ${clip(portText)} in Sequence is out of range (0-65535)`);
       continue;
     }
     let proto: KnockProto = IPPROTO_TCP;
@@ -745,57 +1006,59 @@ function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } 
       const p = trimAscii(parts[1] ?? '').toUpperCase();
       if (p === 'UDP') proto = IPPROTO_UDP;
       else if (p !== 'TCP') {
-        errors.push(`unknown protocol "${trimAscii(parts[1] ?? '')}" in Sequence item "${item}" (expected tcp or udp)`);
+        bad.add(`unknown protocol "${clip(trimAscii(parts[1] ?? ''))}" in Sequence item "${clip(item)}" (expected tcp or udp)`);
         continue;
       }
     }
     ports.push({ port, proto });
   }
-  return { ports, errors };
+  // One error for the line: the first bad item (if any), and the length.
+  if (bad.count === 0) return { ports, errors: tooMany !== undefined ? [tooMany] : [] };
+  return { ports, errors: bad.errors(tooMany !== undefined ? `; besides, ${tooMany.charAt(0).toLowerCase()}${tooMany.slice(1)}` : '') };
 }
 
 /** `syn,!ack,...`, case-insensitive. */
 function parseTcpFlags(value: string): { rule: TcpFlagRule; errors: string[] } {
   const rule: TcpFlagRule = { set: 0, clear: 0 };
-  const errors: string[] = [];
   const expected = '(expected fin, syn, rst, psh, ack, urg, each optionally with !)';
   if (value === '') return { rule, errors: [`TCPFlags is empty ${expected}; leave the line out to accept any flags`] };
 
+  const bad = new ListProblems();
   const both = new Set<string>();
   for (const raw of value.split(',')) {
     const item = trimAscii(raw);
     if (item === '') {
-      errors.push(`empty item in TCPFlags "${value}" (a stray comma?)`);
+      bad.add(`empty item in TCPFlags "${clip(value)}" (a stray comma?)`);
       continue;
     }
     const negated = item.startsWith('!');
     const flagName = negated ? item.slice(1) : item;
     const bit = TCP_FLAGS.get(flagName.toUpperCase());
     if (bit === undefined) {
-      errors.push(`unknown TCP flag "${flagName}" ${expected}`);
+      bad.add(`unknown TCP flag "${clip(flagName)}" ${expected}`);
       continue;
     }
     if (negated) rule.clear |= bit;
     else rule.set |= bit;
     if (rule.set & rule.clear & bit) both.add(flagName.toLowerCase());
   }
-  for (const f of both) errors.push(`TCP flag "${f}" is both required and excluded ("${f}" and "!${f}"): keep one`);
-  return { rule, errors };
+  for (const f of both) bad.add(`TCP flag "${f}" is both required and excluded ("${f}" and "!${f}"): keep one`);
+  return { rule, errors: bad.errors() };
 }
 
 /** A whole number of seconds in [min, MAX_TIMEOUT_SECONDS]. */
 function parseSeconds(value: string, min: number, written: string, err: (m: string) => void): number | undefined {
   if (!/^\d+$/.test(value)) {
-    err(`${written} must be a whole number of seconds, got "${value}"`);
+    err(`${written} must be a whole number of seconds, got "${clip(value)}"`);
     return undefined;
   }
   const n = Number(value);
   if (n < min) {
-    err(`${written} must be at least ${min} second${min === 1 ? '' : 's'}, got ${value}`);
+    err(`${written} must be at least ${min} second${min === 1 ? '' : 's'}, got ${clip(value)}`);
     return undefined;
   }
   if (n > MAX_TIMEOUT_SECONDS) {
-    err(`${written} = ${value} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 24 days)`);
+    err(`${written} = ${clip(value)} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 24 days)`);
     return undefined;
   }
   return n;
@@ -808,59 +1071,59 @@ function parseSeconds(value: string, min: number, written: string, err: (m: stri
  */
 function checkAddress(value: string): string | undefined {
   if (value === '') return 'is empty: give an IPv4 or IPv6 address';
-  if (value.includes('%')) return `"${value}" has a zone index (%...); give the plain address`;
-  if (canonicalAddress(value) === undefined) return `"${value}" is not an IPv4 or IPv6 address (host names and prefixes are not accepted)`;
+  if (value.includes('%')) return `"${clip(value)}" has a zone index (%...); give the plain address`;
+  if (canonicalAddress(value) === undefined) return `"${clip(value)}" is not an IPv4 or IPv6 address (host names and prefixes are not accepted)`;
   return undefined;
 }
 
 function parseServices(value: string): { services: string[]; errors: string[] } {
   const services: string[] = [];
-  const errors: string[] = [];
   if (value === '') return { services, errors: ['firewalld_service is empty: name a firewalld service, e.g. ssh'] };
+  const bad = new ListProblems();
   for (const raw of value.split(',')) {
     const s = trimAscii(raw);
-    if (s === '') errors.push(`empty item in firewalld_service "${value}" (a stray comma?)`);
-    else if (!SERVICE_RE.test(s)) errors.push(`invalid firewalld service name "${s}": use letters, digits, ".", "_", "-" or "+"`);
+    if (s === '') bad.add(`empty item in firewalld_service "${clip(value)}" (a stray comma?)`);
+    else if (!SERVICE_RE.test(s)) bad.add(`invalid firewalld service name "${clip(s)}": use letters, digits, ".", "_", "-" or "+"`);
     else services.push(s);
   }
-  return { services, errors };
+  return { services, errors: bad.errors() };
 }
 
 function parseFirewalldPorts(value: string): { ports: FirewalldDoor['ports']; errors: string[] } {
   const ports: FirewalldDoor['ports'] = [];
-  const errors: string[] = [];
   const form = 'expected PORT/PROTO or FROM-TO/PROTO, e.g. 22/tcp or 60000-61000/udp';
   if (value === '') return { ports, errors: [`firewalld_port is empty (${form})`] };
+  const bad = new ListProblems();
   for (const raw of value.split(',')) {
     const item = trimAscii(raw);
     if (item === '') {
-      errors.push(`empty item in firewalld_port "${value}" (a stray comma?)`);
+      bad.add(`empty item in firewalld_port "${clip(value)}" (a stray comma?)`);
       continue;
     }
     const m = FW_PORT_RE.exec(item);
     if (m === null) {
-      errors.push(`invalid firewalld_port "${item}" (${form})`);
+      bad.add(`invalid firewalld_port "${clip(item)}" (${form})`);
       continue;
     }
     const from = Number(m[1]);
     const to = m[2] !== undefined ? Number(m[2]) : undefined;
     const proto = (m[3] ?? '').toLowerCase();
-    const bad = [from, to].find((p) => p !== undefined && (p < 1 || p > 65535));
-    if (bad !== undefined) {
-      errors.push(`port ${bad} in firewalld_port "${item}" is out of range (1-65535)`);
+    const badPort = [from, to].find((p) => p !== undefined && (p < 1 || p > 65535));
+    if (badPort !== undefined) {
+      bad.add(`port ${clip(String(badPort))} in firewalld_port "${clip(item)}" is out of range (1-65535)`);
       continue;
     }
     if (to !== undefined && to < from) {
-      errors.push(`port range ${from}-${to} in firewalld_port "${item}" is not ascending: write ${to}-${from}`);
+      bad.add(`port range ${from}-${to} in firewalld_port "${clip(item)}" is not ascending: write ${to}-${from}`);
       continue;
     }
     if (!isFwProto(proto)) {
-      errors.push(`unknown protocol "${m[3] ?? ''}" in firewalld_port "${item}" (expected tcp, udp, sctp or dccp)`);
+      bad.add(`unknown protocol "${clip(m[3] ?? '')}" in firewalld_port "${clip(item)}" (expected tcp, udp, sctp or dccp)`);
       continue;
     }
     ports.push({ port: to !== undefined ? `${from}-${to}` : `${from}`, proto });
   }
-  return { ports, errors };
+  return { ports, errors: bad.errors() };
 }
 
 function isFwProto(p: string): p is FirewalldDoor['ports'][number]['proto'] {
@@ -874,18 +1137,24 @@ function isFwProto(p: string): p is FirewalldDoor['ports'][number]['proto'] {
 function typographyWarnings(cmd: string): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
+  let moreDashes = 0;
   for (const m of cmd.matchAll(/[\u2013\u2014](\S*)/g)) {
     const token = m[0];
     if (seen.has(token)) continue;
     seen.add(token);
+    if (seen.size > MAX_DASH_WARNINGS) {
+      moreDashes += 1;
+      continue;
+    }
     const rest = m[1] ?? '';
     const code = codePoint(token);
     out.push(
       rest !== ''
-        ? `\`${token}\` looks like \`--${rest}\` (typographic dash); the command gets the character ${code}, not "--": retype it`
+        ? `\`${clip(token)}\` looks like \`--${clip(rest)}\` (typographic dash); the command gets the character ${code}, not "--": retype it`
         : `contains a typographic dash "${token}" (${code}); if "-" or "--" was meant, retype it`,
     );
   }
+  if (moreDashes > 0) out.push(`contains ${moreDashes} more words with a typographic dash (U+2013 or U+2014): retype them with "-"`);
   const quotes = [...new Set(cmd.match(/[\u2018\u2019\u201C\u201D]/g) ?? [])];
   if (quotes.length > 0) {
     out.push(
@@ -932,7 +1201,31 @@ function newDoor(name: string, line: number, duplicate: boolean): DoorBuilder {
 
 /** knockd's trim(): ASCII white space only (a non-breaking space is kept, and warned about in commands). */
 function trimAscii(s: string): string {
-  return s.replace(/^[ \t\r\n\v\f]+|[ \t\r\n\v\f]+$/g, '');
+  // Index loops, not a regex: /[ \t...]+$/ is quadratic on a long run of
+  // white space that is not at the end (each start position rescans the run).
+  let start = 0;
+  let end = s.length;
+  while (start < end && isAsciiSpace(s.charCodeAt(start))) start++;
+  while (end > start && isAsciiSpace(s.charCodeAt(end - 1))) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+/** Space, \t, \n, \v, \f, \r: C's isspace() in the C locale. */
+function isAsciiSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/**
+ * `s` for quoting in a message: at most MAX_QUOTE characters, then "…" and
+ * the total length, so that one long line cannot make huge messages.
+ */
+function clip(s: string): string {
+  if (s.length <= MAX_QUOTE) return s;
+  let cut = MAX_QUOTE;
+  // Do not split a surrogate pair.
+  const c = s.charCodeAt(cut - 1);
+  if (c >= 0xd800 && c <= 0xdbff) cut -= 1;
+  return `${s.slice(0, cut)}…(${s.length} characters)`;
 }
 
 function isHeader(l: string): boolean {
@@ -943,13 +1236,9 @@ function portsText(ports: KnockPort[]): string {
   return ports.map((p) => `${p.port}:${p.proto === IPPROTO_UDP ? 'udp' : 'tcp'}`).join(',');
 }
 
-function isPrefix(short: KnockPort[], long: KnockPort[]): boolean {
-  return short.every((p, i) => long[i] !== undefined && long[i].port === p.port && long[i].proto === p.proto);
-}
-
-/** No TCP packet can satisfy both rules. */
-function flagsDisjoint(a: TcpFlagRule, b: TcpFlagRule): boolean {
-  return ((a.set & b.clear) | (b.set & a.clear)) !== 0;
+/** No TCP packet can satisfy both rules (packed by packRule): one requires a flag the other excludes. */
+function flagsDisjoint(a: number, b: number): boolean {
+  return ((a & 0x3f & (b >> 6)) | (b & 0x3f & (a >> 6))) !== 0;
 }
 
 function codePoint(ch: string): string {
@@ -963,6 +1252,8 @@ function spellingOf(upper: string): string | undefined {
 
 /** ` (did you mean Seq_Timeout?)` when `key` is a near miss of a known directive. */
 function suggestion(key: string): string {
+  // editDistance() is O(key length × spelling length): skip keys far longer than any known one.
+  if (key.length > MAX_SUGGEST_KEY) return '';
   const upper = key.toUpperCase();
   const limit = upper.length >= 6 ? 2 : 1;
   let best: string | undefined;

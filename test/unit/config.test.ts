@@ -16,6 +16,10 @@ import {
   sequenceText,
   SEQ_MAX,
   MAX_TIMEOUT_SECONDS,
+  MAX_ERRORS,
+  MAX_WARNINGS,
+  MAX_PREFIX_WARNINGS,
+  MAX_QUOTE,
 } from '../../src/config/parse';
 import type { ParseResult } from '../../src/config/parse';
 import type { ConfigIssue, DoorConfig } from '../../src/config/types';
@@ -567,6 +571,83 @@ test('error: Sequence items (non-numeric, empty, out of range, protocol, too man
   oneError(seq(many) + 'seq_timeout = 60\n', 3, /Sequence has 33 ports; knockd allows at most 32/, 'd');
 });
 
+test('error: a list value gives one error per line, naming the first bad item', () => {
+  const seq = (s: string): string => `[d]\ncommand = x\nsequence = ${s}\n`;
+  oneError(seq('1,,x,70000'), 3, /^empty item in Sequence "1,,x,70000" \(a stray comma\?\) \(and 2 more bad items\)$/, 'd');
+  oneError(seq('x,1'), 3, /^invalid port "x" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp$/, 'd');
+  const many = Array.from({ length: 40 }, (_, i) => (i === 5 ? 'x' : String(i + 1))).join(',');
+  oneError(seq(many), 3, /^invalid port "x" in Sequence.*; besides, sequence has 40 ports; knockd allows at most 32$/, 'd');
+  oneError(door('tcpflags = syn,!syn,ack,!ack'), 4, /^TCP flag "syn" is both required and excluded \("syn" and "!syn"\): keep one \(and 1 more bad item\)$/, 'd');
+  oneError(door('tcpflags = sin,,!fyn'), 4, /^unknown TCP flag "sin" .* \(and 2 more bad items\)$/, 'd');
+  oneError(fw('firewalld_action = open\nfirewalld_service = a b,,c d'), 4, /^invalid firewalld service name "a b".*\(and 2 more bad items\)$/, 'fw');
+  oneError(fw('firewalld_action = open\nfirewalld_port = 22,0/tcp,,22/icmp'), 4, /^invalid firewalld_port "22" .*\(and 3 more bad items\)$/, 'fw');
+  // 100 000 commas: one error, not 100 002 quoting the whole line (10 GB of text).
+  const r = parse(`[d]\ncommand = x\nsequence = ${','.repeat(100_000)}\n`);
+  assert.equal(r.errors.length, 1);
+  assert.match(r.errors[0]?.message ?? '', /^empty item in Sequence ",+…\(100000 characters\)" \(a stray comma\?\) \(and 100000 more bad items\); besides, sequence has 100001 ports/);
+  assert.ok((r.errors[0]?.message.length ?? 0) < MAX_QUOTE + 200);
+});
+
+test(`values quoted in messages are cut after ${MAX_QUOTE} characters`, () => {
+  const long = 'x'.repeat(5000);
+  const e = oneError(door(`target = ${long}`), 4, new RegExp(`^Target "x{${MAX_QUOTE}}…\\(5000 characters\\)" is not an IPv4 or IPv6 address`), 'd');
+  assert.ok(e.message.length < MAX_QUOTE + 150, String(e.message.length));
+  oneError(door(`seq_timeout = ${'9'.repeat(5000)}`), 4, /^seq_timeout = 9+…\(5000 characters\) is too long/, 'd');
+  oneError(door(`${long}`), 4, /^syntax error: "x+…\(5000 characters\)" is neither/, 'd');
+  oneError(`[${long}\n`, 1, /^malformed section header "\[x+…\(5001 characters\)"/);
+  // No "did you mean" for keys far longer than any known one (the edit distance would be costly).
+  oneError(door(`seq_timeout${'x'.repeat(100_000)} = 1`), 4, /^unknown directive "seq_timeoutx+…\(100011 characters\)"$/, 'd');
+  oneError(door(`${'k'.repeat(100_000)} = 1`), 4, /^unknown directive "k+…\(100000 characters\)"$/, 'd');
+  // A surrogate pair is not cut in half.
+  const emoji = oneError(door(`target = ${'\u{1f600}'.repeat(150)}`), 4, /not an IPv4/, 'd');
+  assert.equal(emoji.message.includes('\u{1f600}…'), true);
+  assert.equal(/[\ud800-\udbff]…/.test(emoji.message), false);
+});
+
+test('white space inside a line is kept, however long; only ASCII white space is trimmed', () => {
+  const cmd = `a${' '.repeat(40_000)}b`;
+  assert.equal((ok(`[d]\nsequence = 1,2\ncommand = ${cmd}\n`).doors[0] as DoorConfig).startCommand, cmd);
+  const d = ok('[d]\nsequence = 1,2\n \t\v\fcommand\t\v = \v\f x  y \t\r\n').doors[0] as DoorConfig;
+  assert.equal(d.startCommand, 'x  y');
+  const nb = ok('[d]\nsequence = 1,2\ncommand = \u00a0x\u00a0\n');
+  assert.equal((nb.doors[0] as DoorConfig).startCommand, '\u00a0x\u00a0');
+  assert.equal((ok(`[d]\nsequence = 1,2\ncommand = x${' '.repeat(50_000)}\n`).doors[0] as DoorConfig).startCommand, 'x');
+});
+
+test(`at most ${MAX_ERRORS} errors, then "too many errors" and the scan stops`, () => {
+  const text = '[d]\nsequence = 1\ncommand = x\n' + 'frobnicate\n'.repeat(MAX_ERRORS + 500) + '[]\n';
+  const r = parse(text);
+  assert.equal(r.config, undefined);
+  assert.equal(r.errors.length, MAX_ERRORS + 1);
+  const last = r.errors[MAX_ERRORS] as ConfigIssue;
+  assert.equal(last.line, 4 + MAX_ERRORS);
+  assert.match(last.message, new RegExp(`^too many errors \\(more than ${MAX_ERRORS}\\); stopping at line ${4 + MAX_ERRORS}`));
+  assert.deepEqual(r.errors.slice(0, -1).map((e) => e.line), Array.from({ length: MAX_ERRORS }, (_, i) => 4 + i));
+  // Exactly MAX_ERRORS errors: all reported, no "too many".
+  const exact = parse('[d]\nsequence = 1\ncommand = x\n' + 'frobnicate\n'.repeat(MAX_ERRORS));
+  assert.equal(exact.errors.length, MAX_ERRORS);
+  assert.equal(exact.errors.some((e) => /too many/.test(e.message)), false);
+});
+
+test(`at most ${MAX_WARNINGS} warnings (the first by line), then one summary; the config is still accepted`, () => {
+  const text = '[d]\nsequence = 1\ncommand = x\n' + 'seq_timeout = 5\n'.repeat(MAX_WARNINGS + 21);
+  const { warnings, doors } = ok(text);
+  assert.equal(doors.length, 1);
+  assert.equal(warnings.length, MAX_WARNINGS + 1);
+  assert.deepEqual(warnings.slice(0, -1).map((w) => w.line), Array.from({ length: MAX_WARNINGS }, (_, i) => 5 + i));
+  const last = warnings[MAX_WARNINGS] as ConfigIssue;
+  assert.equal(last.line, 5 + MAX_WARNINGS);
+  assert.equal(last.message, `too many warnings: 20 more not shown (at most ${MAX_WARNINGS} are reported)`);
+});
+
+test('typographic dashes: at most 10 words listed per command, then one summary', () => {
+  const cmd = Array.from({ length: 15 }, (_, i) => `\u2013opt${i}`).join(' ');
+  const { warnings } = ok(`[d]\nsequence = 1,2\ncommand = ${cmd}\n`);
+  assert.equal(warnings.length, 11);
+  assert.match(warnings[0]?.message ?? '', /^command: `\u2013opt0` looks like `--opt0`/);
+  assert.equal(warnings[10]?.message, 'command: contains 5 more words with a typographic dash (U+2013 or U+2014): retype them with "-"');
+});
+
 test('all errors are collected, not just the first', () => {
   const r = parse('[d]\nsequence = 1,x\nseq_timeout = soon\ntcpflags = sin\n[]\n');
   assert.equal(r.config, undefined);
@@ -727,6 +808,162 @@ test('warning: one sequence a prefix of another', () => {
   oneWarning(warnings, 2, /starts with the whole sequence of door \[short\] \(line 5\).*after 2 ports/, 'long');
   assert.equal(warnings.length, 1);
   assert.deepEqual(ok('[a]\nsequence = 1,2\ncommand = x\n[b]\nsequence = 1,3\ncommand = y\n').warnings, []);
+});
+
+test('warning: the same sequence in three doors: one warning per door, naming the earlier ones', () => {
+  const { warnings } = ok('[a]\nsequence = 1,2\ncommand = x\n[b]\nsequence = 1,2\ncommand = y\n[c]\nsequence = 1,2\ncommand = z\n');
+  assert.deepEqual(
+    warnings.map((w) => [w.line, w.door, w.message]),
+    [
+      [5, 'b', 'same knock sequence (1:tcp,2:tcp) as door [a] (line 2): one knock triggers both doors'],
+      [8, 'c', 'same knock sequence (1:tcp,2:tcp) as doors [a] (line 2) and [b] (line 5): one knock triggers all 3 doors'],
+    ],
+  );
+  // Flag rules still keep doors apart: [b] (!syn) cannot be confused with [a] (syn); [c] (any flags) with both.
+  const f = ok('[a]\nsequence = 1\ntcpflags = syn\ncommand = x\n[b]\nsequence = 1\ntcpflags = !syn\ncommand = y\n[c]\nsequence = 1\ncommand = z\n');
+  assert.deepEqual(
+    f.warnings.map((w) => [w.line, w.door, w.message]),
+    [[10, 'c', 'same knock sequence (1:tcp) as doors [a] (line 2) and [b] (line 6): one knock triggers all 3 doors']],
+  );
+});
+
+test('warning: the same sequence in many doors names the first three, then "and N more"', () => {
+  const text = Array.from({ length: 6 }, (_, i) => `[d${i}]\nsequence = 7:udp\ncommand = x\n`).join('');
+  const { warnings } = ok(text);
+  assert.equal(warnings.length, 5);
+  assert.equal(
+    warnings[4]?.message,
+    'same knock sequence (7:udp) as doors [d0] (line 2), [d1] (line 5), [d2] (line 8) and 2 more: one knock triggers all 6 doors',
+  );
+  assert.equal(warnings[4]?.door, 'd5');
+  // 2 000 header-less doors with one sequence (a pairwise check gave 2 million warnings).
+  const many = parse('sequence = 1\n'.repeat(2000));
+  assert.ok(many.config);
+  assert.equal(many.config.doors.length, 2000);
+  assert.equal(many.warnings.length, MAX_WARNINGS + 1);
+});
+
+test('warning: prefix and same-sequence warnings on one line come in the order of the other door', () => {
+  const w1 = ok('[s]\nsequence = 1\ncommand = x\n[a]\nsequence = 1,2\ncommand = x\n[l]\nsequence = 1,2\ncommand = x\n').warnings;
+  assert.deepEqual(
+    w1.filter((w) => w.door === 'l').map((w) => w.message.slice(0, 40)),
+    ['the sequence starts with the whole seque', 'same knock sequence (1:tcp,2:tcp) as doo'],
+  );
+  const w2 = ok('[a]\nsequence = 1,2\ncommand = x\n[s]\nsequence = 1\ncommand = x\n[l]\nsequence = 1,2\ncommand = x\n').warnings;
+  assert.deepEqual(
+    w2.filter((w) => w.door === 'l').map((w) => w.message.slice(0, 40)),
+    ['same knock sequence (1:tcp,2:tcp) as doo', 'the sequence starts with the whole seque'],
+  );
+  // Several prefixes of one sequence.
+  const w3 = ok('[abc]\nsequence = 1,2,3\ncommand = x\n[ab]\nsequence = 1,2\ncommand = x\n[a]\nsequence = 1\ncommand = x\n').warnings;
+  assert.deepEqual(
+    w3.map((w) => [w.line, w.door, w.message]),
+    [
+      [2, 'abc', 'the sequence starts with the whole sequence of door [ab] (line 5): knocking it also triggers [ab] after 2 ports'],
+      [2, 'abc', 'the sequence starts with the whole sequence of door [a] (line 8): knocking it also triggers [a] after 1 ports'],
+      [5, 'ab', 'the sequence starts with the whole sequence of door [a] (line 8): knocking it also triggers [a] after 1 ports'],
+    ],
+  );
+});
+
+test(`warning: at most ${MAX_PREFIX_WARNINGS} prefix warnings, then one summary`, () => {
+  const n = MAX_PREFIX_WARNINGS + 50;
+  const text = '[short]\nsequence = 1\ncommand = x\n' + Array.from({ length: n }, (_, i) => `[l${i}]\nsequence = 1,${i + 2}\ncommand = x\n`).join('');
+  const { warnings } = ok(text);
+  const prefix = warnings.filter((w) => /starts with the whole sequence of door \[short\]/.test(w.message));
+  assert.equal(prefix.length, MAX_PREFIX_WARNINGS);
+  assert.deepEqual(
+    prefix.map((w) => w.door),
+    Array.from({ length: MAX_PREFIX_WARNINGS }, (_, i) => `l${i}`),
+  );
+  const summary = oneWarning(warnings, 5 + 3 * MAX_PREFIX_WARNINGS, /^\.\.\. and 50 more cases of a door whose sequence starts with another door's whole sequence/);
+  assert.equal(warnings[warnings.length - 1], summary);
+});
+
+/**
+ * The cross-door checks as a plain pairwise comparison (what the parser did
+ * before it indexed sequences), with the same message and cap rules.
+ */
+function pairwiseCrossDoorWarnings(doors: DoorConfig[]): [number, string | undefined, string][] {
+  const seqText = (d: DoorConfig): string => sequenceText(d);
+  const compatible = (short: DoorConfig, long: DoorConfig): boolean =>
+    !short.sequence.every((p) => p.proto === TCP) ||
+    ((short.tcpFlags.set & long.tcpFlags.clear) | (long.tcpFlags.set & short.tcpFlags.clear)) === 0;
+  const isPrefix = (short: DoorConfig, long: DoorConfig): boolean =>
+    short.sequence.every((p, i) => long.sequence[i]?.port === p.port && long.sequence[i]?.proto === p.proto);
+  const out: [number, string | undefined, string][] = [];
+  let prefixCount = 0;
+  let omitted = 0;
+  let omittedLine = 0;
+  doors.forEach((l, j) => {
+    const line = l.lines.SEQUENCE ?? l.line;
+    const items: { at: number; message: string }[] = [];
+    const earlier = doors.filter((o, i) => i < j && seqText(o) === seqText(l) && compatible(o, l));
+    if (earlier.length > 0) {
+      const named = earlier.slice(0, 3).map((o) => `[${o.name}] (line ${o.lines.SEQUENCE ?? o.line})`);
+      const more = earlier.length - named.length;
+      const message =
+        earlier.length === 1
+          ? `same knock sequence (${seqText(l)}) as door ${named[0]}: one knock triggers both doors`
+          : `same knock sequence (${seqText(l)}) as doors ${more > 0 ? `${named.join(', ')} and ${more} more` : `${named.slice(0, -1).join(', ')} and ${named[named.length - 1]}`}: one knock triggers all ${earlier.length + 1} doors`;
+      items.push({ at: doors.indexOf(earlier[0] as DoorConfig), message });
+    }
+    doors.forEach((s, i) => {
+      if (s.sequence.length >= l.sequence.length || !isPrefix(s, l) || !compatible(s, l)) return;
+      if (prefixCount >= MAX_PREFIX_WARNINGS) {
+        if (omitted++ === 0) omittedLine = line;
+        return;
+      }
+      prefixCount++;
+      items.push({
+        at: i,
+        message: `the sequence starts with the whole sequence of door [${s.name}] (line ${s.lines.SEQUENCE ?? s.line}): knocking it also triggers [${s.name}] after ${s.sequence.length} ports`,
+      });
+    });
+    items.sort((x, y) => x.at - y.at);
+    for (const it of items) out.push([line, l.name, it.message]);
+  });
+  if (omitted > 0) {
+    out.push([omittedLine, undefined, `... and ${omitted} more cases of a door whose sequence starts with another door's whole sequence (only the first ${MAX_PREFIX_WARNINGS} are listed)`]);
+  }
+  return out.sort((x, y) => x[0] - y[0]);
+}
+
+test('cross-door warnings equal a pairwise comparison (random configs, all 729 flag rules)', () => {
+  let seed = 12345;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const FLAGS = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg'];
+  let compared = 0;
+  for (let round = 0; round < 60; round++) {
+    const big = round % 10 === 9; // a few configs with hundreds of doors (and the prefix cap)
+    const n = big ? 300 + rand(200) : 1 + rand(25);
+    let text = '';
+    for (let d = 0; d < n; d++) {
+      const len = 1 + rand(big ? 3 : 4);
+      const seq = Array.from({ length: len }, () => `${1 + rand(2)}${rand(6) === 0 ? ':udp' : ''}`).join(',');
+      text += `[d${d}]\nsequence = ${seq}\nseq_timeout = 60\ncommand = x\n`;
+      if (rand(3) > 0) {
+        // Any of the 3^6 rules: each flag required, excluded or ignored.
+        const fl = FLAGS.flatMap((f) => [[], [f], [`!${f}`]][rand(3)] as string[]);
+        if (fl.length > 0) text += `tcpflags = ${fl.join(',')}\n`;
+      }
+      if (rand(20) === 0) text += 'one_time_sequences = /etc/otp\n';
+    }
+    const r = parse(text);
+    assert.ok(r.config, `round ${round}: ${r.errors.map(formatIssue).join('\n')}`);
+    const doors = r.config.doors;
+    const cross = r.warnings
+      .filter((w) => /^(same knock sequence|the sequence starts with|\.\.\. and \d+ more cases)/.test(w.message))
+      .map((w): [number, string | undefined, string] => [w.line, w.door, w.message]);
+    const expected = pairwiseCrossDoorWarnings(doors.filter((d) => d.sequence.length > 0 && d.oneTimeSequences === undefined));
+    if (r.warnings.length <= MAX_WARNINGS) assert.deepEqual(cross, expected, `round ${round}:\n${text.slice(0, 2000)}`);
+    else assert.deepEqual(cross, expected.slice(0, cross.length), `round ${round} (warnings capped)`);
+    compared += cross.length;
+  }
+  assert.ok(compared > 500, `only ${compared} warnings compared`);
 });
 
 test('warning: Seq_Timeout shorter than (ports - 1) seconds', () => {
