@@ -86,6 +86,11 @@ export interface MatcherStats {
 /** Default bound on attempts in flight: about 25 MB of state at most. */
 export const DEFAULT_MAX_ATTEMPTS = 100_000;
 
+const GONE = 0;
+const FRESH = 1;
+const ADVANCED = 2;
+type Tier = typeof GONE | typeof FRESH | typeof ADVANCED;
+
 interface Attempt {
   src: string;
   family: 4 | 6;
@@ -93,15 +98,54 @@ interface Attempt {
   stage: number;
   /** Monotonic ms of the first knock. */
   start: number;
+  /** Which table holds it now; GONE once completed, spoiled, timed out or evicted. */
+  tier: Tier;
 }
 
-/** Per-door runtime state. Map iteration order is insertion order, which the sweeps rely on. */
+/**
+ * Attempts in the order they entered a tier, oldest first. Entries that left
+ * the tier since are skipped lazily, so finding the oldest live attempt is
+ * O(1) amortised. (Iterating a Map from its head is not: V8 walks over every
+ * deleted slot there, which made eviction slower the longer a flood lasted.)
+ */
+class AgeQueue {
+  private items: Attempt[] = [];
+  private head = 0;
+
+  constructor(private readonly tier: Tier) {}
+
+  push(a: Attempt): void {
+    this.items.push(a);
+  }
+
+  /** The oldest attempt still in this tier. */
+  oldest(): Attempt | undefined {
+    const items = this.items;
+    while (this.head < items.length && items[this.head]!.tier !== this.tier) this.head++;
+    if (this.head > 1024 && this.head * 2 > items.length) {
+      this.items = items.slice(this.head);
+      this.head = 0;
+    }
+    return this.items[this.head];
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+/** Per-door runtime state. */
 interface DoorState {
   spec: DoorSpec;
-  /** Attempts at stage 1, in order of their start (never re-inserted, so sorted by start time). */
+  /** Attempts at stage 1. */
   fresh: Map<string, Attempt>;
-  /** Attempts past stage 1, in order of promotion. */
+  /** Attempts past stage 1. */
   advanced: Map<string, Attempt>;
+  /** Stage-1 attempts by start time (they are never re-inserted, so this is also expiry order). */
+  freshAge: AgeQueue;
+  /** Advanced attempts by promotion time. */
+  advancedAge: AgeQueue;
   /** Protocol/port keys this door uses anywhere in its sequence. */
   ports: Set<number>;
 }
@@ -138,13 +182,19 @@ export class Matcher {
     this.doors = doors.map((spec): DoorState => {
       const prev = old.get(spec.name);
       const same = prev !== undefined && sameSequence(prev.spec.sequence, spec.sequence);
+      if (prev && !same) for (const a of [...prev.fresh.values(), ...prev.advanced.values()]) a.tier = GONE;
       return {
         spec,
         fresh: same ? prev.fresh : new Map(),
         advanced: same ? prev.advanced : new Map(),
+        freshAge: same ? prev.freshAge : new AgeQueue(FRESH),
+        advancedAge: same ? prev.advancedAge : new AgeQueue(ADVANCED),
         ports: new Set(spec.sequence.map((p) => portKey(p.proto, p.port))),
       };
     });
+    for (const d of old.values()) {
+      if (!this.doors.some((n) => n.fresh === d.fresh)) for (const a of [...d.fresh.values(), ...d.advanced.values()]) a.tier = GONE;
+    }
     this.portIndex.clear();
     for (const d of this.doors) {
       for (const key of d.ports) {
@@ -234,6 +284,8 @@ export class Matcher {
             if (inFresh) {
               d.fresh.delete(k.src);
               d.advanced.set(k.src, a);
+              a.tier = ADVANCED;
+              d.advancedAge.push(a);
             }
             this.listener({ type: 'stage', door: spec, src: k.src, family: a.family, stage: a.stage });
           }
@@ -247,7 +299,7 @@ export class Matcher {
     // No attempt in flight for this door (or it just ended): does this knock start one?
     const first = spec.sequence[0]!;
     if (!matchFlags || first.proto !== k.proto || first.port !== k.dport) return;
-    const fresh: Attempt = { src: k.src, family: k.family, stage: 1, start: now };
+    const fresh: Attempt = { src: k.src, family: k.family, stage: 1, start: now, tier: FRESH };
     this.stats.stages++;
     if (spec.sequence.length === 1) {
       this.complete(spec, fresh);
@@ -255,6 +307,7 @@ export class Matcher {
     }
     if (this.count >= this.max) this.evictOne();
     d.fresh.set(k.src, fresh);
+    d.freshAge.push(fresh);
     this.count++;
     this.listener({ type: 'stage', door: spec, src: k.src, family: k.family, stage: 1 });
   }
@@ -266,25 +319,29 @@ export class Matcher {
   }
 
   private remove(d: DoorState, src: string, inFresh: boolean): void {
-    if ((inFresh ? d.fresh : d.advanced).delete(src)) this.count--;
+    const map = inFresh ? d.fresh : d.advanced;
+    const a = map.get(src);
+    if (a === undefined) return;
+    map.delete(src);
+    a.tier = GONE;
+    this.count--;
   }
 
   /** Evict the oldest stage-1 attempt of any door; only if there is none, the oldest advanced one. */
   private evictOne(): void {
-    for (const tier of ['fresh', 'advanced'] as const) {
+    for (const tier of [FRESH, ADVANCED] as const) {
       let victim: DoorState | undefined;
       let victimAttempt: Attempt | undefined;
       for (const d of this.doors) {
-        const head = d[tier].values().next();
-        if (head.done) continue;
-        if (victimAttempt === undefined || head.value.start < victimAttempt.start) {
+        const head = (tier === FRESH ? d.freshAge : d.advancedAge).oldest();
+        if (head === undefined) continue;
+        if (victimAttempt === undefined || head.start < victimAttempt.start) {
           victim = d;
-          victimAttempt = head.value;
+          victimAttempt = head;
         }
       }
       if (victim !== undefined && victimAttempt !== undefined) {
-        victim[tier].delete(victimAttempt.src);
-        this.count--;
+        this.remove(victim, victimAttempt.src, tier === FRESH);
         this.stats.evicted++;
         this.listener({ type: 'evicted', door: victim.spec, src: victimAttempt.src, stage: victimAttempt.stage });
         return;
@@ -300,13 +357,12 @@ export class Matcher {
   sweep(now: number): void {
     for (const d of this.doors) {
       const limit = d.spec.seqTimeoutMs;
-      // fresh is sorted by start: stop at the first live one.
-      for (const a of d.fresh.values()) {
-        if (now - a.start < limit) break;
+      // Stage-1 attempts by age: stop at the first live one.
+      for (let a = d.freshAge.oldest(); a !== undefined && now - a.start >= limit; a = d.freshAge.oldest()) {
         d.fresh.delete(a.src);
         this.expire(d.spec, a);
       }
-      // advanced is sorted by promotion, not start: look at all (it is small).
+      // Advanced attempts are in promotion order, not start order: look at all (few; bounded anyway).
       for (const a of d.advanced.values()) {
         if (now - a.start < limit) continue;
         d.advanced.delete(a.src);
@@ -316,6 +372,7 @@ export class Matcher {
   }
 
   private expire(spec: DoorSpec, a: Attempt): void {
+    a.tier = GONE;
     this.count--;
     this.stats.timeouts++;
     this.listener({ type: 'timeout', door: spec, src: a.src, stage: a.stage });
