@@ -272,8 +272,10 @@ export async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
+/** `p`, or a rejection after `ms`. The timer is kept referenced: a D-Bus call that can never answer (no bus) must not let the process exit silently. */
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref())]);
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('timeout')), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** A config issue as a log line (the log line carries the level itself). */

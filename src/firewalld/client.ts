@@ -79,29 +79,37 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
 
   private async open(): Promise<dbus.MessageBus> {
     const bus = dbus.systemBus();
+    // A bus that cannot be reached errors out here; without this, calls on it would wait forever.
+    const failed = new Promise<never>((_, reject) => bus.once('error', reject));
+    failed.catch(() => undefined);
     bus.on('error', (err: Error) => this.dropBus(bus, err));
     bus.on('message', (msg: dbus.Message) => this.onMessage(msg));
     // The connection has no 'close' event in dbus-next's types; its stream does.
     const stream = (bus as unknown as { _connection?: EventEmitter })._connection;
     stream?.on('end', () => this.dropBus(bus, new Error('D-Bus connection closed')));
     try {
-      await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
-        `type='signal',sender='${DBUS}',interface='${DBUS}',member='NameOwnerChanged',arg0='${FIREWALLD}'`,
-      ]);
-      await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
-        `type='signal',interface='${IFACE}',member='Reloaded'`,
-      ]);
-      const has = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'NameHasOwner', 's', [FIREWALLD]);
-      if (has?.body[0] === true) {
-        const owner = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
-        this.owner = String(owner?.body[0] ?? '');
-      }
+      await Promise.race([failed, this.subscribe(bus)]);
     } catch (err) {
       bus.disconnect();
       throw toError(err, 'cannot connect to the system bus');
     }
     this.bus = bus;
     return bus;
+  }
+
+  /** Watch firewalld's bus name and its Reloaded signal; learn its current owner. */
+  private async subscribe(bus: dbus.MessageBus): Promise<void> {
+    await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+      `type='signal',sender='${DBUS}',interface='${DBUS}',member='NameOwnerChanged',arg0='${FIREWALLD}'`,
+    ]);
+    await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+      `type='signal',interface='${IFACE}',member='Reloaded'`,
+    ]);
+    const has = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'NameHasOwner', 's', [FIREWALLD]);
+    if (has?.body[0] === true) {
+      const owner = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
+      this.owner = String(owner?.body[0] ?? '');
+    }
   }
 
   private dropBus(bus: dbus.MessageBus, err: Error): void {
