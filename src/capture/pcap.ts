@@ -5,6 +5,7 @@
  */
 import { Cap } from 'cap';
 import type { LinkType } from '../decode/types';
+import { DEFAULT_RING_MB } from './protocol';
 
 const LINK_TYPES: readonly string[] = ['ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL'];
 
@@ -26,8 +27,14 @@ export class PcapCapture {
 
   constructor(
     private readonly onFrame: FrameHandler,
-    /** libpcap kernel buffer; large enough to ride out a flood burst. */
-    private readonly ringBytes = 8 * 1024 * 1024,
+    /**
+     * libpcap's kernel ring. In immediate mode libpcap uses TPACKET_V2 with one
+     * snaplen-sized (64 KiB, `cap` fixes the snaplen) slot per packet on
+     * interfaces with GRO/TSO, so 32 MiB holds only ~500 packets: it must be
+     * large for a flood not to push legitimate knocks out. The ring is mapped
+     * into the capture process and counts in its RSS.
+     */
+    private readonly ringBytes = DEFAULT_RING_MB * 1024 * 1024,
   ) {}
 
   get filter(): string {

@@ -12,6 +12,9 @@ import type { DoorSpec, MatcherStats } from '../matcher/matcher';
 import type { FrameStats } from '../daemon/pipeline';
 import type { KnockProto } from '../decode/types';
 
+/** Default size of the capture ring (--capture-buffer), MiB; see PcapCapture. */
+export const DEFAULT_RING_MB = 32;
+
 /** Plain-data door (what the matcher needs), as sent to the capture process. */
 export type WireDoor = DoorSpec & {
   /** A One_Time_Sequences door: the capture process drops it the moment it opens, until the daemon sends its next sequence. */
@@ -25,6 +28,8 @@ export interface CaptureSetup {
   local: string[];
   ipv4Only: boolean;
   maxAttempts: number;
+  /** libpcap kernel ring, MiB (--capture-buffer). */
+  ringMB: number;
   /** At most this many "Stage 1" events a second reach the daemon (a spoofed flood must not flood the log). */
   stage1PerSecond: number;
 }
@@ -55,6 +60,6 @@ export type FromCapture =
   | { t: 'listening'; link: LinkType; filter: string }
   | { t: 'error'; message: string }
   | { t: 'event'; e: WireEvent }
-  /** Once a second when Stage 1 events were held back. */
-  | { t: 'suppressed'; count: number; inFlight: number }
+  /** Once a second when stage-1 lines were held back or attempts evicted (a flood). */
+  | { t: 'suppressed'; count: number; timeouts: number; evicted: number; inFlight: number }
   | { t: 'stats'; stats: CaptureStats };

@@ -16,7 +16,7 @@ export interface SupervisorEvents {
   event: [WireEvent];
   /** Capture is open (first time, or again after a failure). */
   listening: [LinkType, boolean];
-  suppressed: [number, number];
+  suppressed: [{ count: number; timeouts: number; evicted: number; inFlight: number }];
 }
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
@@ -56,7 +56,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private spawn(): void {
     const setup = this.setup;
     if (!setup) return;
-    const child = fork(join(__dirname, 'worker.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    // A small heap: the attempt table is bounded (--max-attempts) and nothing else grows.
+    const child = fork(join(__dirname, 'worker.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], execArgv: ['--max-old-space-size=96'] });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
@@ -108,7 +109,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.emit('event', m.e);
         return;
       case 'suppressed':
-        this.emit('suppressed', m.count, m.inFlight);
+        this.emit('suppressed', { count: m.count, timeouts: m.timeouts, evicted: m.evicted, inFlight: m.inFlight });
         return;
       case 'stats':
         this.flushStats(m.stats);

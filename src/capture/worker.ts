@@ -35,14 +35,25 @@ class CaptureWorker {
   private readonly pcap: PcapCapture;
   private budget: number;
   private suppressed = 0;
+  private timeoutsHeld = 0;
+  private evicted = 0;
+  private lastTick = performance.now();
 
   constructor(private setup: CaptureSetup) {
     this.budget = setup.stage1PerSecond;
     this.matcher = new Matcher(setup.doors, (e) => this.onEvent(e), { maxAttempts: setup.maxAttempts });
     this.matcher.setLocalAddresses(setup.local);
     this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only);
-    this.pcap = new PcapCapture((link, buf, len) => this.pipeline.onFrame(link, buf, len, performance.now()));
-    setInterval(() => this.tick(), 1000);
+    this.pcap = new PcapCapture((link, buf, len) => {
+      const now = performance.now();
+      this.pipeline.onFrame(link, buf, len, now);
+      // Under a flood `cap` keeps reading until the ring is empty and the event
+      // loop (timers included) does not run: do the once-a-second work from here.
+      if (now - this.lastTick >= 1000) this.tick();
+    }, setup.ringMB * 1024 * 1024);
+    setInterval(() => {
+      if (performance.now() - this.lastTick >= 1000) this.tick();
+    }, 1000);
   }
 
   private onEvent(e: MatchEvent): void {
@@ -52,20 +63,38 @@ class CaptureWorker {
       this.setup = { ...this.setup, doors };
       queueMicrotask(() => this.matcher.setDoors(doors));
     }
-    if (e.type === 'stage' && e.stage === 1) {
-      if (this.budget <= 0) {
-        this.suppressed++;
+    switch (e.type) {
+      case 'evicted':
+        // Only a count: one message per evicted attempt would swamp the channel to the daemon during a flood.
+        this.evicted++;
         return;
-      }
-      this.budget--;
+      case 'stage':
+      case 'timeout':
+        // Stage-1 traffic is what a spoofed flood produces: at most `stage1PerSecond` lines a second.
+        if (e.stage === 1) {
+          if (this.budget <= 0) {
+            if (e.type === 'stage') this.suppressed++;
+            else this.timeoutsHeld++;
+            return;
+          }
+          this.budget--;
+        }
+        break;
+      default:
+        break;
     }
     send({ t: 'event', e: toWire(e) });
   }
 
   private tick(): void {
-    this.matcher.sweep(performance.now());
-    if (this.suppressed > 0) send({ t: 'suppressed', count: this.suppressed, inFlight: this.matcher.size });
+    this.lastTick = performance.now();
+    this.matcher.sweep(this.lastTick);
+    if (this.suppressed > 0 || this.timeoutsHeld > 0 || this.evicted > 0) {
+      send({ t: 'suppressed', count: this.suppressed, timeouts: this.timeoutsHeld, evicted: this.evicted, inFlight: this.matcher.size });
+    }
     this.suppressed = 0;
+    this.timeoutsHeld = 0;
+    this.evicted = 0;
     this.budget = this.setup.stage1PerSecond;
   }
 

@@ -14,6 +14,7 @@ import { Daemon, StartupError } from '../daemon/daemon';
 import { createLogger, type LogFormat } from '../daemon/log';
 import { formatStatus, queryStatus } from '../daemon/status';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
+import { DEFAULT_RING_MB } from '../capture/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -32,6 +33,7 @@ options:
       --check            parse and validate the config, print every problem, exit 1 if any error
       --log-format <f>   text (knockd-style lines, default) or json (pino records)
       --max-attempts <n> bound on knock attempts in flight (default ${DEFAULT_MAX_ATTEMPTS})
+      --capture-buffer <MiB>  libpcap ring size (default ${DEFAULT_RING_MB}); larger rides out bigger floods, costs kernel memory
       --state-dir <dir>  where pending stop commands and held grants survive restarts (default /run/knockd)
   -V, --version          display version
   -h, --help             this help
@@ -52,6 +54,7 @@ interface Cli {
   logFormat: LogFormat;
   maxAttempts: number;
   stateDir: string;
+  captureBufferMB: number;
 }
 
 function parseCli(argv: string[]): Cli | 'help' | 'version' {
@@ -73,6 +76,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
       'log-format': { type: 'string' },
       'max-attempts': { type: 'string' },
       'state-dir': { type: 'string' },
+      'capture-buffer': { type: 'string' },
       version: { type: 'boolean', short: 'V' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -84,6 +88,8 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
   if (fmt !== 'text' && fmt !== 'json') throw new Error(`--log-format must be text or json, not "${fmt}"`);
   const max = values['max-attempts'] !== undefined ? Number(values['max-attempts']) : DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(max) || max < 1) throw new Error(`--max-attempts must be a positive integer, not "${values['max-attempts']}"`);
+  const ring = values['capture-buffer'] !== undefined ? Number(values['capture-buffer']) : DEFAULT_RING_MB;
+  if (!Number.isInteger(ring) || ring < 1 || ring > 4096) throw new Error(`--capture-buffer must be a whole number of MiB from 1 to 4096, not "${values['capture-buffer']}"`);
   return {
     iface: values.interface,
     config: values.config ?? '/etc/knockd.conf',
@@ -99,6 +105,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
     logFormat: fmt,
     maxAttempts: max,
     stateDir: values['state-dir'] ?? '/run/knockd',
+    captureBufferMB: ring,
   };
 }
 
@@ -196,7 +203,7 @@ export async function main(argv: string[]): Promise<number> {
   const logger = log.logger;
   for (const w of config.warnings) logger.warn(issueForLog(w));
 
-  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir, version: VERSION }, logger);
+  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir, version: VERSION, captureBufferMB: cli.captureBufferMB }, logger);
   const pidFile = cli.pidFile ?? config.options.pidFile ?? (cli.daemon ? '/var/run/knockd.pid' : undefined);
 
   // Signal handlers go in before start-up, so a signal that arrives early never kills us with the default action.

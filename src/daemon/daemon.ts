@@ -10,6 +10,7 @@ import { interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
 import type { CaptureStats, WireDoor, WireEvent } from '../capture/protocol';
 import { CaptureSupervisor } from '../capture/supervisor';
+import { DEFAULT_RING_MB } from '../capture/protocol';
 import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
@@ -37,6 +38,8 @@ export interface DaemonOptions {
   addressPollMs?: number;
   /** Where pending stop commands and held grants are kept across restarts (default /run/knockd). */
   stateDir?: string;
+  /** libpcap ring size in MiB (--capture-buffer). */
+  captureBufferMB?: number;
   /** Publish org.knockd.Knockd1 on the system bus for `knockd --status` (default true). */
   statusService?: boolean;
   version?: string;
@@ -103,7 +106,15 @@ export class Daemon {
     this.capture = new CaptureSupervisor(log);
     this.capture.on('event', (e) => this.onMatch(e));
     this.capture.on('listening', (link, again) => this.onListening(link, again));
-    this.capture.on('suppressed', (n, inFlight) => this.log.info(`${n} more "Stage 1" line(s) suppressed in the last second (${inFlight} attempts in flight)`));
+    this.capture.on('suppressed', (s) => {
+      const parts = [
+        s.count ? `${s.count} "Stage 1"` : '',
+        s.timeouts ? `${s.timeouts} stage-1 "sequence timeout"` : '',
+      ].filter(Boolean);
+      const held = parts.length ? `${parts.join(' and ')} line(s) suppressed in the last second; ` : '';
+      const ev = s.evicted ? `${s.evicted} attempt(s) evicted (table full, --max-attempts); ` : '';
+      this.log.info(`${held}${ev}${s.inFlight} attempts in flight`);
+    });
     this.notifier = new SystemdNotifier(log);
     this.stateDir = opts.stateDir ?? '/run/knockd';
     this.commands = new CommandRunner(log, { stateFile: join(this.stateDir, 'commands.json'), native: (job) => this.nativeCommand(job) });
@@ -283,6 +294,7 @@ export class Daemon {
         ipv4Only,
         maxAttempts: this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
         stage1PerSecond: STAGE1_LOG_PER_SECOND,
+        ringMB: this.opts.captureBufferMB ?? DEFAULT_RING_MB,
       });
     } else if (changed) {
       this.log.debug(`pcap filter: ${filter}`);
