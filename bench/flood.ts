@@ -218,13 +218,13 @@ function stage1Count(d: DaemonHandle): number | null {
   const lines = (log.match(/: openSSH: Stage 1$/gm) ?? []).length;
   if (d.name === 'knockd08') return lines;
   let suppressed = 0;
-  for (const m of log.matchAll(/(\d+) more "Stage 1" line\(s\) suppressed/g)) suppressed += Number(m[1]);
+  for (const m of log.matchAll(/(\d+) "Stage 1"(?: and \d+ stage-1 "sequence timeout")? line\(s\) suppressed/g)) suppressed += Number(m[1]);
   return lines + suppressed;
 }
 
 function attemptsInFlight(d: DaemonHandle): number | null {
   if (d.name !== 'ours') return null;
-  const all = [...d.log().matchAll(/\((\d+) attempts in flight\)/g)];
+  const all = [...d.log().matchAll(/(\d+) attempts in flight/g)];
   return all.length ? Number(all[all.length - 1]![1]) : null;
 }
 

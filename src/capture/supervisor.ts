@@ -30,6 +30,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private everListened = false;
   private lastError = '';
   private statsWaiters: ((s: CaptureStats | undefined) => void)[] = [];
+  /** The capture process's counters as last reported (it sends them once a second). */
+  private lastStats: CaptureStats | undefined;
 
   constructor(private readonly log: Logger) {
     super();
@@ -57,7 +59,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     const setup = this.setup;
     if (!setup) return;
     // A small heap: the attempt table is bounded (--max-attempts) and nothing else grows.
-    const child = fork(join(__dirname, 'worker.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], execArgv: ['--max-old-space-size=96'] });
+    const child = fork(join(__dirname, 'worker.js'), [], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], execArgv: ['--max-old-space-size=96', '--max-semi-space-size=4'] });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
@@ -112,6 +114,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.emit('suppressed', { count: m.count, timeouts: m.timeouts, evicted: m.evicted, inFlight: m.inFlight });
         return;
       case 'stats':
+        this.lastStats = m.stats;
         this.flushStats(m.stats);
         return;
     }
@@ -135,11 +138,23 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.send({ t: 'local', local, filter });
   }
 
-  /** Counters from the capture process (undefined when it is not running). */
+  /**
+   * Counters from the capture process (undefined when it is not running):
+   * fresh ones if it answers within 200 ms, else the ones it sent last (at
+   * most about a second old; a busy capture process reads no requests).
+   */
   stats(): Promise<CaptureStats | undefined> {
     if (!this.child?.connected) return Promise.resolve(undefined);
     return new Promise((res) => {
-      this.statsWaiters.push(res);
+      const timer = setTimeout(() => {
+        this.statsWaiters = this.statsWaiters.filter((w) => w !== waiter);
+        res(this.lastStats);
+      }, 200);
+      const waiter = (s: CaptureStats | undefined): void => {
+        clearTimeout(timer);
+        res(s);
+      };
+      this.statsWaiters.push(waiter);
       this.send({ t: 'stats' });
     });
   }

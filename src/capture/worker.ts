@@ -96,6 +96,8 @@ class CaptureWorker {
     this.timeoutsHeld = 0;
     this.evicted = 0;
     this.budget = this.setup.stage1PerSecond;
+    // Counters go up unasked once a second: during a flood this process never gets to read a request.
+    this.stats();
   }
 
   open(filter: string): void {
