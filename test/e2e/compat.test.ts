@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { SEED_004 } from '../support/seeds';
 import { requireRoot, startLab, type Lab } from '../lab/lab';
 import { KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd } from './helpers';
 
@@ -18,18 +19,6 @@ after(async () => {
   await lab?.stop();
 });
 
-/** The CentOS 7 tutorial's config exactly as printed: no section headers, capitalised keys, firewall-cmd commands. */
-const SEED_004 = `logfile = /var/log/knockd.log
-Sequence = 3333,4444,5555
-Seq_timeout = 15
-Tcpflags = syn
-Command = /bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
-
-Sequence = 6666,7777,8888
-Seq_timeout = 15
-Tcpflags = syn
-Command = /bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
-`;
 
 test('the tutorial config as printed opens and closes SSH natively: no shell, no firewall-cmd process', async () => {
   const trace = join(lab.tmpDir, 'exec.trace');

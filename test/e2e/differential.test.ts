@@ -77,6 +77,7 @@
  *
  *   npx tsc -p tsconfig.json && node --test --test-reporter=spec dist/test/e2e/differential.test.js
  */
+import { Rng } from '../support/rng';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -637,44 +638,6 @@ function causeLabel(r: ScenarioResult): string {
 // Scenario generator (seeded)
 // ---------------------------------------------------------------------------
 
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  /** mulberry32 */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[Math.floor(this.next() * a.length)]!;
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  shuffle<T>(a: T[]): T[] {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = Math.floor(this.next() * (i + 1));
-      [a[i], a[j]] = [a[j]!, a[i]!];
-    }
-    return a;
-  }
-  weighted<T extends string>(w: Record<T, number>): T {
-    const entries = Object.entries(w) as [T, number][];
-    let r = this.next() * entries.reduce((s, [, n]) => s + n, 0);
-    for (const [k, n] of entries) {
-      if ((r -= n) < 0) return k;
-    }
-    return entries[entries.length - 1]![0];
-  }
-}
 
 /** TCP flag combinations the sender uses. */
 const FLAG_COMBOS = [SYN, SYN | ACK, ACK, FIN, FIN | ACK, PSH | ACK, FIN | SYN, RST, RST | ACK, FIN | PSH, 0, FIN | PSH | URG];

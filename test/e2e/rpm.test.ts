@@ -11,6 +11,7 @@
  * scripts/setup.sh installs them. A missing one fails the test, saying which.
  */
 import { after, before, test } from 'node:test';
+import { systemBusConfig } from '../lab/lab';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -441,30 +442,7 @@ test('D-Bus policy: root may own and call org.knockd.Knockd1, other users may no
   await copyFile(join(REPO, 'packaging/org.knockd.Knockd1.conf'), join(dir, 'system.d/org.knockd.Knockd1.conf'));
   const socket = join(dir, 'bus');
   // The system bus's own defaults (as in dbus's system.conf): deny owning and calling, allow the bus driver.
-  await writeFile(
-    join(dir, 'bus.conf'),
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=${socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  </policy>
-  <includedir>${join(dir, 'system.d')}</includedir>
-</busconfig>
-`,
-  );
+  await writeFile(join(dir, 'bus.conf'), systemBusConfig(socket, { includeDirs: [join(dir, 'system.d')], rootMayDoAnything: false }));
   const bus = spawn('dbus-daemon', ['--config-file', join(dir, 'bus.conf'), '--nofork', '--print-address'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   bus.stderr.on('data', (c: Buffer) => (err += c.toString()));

@@ -184,7 +184,22 @@ FlushAllOnReload=yes
 RFC3964_IPv4=yes
 `;
 
-function busConfig(sockPath: string): string {
+/**
+ * A system-type bus configuration (dbus's own system.conf defaults: nobody may
+ * own names or call methods unless a policy file says so), listening on
+ * `sockPath` and reading policy files from `includeDirs`.
+ * `rootMayDoAnything` adds what the lab needs: root (firewalld, the daemon under
+ * test, firewall-cmd) may own any name and call anything.
+ */
+export function systemBusConfig(sockPath: string, opts: { includeDirs: string[]; rootMayDoAnything: boolean }): string {
+  const root = opts.rootMayDoAnything
+    ? `
+  <!-- root (firewalld, the daemon under test, firewall-cmd) may own any name and call anything -->
+  <policy user="root">
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+  </policy>`
+    : '';
   return `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -205,15 +220,14 @@ function busConfig(sockPath: string): string {
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <!-- root (firewalld, the daemon under test, firewall-cmd) may own any name and call anything -->
-  <policy user="root">
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-  </policy>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
+  </policy>${root}
+${opts.includeDirs.map((d) => `  <includedir>${d}</includedir>`).join('\n')}
 </busconfig>
 `;
+}
+
+function busConfig(sockPath: string): string {
+  return systemBusConfig(sockPath, { includeDirs: ['/usr/share/dbus-1/system.d'], rootMayDoAnything: true });
 }
 
 /**

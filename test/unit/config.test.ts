@@ -1,6 +1,7 @@
 /**
  * Tests for the knockd.conf parser (src/config/parse.ts).
  */
+import { SEED_000, SEED_004 } from '../support/seeds';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsPromises } from 'node:fs';
@@ -156,28 +157,6 @@ test('the project knockd.conf parses to exactly the expected doors', () => {
 // ---------------------------------------------------------------------------
 // Seed configs, as printed in two tutorials (no section headers)
 // ---------------------------------------------------------------------------
-
-const SEED_000 = `logfile = /var/log/knockd.log
-
-sequence = 7000,8000,9000
-seq_timeout = 15
-command = /sbin/iptables -I INPUT -s %IP% -p tcp –dport 22 -j ACCEPT
-cmd_timeout = 10
-tcpflags = syn
-stop_command = /sbin/iptables -D INPUT -s %IP% -p tcp –dport 22 -j ACCEPT
-`;
-
-const SEED_004 = `logfile = /var/log/knockd.log
-Sequence = 3333,4444,5555
-Seq_timeout = 15
-Tcpflags = syn
-Command = /bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
-
-Sequence = 6666,7777,8888
-Seq_timeout = 15
-Tcpflags = syn
-Command = /bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
-`;
 
 const SEED_000_DOOR: Partial<DoorConfig> = {
   sequence: [

@@ -21,6 +21,8 @@
  * because of a known, unfixed bug can be marked with `bug: '...'`: it then
  * runs as `todo` (the run stays green) unless FUZZ_STRICT=1.
  */
+import { Rng } from '../support/rng';
+import { SEED_000, SEED_004 } from '../support/seeds';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -38,31 +40,8 @@ const N_HUGE = FULL ? 5_000 : 200;
 const FILE = '/etc/knockd.conf';
 
 // ---------------------------------------------------------------------------
-// PRNG (mulberry32)
 // ---------------------------------------------------------------------------
 
-class Rng {
-  private a: number;
-  constructor(seed: number) {
-    this.a = seed >>> 0;
-  }
-  next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(list: readonly T[]): T {
-    return list[Math.floor(this.next() * list.length)] as T;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Valid starting points
@@ -97,28 +76,6 @@ const REPO_CONF = `# /etc/knockd.conf: knockd for firewalld.
 `;
 
 /** Seed page 000 (a Gentoo tutorial): header-less, with typographic dashes. */
-const SEED_000 = `logfile = /var/log/knockd.log
-
-sequence = 7000,8000,9000
-seq_timeout = 15
-command = /sbin/iptables -I INPUT -s %IP% -p tcp \u2013dport 22 -j ACCEPT
-cmd_timeout = 10
-tcpflags = syn
-stop_command = /sbin/iptables -D INPUT -s %IP% -p tcp \u2013dport 22 -j ACCEPT
-`;
-
-/** Seed page 004 (a CentOS 7 tutorial): two header-less doors with firewall-cmd rich rules. */
-const SEED_004 = `logfile = /var/log/knockd.log
-Sequence = 3333,4444,5555
-Seq_timeout = 15
-Tcpflags = syn
-Command = /bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
-
-Sequence = 6666,7777,8888
-Seq_timeout = 15
-Tcpflags = syn
-Command = /bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"
-`;
 
 /** Every directive and alias at least once. */
 const EVERY_DIRECTIVE = `# every directive

@@ -17,6 +17,7 @@
  * in the flood (IPv4/TCP and IPv6/UDP+TCP) open their door every time they
  * complete their sequence.
  */
+import { Rng } from '../support/rng';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
@@ -34,41 +35,8 @@ const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED)
 const MAX_ATTEMPTS = 5000;
 
 // ---------------------------------------------------------------------------
-// PRNG (mulberry32)
 // ---------------------------------------------------------------------------
 
-class Rng {
-  private a: number;
-  constructor(seed: number) {
-    this.a = seed >>> 0;
-  }
-  /** [0, 1) */
-  next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  byte(): number {
-    return Math.floor(this.next() * 256);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(list: readonly T[]): T {
-    return list[Math.floor(this.next() * list.length)] as T;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = this.byte();
-    return b;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Doors

@@ -8,6 +8,7 @@
  *      CommandRunner → /bin/sh -c 'echo %IP% > FILE': FILE holds exactly the
  *      decoded source address.
  */
+import { Rng } from '../support/rng';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
@@ -27,14 +28,8 @@ const N_ADDR = 100_000;
 const ADDRESS_CHARS = /^[0-9a-f.:]+$/;
 
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** Random address bytes, biased towards the shapes with special text forms (zero runs, v4-mapped, v4-compatible). */
