@@ -4,7 +4,7 @@
  * shutdown). Data flows one way; nothing here knows packet layouts or D-Bus
  * message formats.
  */
-import { reverse } from 'node:dns/promises';
+import { lookupService } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
@@ -327,8 +327,10 @@ export class Daemon {
     if (cached === undefined) {
       this.hostnames.set(src, null);
       if (this.hostnames.size > 10_000) this.hostnames.delete(this.hostnames.keys().next().value as string);
-      reverse(src).then(
-        (names) => this.hostnames.set(src, names[0] ?? null),
+      // getnameinfo(3) on libuv's thread pool, like knockd's gethostbyaddr (hosts file, then DNS),
+      // but off the packet path: the first line of a new source may still show the bare address.
+      lookupService(src, 0).then(
+        (r) => this.hostnames.set(src, r.hostname && r.hostname !== src ? r.hostname : null),
         () => undefined,
       );
     }

@@ -3,12 +3,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { SEED_004 } from '../support/seeds';
 import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd } from './helpers';
+import { KNOCKD_BIN, debianKnock, knockFrom, sleep, sshRule, startKnockd } from './helpers';
 
 let lab: Lab;
 before(async () => {
@@ -170,4 +170,47 @@ test('knockd --check with firewalld reachable: unknown zone/service, and knock p
   assert.match(r.stdout, /check\.conf:10: warning: \[b\] firewalld has no service "nosuchsvc"/);
   assert.match(r.stdout, /check\.conf:9: warning: \[b\] firewalld has no zone "nosuchzone"/);
   assert.match(r.stdout, /check\.conf:13: warning: \[c\] firewalld has no zone "otherzone"/);
+});
+
+test('-l: knockers are named in the log (hosts file, looked up off the packet path)', async () => {
+  // `ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts for what it runs.
+  const dir = join('/etc/netns', lab.serverNs);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'hosts'), `127.0.0.1 localhost\n${lab.clientAddr} laptop.knock.test\n`);
+  try {
+    const d = await startKnockd(lab, `[door]\n  sequence = 3333,4444,5555\n  start_command = /bin/true\n`, ['-l']);
+    try {
+      await knockFrom(lab, lab.clientAddr, lab.serverAddr, [3333, 4444, 5555], 100);
+      await d.waitForLog(new RegExp(`${lab.clientAddr.replace(/\./g, '\\.')} \\(laptop\\.knock\\.test\\): door: OPEN SESAME`), 3000);
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('-d detaches: the command returns at once, the pid file names the daemon, SIGTERM stops it and removes the pid file', async () => {
+  const pidFile = join(lab.tmpDir, 'detached.pid');
+  const conf = join(lab.tmpDir, 'detached.conf');
+  const log = join(lab.tmpDir, 'detached.log');
+  await writeFile(conf, `[door]\n  sequence = 3333,4444,5555\n  start_command = /bin/true\n`);
+  const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '-d', '-i', lab.serverIf, '-c', conf, '-p', pidFile, '-g', log, '--state-dir', join(lab.tmpDir, 'detached-state')], { timeoutMs: 5000 });
+  assert.equal(r.code, 0, r.stderr);
+  const pid = await lab.waitFor(async () => Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined, 5000);
+  await lab.waitFor(async () => (await readFile(log, 'utf8').catch(() => '')).includes('listening on'), 5000);
+  await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+  await lab.waitFor(async () => (await readFile(log, 'utf8')).includes('door: OPEN SESAME'), 3000);
+  process.kill(pid, 'SIGTERM');
+  await lab.waitFor(async () => !(await readFile(pidFile, 'utf8').then(() => true, () => false)), 5000);
+  // Gone, or a zombie waiting for whoever adopted it (in a container that may be nobody).
+  const state = async (): Promise<string> => {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+    return status === undefined ? 'gone' : (/^State:\s+(\S)/m.exec(status)?.[1] ?? '?');
+  };
+  const end = await lab.waitFor(async () => {
+    const st = await state();
+    return st === 'Z' || st === 'gone' ? st : undefined;
+  }, 5000);
+  assert.match(end, /^(Z|gone)$/);
 });
