@@ -3,7 +3,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { SEED_004 } from '../support/seeds';
@@ -213,4 +213,33 @@ test('-d detaches: the command returns at once, the pid file names the daemon, S
     return st === 'Z' || st === 'gone' ? st : undefined;
   }, 5000);
   assert.match(end, /^(Z|gone)$/);
+});
+
+test('SIGHUP: a valid new config replaces the old without losing attempts in flight; SIGUSR1 and SIGHUP reopen a rotated log', async () => {
+  const out = join(lab.tmpDir, 'hup.out');
+  const v1 = `[door]\n  sequence = 3333,4444,5555\n  seq_timeout = 20\n  start_command = echo "door %IP%" >> ${out}\n`;
+  const v2 = `${v1}[other]\n  sequence = 7777,8888\n  start_command = echo "other %IP%" >> ${out}\n`;
+  const d = await startKnockd(lab, v1);
+  try {
+    await knockFrom(lab, lab.clientAddr, lab.serverAddr, [3333, 4444]);
+    await d.waitForLog(/door: Stage 2/, 3000);
+    await writeFile(d.confFile, v2);
+    const from = (await d.log()).length;
+    process.kill(d.proc.pid!, 'SIGHUP');
+    await d.waitForLog(/configuration reloaded from .*: 2 door\(s\)/, 3000, from);
+    await knockFrom(lab, lab.clientAddr, lab.serverAddr, [5555]); // completes the attempt begun before the reload
+    await knockFrom(lab, lab.clientAddr, lab.serverAddr, [7777, 8888]); // the new door works
+    await lab.waitFor(async () => (await readFile(out, 'utf8').catch(() => '')).includes('other'), 3000);
+    assert.equal(await readFile(out, 'utf8'), `door ${lab.clientAddr}\nother ${lab.clientAddr}\n`);
+
+    // logrotate: move the file away, signal, and the daemon writes a new one.
+    await rename(d.logFile, `${d.logFile}.1`);
+    process.kill(d.proc.pid!, 'SIGUSR1');
+    await lab.waitFor(async () => (await readFile(d.logFile, 'utf8').catch(() => '')).includes('log file reopened'), 3000);
+    await knockFrom(lab, lab.clientAddr, lab.serverAddr, [7777, 8888]);
+    await lab.waitFor(async () => (await readFile(d.logFile, 'utf8').catch(() => '')).includes('other: OPEN SESAME'), 3000);
+    assert.match(await readFile(`${d.logFile}.1`, 'utf8'), /configuration reloaded/, 'older lines stay in the rotated file');
+  } finally {
+    await d.stop();
+  }
 });
