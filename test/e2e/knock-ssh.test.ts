@@ -162,3 +162,29 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     await assert.rejects(startKnockd(lab, bad2), /firewalld has no service "nosuchsvc"/);
   });
 });
+
+describe('-4 (--only-ip-v4)', () => {
+  let lab: Lab;
+  before(async () => {
+    requireRoot();
+    lab = await startLab();
+  });
+  after(async () => {
+    await lab?.stop();
+  });
+
+  test('IPv6 knocks are ignored, IPv4 knocks still open', async () => {
+    const d = await startKnockd(lab, DEFAULT_CONF(), ['-4']);
+    try {
+      await debianKnock(lab, lab.serverAddr6, [3333, 4444, 5555]);
+      await sleep(600);
+      assert.deepEqual(await lab.richRules(), []);
+      assert.doesNotMatch(await d.log(), /Stage 1/);
+      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+      await lab.waitFor(async () => (await lab.richRules()).length > 0, 1000, 20);
+      assert.deepEqual(await lab.richRules(), [sshRule(lab.clientAddr)]);
+    } finally {
+      await d.stop();
+    }
+  });
+});
