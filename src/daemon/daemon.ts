@@ -221,7 +221,7 @@ export class Daemon {
       this.fw.on('busError', (err) => this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`));
       this.fw.on('down', () => this.log.warn('firewalld left the bus; open grants will be restored when it returns'));
       this.fw.on('up', () => this.log.info('firewalld is on the bus'));
-      this.grants = new Grants(this.fw, this.log, { stateFile: join(this.opts.stateDir ?? '/run/knockd', 'grants.json') });
+      this.grants = new Grants(this.fw, this.log, { stateFile: join(this.stateDir, 'grants.json') });
     }
     const fw = this.fw;
     const where = (d: RuntimeDoor, key: string): string => `${this.config.file}:${d.config.lines[key] ?? d.config.line}: [${d.name}]`;
