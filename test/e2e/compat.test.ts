@@ -1,23 +1,17 @@
 /**
  * Issue 3, end to end: the configs admins already have.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { SEED_004 } from '../support/seeds';
-import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { KNOCKD_BIN, debianKnock, knockFrom, sleep, sshRule, startKnockd } from './helpers';
+import type { Lab } from '../lab/lab';
+import { KNOCKD_BIN, debianKnock, knockFrom, sleep, sshRule, startKnockd, withLab } from './helpers';
 
-let lab: Lab;
-before(async () => {
-  requireRoot();
-  lab = await startLab({ ipv6: false });
-});
-after(async () => {
-  await lab?.stop();
-});
+let lab!: Lab;
+withLab({ ipv6: false }, (l) => (lab = l));
 
 
 test('the tutorial config as printed opens and closes SSH natively: no shell, no firewall-cmd process', async () => {

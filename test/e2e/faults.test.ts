@@ -2,21 +2,15 @@
  * Issue 6, faults: no door left open that should be shut, no legitimate
  * admin shut out because a component hiccupped. Real firewalld, real packets.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon } from './helpers';
+import type { Lab } from '../lab/lab';
+import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
-let lab: Lab;
-before(async () => {
-  requireRoot();
-  lab = await startLab({ ipv6: false });
-});
-after(async () => {
-  await lab?.stop();
-});
+let lab!: Lab;
+withLab({ ipv6: false }, (l) => (lab = l));
 
 const open = async (): Promise<void> => {
   await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);

@@ -4,7 +4,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { Lab } from '../lab/lab';
+import { after, before } from 'node:test';
+import { requireRoot, startLab, type Lab, type LabOptions } from '../lab/lab';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const KNOCKD_BIN = join(REPO, 'bin', 'knockd');
@@ -130,3 +131,19 @@ export const DEFAULT_CONF = (opts: { cmdTimeout?: number; seqTimeout?: number; t
     firewalld_zone    = public
     firewalld_service = ssh
 `;
+
+/**
+ * One lab for the enclosing file or describe(): started (as root, or the test
+ * fails) before its tests, removed after them. `set` receives it.
+ */
+export function withLab(opts: LabOptions, set: (lab: Lab) => void): void {
+  let lab: Lab | undefined;
+  before(async () => {
+    requireRoot();
+    lab = await startLab(opts);
+    set(lab);
+  });
+  after(async () => {
+    await lab?.stop();
+  });
+}

@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { REPO, sleep, sshRule, startKnockd, DEFAULT_CONF, type RunningDaemon } from './helpers';
+import type { Lab } from '../lab/lab';
+import { REPO, sleep, sshRule, startKnockd, DEFAULT_CONF, type RunningDaemon, withLab } from './helpers';
 
 const KNOCK_BIN = join(REPO, 'bin', 'knock');
 const DEBIAN_KNOCKD = '/usr/sbin/knockd';
@@ -51,15 +51,8 @@ const DEBIAN_CONF = `[options]
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('our knock client against real daemons', () => {
-  let lab: Lab;
-
-  before(async () => {
-    requireRoot();
-    lab = await startLab();
-  });
-  after(async () => {
-    await lab?.stop();
-  });
+  let lab!: Lab;
+  withLab({}, (l) => (lab = l));
 
   /** Run `node bin/knock <args>` in the client namespace; it must exit 0 silently (unless -v). */
   async function knock(...args: string[]): Promise<string> {

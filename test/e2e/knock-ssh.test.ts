@@ -5,18 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, knockFrom, sleep, sshRule, startKnockd, type RunningDaemon } from './helpers';
+import type { Lab } from '../lab/lab';
+import { DEFAULT_CONF, debianKnock, knockFrom, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 describe('knock opens and closes SSH in a real firewalld', () => {
-  let lab: Lab;
-  before(async () => {
-    requireRoot();
-    lab = await startLab({ extraClientAddrs: 1 });
-  });
-  after(async () => {
-    await lab?.stop();
-  });
+  let lab!: Lab;
+  withLab({ extraClientAddrs: 1 }, (l) => (lab = l));
 
   describe('default config (open 3333,4444,5555 / close 6666,7777,8888)', () => {
     let d: RunningDaemon;
@@ -164,14 +158,8 @@ describe('knock opens and closes SSH in a real firewalld', () => {
 });
 
 describe('-4 (--only-ip-v4)', () => {
-  let lab: Lab;
-  before(async () => {
-    requireRoot();
-    lab = await startLab();
-  });
-  after(async () => {
-    await lab?.stop();
-  });
+  let lab!: Lab;
+  withLab({}, (l) => (lab = l));
 
   test('IPv6 knocks are ignored, IPv4 knocks still open', async () => {
     const d = await startKnockd(lab, DEFAULT_CONF(), ['-4']);

@@ -1,17 +1,11 @@
 /** `knockd --status` talks to the running daemon over the (lab's) system bus. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, startKnockd } from './helpers';
+import type { Lab } from '../lab/lab';
+import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, startKnockd, withLab } from './helpers';
 
-let lab: Lab;
-before(async () => {
-  requireRoot();
-  lab = await startLab({ ipv6: false });
-});
-after(async () => {
-  await lab?.stop();
-});
+let lab!: Lab;
+withLab({ ipv6: false }, (l) => (lab = l));
 
 test('knockd --status lists the doors and the grants held, with time left', async () => {
   const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 3600 }));

@@ -5,12 +5,12 @@
  * plain recv() drops the barrier fd that systemd >= 246 passes, which releases
  * systemd-notify exactly as systemd would).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { requireRoot, startLab, type Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, startKnockd } from './helpers';
+import type { Lab } from '../lab/lab';
+import { DEFAULT_CONF, debianKnock, startKnockd, withLab } from './helpers';
 
 const RECEIVER = `
 import socket, sys
@@ -48,14 +48,8 @@ class NotifySocket {
   }
 }
 
-let lab: Lab;
-before(async () => {
-  requireRoot();
-  lab = await startLab({ ipv6: false });
-});
-after(async () => {
-  await lab?.stop();
-});
+let lab!: Lab;
+withLab({ ipv6: false }, (l) => (lab = l));
 
 test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async () => {
   const sock = new NotifySocket(join(lab.tmpDir, 'notify-1.sock'));
