@@ -212,7 +212,12 @@ export async function main(argv: string[]): Promise<number> {
   const shutdown = async (sig: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    if (!started) return; // start-up finishes first, then sees `stopping`
+    if (!started) {
+      // Nothing is open yet that a clean stop would close (pending stop commands stay in the state file).
+      logger.info(`${sig} during start-up: exiting`);
+      log.flush();
+      process.exit(0);
+    }
     logger.info(`waiting for child processes... (${sig})`);
     await daemon.stop();
     logger.info('shutting down');
@@ -271,10 +276,6 @@ export async function main(argv: string[]): Promise<number> {
     } catch (err) {
       logger.warn(`could not create pid file ${pidFile}: ${(err as Error).message}`);
     }
-  }
-  if (stopping) {
-    stopping = false;
-    void shutdown('signal during start-up');
   }
   return -1; // keep running
 }
