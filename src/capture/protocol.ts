@@ -42,13 +42,12 @@ export type ToCapture =
   | { t: 'local'; local: string[]; filter: string }
   | { t: 'stats' };
 
-/** A matcher event with the door by name. */
+/** A matcher event with the door by name (evictions are only counted, see `suppressed`). */
 export type WireEvent =
   | { type: 'stage'; door: string; src: string; family: 4 | 6; stage: number }
   | { type: 'open' | 'close'; door: string; src: string; family: 4 | 6 }
   | { type: 'timeout'; door: string; src: string; stage: number }
-  | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number }
-  | { type: 'evicted'; door: string; src: string; stage: number };
+  | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number };
 
 export interface CaptureStats {
   frames: FrameStats;

@@ -13,7 +13,7 @@ function send(msg: FromCapture): void {
   if (process.connected) process.send!(msg);
 }
 
-function toWire(e: MatchEvent): WireEvent {
+function toWire(e: Exclude<MatchEvent, { type: 'evicted' }>): WireEvent {
   const door = e.door.name;
   switch (e.type) {
     case 'stage':
@@ -22,8 +22,7 @@ function toWire(e: MatchEvent): WireEvent {
     case 'close':
       return { type: e.type, door, src: e.src, family: e.family };
     case 'timeout':
-    case 'evicted':
-      return { type: e.type, door, src: e.src, stage: e.stage };
+      return { type: 'timeout', door, src: e.src, stage: e.stage };
     case 'spoiled':
       return { type: 'spoiled', door, src: e.src, stage: e.stage, proto: e.proto, port: e.port };
   }

@@ -349,9 +349,6 @@ export class Daemon {
       case 'spoiled':
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`);
         return;
-      case 'evicted':
-        this.log.debug(ctx, `${e.src}: ${e.door}: attempt at stage ${e.stage} evicted (attempt table full)`);
-        return;
       case 'open':
       case 'close': {
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: OPEN SESAME`);
