@@ -13,6 +13,7 @@ import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
 import { createLogger, type LogFormat } from '../daemon/log';
 import { formatStatus, queryStatus } from '../daemon/status';
+import { withTimeout } from '../daemon/timeout';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { DEFAULT_RING_MB } from '../capture/protocol';
 
@@ -280,11 +281,6 @@ export async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-/** `p`, or a rejection after `ms`. The timer is kept referenced: a D-Bus call that can never answer (no bus) must not let the process exit silently. */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('timeout')), ms)))]).finally(() => clearTimeout(timer));
-}
 
 /** A config issue as a log line (the log line carries the level itself). */
 function issueForLog(i: ConfigIssue): string {

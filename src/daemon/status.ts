@@ -6,6 +6,7 @@
  */
 import * as dbus from 'dbus-next';
 import type { Logger } from 'pino';
+import { withTimeout } from './timeout';
 
 export const STATUS_NAME = 'org.knockd.Knockd1';
 export const STATUS_PATH = '/org/knockd/Knockd1';
@@ -68,16 +69,12 @@ export class StatusService {
 /** Ask the running daemon (CLI side). */
 export async function queryStatus(timeoutMs = 3000): Promise<StatusSnapshot> {
   const bus = dbus.systemBus();
-  let timer: NodeJS.Timeout | undefined;
   bus.on('error', () => undefined);
   try {
-    const reply = await Promise.race([
-      bus.call(new dbus.Message({ destination: STATUS_NAME, path: STATUS_PATH, interface: STATUS_IFACE, member: 'Status' })),
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('no answer within 3 s')), timeoutMs))),
-    ]);
+    const call = bus.call(new dbus.Message({ destination: STATUS_NAME, path: STATUS_PATH, interface: STATUS_IFACE, member: 'Status' }));
+    const reply = await withTimeout(call, timeoutMs);
     return JSON.parse(String(reply?.body[0] ?? '{}')) as StatusSnapshot;
   } finally {
-    clearTimeout(timer);
     bus.disconnect();
   }
 }
