@@ -45,6 +45,22 @@ async function knockOpen(lab: Lab): Promise<boolean> {
   return (await timeUntil(hasRule(lab), 2000)) !== undefined;
 }
 
+/** One trial: `ms` until recovery (undefined: never), a success when within `limitMs`. */
+function record(r: Row, ms: number | undefined, limitMs: number): void {
+  r.runs++;
+  if (ms === undefined) return;
+  r.ms.push(ms);
+  if (ms <= limitMs) r.ok++;
+}
+
+/** ms until a full knock opens the door again, knocking over and over (undefined after 8 s). */
+function knockUntilOpen(lab: Lab): Promise<number | undefined> {
+  return timeUntil(async () => {
+    await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+    return (await timeUntil(hasRule(lab), 150)) !== undefined;
+  }, 8000);
+}
+
 async function main(): Promise<void> {
   requireRoot();
   const quick = process.argv.includes('--quick');
@@ -72,19 +88,13 @@ async function main(): Promise<void> {
       if (await knockOpen(lab)) {
         await lab.stopFirewalld();
         await lab.startFirewalld();
-        const ms = await timeUntil(hasRule(lab), 5000);
-        fwRestart.runs++;
-        if (ms !== undefined && ms <= 2000) fwRestart.ok++;
-        if (ms !== undefined) fwRestart.ms.push(ms);
+        record(fwRestart, await timeUntil(hasRule(lab), 5000), 2000);
       }
       // reload
       await clearRules(lab);
       if (await knockOpen(lab)) {
         await lab.firewallCmd('--reload');
-        const ms = await timeUntil(hasRule(lab), 5000);
-        reload.runs++;
-        if (ms !== undefined && ms <= 2000) reload.ok++;
-        if (ms !== undefined) reload.ms.push(ms);
+        record(reload, await timeUntil(hasRule(lab), 5000), 2000);
         await lab.firewallCmd('--zone=public', `--change-interface=${lab.serverIf}`);
         await lab.firewallCmd('--zone=public', '--remove-service=ssh');
       }
@@ -94,41 +104,20 @@ async function main(): Promise<void> {
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
       await sleep(200);
       await lab.startFirewalld();
-      {
-        const ms = await timeUntil(hasRule(lab), 5000);
-        away.runs++;
-        if (ms !== undefined && ms <= 2000) away.ok++;
-        if (ms !== undefined) away.ms.push(ms);
-      }
+      record(away, await timeUntil(hasRule(lab), 5000), 2000);
       // link flap
       await clearRules(lab);
       await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'down']);
       await sleep(1000);
       await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
-      {
-        const ms = await timeUntil(async () => {
-          await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-          return (await timeUntil(hasRule(lab), 150)) !== undefined;
-        }, 8000);
-        link.runs++;
-        if (ms !== undefined && ms <= 5000) link.ok++;
-        if (ms !== undefined) link.ms.push(ms);
-      }
+      record(link, await knockUntilOpen(lab), 5000);
       // address flap
       await clearRules(lab);
       const cidr = `${lab.serverAddr}/${lab.prefix4}`;
       await lab.execIn('server', ['ip', 'addr', 'del', cidr, 'dev', lab.serverIf]);
       await sleep(2500);
       await lab.execIn('server', ['ip', 'addr', 'add', cidr, 'dev', lab.serverIf]);
-      {
-        const ms = await timeUntil(async () => {
-          await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-          return (await timeUntil(hasRule(lab), 150)) !== undefined;
-        }, 8000);
-        addr.runs++;
-        if (ms !== undefined && ms <= 5000) addr.ok++;
-        if (ms !== undefined) addr.ms.push(ms);
-      }
+      record(addr, await knockUntilOpen(lab), 5000);
       process.stderr.write(`run ${n + 1}/${runs}\n`);
     }
     await d.stop();

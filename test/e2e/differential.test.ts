@@ -165,22 +165,8 @@ const COOLDOWN = T_MAX * 1000 + 1600;
 
 const seqText = (d: Door): string => d.seq.map((p) => (p.proto === UDP ? `${p.port}:udp` : String(p.port))).join(',');
 
-function knockdConf(): string {
-  return ['[options]', '    logfile = /dev/null', '']
-    .concat(
-      ...DOORS.map((d) => [
-        `[${d.name}]`,
-        `    sequence    = ${seqText(d)}`,
-        `    seq_timeout = ${d.timeout}`,
-        ...(d.flagsText ? [`    tcpflags    = ${d.flagsText}`] : []),
-        `    command     = /bin/echo KNOCKD_OPEN %IP%`,
-        '',
-      ]),
-    )
-    .join('\n');
-}
-
-function oursConf(): string {
+/** The same doors for both daemons; only the command that runs on OPEN SESAME differs. */
+function conf(command: string): string {
   return ['[options]', '    logfile = /dev/null', '']
     .concat(
       ...DOORS.map((d) => [
@@ -188,12 +174,16 @@ function oursConf(): string {
         `    sequence      = ${seqText(d)}`,
         `    seq_timeout   = ${d.timeout}`,
         ...(d.flagsText ? [`    tcpflags      = ${d.flagsText}`] : []),
-        `    start_command = /bin/true`,
+        `    start_command = ${command}`,
         '',
       ]),
     )
     .join('\n');
 }
+/** knockd 0.8 prints the command's output on -v: that is how its openings are counted. */
+const knockdConf = (): string => conf('/bin/echo KNOCKD_OPEN %IP%');
+/** Ours logs `<ip>: <door>: OPEN SESAME` itself. */
+const oursConf = (): string => conf('/bin/true');
 
 // ---------------------------------------------------------------------------
 // Packets and the candidate test (knockd's pcap filter)

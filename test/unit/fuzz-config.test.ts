@@ -26,6 +26,7 @@ import { SEED_000, SEED_004 } from '../support/seeds';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
@@ -47,33 +48,8 @@ const FILE = '/etc/knockd.conf';
 // Valid starting points
 // ---------------------------------------------------------------------------
 
-/** The repository's knockd.conf. */
-const REPO_CONF = `# /etc/knockd.conf: knockd for firewalld.
-# knockd 0.8 syntax; the firewalld_* directives open and close the door
-# natively over D-Bus (no firewall-cmd, no shell). Check with: knockd --check
-[options]
-    logfile = /var/log/knockd.log
-
-# Knock 3333, 4444, 5555 (TCP SYN) within 15 s: SSH is opened for your
-# address only, and firewalld itself closes it again after cmd_timeout.
-[openSSH]
-    sequence          = 3333,4444,5555
-    seq_timeout       = 15
-    tcpflags          = syn
-    firewalld_action  = open
-    firewalld_zone    = public
-    firewalld_service = ssh
-    cmd_timeout       = 3600
-
-# Knock 6666, 7777, 8888 to close it before the timeout.
-[closeSSH]
-    sequence          = 6666,7777,8888
-    seq_timeout       = 15
-    tcpflags          = syn
-    firewalld_action  = close
-    firewalld_zone    = public
-    firewalld_service = ssh
-`;
+/** The repository's knockd.conf (the file itself, so the fuzz starts from what ships). */
+const REPO_CONF = readFileSync(join(__dirname, '..', '..', '..', 'knockd.conf'), 'utf8');
 
 /** Seed page 000 (a Gentoo tutorial): header-less, with typographic dashes. */
 
