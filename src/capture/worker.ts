@@ -13,7 +13,7 @@ function send(msg: FromCapture): void {
   if (process.connected) process.send!(msg);
 }
 
-function toWire(e: Exclude<MatchEvent, { type: 'evicted' }>): WireEvent {
+function toWire(e: MatchEvent): WireEvent {
   const door = e.door.name;
   switch (e.type) {
     case 'stage':
@@ -35,12 +35,16 @@ class CaptureWorker {
   private budget: number;
   private suppressed = 0;
   private timeoutsHeld = 0;
-  private evicted = 0;
+  /** `matcher.stats.evicted` at the last tick. */
+  private evictedBefore = 0;
   private lastTick = performance.now();
 
   constructor(private setup: CaptureSetup) {
     this.budget = setup.stage1PerSecond;
-    this.matcher = new Matcher(setup.doors, (e) => this.onEvent(e), { maxAttempts: setup.maxAttempts });
+    this.matcher = new Matcher(setup.doors, (e) => this.onEvent(e), {
+      maxAttempts: setup.maxAttempts,
+      admitStage1: (type) => this.admitStage1(type),
+    });
     this.matcher.setLocalAddresses(setup.local);
     this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only);
     this.pcap = new PcapCapture((link, buf, len) => {
@@ -55,6 +59,21 @@ class CaptureWorker {
     }, 1000);
   }
 
+  /**
+   * Stage-1 traffic is what a spoofed flood produces: at most
+   * `stage1PerSecond` such events a second are made and sent; the rest are
+   * only counted (and the matcher does not even build them).
+   */
+  private admitStage1(type: 'stage' | 'timeout'): boolean {
+    if (this.budget > 0) {
+      this.budget--;
+      return true;
+    }
+    if (type === 'stage') this.suppressed++;
+    else this.timeoutsHeld++;
+    return false;
+  }
+
   private onEvent(e: MatchEvent): void {
     if ((e.type === 'open' || e.type === 'close') && (e.door as WireDoor).oneTime) {
       // Used up: no second opening with the same sequence, not even by a packet already in the queue.
@@ -62,38 +81,19 @@ class CaptureWorker {
       this.setup = { ...this.setup, doors };
       queueMicrotask(() => this.matcher.setDoors(doors));
     }
-    switch (e.type) {
-      case 'evicted':
-        // Only a count: one message per evicted attempt would swamp the channel to the daemon during a flood.
-        this.evicted++;
-        return;
-      case 'stage':
-      case 'timeout':
-        // Stage-1 traffic is what a spoofed flood produces: at most `stage1PerSecond` lines a second.
-        if (e.stage === 1) {
-          if (this.budget <= 0) {
-            if (e.type === 'stage') this.suppressed++;
-            else this.timeoutsHeld++;
-            return;
-          }
-          this.budget--;
-        }
-        break;
-      default:
-        break;
-    }
     send({ t: 'event', e: toWire(e) });
   }
 
   private tick(): void {
     this.lastTick = performance.now();
     this.matcher.sweep(this.lastTick);
-    if (this.suppressed > 0 || this.timeoutsHeld > 0 || this.evicted > 0) {
-      send({ t: 'suppressed', count: this.suppressed, timeouts: this.timeoutsHeld, evicted: this.evicted, inFlight: this.matcher.size });
+    const evicted = this.matcher.stats.evicted - this.evictedBefore;
+    this.evictedBefore = this.matcher.stats.evicted;
+    if (this.suppressed > 0 || this.timeoutsHeld > 0 || evicted > 0) {
+      send({ t: 'suppressed', count: this.suppressed, timeouts: this.timeoutsHeld, evicted, inFlight: this.matcher.size });
     }
     this.suppressed = 0;
     this.timeoutsHeld = 0;
-    this.evicted = 0;
     this.budget = this.setup.stage1PerSecond;
     // Counters go up unasked once a second: during a flood this process never gets to read a request.
     this.stats();

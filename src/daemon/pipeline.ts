@@ -1,9 +1,9 @@
 /**
- * The per-packet path, shared by the daemon and the benchmarks: decode a
- * frame in place, drop what no door listens to, and only then make address
- * strings and hand the knock to the matcher.
+ * The per-packet path, shared by the capture process and the benchmarks:
+ * decode a frame in place, drop what no door listens to, and hand the packet
+ * to the matcher, which reads its addresses in place too. Nothing here
+ * allocates; address text is only made when the matcher emits an event.
  */
-import { formatAddress } from '../decode/address';
 import { decodeFrame } from '../decode/decode';
 import { Decoded, newPacket, type LinkType } from '../decode/types';
 import type { Matcher } from '../matcher/matcher';
@@ -42,16 +42,6 @@ export class FramePipeline {
       return;
     }
     this.stats.knocks++;
-    this.matcher.handle(
-      {
-        family: p.family,
-        proto: p.proto,
-        dport: p.dport,
-        flags: p.flags,
-        src: formatAddress(p.buf, p.srcOff, p.family),
-        dst: formatAddress(p.buf, p.dstOff, p.family),
-      },
-      now,
-    );
+    this.matcher.handlePacket(p, now);
   }
 }

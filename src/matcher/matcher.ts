@@ -19,8 +19,12 @@
  *   from starting, and a knock that spoils an attempt on a door's first port
  *   starts that door afresh (knockd 0.8 drops such a knock; see README).
  *
- * Cost per packet: one Map lookup for the port, then one Map lookup per door
- * (doors are few and fixed by the config), no scan over sources.
+ * Cost per packet: one Map lookup for the port, then one hash-table probe per
+ * door (doors are few and fixed by the config), no scan over sources and no
+ * allocation: attempts live in typed arrays (table.ts) and an event object,
+ * with the source's text, is only made when an event is emitted. Stage-1
+ * events (what a spoofed flood produces) can be refused before they are made
+ * (`admitStage1`).
  *
  * Memory is bounded by `maxAttempts`. When full, the oldest attempt still at
  * stage 1 is evicted first; an attempt past stage 1 is only evicted when no
@@ -28,7 +32,9 @@
  * a knocker who is already part-way through a sequence.
  */
 import type { KnockPort, TcpFlagRule } from '../config/types';
-import { IPPROTO_TCP, type KnockProto } from '../decode/types';
+import { formatAddress, parseAddress } from '../decode/address';
+import { IPPROTO_TCP, type KnockProto, type Packet } from '../decode/types';
+import { ADVANCED, AttemptTable, FRESH } from './table';
 
 /** What the matcher needs to know of a door. */
 export interface DoorSpec {
@@ -44,7 +50,7 @@ export interface DoorSpec {
   action: 'open' | 'close';
 }
 
-/** A decoded candidate knock. */
+/** A candidate knock with its addresses as text (tests, models); the capture path uses `handlePacket`. */
 export interface Knock {
   family: 4 | 6;
   proto: KnockProto;
@@ -61,14 +67,21 @@ export type MatchEvent =
   | { type: 'stage'; door: DoorSpec; src: string; family: 4 | 6; stage: number }
   | { type: 'open' | 'close'; door: DoorSpec; src: string; family: 4 | 6 }
   | { type: 'timeout'; door: DoorSpec; src: string; stage: number }
-  | { type: 'spoiled'; door: DoorSpec; src: string; stage: number; proto: KnockProto; port: number }
-  | { type: 'evicted'; door: DoorSpec; src: string; stage: number };
+  | { type: 'spoiled'; door: DoorSpec; src: string; stage: number; proto: KnockProto; port: number };
 
 export type MatchListener = (event: MatchEvent) => void;
 
 export interface MatcherOptions {
   /** Upper bound on attempts in flight, all doors together. */
   maxAttempts?: number;
+  /**
+   * Asked before a stage-1 event (a `stage` event at stage 1, or the
+   * `timeout` of a stage-1 attempt) is made; `false` drops it unmade. The
+   * capture process rate-limits what a spoofed flood sends to the log this
+   * way without paying for the events. Evictions are never events, only
+   * counted (`stats.evicted`).
+   */
+  admitStage1?: (type: 'stage' | 'timeout') => boolean;
 }
 
 export interface MatcherStats {
@@ -83,71 +96,24 @@ export interface MatcherStats {
   evicted: number;
 }
 
-/** Default bound on attempts in flight: about 25 MB of state at most. */
+/** Default bound on attempts in flight: about 6 MB of typed arrays, allocated up front, touched as used. */
 export const DEFAULT_MAX_ATTEMPTS = 100_000;
 
-const GONE = 0;
-const FRESH = 1;
-const ADVANCED = 2;
-type Tier = typeof GONE | typeof FRESH | typeof ADVANCED;
-
-interface Attempt {
-  src: string;
-  family: 4 | 6;
-  /** Stages completed so far (1 = first port seen). */
-  stage: number;
-  /** Monotonic ms of the first knock. */
-  start: number;
-  /** Which table holds it now; GONE once completed, spoiled, timed out or evicted. */
-  tier: Tier;
-}
-
-/**
- * Attempts in the order they entered a tier, oldest first. Entries that left
- * the tier since are skipped lazily, so finding the oldest live attempt is
- * O(1) amortised. (Iterating a Map from its head is not: V8 walks over every
- * deleted slot there, which made eviction slower the longer a flood lasted.)
- */
-class AgeQueue {
-  private items: Attempt[] = [];
-  private head = 0;
-
-  constructor(private readonly tier: Tier) {}
-
-  push(a: Attempt): void {
-    this.items.push(a);
-  }
-
-  /** The oldest attempt still in this tier. */
-  oldest(): Attempt | undefined {
-    const items = this.items;
-    while (this.head < items.length && items[this.head]!.tier !== this.tier) this.head++;
-    if (this.head > 1024 && this.head * 2 > items.length) {
-      this.items = items.slice(this.head);
-      this.head = 0;
-    }
-    return this.items[this.head];
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-  }
-}
+const NONE = -1;
 
 /** Per-door runtime state. */
 interface DoorState {
   spec: DoorSpec;
-  /** Attempts at stage 1. */
-  fresh: Map<string, Attempt>;
-  /** Attempts past stage 1. */
-  advanced: Map<string, Attempt>;
-  /** Stage-1 attempts by start time (they are never re-inserted, so this is also expiry order). */
-  freshAge: AgeQueue;
-  /** Advanced attempts by promotion time. */
-  advancedAge: AgeQueue;
-  /** Protocol/port keys this door uses anywhere in its sequence. */
-  ports: Set<number>;
+  /** The door's `target` as address words, or undefined (the interface's own addresses). */
+  target: AddressWords | undefined;
+}
+
+interface AddressWords {
+  family: 4 | 6;
+  w0: number;
+  w1: number;
+  w2: number;
+  w3: number;
 }
 
 const portKey = (proto: number, port: number): number => (proto << 16) | port;
@@ -158,17 +124,43 @@ export function flagsMatch(rule: TcpFlagRule, proto: number, flags: number): boo
   return (flags & rule.set) === rule.set && (flags & rule.clear) === 0;
 }
 
+const u32 = (b: Buffer | Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+
+function toWords(text: string, what: string): AddressWords {
+  const a = parseAddress(text);
+  if (a === undefined) throw new TypeError(`matcher: ${what} ${JSON.stringify(text)} is not an IP address`);
+  const b = a.bytes;
+  return a.family === 4
+    ? { family: 4, w0: 0, w1: 0, w2: 0, w3: u32(b, 0) }
+    : { family: 6, w0: u32(b, 0), w1: u32(b, 4), w2: u32(b, 8), w3: u32(b, 12) };
+}
+
 export class Matcher {
   private doors: DoorState[] = [];
   /** protocol/port key → indices of doors using it. */
-  private portIndex = new Map<number, DoorState[]>();
-  private local = new Set<string>();
-  private count = 0;
+  private portIndex = new Map<number, number[]>();
+  private local: AddressWords[] = [];
   private readonly max: number;
+  private readonly table: AttemptTable;
+  private readonly admit: (type: 'stage' | 'timeout') => boolean;
+  /** The knock being handled, as words: no objects on the per-packet path. */
+  private sFam: 4 | 6 = 4;
+  private s0 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private s3 = 0;
+  private dFam: 4 | 6 = 4;
+  private d0 = 0;
+  private d1 = 0;
+  private d2 = 0;
+  private d3 = 0;
+  private readonly text = Buffer.alloc(16);
   readonly stats: MatcherStats = { candidates: 0, ignored: 0, stages: 0, completed: 0, spoiled: 0, timeouts: 0, evicted: 0 };
 
   constructor(doors: readonly DoorSpec[], private readonly listener: MatchListener, opts: MatcherOptions = {}) {
     this.max = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+    this.admit = opts.admitStage1 ?? (() => true);
+    this.table = new AttemptTable(this.max, doors.length);
     this.setDoors(doors);
   }
 
@@ -178,38 +170,22 @@ export class Matcher {
    * new door's timeout and flags apply from now on.
    */
   setDoors(doors: readonly DoorSpec[]): void {
-    const old = new Map(this.doors.map((d) => [d.spec.name, d]));
-    this.doors = doors.map((spec): DoorState => {
-      const prev = old.get(spec.name);
-      const same = prev !== undefined && sameSequence(prev.spec.sequence, spec.sequence);
-      if (prev && !same) for (const a of [...prev.fresh.values(), ...prev.advanced.values()]) a.tier = GONE;
-      return {
-        spec,
-        fresh: same ? prev.fresh : new Map(),
-        advanced: same ? prev.advanced : new Map(),
-        freshAge: same ? prev.freshAge : new AgeQueue(FRESH),
-        advancedAge: same ? prev.advancedAge : new AgeQueue(ADVANCED),
-        ports: new Set(spec.sequence.map((p) => portKey(p.proto, p.port))),
-      };
-    });
-    for (const d of old.values()) {
-      if (!this.doors.some((n) => n.fresh === d.fresh)) for (const a of [...d.fresh.values(), ...d.advanced.values()]) a.tier = GONE;
-    }
+    const map = this.doors.map((d) => doors.findIndex((n) => n.name === d.spec.name && sameSequence(n.sequence, d.spec.sequence)));
+    this.doors = doors.map((spec) => ({ spec, target: spec.target !== undefined ? toWords(spec.target, `door ${spec.name}: target`) : undefined }));
+    this.table.remapDoors(map, doors.length);
     this.portIndex.clear();
-    for (const d of this.doors) {
-      for (const key of d.ports) {
+    this.doors.forEach((d, i) => {
+      for (const key of new Set(d.spec.sequence.map((p) => portKey(p.proto, p.port)))) {
         const list = this.portIndex.get(key);
-        if (list) list.push(d);
-        else this.portIndex.set(key, [d]);
+        if (list) list.push(i);
+        else this.portIndex.set(key, [i]);
       }
-    }
-    this.count = this.doors.reduce((n, d) => n + d.fresh.size + d.advanced.size, 0);
-    while (this.count > this.max) this.evictOne();
+    });
   }
 
-  /** The interface's own addresses (canonical text); knocks must be sent to one of them unless a door has a target. */
+  /** The interface's own addresses (text); knocks must be sent to one of them unless a door has a target. */
   setLocalAddresses(addrs: Iterable<string>): void {
-    this.local = new Set(addrs);
+    this.local = [...addrs].map((a) => toWords(a, 'local address'));
   }
 
   /** Cheap pre-test for the capture path: could a packet to this protocol/port matter at all? */
@@ -219,21 +195,56 @@ export class Matcher {
 
   /** Number of attempts in flight. */
   get size(): number {
-    return this.count;
+    return this.table.size;
   }
 
   /** Attempts in flight per door (for status output). */
   attemptsByDoor(): { door: string; stage1: number; advanced: number }[] {
-    return this.doors.map((d) => ({ door: d.spec.name, stage1: d.fresh.size, advanced: d.advanced.size }));
+    return this.doors.map((d, i) => ({ door: d.spec.name, stage1: this.table.length(i, FRESH), advanced: this.table.length(i, ADVANCED) }));
   }
 
-  private addressedTo(spec: DoorSpec, dst: string): boolean {
-    return spec.target !== undefined ? spec.target === dst : this.local.has(dst);
-  }
-
-  /** Feed one knock. `now` is a monotonic clock in milliseconds. */
+  /** Feed one knock given as text. `now` is a monotonic clock in milliseconds. */
   handle(k: Knock, now: number): void {
-    const interested = this.portIndex.get(portKey(k.proto, k.dport));
+    const s = toWords(k.src, 'source');
+    const d = toWords(k.dst, 'destination');
+    this.sFam = s.family;
+    this.s0 = s.w0;
+    this.s1 = s.w1;
+    this.s2 = s.w2;
+    this.s3 = s.w3;
+    this.dFam = d.family;
+    this.d0 = d.w0;
+    this.d1 = d.w1;
+    this.d2 = d.w2;
+    this.d3 = d.w3;
+    this.run(k.proto, k.dport, k.flags, now);
+  }
+
+  /** Feed one decoded packet (addresses read in place). `now` is a monotonic clock in milliseconds. */
+  handlePacket(p: Packet, now: number): void {
+    const b = p.buf;
+    this.sFam = p.family;
+    this.dFam = p.family;
+    if (p.family === 4) {
+      this.s0 = this.s1 = this.s2 = 0;
+      this.s3 = u32(b, p.srcOff);
+      this.d0 = this.d1 = this.d2 = 0;
+      this.d3 = u32(b, p.dstOff);
+    } else {
+      this.s0 = u32(b, p.srcOff);
+      this.s1 = u32(b, p.srcOff + 4);
+      this.s2 = u32(b, p.srcOff + 8);
+      this.s3 = u32(b, p.srcOff + 12);
+      this.d0 = u32(b, p.dstOff);
+      this.d1 = u32(b, p.dstOff + 4);
+      this.d2 = u32(b, p.dstOff + 8);
+      this.d3 = u32(b, p.dstOff + 12);
+    }
+    this.run(p.proto, p.dport, p.flags, now);
+  }
+
+  private run(proto: KnockProto, dport: number, flags: number, now: number): void {
+    const interested = this.portIndex.get(portKey(proto, dport));
     if (interested === undefined) {
       this.stats.ignored++;
       return;
@@ -241,8 +252,9 @@ export class Matcher {
     // knockd's capture filter: the packet is seen only if one of the doors
     // using this port accepts its destination and flags.
     let candidate = false;
-    for (const d of interested) {
-      if (this.addressedTo(d.spec, k.dst) && flagsMatch(d.spec.tcpFlags, k.proto, k.flags)) {
+    for (let i = 0; i < interested.length; i++) {
+      const spec = this.doors[interested[i]!]!.spec;
+      if (this.addressedTo(interested[i]!) && flagsMatch(spec.tcpFlags, proto, flags)) {
         candidate = true;
         break;
       }
@@ -252,98 +264,87 @@ export class Matcher {
       return;
     }
     this.stats.candidates++;
-    for (const d of this.doors) this.step(d, k, now);
+    for (let i = 0; i < this.doors.length; i++) this.step(i, proto, dport, flags, now);
   }
 
-  private step(d: DoorState, k: Knock, now: number): void {
-    const spec = d.spec;
-    if (!this.addressedTo(spec, k.dst)) return;
-    const matchFlags = flagsMatch(spec.tcpFlags, k.proto, k.flags);
-    let a = d.fresh.get(k.src);
-    let inFresh = true;
-    if (a === undefined) {
-      a = d.advanced.get(k.src);
-      inFresh = false;
-    }
-    if (a !== undefined) {
-      if (now - a.start >= spec.seqTimeoutMs) {
-        this.remove(d, k.src, inFresh);
+  private addressedTo(door: number): boolean {
+    const t = this.doors[door]!.target;
+    if (t !== undefined) return this.isDst(t);
+    const local = this.local;
+    for (let i = 0; i < local.length; i++) if (this.isDst(local[i]!)) return true;
+    return false;
+  }
+
+  private isDst(a: AddressWords): boolean {
+    return a.w3 === this.d3 && a.family === this.dFam && a.w2 === this.d2 && a.w1 === this.d1 && a.w0 === this.d0;
+  }
+
+  private step(di: number, proto: KnockProto, dport: number, flags: number, now: number): void {
+    const spec = this.doors[di]!.spec;
+    if (!this.addressedTo(di)) return;
+    const t = this.table;
+    const matchFlags = flagsMatch(spec.tcpFlags, proto, flags);
+    const r = t.find(di, this.sFam, this.s0, this.s1, this.s2, this.s3);
+    if (r !== NONE) {
+      const stage = t.stage[r]!;
+      if (now - t.start[r]! >= spec.seqTimeoutMs) {
         this.stats.timeouts++;
-        this.listener({ type: 'timeout', door: spec, src: k.src, stage: a.stage });
+        if (stage !== 1 || this.admit('timeout')) this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
+        t.remove(r);
       } else if (!matchFlags) {
         return; // knockd: a TCP packet with the wrong flags is ignored, it does not spoil
       } else {
-        const want = spec.sequence[a.stage]!;
-        if (want.proto === k.proto && want.port === k.dport) {
-          a.stage++;
+        const want = spec.sequence[stage]!;
+        if (want.proto === proto && want.port === dport) {
           this.stats.stages++;
-          if (a.stage >= spec.sequence.length) {
-            this.remove(d, k.src, inFresh);
-            this.complete(spec, a);
+          if (stage + 1 >= spec.sequence.length) {
+            const family = t.family[r]! as 4 | 6;
+            const src = this.srcText(r);
+            t.remove(r);
+            this.complete(spec, src, family, stage + 1);
           } else {
-            if (inFresh) {
-              d.fresh.delete(k.src);
-              d.advanced.set(k.src, a);
-              a.tier = ADVANCED;
-              d.advancedAge.push(a);
-            }
-            this.listener({ type: 'stage', door: spec, src: k.src, family: a.family, stage: a.stage });
+            t.stage[r] = stage + 1;
+            if (t.tier[r] === FRESH) t.promote(r);
+            this.listener({ type: 'stage', door: spec, src: this.srcText(r), family: t.family[r]! as 4 | 6, stage: stage + 1 });
           }
           return;
         }
-        this.remove(d, k.src, inFresh);
         this.stats.spoiled++;
-        this.listener({ type: 'spoiled', door: spec, src: k.src, stage: a.stage, proto: k.proto, port: k.dport });
+        this.listener({ type: 'spoiled', door: spec, src: this.srcText(r), stage, proto, port: dport });
+        t.remove(r);
       }
     }
     // No attempt in flight for this door (or it just ended): does this knock start one?
     const first = spec.sequence[0]!;
-    if (!matchFlags || first.proto !== k.proto || first.port !== k.dport) return;
-    const fresh: Attempt = { src: k.src, family: k.family, stage: 1, start: now, tier: FRESH };
+    if (!matchFlags || first.proto !== proto || first.port !== dport) return;
     this.stats.stages++;
     if (spec.sequence.length === 1) {
-      this.complete(spec, fresh);
+      this.complete(spec, this.knockText(), this.sFam, 1);
       return;
     }
-    if (this.count >= this.max) this.evictOne();
-    d.fresh.set(k.src, fresh);
-    d.freshAge.push(fresh);
-    this.count++;
-    this.listener({ type: 'stage', door: spec, src: k.src, family: k.family, stage: 1 });
+    if (t.size >= this.max) this.evictOne();
+    t.insert(di, this.sFam, this.s0, this.s1, this.s2, this.s3, now);
+    if (this.admit('stage')) this.listener({ type: 'stage', door: spec, src: this.knockText(), family: this.sFam, stage: 1 });
   }
 
-  private complete(spec: DoorSpec, a: Attempt): void {
-    this.listener({ type: 'stage', door: spec, src: a.src, family: a.family, stage: a.stage });
+  private complete(spec: DoorSpec, src: string, family: 4 | 6, stage: number): void {
+    if (stage !== 1 || this.admit('stage')) this.listener({ type: 'stage', door: spec, src, family, stage });
     this.stats.completed++;
-    this.listener({ type: spec.action, door: spec, src: a.src, family: a.family });
-  }
-
-  private remove(d: DoorState, src: string, inFresh: boolean): void {
-    const map = inFresh ? d.fresh : d.advanced;
-    const a = map.get(src);
-    if (a === undefined) return;
-    map.delete(src);
-    a.tier = GONE;
-    this.count--;
+    this.listener({ type: spec.action, door: spec, src, family });
   }
 
   /** Evict the oldest stage-1 attempt of any door; only if there is none, the oldest advanced one. */
   private evictOne(): void {
+    const t = this.table;
     for (const tier of [FRESH, ADVANCED] as const) {
-      let victim: DoorState | undefined;
-      let victimAttempt: Attempt | undefined;
-      for (const d of this.doors) {
-        const head = (tier === FRESH ? d.freshAge : d.advancedAge).oldest();
-        if (head === undefined) continue;
-        if (victimAttempt === undefined || head.start < victimAttempt.start) {
-          victim = d;
-          victimAttempt = head;
-        }
+      let victim = NONE;
+      for (let d = 0; d < this.doors.length; d++) {
+        const head = t.head(d, tier);
+        if (head !== NONE && (victim === NONE || t.start[head]! < t.start[victim]!)) victim = head;
       }
-      if (victim !== undefined && victimAttempt !== undefined) {
-        this.remove(victim, victimAttempt.src, tier === FRESH);
+      if (victim !== NONE) {
+        t.remove(victim);
         this.stats.evicted++;
-        this.listener({ type: 'evicted', door: victim.spec, src: victimAttempt.src, stage: victimAttempt.stage });
         return;
       }
     }
@@ -355,27 +356,53 @@ export class Matcher {
    * lookup checks the age), it keeps memory and the log timely.
    */
   sweep(now: number): void {
-    for (const d of this.doors) {
-      const limit = d.spec.seqTimeoutMs;
-      // Stage-1 attempts by age: stop at the first live one.
-      for (let a = d.freshAge.oldest(); a !== undefined && now - a.start >= limit; a = d.freshAge.oldest()) {
-        d.fresh.delete(a.src);
-        this.expire(d.spec, a);
-      }
+    const t = this.table;
+    for (let d = 0; d < this.doors.length; d++) {
+      const spec = this.doors[d]!.spec;
+      const limit = spec.seqTimeoutMs;
+      // Stage-1 attempts are in start order: stop at the first live one.
+      for (let r = t.head(d, FRESH); r !== NONE && now - t.start[r]! >= limit; r = t.head(d, FRESH)) this.expire(spec, r);
       // Advanced attempts are in promotion order, not start order: look at all (few; bounded anyway).
-      for (const a of d.advanced.values()) {
-        if (now - a.start < limit) continue;
-        d.advanced.delete(a.src);
-        this.expire(d.spec, a);
+      for (let r = t.head(d, ADVANCED); r !== NONE; ) {
+        const next = t.next[r]!;
+        if (now - t.start[r]! >= limit) this.expire(spec, r);
+        r = next;
       }
     }
   }
 
-  private expire(spec: DoorSpec, a: Attempt): void {
-    a.tier = GONE;
-    this.count--;
+  private expire(spec: DoorSpec, r: number): void {
+    const t = this.table;
+    const stage = t.stage[r]!;
     this.stats.timeouts++;
-    this.listener({ type: 'timeout', door: spec, src: a.src, stage: a.stage });
+    if (stage !== 1 || this.admit('timeout')) this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
+    t.remove(r);
+  }
+
+  /** A row's source address as text. */
+  private srcText(r: number): string {
+    const t = this.table;
+    const b = this.text;
+    if (t.family[r] === 4) {
+      b.writeUInt32BE(t.word(r, 3), 0);
+      return formatAddress(b, 0, 4);
+    }
+    for (let i = 0; i < 4; i++) b.writeUInt32BE(t.word(r, i), i * 4);
+    return formatAddress(b, 0, 6);
+  }
+
+  /** The source of the knock being handled, as text. */
+  private knockText(): string {
+    const b = this.text;
+    if (this.sFam === 4) {
+      b.writeUInt32BE(this.s3, 0);
+      return formatAddress(b, 0, 4);
+    }
+    b.writeUInt32BE(this.s0, 0);
+    b.writeUInt32BE(this.s1, 4);
+    b.writeUInt32BE(this.s2, 8);
+    b.writeUInt32BE(this.s3, 12);
+    return formatAddress(b, 0, 6);
   }
 }
 

@@ -274,8 +274,10 @@ test('when only advanced attempts are left, the oldest of them goes first', () =
   r.knock('10.0.0.3', 4444);
   r.advance(1);
   r.knock('10.0.0.4', 3333); // table full of advanced: evicts 10.0.0.2
-  assert.ok(r.events.some((e) => e.type === 'evicted' && e.src === '10.0.0.2'));
+  assert.equal(r.m.stats.evicted, 1);
+  assert.deepEqual(r.m.attemptsByDoor(), [{ door: 'openSSH', stage1: 1, advanced: 1 }]);
   r.knock('10.0.0.3', 5555);
+  r.knock('10.0.0.2', 5555); // evicted: its last knock starts nothing
   assert.deepEqual(r.opened(), ['open openSSH 10.0.0.3']);
 });
 
@@ -302,4 +304,52 @@ test('per-packet cost does not grow with the number of sources', () => {
   timeFor(100_000, 40_000);
   const big = timeFor(20_000, 140_000);
   assert.ok(big < small * 5, `per-packet ns grew from ${small.toFixed(0)} to ${big.toFixed(0)}`);
+});
+
+test('admitStage1: refused stage-1 events are never made; later stages, timeouts past stage 1 and opens still are', () => {
+  const asked: string[] = [];
+  const events: MatchEvent[] = [];
+  const m = new Matcher([openSSH, door('one', [tcp(9999)])], (e) => events.push(e), {
+    admitStage1: (type) => {
+      asked.push(type);
+      return false;
+    },
+  });
+  m.setLocalAddresses([SERVER]);
+  const k = (src: string, dport: number): Knock => ({ family: 4, proto: IPPROTO_TCP, dport, flags: TH_SYN, src, dst: SERVER });
+  m.handle(k('10.0.0.2', 3333), 0);
+  m.handle(k('10.0.0.3', 3333), 0);
+  m.handle(k('10.0.0.2', 4444), 1);
+  m.handle(k('10.0.0.2', 5555), 2);
+  m.handle(k('10.0.0.4', 9999), 3); // one-port door: its stage-1 line is refused, the open is not
+  m.sweep(60_000); // 10.0.0.3 times out at stage 1: refused
+  assert.deepEqual(asked, ['stage', 'stage', 'stage', 'timeout']);
+  assert.deepEqual(
+    events.map((e) => `${e.type} ${e.src}${'stage' in e ? ` ${e.stage}` : ''}`),
+    ['stage 10.0.0.2 2', 'stage 10.0.0.2 3', 'open 10.0.0.2', 'open 10.0.0.4'],
+  );
+  assert.equal(m.stats.timeouts, 1, 'refused events are still counted');
+  assert.equal(m.size, 0);
+});
+
+test('the per-packet path reads addresses in place: handlePacket agrees with handle for IPv4 and IPv6', () => {
+  const events: MatchEvent[] = [];
+  const m = new Matcher([openSSH], (e) => events.push(e));
+  m.setLocalAddresses([SERVER, 'fd00::1']);
+  const buf = Buffer.alloc(64);
+  const feed = (family: 4 | 6, src: number[], dst: number[], dport: number): void => {
+    buf.set(src, 0);
+    buf.set(dst, 32);
+    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32 }, 0);
+  };
+  const v6src = [0xfd, 0, ...new Array<number>(13).fill(0), 2];
+  const v6dst = [0xfd, 0, ...new Array<number>(13).fill(0), 1];
+  for (const p of [3333, 4444, 5555]) feed(4, [192, 0, 2, 200], [10, 0, 0, 1], p);
+  for (const p of [3333, 4444, 5555]) feed(6, v6src, v6dst, p);
+  feed(4, [192, 0, 2, 201], [10, 0, 0, 9], 3333); // not addressed to us
+  assert.deepEqual(
+    events.filter((e) => e.type === 'open').map((e) => `${e.src} ${e.type === 'open' ? e.family : ''}`),
+    ['192.0.2.200 4', 'fd00::2 6'],
+  );
+  assert.equal(m.stats.ignored, 1);
 });
