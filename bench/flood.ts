@@ -7,6 +7,7 @@
  *
  *   node dist/bench/flood.js              # 20 s flood per daemon, then ours until >= 1 M sources
  *   node dist/bench/flood.js --quick      # 3 s per daemon, no 1 M phase
+ *   node dist/bench/flood.js --ours-only  # skip knockd 0.8 (experiments; BENCH_OURS_ARGS adds our daemon's arguments)
  *   node dist/bench/flood.js --seconds 8  # another flood duration
  *   node dist/bench/flood.js --profile    # only ours, under node --cpu-prof: top functions by self time
  *
@@ -133,7 +134,8 @@ export interface FloodResult {
   seconds: number;
   matcher: MatcherFloodResult;
   ours: FloodPhase;
-  knockd08: FloodPhase;
+  /** null with --ours-only. */
+  knockd08: FloodPhase | null;
   million: MillionPhase | null;
   totalSeconds: number;
 }
@@ -350,7 +352,7 @@ async function floodPhase(
   return { phase, daemon: d };
 }
 
-export async function runFloodBench(opts: { quick: boolean; lab?: Lab; seconds?: number; log?: (s: string) => void }): Promise<FloodResult> {
+export async function runFloodBench(opts: { quick: boolean; lab?: Lab; seconds?: number; oursOnly?: boolean; log?: (s: string) => void }): Promise<FloodResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const t0 = Date.now();
   const seconds = opts.seconds ?? (opts.quick ? 3 : 20);
@@ -397,9 +399,9 @@ export async function runFloodBench(opts: { quick: boolean; lab?: Lab; seconds?:
     } finally {
       await o.daemon.stop();
     }
-    const k = await floodPhase(lab, probe, fw, 'knockd08', seconds, log);
-    await k.daemon.stop();
-    return { seconds, matcher, ours: o.phase, knockd08: k.phase, million, totalSeconds: Math.round((Date.now() - t0) / 100) / 10 };
+    const k = opts.oursOnly ? undefined : await floodPhase(lab, probe, fw, 'knockd08', seconds, log);
+    await k?.daemon.stop();
+    return { seconds, matcher, ours: o.phase, knockd08: k?.phase ?? null, million, totalSeconds: Math.round((Date.now() - t0) / 100) / 10 };
   } finally {
     await probe.stop().catch(() => undefined);
     await fw.stop().catch(() => undefined);
@@ -415,21 +417,23 @@ const ratioText = (a: number | null, b: number | null, d = 1): string => (a === 
 export function floodRows(r: FloodResult): string[][] {
   const o = r.ours;
   const k = r.knockd08;
+  /** knockd 0.8's cell, or "skipped" (--ours-only). */
+  const K = (f: (k: FloodPhase) => string): string => (k ? f(k) : 'skipped');
   const rows: string[][] = [
-    [`flood: packets sent in ${r.seconds} s (pps)`, `${o.floodSent} (${o.floodPps})`, `${k.floodSent} (${k.floodPps})`, ''],
-    ['flood: packets the daemon handled', `${num(o.handled)} (${pct(o.handledShare)})`, `${num(k.handled)} (${pct(k.handledShare)})`, ''],
+    [`flood: packets sent in ${r.seconds} s (pps)`, `${o.floodSent} (${o.floodPps})`, K((k) => `${k.floodSent} (${k.floodPps})`), ''],
+    ['flood: packets the daemon handled', `${num(o.handled)} (${pct(o.handledShare)})`, K((k) => `${num(k.handled)} (${pct(k.handledShare)})`), ''],
     [
       'legit knocks opened within 1 s',
       `${o.legit.openedWithin1s}/${o.legit.attempts} (${pct(o.legit.share)})`,
-      `${k.legit.openedWithin1s}/${k.legit.attempts} (${pct(k.legit.share)})`,
+      K((k) => `${k.legit.openedWithin1s}/${k.legit.attempts} (${pct(k.legit.share)})`),
       '',
     ],
-    ['  their knock → open, ms', fmtSummary(o.legit.latency), fmtSummary(k.legit.latency), ratioText(k.legit.latency?.median ?? null, o.legit.latency?.median ?? null)],
-    ['daemon CPU s per M flood packets', num(o.cpuSecPerMillion, 2), num(k.cpuSecPerMillion, 2), ratioText(k.cpuSecPerMillion, o.cpuSecPerMillion)],
-    ['  daemon CPU µs per packet it handled', num(o.cpuUsPerHandled, 1), num(k.cpuUsPerHandled, 1), ratioText(k.cpuUsPerHandled, o.cpuUsPerHandled)],
-    ['  daemon CPU s (flood + drain)', `${num(o.cpuSec, 2)} (+${o.drainSec} s)`, `${num(k.cpuSec, 2)} (+${k.drainSec} s${k.drainCapped ? ', capped' : ''})`, ''],
+    ['  their knock → open, ms', fmtSummary(o.legit.latency), K((k) => fmtSummary(k.legit.latency)), ratioText(k?.legit.latency?.median ?? null, o.legit.latency?.median ?? null)],
+    ['daemon CPU s per M flood packets', num(o.cpuSecPerMillion, 2), K((k) => num(k.cpuSecPerMillion, 2)), ratioText(k?.cpuSecPerMillion ?? null, o.cpuSecPerMillion)],
+    ['  daemon CPU µs per packet it handled', num(o.cpuUsPerHandled, 1), K((k) => num(k.cpuUsPerHandled, 1)), ratioText(k?.cpuUsPerHandled ?? null, o.cpuUsPerHandled)],
+    ['  daemon CPU s (flood + drain)', `${num(o.cpuSec, 2)} (+${o.drainSec} s)`, K((k) => `${num(k.cpuSec, 2)} (+${k.drainSec} s${k.drainCapped ? ', capped' : ''})`), ''],
     ...(o.processes.length > 1 ? [['  ours per process: daemon / capture, CPU s', o.processes.map((x) => x.cpuSec.toFixed(2)).join(' / '), '', '']] : []),
-    ['RSS after flood, MB (peak)', `${o.rssAfterMB} (${o.hwmMB})`, `${k.rssAfterMB} (${k.hwmMB})`, ratioText(k.rssAfterMB, o.rssAfterMB, 2)],
+    ['RSS after flood, MB (peak)', `${o.rssAfterMB} (${o.hwmMB})`, K((k) => `${k.rssAfterMB} (${k.hwmMB})`), ratioText(k?.rssAfterMB ?? null, o.rssAfterMB, 2)],
   ];
   if (r.million) {
     const m = r.million;
@@ -622,7 +626,7 @@ if (require.main === module) {
   } else {
     const i = process.argv.indexOf('--seconds');
     const seconds = i > 0 ? Number(process.argv[i + 1]) : undefined;
-    runFloodBench({ quick, ...(seconds ? { seconds } : {}) }).then((r) => {
+    runFloodBench({ quick, oursOnly: process.argv.includes('--ours-only'), ...(seconds ? { seconds } : {}) }).then((r) => {
       const file = writeResult('flood', { ...r, quick, node: process.version, date: new Date().toISOString() });
       done(`\nflood resilience (${r.totalSeconds} s)\n${renderTable([FLOOD_HEADER, ...floodRows(r)])}\n\n(${file})\n`);
     }, fail);

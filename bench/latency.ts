@@ -384,7 +384,12 @@ export async function startKnockd08(lab: Lab): Promise<DaemonHandle> {
 }
 
 export function startDaemon(lab: Lab, name: DaemonName): Promise<DaemonHandle> {
-  return name === 'ours' ? startOurs(lab) : startKnockd08(lab);
+  return name === 'ours' ? startOurs(lab, { args: oursArgsFromEnv() }) : startKnockd08(lab);
+}
+
+/** Extra command-line arguments for our daemon in every benchmark, for experiments: `BENCH_OURS_ARGS="--capture-buffer 16"`. */
+export function oursArgsFromEnv(): string[] {
+  return (process.env.BENCH_OURS_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
 
 // ----- JSON-lines helper processes ------------------------------------------
