@@ -1,13 +1,24 @@
 /**
- * libpcap capture through the `cap` package. `cap` opens the device in
- * immediate mode (no block timeout delay on TPACKET_V3) and hands every packet
- * over synchronously in one reused buffer; the frame is decoded right there.
+ * libpcap capture through the `cap` package (vendor/: 0.2.1 plus a snaplen
+ * argument). `cap` opens the device in immediate mode (no block timeout delay
+ * on TPACKET_V3) and hands every packet over synchronously in one reused
+ * buffer; the frame is decoded right there.
  */
 import { Cap } from 'cap';
 import type { LinkType } from '../decode/types';
 import { DEFAULT_RING_MB } from './protocol';
 
 const LINK_TYPES: readonly string[] = ['ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL'];
+
+/**
+ * Bytes of each packet libpcap keeps: every header a knock can have (SLL or
+ * Ethernet with stacked VLAN tags, IPv4 with options or IPv6 with ~170 bytes
+ * of extension headers, the TCP flags or UDP ports). Longer header chains are
+ * cut short and counted as malformed. In immediate mode libpcap's ring has
+ * one slot of this size per packet: at cap's default 65535 a slot took
+ * 128 KiB on GRO/TSO interfaces, at 256 it takes 336 bytes.
+ */
+export const SNAPLEN = 256;
 
 export type FrameHandler = (link: LinkType, buf: Buffer, len: number) => void;
 
@@ -20,19 +31,20 @@ export class CaptureError extends Error {
 
 export class PcapCapture {
   private cap: Cap | undefined;
-  /** One frame at a time; 64 KiB covers any IPv4/IPv6 packet without jumbograms. */
-  private readonly buf = Buffer.alloc(65535);
+  /**
+   * One frame at a time (SNAPLEN bytes at most). `cap` keeps only a raw
+   * pointer to it: this reference must live as long as the capture.
+   */
+  private readonly buf = Buffer.alloc(SNAPLEN);
   private link: LinkType = 'ETHERNET';
   private filterText = '';
 
   constructor(
     private readonly onFrame: FrameHandler,
     /**
-     * libpcap's kernel ring. In immediate mode libpcap uses TPACKET_V2 with one
-     * snaplen-sized (64 KiB, `cap` fixes the snaplen) slot per packet on
-     * interfaces with GRO/TSO, so 32 MiB holds only ~500 packets: it must be
-     * large for a flood not to push legitimate knocks out. The ring is mapped
-     * into the capture process and counts in its RSS.
+     * libpcap's kernel ring: about 3 100 packets per MiB at SNAPLEN (8 MiB:
+     * ~170 ms of a 150 k packet/s flood). It is mapped into the capture
+     * process and counts in its RSS.
      */
     private readonly ringBytes = DEFAULT_RING_MB * 1024 * 1024,
   ) {}
@@ -51,7 +63,7 @@ export class PcapCapture {
     const cap = new Cap();
     let link: string;
     try {
-      link = cap.open(iface, filter, this.ringBytes, this.buf);
+      link = cap.open(iface, filter, this.ringBytes, this.buf, SNAPLEN);
     } catch (err) {
       throw new CaptureError(`could not open ${iface}: ${(err as Error).message}`, iface);
     }

@@ -13,7 +13,7 @@ import type { FrameStats } from '../daemon/pipeline';
 import type { KnockProto } from '../decode/types';
 
 /** Default size of the capture ring (--capture-buffer), MiB; see PcapCapture. */
-export const DEFAULT_RING_MB = 32;
+export const DEFAULT_RING_MB = 8;
 
 /** Plain-data door (what the matcher needs), as sent to the capture process. */
 export type WireDoor = DoorSpec & {

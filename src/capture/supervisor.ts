@@ -58,9 +58,10 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private spawn(): void {
     const setup = this.setup;
     if (!setup) return;
-    // A small heap sized to the attempt table, the only thing that grows (~400 bytes an
-    // attempt, measured): a leak shows up as a restart, not as hundreds of MB.
-    const heapMB = Math.max(96, 48 + Math.ceil((setup.maxAttempts * 400) / 1e6));
+    // A small heap: the attempt table is typed arrays outside it (table.ts), and
+    // nothing else grows, so a leak shows up as a restart, not as hundreds of MB.
+    // A config reload copies the attempts in flight (~100 bytes each) through it.
+    const heapMB = Math.max(48, 32 + Math.ceil((setup.maxAttempts * 100) / 1e6));
     const child = fork(join(__dirname, 'worker.js'), [], {
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       execArgv: [`--max-old-space-size=${heapMB}`, '--max-semi-space-size=4'],

@@ -17,7 +17,8 @@ declare module 'cap' {
   export class Cap extends EventEmitter {
     constructor();
     /** Opens `device` with a pcap-filter expression; returns the link type ('ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL', ...). */
-    open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
+    /** `snaplen`: bytes kept per packet (vendor/ patch; default 65535). */
+    open(device: string, filter: string, bufSize: number, buffer: Buffer, snaplen?: number): string;
     close(): void;
     send(buffer: Buffer, nBytes?: number): void;
     on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): this;
