@@ -64,7 +64,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     const heapMB = Math.max(48, 32 + Math.ceil((setup.maxAttempts * 100) / 1e6));
     const child = fork(join(__dirname, 'worker.js'), [], {
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      execArgv: [`--max-old-space-size=${heapMB}`, '--max-semi-space-size=4'],
+      // The daemon's own node flags (--cpu-prof, --trace-gc ...) apply here too; the heap caps win.
+      execArgv: [...process.execArgv, `--max-old-space-size=${heapMB}`, '--max-semi-space-size=4'],
     });
     this.child = child;
     let stderr = '';
