@@ -3,7 +3,7 @@
 #
 #   bash packaging/build-rpm.sh
 #
-# 1. stage: copy package.json, package-lock.json, tsconfig.json, src/ and bin/
+# 1. stage: copy package.json, package-lock.json, tsconfig.json, src/, bin/ and vendor/ (cap)
 #    into a temp dir; `npm ci` there (dev deps, to compile; builds the native
 #    cap and usocket addons), `tsc`, then `npm prune --omit=dev`;
 # 2. make the native addons portable to RHEL: Debian names libpcap
@@ -29,7 +29,7 @@ say() { echo "build-rpm: $*" >&2; }
 for tool in node npm rpmbuild; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install nodejs npm rpm; RHEL: dnf install nodejs npm rpm-build)"
 done
-for f in package.json package-lock.json tsconfig.json src bin/knockd bin/knock \
+for f in package.json package-lock.json tsconfig.json src bin/knockd bin/knock vendor \
          knockd.conf knockd.sysconfig README.md LICENSE \
          packaging/knockd.spec packaging/knockd.service packaging/knockd.logrotate \
          packaging/knockd.8 packaging/knock.1 packaging/org.knockd.Knockd1.conf; do
@@ -46,7 +46,7 @@ mkdir -p "$STAGE"
 
 say "staging in $STAGE"
 cp -a "$REPO/package.json" "$REPO/package-lock.json" "$REPO/tsconfig.json" "$STAGE/"
-cp -a "$REPO/src" "$REPO/bin" "$STAGE/"
+cp -a "$REPO/src" "$REPO/bin" "$REPO/vendor" "$STAGE/"
 
 cd "$STAGE"
 # Output of npm goes to stderr so that stdout ends with the RPM path.

@@ -34,7 +34,7 @@ options:
       --check            parse and validate the config, print every problem, exit 1 if any error
       --log-format <f>   text (knockd-style lines, default) or json (pino records)
       --max-attempts <n> bound on knock attempts in flight (default ${DEFAULT_MAX_ATTEMPTS})
-      --capture-buffer <MiB>  libpcap ring size (default ${DEFAULT_RING_MB}); larger rides out bigger floods, costs kernel memory
+      --capture-buffer <MiB>  libpcap ring (default ${DEFAULT_RING_MB}, ~3100 packets/MiB); larger rides out longer stalls, costs RSS
       --state-dir <dir>  where pending stop commands and held grants survive restarts (default /run/knockd)
   -V, --version          display version
   -h, --help             this help
