@@ -28,7 +28,7 @@ function treeRssMB(pid: number): { total: number; parts: number[] } {
 let lab!: Lab;
 withLab({}, (l) => (lab = l));
 
-test('a spoofed-source SYN flood (hping3 --rand-source) starves no legitimate knock and stays under 150 MB', async () => {
+test('a spoofed-source SYN flood (hping3 --rand-source) starves no legitimate knock and stays under 150 MB', async (t) => {
   const d = await startKnockd(lab, DEFAULT_CONF(), ['--max-attempts', String(MAX_ATTEMPTS)]);
   // On two or more cores the generator (and the kernel receive path it drives) gets core 0, as in the bench.
   const pin = availableParallelism() >= 2 ? ['taskset', '-c', '0'] : [];
@@ -64,6 +64,7 @@ test('a spoofed-source SYN flood (hping3 --rand-source) starves no legitimate kn
   const log = await d.log();
   const openLines = log.split('\n').filter((l) => l.includes(`${lab.clientAddr}: openSSH: OPEN SESAME`));
   assert.equal(openLines.length, 3, 'three OPEN SESAME lines for the legitimate client');
+  t.diagnostic(`peak RSS under the flood: ${peak.total.toFixed(1)} MB (daemon + capture: ${peak.parts.map((p) => p.toFixed(1)).join(' + ')})`);
   assert.ok(peak.total > 0, 'RSS was sampled');
   assert.ok(peak.total < RSS_LIMIT_MB, `peak RSS of daemon + capture ${peak.total.toFixed(1)} MB (${peak.parts.map((p) => p.toFixed(1)).join(' + ')}) < ${RSS_LIMIT_MB} MB`);
   assert.equal(await d.stop(), 0, 'SIGTERM after the flood shuts down cleanly');
