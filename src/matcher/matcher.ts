@@ -124,15 +124,27 @@ export function flagsMatch(rule: TcpFlagRule, proto: number, flags: number): boo
   return (flags & rule.set) === rule.set && (flags & rule.clear) === 0;
 }
 
-const u32 = (b: Buffer | Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+const noWords = (): AddressWords => ({ family: 4, w0: 0, w1: 0, w2: 0, w3: 0 });
 
-function toWords(text: string, what: string): AddressWords {
+/** Read the 4- or 16-byte address at `b[off]` into `w` (IPv4: w3 only). No allocation. */
+function readWords(w: AddressWords, family: 4 | 6, b: Buffer, off: number): AddressWords {
+  w.family = family;
+  if (family === 4) {
+    w.w0 = w.w1 = w.w2 = 0;
+    w.w3 = b.readUInt32BE(off);
+  } else {
+    w.w0 = b.readUInt32BE(off);
+    w.w1 = b.readUInt32BE(off + 4);
+    w.w2 = b.readUInt32BE(off + 8);
+    w.w3 = b.readUInt32BE(off + 12);
+  }
+  return w;
+}
+
+function toWords(text: string, what: string, into: AddressWords = noWords()): AddressWords {
   const a = parseAddress(text);
   if (a === undefined) throw new TypeError(`matcher: ${what} ${JSON.stringify(text)} is not an IP address`);
-  const b = a.bytes;
-  return a.family === 4
-    ? { family: 4, w0: 0, w1: 0, w2: 0, w3: u32(b, 0) }
-    : { family: 6, w0: u32(b, 0), w1: u32(b, 4), w2: u32(b, 8), w3: u32(b, 12) };
+  return readWords(into, a.family, a.bytes, 0);
 }
 
 export class Matcher {
@@ -143,17 +155,9 @@ export class Matcher {
   private readonly max: number;
   private readonly table: AttemptTable;
   private readonly admit: (type: 'stage' | 'timeout') => boolean;
-  /** The knock being handled, as words: no objects on the per-packet path. */
-  private sFam: 4 | 6 = 4;
-  private s0 = 0;
-  private s1 = 0;
-  private s2 = 0;
-  private s3 = 0;
-  private dFam: 4 | 6 = 4;
-  private d0 = 0;
-  private d1 = 0;
-  private d2 = 0;
-  private d3 = 0;
+  /** The knock being handled, as words, refilled for every packet: no objects on the per-packet path. */
+  private readonly src = noWords();
+  private readonly dst = noWords();
   private readonly text = Buffer.alloc(16);
   readonly stats: MatcherStats = { candidates: 0, ignored: 0, stages: 0, completed: 0, spoiled: 0, timeouts: 0, evicted: 0 };
 
@@ -205,41 +209,15 @@ export class Matcher {
 
   /** Feed one knock given as text. `now` is a monotonic clock in milliseconds. */
   handle(k: Knock, now: number): void {
-    const s = toWords(k.src, 'source');
-    const d = toWords(k.dst, 'destination');
-    this.sFam = s.family;
-    this.s0 = s.w0;
-    this.s1 = s.w1;
-    this.s2 = s.w2;
-    this.s3 = s.w3;
-    this.dFam = d.family;
-    this.d0 = d.w0;
-    this.d1 = d.w1;
-    this.d2 = d.w2;
-    this.d3 = d.w3;
+    toWords(k.src, 'source', this.src);
+    toWords(k.dst, 'destination', this.dst);
     this.run(k.proto, k.dport, k.flags, now);
   }
 
   /** Feed one decoded packet (addresses read in place). `now` is a monotonic clock in milliseconds. */
   handlePacket(p: Packet, now: number): void {
-    const b = p.buf;
-    this.sFam = p.family;
-    this.dFam = p.family;
-    if (p.family === 4) {
-      this.s0 = this.s1 = this.s2 = 0;
-      this.s3 = u32(b, p.srcOff);
-      this.d0 = this.d1 = this.d2 = 0;
-      this.d3 = u32(b, p.dstOff);
-    } else {
-      this.s0 = u32(b, p.srcOff);
-      this.s1 = u32(b, p.srcOff + 4);
-      this.s2 = u32(b, p.srcOff + 8);
-      this.s3 = u32(b, p.srcOff + 12);
-      this.d0 = u32(b, p.dstOff);
-      this.d1 = u32(b, p.dstOff + 4);
-      this.d2 = u32(b, p.dstOff + 8);
-      this.d3 = u32(b, p.dstOff + 12);
-    }
+    readWords(this.src, p.family, p.buf, p.srcOff);
+    readWords(this.dst, p.family, p.buf, p.dstOff);
     this.run(p.proto, p.dport, p.flags, now);
   }
 
@@ -276,7 +254,8 @@ export class Matcher {
   }
 
   private isDst(a: AddressWords): boolean {
-    return a.w3 === this.d3 && a.family === this.dFam && a.w2 === this.d2 && a.w1 === this.d1 && a.w0 === this.d0;
+    const d = this.dst;
+    return a.w3 === d.w3 && a.family === d.family && a.w2 === d.w2 && a.w1 === d.w1 && a.w0 === d.w0;
   }
 
   private step(di: number, proto: KnockProto, dport: number, flags: number, now: number): void {
@@ -284,7 +263,8 @@ export class Matcher {
     if (!this.addressedTo(di)) return;
     const t = this.table;
     const matchFlags = flagsMatch(spec.tcpFlags, proto, flags);
-    const r = t.find(di, this.sFam, this.s0, this.s1, this.s2, this.s3);
+    const s = this.src;
+    const r = t.find(di, s.family, s.w0, s.w1, s.w2, s.w3);
     if (r !== NONE) {
       const stage = t.stage[r]!;
       if (now - t.start[r]! >= spec.seqTimeoutMs) {
@@ -319,12 +299,12 @@ export class Matcher {
     if (!matchFlags || first.proto !== proto || first.port !== dport) return;
     this.stats.stages++;
     if (spec.sequence.length === 1) {
-      this.complete(spec, this.knockText(), this.sFam, 1);
+      this.complete(spec, this.knockText(), s.family, 1);
       return;
     }
     if (t.size >= this.max) this.evictOne();
-    t.insert(di, this.sFam, this.s0, this.s1, this.s2, this.s3, now);
-    if (this.admit('stage')) this.listener({ type: 'stage', door: spec, src: this.knockText(), family: this.sFam, stage: 1 });
+    t.insert(di, s.family, s.w0, s.w1, s.w2, s.w3, now);
+    if (this.admit('stage')) this.listener({ type: 'stage', door: spec, src: this.knockText(), family: s.family, stage: 1 });
   }
 
   private complete(spec: DoorSpec, src: string, family: 4 | 6, stage: number): void {
@@ -382,26 +362,25 @@ export class Matcher {
   /** A row's source address as text. */
   private srcText(r: number): string {
     const t = this.table;
-    const b = this.text;
-    if (t.family[r] === 4) {
-      b.writeUInt32BE(t.word(r, 3), 0);
-      return formatAddress(b, 0, 4);
-    }
-    for (let i = 0; i < 4; i++) b.writeUInt32BE(t.word(r, i), i * 4);
-    return formatAddress(b, 0, 6);
+    return this.addressText(t.family[r] as 4 | 6, t.word(r, 0), t.word(r, 1), t.word(r, 2), t.word(r, 3));
   }
 
   /** The source of the knock being handled, as text. */
   private knockText(): string {
+    const s = this.src;
+    return this.addressText(s.family, s.w0, s.w1, s.w2, s.w3);
+  }
+
+  private addressText(family: 4 | 6, w0: number, w1: number, w2: number, w3: number): string {
     const b = this.text;
-    if (this.sFam === 4) {
-      b.writeUInt32BE(this.s3, 0);
+    if (family === 4) {
+      b.writeUInt32BE(w3, 0);
       return formatAddress(b, 0, 4);
     }
-    b.writeUInt32BE(this.s0, 0);
-    b.writeUInt32BE(this.s1, 4);
-    b.writeUInt32BE(this.s2, 8);
-    b.writeUInt32BE(this.s3, 12);
+    b.writeUInt32BE(w0, 0);
+    b.writeUInt32BE(w1, 4);
+    b.writeUInt32BE(w2, 8);
+    b.writeUInt32BE(w3, 12);
     return formatAddress(b, 0, 6);
   }
 }
