@@ -185,32 +185,26 @@ export class AttemptTable {
    * to drop its rows. List order is kept.
    */
   remapDoors(map: readonly number[], doors: number): void {
-    const rows: number[][] = [];
+    // Copy the kept rows out in list order, then re-add them to an empty table.
+    const kept: { door: number; tier: Tier; family: 4 | 6; w: number[]; stage: number; start: number }[] = [];
     for (const tier of [FRESH, ADVANCED] as const) {
       for (let d = 0; d < map.length; d++) {
-        for (let r = this.head(d, tier); r !== NONE; r = this.next[r]!) rows.push([r, map[d]!, tier]);
+        if (map[d]! < 0) continue;
+        for (let r = this.head(d, tier); r !== NONE; r = this.next[r]!) {
+          kept.push({ door: map[d]!, tier, family: this.family[r] as 4 | 6, w: [0, 1, 2, 3].map((i) => this.word(r, i)), stage: this.stage[r]!, start: this.start[r]! });
+        }
       }
     }
     this.index.fill(0);
+    this.tier.fill(FREE);
     this.setDoorCount(doors);
     this.count = 0;
     this.freeHead = NONE;
     this.bump = 0;
-    const keep = rows.filter(([, d]) => d! >= 0);
-    // Compact kept rows into place order; simplest is to copy their fields out and re-add them.
-    const saved = keep.map(([r, d, tier]) => ({
-      d: d!,
-      tier: tier as Tier,
-      family: this.family[r!]! as 4 | 6,
-      w: [this.keys[r! * 4]!, this.keys[r! * 4 + 1]!, this.keys[r! * 4 + 2]!, this.keys[r! * 4 + 3]!],
-      stage: this.stage[r!]!,
-      start: this.start[r!]!,
-    }));
-    this.tier.fill(FREE);
-    for (const s of saved) {
-      const r = this.insert(s.d, s.family, s.w[0]!, s.w[1]!, s.w[2]!, s.w[3]!, s.start);
-      this.stage[r] = s.stage;
-      if (s.tier === ADVANCED) this.promote(r);
+    for (const k of kept) {
+      const r = this.insert(k.door, k.family, k.w[0]!, k.w[1]!, k.w[2]!, k.w[3]!, k.start);
+      this.stage[r] = k.stage;
+      if (k.tier === ADVANCED) this.promote(r);
     }
   }
 
