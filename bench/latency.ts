@@ -437,14 +437,7 @@ export class NsAgent {
     } finally {
       fs.closeSync(fd);
     }
-    const rl = createInterface({ input: this.child.stdout! });
-    rl.on('line', (line) => {
-      let msg: Record<string, unknown>;
-      try {
-        msg = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
+    onJsonLines(this.child.stdout!, (msg) => {
       const p = this.pending.get(Number(msg.id));
       if (!p) return;
       this.pending.delete(Number(msg.id));
@@ -565,13 +558,9 @@ export class FirewalldAgent {
 
 export const nsDiffMs = (t1: string, t0: string): number => Number(BigInt(t1) - BigInt(t0)) / 1e6;
 
-// ----- agent bodies (run in the namespaces) ---------------------------------
-
-type Reply = (msg: Record<string, unknown>) => void;
-
-function serveLines(handler: (msg: Record<string, unknown>, reply: Reply) => Promise<void>): void {
-  const reply: Reply = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
-  const rl = createInterface({ input: process.stdin });
+/** Each line of `input` parsed as a JSON object (both ends of the agents' pipe); lines that are not JSON are skipped. */
+function onJsonLines(input: NodeJS.ReadableStream, fn: (msg: Record<string, unknown>) => void): ReturnType<typeof createInterface> {
+  const rl = createInterface({ input });
   rl.on('line', (line) => {
     let msg: Record<string, unknown>;
     try {
@@ -579,9 +568,20 @@ function serveLines(handler: (msg: Record<string, unknown>, reply: Reply) => Pro
     } catch {
       return;
     }
-    handler(msg, reply).catch((e: unknown) => reply({ id: msg.id, error: e instanceof Error ? e.message : String(e) }));
+    fn(msg);
   });
-  rl.on('close', () => process.exit(0));
+  return rl;
+}
+
+// ----- agent bodies (run in the namespaces) ---------------------------------
+
+type Reply = (msg: Record<string, unknown>) => void;
+
+function serveLines(handler: (msg: Record<string, unknown>, reply: Reply) => Promise<void>): void {
+  const reply: Reply = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
+  onJsonLines(process.stdin, (msg) => {
+    handler(msg, reply).catch((e: unknown) => reply({ id: msg.id, error: e instanceof Error ? e.message : String(e) }));
+  }).on('close', () => process.exit(0));
 }
 
 const noop = (): void => undefined;
