@@ -523,7 +523,8 @@ class Ensemble {
   }
 }
 
-interface BatchModels {
+/** What each model (and each quirk switched off / alone) predicts: the batch's whole log, or one scenario's share. */
+interface ModelOutputs {
   knockd: string[];
   ours: string[];
   matcher: string[];
@@ -531,22 +532,18 @@ interface BatchModels {
   documented: string[];
   without: Record<Quirk, string[]>;
   only: Record<Quirk, string[]>;
+}
+
+interface BatchModels extends ModelOutputs {
   quirks: { src: string; q: Quirk }[];
   fragileKnockd: string[];
   fragileOurs: Set<string>;
 }
 
 /** One scenario's share of a batch's model results (and, end to end, of the daemons' logs). */
-interface ScenarioResult {
+interface ScenarioResult extends ModelOutputs {
   sc: Scenario;
   pkts: Pkt[];
-  knockd: string[];
-  ours: string[];
-  matcher: string[];
-  hybrid: string[];
-  documented: string[];
-  without: Record<Quirk, string[]>;
-  only: Record<Quirk, string[]>;
   fired: Set<Quirk>;
   /** Quirks without which the hybrid no longer reproduces knockd here. */
   necessary: Quirk[];
