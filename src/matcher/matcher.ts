@@ -313,21 +313,27 @@ export class Matcher {
     this.listener({ type: spec.action, door: spec, src, family });
   }
 
-  /** Evict the oldest stage-1 attempt of any door; only if there is none, the oldest advanced one. */
+  /**
+   * Evict the oldest stage-1 attempt of any door; only if there is none, the
+   * oldest advanced one. Once the table is full a flood evicts on every
+   * packet: nothing here allocates.
+   */
   private evictOne(): void {
+    if (!this.evictOldest(FRESH)) this.evictOldest(ADVANCED);
+  }
+
+  /** Evict the oldest attempt of a tier across doors (ties: the first door); false if the tier is empty. */
+  private evictOldest(tier: typeof FRESH | typeof ADVANCED): boolean {
     const t = this.table;
-    for (const tier of [FRESH, ADVANCED] as const) {
-      let victim = NONE;
-      for (let d = 0; d < this.doors.length; d++) {
-        const head = t.head(d, tier);
-        if (head !== NONE && (victim === NONE || t.start[head]! < t.start[victim]!)) victim = head;
-      }
-      if (victim !== NONE) {
-        t.remove(victim);
-        this.stats.evicted++;
-        return;
-      }
+    let victim = NONE;
+    for (let d = 0; d < this.doors.length; d++) {
+      const head = t.head(d, tier);
+      if (head !== NONE && (victim === NONE || t.start[head]! < t.start[victim]!)) victim = head;
     }
+    if (victim === NONE) return false;
+    t.remove(victim);
+    this.stats.evicted++;
+    return true;
   }
 
   /**
