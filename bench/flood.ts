@@ -28,7 +28,7 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from '../test/lab/lab';
 import { DEFAULT_MAX_ATTEMPTS, Matcher, type DoorSpec } from '../src/matcher/matcher';
-import { FramePipeline } from '../src/daemon/pipeline';
+import { FramePipeline } from '../src/capture/pipeline';
 import { IPPROTO_TCP, TH_SYN } from '../src/decode/types';
 import { ipv4Frame } from './frames';
 import {

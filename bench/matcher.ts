@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Matcher, type DoorSpec } from '../src/matcher/matcher';
-import { FramePipeline } from '../src/daemon/pipeline';
+import { FramePipeline } from '../src/capture/pipeline';
 import { IPPROTO_TCP, TH_SYN } from '../src/decode/types';
 import { ipv4Frame } from './frames';
 

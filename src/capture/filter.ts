@@ -4,7 +4,7 @@
  * addressed to this host (or to a door's Target). TCP flags are checked in the
  * matcher, because libpcap cannot test TCP header bytes behind an IPv6 header.
  */
-import type { KnockPort } from '../config/types';
+import type { KnockPort } from '../model';
 import { IPPROTO_TCP } from '../decode/types';
 
 export interface FilterDoor {

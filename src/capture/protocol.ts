@@ -9,7 +9,7 @@
  */
 import type { LinkType } from '../decode/types';
 import type { DoorSpec, MatcherStats } from '../matcher/matcher';
-import type { FrameStats } from '../daemon/pipeline';
+import type { FrameStats } from './pipeline';
 import type { KnockProto } from '../decode/types';
 
 /** Default size of the capture ring (--capture-buffer), MiB; see PcapCapture. */

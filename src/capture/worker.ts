@@ -4,7 +4,7 @@
  * with child_process.fork; exits when the channel closes.
  */
 import { performance } from 'node:perf_hooks';
-import { FramePipeline } from '../daemon/pipeline';
+import { FramePipeline } from './pipeline';
 import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
 import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';

@@ -7,7 +7,7 @@ import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue, loadConfig } from '../config/parse';
-import { firewalldWarnings } from '../config/firewalld-check';
+import { firewalldWarnings } from '../firewalld/check';
 import { FirewalldClient } from '../firewalld/client';
 import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';

@@ -6,7 +6,7 @@
  * sequence. When none is left the door closes.
  */
 import { open } from 'node:fs/promises';
-import type { KnockPort } from './types';
+import type { KnockPort } from '../model';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../decode/types';
 
 export interface OneTimeSequence {

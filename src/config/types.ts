@@ -1,30 +1,6 @@
-import type { KnockProto } from '../decode/types';
+import type { FirewalldDoor, KnockPort, TcpFlagRule } from '../model';
 
-/** One port of a knock sequence, e.g. `2222:udp`. */
-export interface KnockPort {
-  proto: KnockProto;
-  port: number;
-}
-
-/**
- * TCP flag constraints of a door (knockd's `TCPFlags`): every bit of `set` must
- * be set and every bit of `clear` must be clear. Both 0 means "any flags".
- */
-export interface TcpFlagRule {
-  set: number;
-  clear: number;
-}
-
-/** What a door does in firewalld (the `firewalld_*` directives). */
-export interface FirewalldDoor {
-  action: 'open' | 'close';
-  /** Zone name; undefined means firewalld's default zone, asked over D-Bus at start-up. */
-  zone?: string;
-  /** Service names (`firewalld_service = ssh,https`): one rich rule each. */
-  services: string[];
-  /** Ports (`firewalld_port = 22/tcp,60000-61000/udp`): one rich rule each. */
-  ports: { port: string; proto: 'tcp' | 'udp' | 'sctp' | 'dccp' }[];
-}
+export type { FirewalldDoor, KnockPort, TcpFlagRule } from '../model';
 
 /** A problem found in the config, always tied to a file and line. */
 export interface ConfigIssue {

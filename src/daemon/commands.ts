@@ -36,7 +36,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { StateWriter } from './statefile';
+import { StateWriter } from '../state/statefile';
 import type { Logger } from 'pino';
 
 /** The parts of a door this runner needs (a subset of DoorConfig). */

@@ -1,7 +1,7 @@
 /** From parsed config doors to what the matcher and the action layer need. */
 import type { DoorConfig } from '../config/types';
 import { canonicalAddress } from '../decode/address';
-import type { DoorSpec } from '../matcher/matcher';
+import type { DoorSpec } from '../model';
 
 export interface RuntimeDoor extends DoorSpec {
   config: DoorConfig;

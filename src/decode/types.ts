@@ -8,7 +8,9 @@
 /** IP protocol numbers we care about. */
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
-export type KnockProto = typeof IPPROTO_TCP | typeof IPPROTO_UDP;
+import type { KnockProto } from '../model';
+
+export type { KnockProto };
 
 /** TCP flag bits, as in the TCP header's flags byte. */
 export const TH_FIN = 0x01;

@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { StateWriter } from '../daemon/statefile';
+import { StateWriter } from '../state/statefile';
 import { FirewalldError, type FirewalldClient } from './client';
 
 export interface Grant {

@@ -3,7 +3,7 @@
  * in `firewall-cmd --list-rich-rules`, so it doubles as the rule's identity
  * (firewalld keys its own timeouts by it).
  */
-import type { FirewalldDoor } from '../config/types';
+import type { FirewalldDoor } from '../model';
 
 export type RuleTarget = { service: string } | { port: string; proto: string };
 

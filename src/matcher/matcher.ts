@@ -31,24 +31,12 @@
  * stage-1 attempt is left, so a flood of spoofed first knocks cannot push out
  * a knocker who is already part-way through a sequence.
  */
-import type { KnockPort, TcpFlagRule } from '../config/types';
+import type { DoorSpec, KnockPort, TcpFlagRule } from '../model';
 import { formatAddress, parseAddress } from '../decode/address';
 import { IPPROTO_TCP, type KnockProto, type Packet } from '../decode/types';
 import { ADVANCED, AttemptTable, FRESH } from './table';
 
-/** What the matcher needs to know of a door. */
-export interface DoorSpec {
-  /** Section name, e.g. `openSSH`. */
-  name: string;
-  sequence: readonly KnockPort[];
-  /** `seq_timeout` in milliseconds. */
-  seqTimeoutMs: number;
-  tcpFlags: TcpFlagRule;
-  /** Canonical target address; undefined: the interface's own addresses. */
-  target?: string;
-  /** What completing the sequence means. */
-  action: 'open' | 'close';
-}
+export type { DoorSpec } from '../model';
 
 /** A candidate knock with its addresses as text (tests, models); the capture path uses `handlePacket`. */
 export interface Knock {

@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-import { FramePipeline } from '../../src/daemon/pipeline';
+import { FramePipeline } from '../../src/capture/pipeline';
 import { parseAddress } from '../../src/decode/address';
 import { IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_SYN, type LinkType } from '../../src/decode/types';
 import { Matcher, type DoorSpec, type MatchEvent } from '../../src/matcher/matcher';

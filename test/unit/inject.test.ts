@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 import { CommandRunner, substituteIp, type CommandDoor, type CommandInfo } from '../../src/daemon/commands';
-import { FramePipeline } from '../../src/daemon/pipeline';
+import { FramePipeline } from '../../src/capture/pipeline';
 import { formatAddress, parseAddress } from '../../src/decode/address';
 import { IPPROTO_TCP, TH_SYN } from '../../src/decode/types';
 import { Matcher, type DoorSpec, type MatchEvent } from '../../src/matcher/matcher';

@@ -4,9 +4,9 @@
  * ports that the zone already opens (a knock there completes a real
  * connection, and anyone scanning sees the port answer).
  */
-import type { FirewalldClient } from '../firewalld/client';
-import { recognizeFirewallCmd } from './firewallcmd';
-import type { Config, ConfigIssue, DoorConfig } from './types';
+import type { FirewalldClient } from './client';
+import { recognizeFirewallCmd } from '../config/firewallcmd';
+import type { Config, ConfigIssue, DoorConfig } from '../config/types';
 import { IPPROTO_TCP } from '../decode/types';
 
 function portIn(range: string, port: number): boolean {
