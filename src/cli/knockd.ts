@@ -13,7 +13,7 @@ import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
 import { createLogger, type LogFormat } from '../daemon/log';
 import { formatStatus, queryStatus } from '../daemon/status';
-import { withTimeout } from '../daemon/timeout';
+import { withTimeout } from '../util/timers';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { DEFAULT_RING_MB } from '../capture/protocol';
 
@@ -117,14 +117,13 @@ async function readConfig(path: string, showWarnings: boolean): Promise<Config |
   return res.errors.length ? undefined : res.config;
 }
 
-/** -d: start a detached copy of ourselves without -d, and return. */
+/**
+ * -d: start a detached copy of ourselves, and return. The copy gets the very
+ * same arguments (`-d -ibond0`, `-dv` reach it unchanged); KNOCKD_DETACHED
+ * tells it not to detach again.
+ */
 function detach(argv: string[]): void {
-  const args = argv.flatMap((a) => {
-    if (a === '-d' || a === '--daemon') return [];
-    if (/^-[a-zA-Z0-9]+$/.test(a) && a.includes('d')) return [a.replace(/d/g, '')].filter((x) => x !== '-');
-    return [a];
-  });
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
     detached: true,
     stdio: 'ignore',
     env: { ...process.env, KNOCKD_DETACHED: '1' },
@@ -211,7 +210,13 @@ export async function main(argv: string[]): Promise<number> {
   let started = false;
   let stopping = false;
   const shutdown = async (sig: string): Promise<void> => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal while a stop hangs (a stop command that does not end, firewalld not answering): exit now.
+      // What was not finished stays in the state files for the next start.
+      logger.warn(`${sig} again while shutting down: exiting now; unfinished work stays in ${cli.stateDir} for the next start`);
+      log.flush();
+      process.exit(1);
+    }
     stopping = true;
     if (!started) {
       // Nothing is open yet that a clean stop would close (pending stop commands stay in the state file).
@@ -245,11 +250,20 @@ export async function main(argv: string[]): Promise<number> {
       return;
     }
     logger.info(`re-reading config file: ${cli.config}`);
-    void (async () => {
+    // One reload at a time, and the file is read when its turn comes: after a burst of
+    // SIGHUPs the config running is the one on disk at the last signal.
+    reloadWanted = true;
+    if (!reloading) reloading = reloadLoop().finally(() => (reloading = undefined));
+  });
+  let reloadWanted = false;
+  let reloading: Promise<void> | undefined;
+  const reloadLoop = async (): Promise<void> => {
+    while (reloadWanted && !stopping) {
+      reloadWanted = false;
       const res = await loadConfig(cli.config);
       if (res.errors.length || !res.config) {
         for (const e of res.errors) logger.error(`reload refused, keeping the running config: ${issueForLog(e)}`);
-        return;
+        continue;
       }
       for (const w of res.warnings) logger.warn(issueForLog(w));
       try {
@@ -257,8 +271,8 @@ export async function main(argv: string[]): Promise<number> {
       } catch (err) {
         logger.error(`reload refused, keeping the running config: ${(err as Error).message}`);
       }
-    })();
-  });
+    }
+  };
 
   try {
     await daemon.start();

@@ -26,16 +26,17 @@
  * the daemon with the knocker's address later.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { IP_PLACEHOLDER, type FirewalldDoor } from '../model';
 
 /** What a recognised command does, in firewalld terms. */
 export type NativeAction =
-  | { kind: 'add'; zone?: string; rule: string; timeout: number /* s, 0 none */; permanent: false }
+  | { kind: 'add'; zone?: string; rule: string; timeout: number /* s, 0 none */ }
   | { kind: 'remove'; zone?: string; rule: string };
 
 const PROGRAMS = new Set(['firewall-cmd', '/bin/firewall-cmd', '/usr/bin/firewall-cmd']);
 
 /** The placeholder knockd replaces with the knocker's address. */
-const IP_TOKEN = '%IP%';
+const IP_TOKEN = IP_PLACEHOLDER;
 
 /**
  * Characters allowed outside quotes. Everything else — `; & | < > ( ) $ \``,
@@ -110,6 +111,9 @@ export function shellWords(command: string): string[] | undefined {
   return words;
 }
 
+/** firewalld takes a rule's timeout as a D-Bus int32 of seconds (about 68 years). */
+export const MAX_FIREWALLD_TIMEOUT = 0x7fffffff;
+
 /**
  * firewall-cmd's `--timeout` value in seconds: `30`, `30s`, `5m`, `1h` (unit
  * case-insensitive), as firewall-cmd parses it. undefined if invalid or beyond
@@ -120,7 +124,7 @@ export function parseFirewallTimeout(value: string): number | undefined {
   if (!m) return undefined;
   const mult = { '': 1, s: 1, m: 60, h: 3600 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h'];
   const seconds = Number(m[1]) * mult;
-  return seconds <= 0x7fffffff ? seconds : undefined;
+  return seconds <= MAX_FIREWALLD_TIMEOUT ? seconds : undefined;
 }
 
 /** Zone names we pass through (firewalld zone names are file names: no blanks, no slashes). */
@@ -172,7 +176,7 @@ export function recognizeFirewallCmd(command: string): NativeAction | undefined 
   const rule = normalizeRichRule((add ?? remove)!);
   if (rule === undefined) return undefined;
   const z = zone !== undefined ? { zone } : {};
-  return add !== undefined ? { kind: 'add', ...z, rule, timeout, permanent: false } : { kind: 'remove', ...z, rule };
+  return add !== undefined ? { kind: 'add', ...z, rule, timeout } : { kind: 'remove', ...z, rule };
 }
 
 // ---------------------------------------------------------------- rich rules
@@ -586,4 +590,81 @@ export function normalizeRichRule(rule: string): string | undefined {
   const parsed = parseRule(tokens);
   if (!parsed || !checkRule(parsed)) return undefined;
   return printRule(parsed);
+}
+
+// ------------------------------------------------- command lines → firewalld doors
+
+/** The command directives of a door, as knockd.conf gives them (undefined: not written). */
+export interface DoorCommands {
+  startCommand?: string;
+  startCommand6?: string;
+  stopCommand?: string;
+  stopCommand6?: string;
+  /** knockd's Cmd_Timeout: seconds from the start command to the stop command. */
+  cmdTimeout: number;
+}
+
+/** `source address="%IP%"`: the rule is the knocker's own, so each knocker gets a grant of their own. */
+const KNOCKER_SOURCE = `source address="${IP_TOKEN}"`;
+
+/**
+ * Turn a door whose commands are all recognised firewall-cmd lines into a
+ * firewalld door, so it takes the same path as `firewalld_*` doors (the
+ * grant table over D-Bus) instead of the shell. knockd's meaning is kept:
+ *  - IPv6 knockers use the `_6` forms, falling back to the IPv4 ones; an
+ *    empty value means "do nothing" (no rule for that family).
+ *  - Start adds rule R (optionally `--timeout=T`), Stop removes the same R in
+ *    the same zone `Cmd_Timeout` seconds later: an open door whose rule
+ *    firewalld itself removes after min(T, Cmd_Timeout) (T alone without a Stop).
+ *  - Start removes R, no Stop: a close door.
+ * Anything else (a command that is not firewall-cmd, a Stop that does not undo
+ * its Start, a rule that is not the knocker's `source address="%IP%"`,
+ * `Cmd_Timeout = 0` with a Stop, a remove with a Stop) gives undefined and the
+ * door keeps running its commands through the shell, exactly as knockd would.
+ */
+export function commandDoor(c: DoorCommands): FirewalldDoor | undefined {
+  const start4 = c.startCommand;
+  const start6 = c.startCommand6 ?? c.startCommand;
+  const stop4 = c.stopCommand;
+  const stop6 = c.stopCommand6 ?? c.stopCommand;
+  if (start4 === undefined && start6 === undefined) return undefined;
+
+  type Family = { start?: NativeAction; stop?: NativeAction };
+  const read = (cmd: string | undefined): NativeAction | undefined | 'empty' | 'foreign' => {
+    if (cmd === undefined || cmd === '') return 'empty';
+    const a = recognizeFirewallCmd(cmd);
+    if (a === undefined || !a.rule.includes(KNOCKER_SOURCE)) return 'foreign';
+    return a;
+  };
+  const families: Family[] = [];
+  for (const [start, stop] of [[start4, stop4], [start6, stop6]] as const) {
+    const s = read(start);
+    const t = read(stop);
+    if (s === 'foreign' || t === 'foreign') return undefined;
+    // knockd runs no stop command when there is no start command.
+    families.push(s === 'empty' || s === undefined ? {} : { start: s, ...(t !== 'empty' && t !== undefined ? { stop: t } : {}) });
+  }
+  const kinds = new Set(families.flatMap((f) => (f.start ? [f.start.kind] : [])));
+  if (kinds.size !== 1) return undefined; // nothing to do at all, or add for one family and remove for the other
+  const action = kinds.has('add') ? 'open' : 'close';
+
+  const rules: FirewalldDoor['rules'] = { 4: [], 6: [] };
+  for (const [i, f] of families.entries()) {
+    if (!f.start) continue;
+    const zone = f.start.zone !== undefined ? { zone: f.start.zone } : {};
+    if (f.start.kind === 'remove') {
+      if (f.stop) return undefined; // a close that re-opens later: not a door we model
+      rules[i === 0 ? 4 : 6].push({ ...zone, rule: f.start.rule, timeout: 0 });
+      continue;
+    }
+    let timeout = f.start.timeout;
+    if (f.stop) {
+      // The stop must undo exactly this start, or the shell keeps the door.
+      if (f.stop.kind !== 'remove' || f.stop.rule !== f.start.rule || f.stop.zone !== f.start.zone) return undefined;
+      if (c.cmdTimeout <= 0) return undefined; // knockd: open and at once close again
+      timeout = timeout > 0 ? Math.min(timeout, c.cmdTimeout) : c.cmdTimeout;
+    }
+    rules[i === 0 ? 4 : 6].push({ ...zone, rule: f.start.rule, timeout });
+  }
+  return { action, services: [], ports: [], rules, from: 'commands' };
 }

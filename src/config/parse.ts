@@ -39,6 +39,8 @@ import {
 } from '../decode/types';
 import type { KnockProto } from '../decode/types';
 import { canonicalAddress } from '../decode/address';
+import { IP_PLACEHOLDER, type RuleTemplate } from '../model';
+import { commandDoor } from './firewallcmd';
 import type { Config, ConfigIssue, DoorConfig, FirewalldDoor, KnockPort, Options, TcpFlagRule } from './types';
 
 // ---------------------------------------------------------------------------
@@ -52,17 +54,6 @@ export interface ParseResult {
   errors: ConfigIssue[];
   /** All warnings, sorted by line (also in `config.warnings` when there is a config). */
   warnings: ConfigIssue[];
-}
-
-/** Thrown by callers that want an exception; `message` has one formatted issue per line. */
-export class ConfigError extends Error {
-  readonly issues: ConfigIssue[];
-
-  constructor(issues: ConfigIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
-    this.name = 'ConfigError';
-    this.issues = issues;
-  }
 }
 
 /**
@@ -86,10 +77,11 @@ export const DEFAULT_CMD_TIMEOUT = 10;
 /** knockd's SEQ_MAX: most ports a sequence may have. */
 export const SEQ_MAX = 32;
 /**
- * Largest timeout we accept, in seconds: Node timers hold at most 2^31-1 ms
- * (about 24.8 days); a longer delay would fire at once.
+ * Largest timeout we accept, in seconds: what firewalld takes (a D-Bus int32,
+ * about 68 years). Longer than a Node timer holds (2^31-1 ms): the grant
+ * table and the command runner chain their timers.
  */
-export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
+export const MAX_TIMEOUT_SECONDS = 0x7fffffff;
 
 // Bounds on what one file can make the parser report, so that a hostile or
 // garbage file (or `knockd --check` on one) gives a bounded amount of output.
@@ -606,6 +598,7 @@ class Parser {
     if (this.stopLine === undefined) {
       for (const b of this.builders) this.checkDoor(b);
       this.crossDoorChecks();
+      this.endlessRuleWarnings();
     }
 
     sortIssues(this.errors);
@@ -674,15 +667,16 @@ class Parser {
       if (b.fw.action === 'close' && d.cmdTimeoutSet) {
         this.warn(L.CMD_TIMEOUT ?? d.line, 'Cmd_Timeout has no effect with firewalld_action = close', name);
       }
-      // For firewalld doors Cmd_Timeout is the rule's own timeout; not written means none.
-      if (!d.cmdTimeoutSet) d.cmdTimeout = 0;
       if (b.fw.action !== undefined) {
-        d.firewalld = {
-          action: b.fw.action,
-          services: b.fw.services ?? [],
-          ports: b.fw.ports ?? [],
-        };
+        const services = b.fw.services ?? [];
+        const ports = b.fw.ports ?? [];
+        // Cmd_Timeout is the rule's own firewalld timeout; not written, knockd's default (10 s): no door opens for good unasked.
+        const timeout = b.fw.action === 'open' ? d.cmdTimeout : 0;
+        d.firewalld = { action: b.fw.action, services, ports, rules: directiveRules(b.fw.zone, services, ports, timeout), from: 'directives' };
         if (b.fw.zone !== undefined) d.firewalld.zone = b.fw.zone;
+        if (b.fw.action === 'open' && d.cmdTimeoutSet && d.cmdTimeout === 0) {
+          this.warn(L.CMD_TIMEOUT!, 'Cmd_Timeout = 0: the rule never expires; it stays until a close knock or a firewalld reload after the grant ends. Give it a timeout (firewalld keeps established sessions after the rule goes)', name);
+        }
       }
     } else {
       for (const k of ['FIREWALLD_ZONE', 'FIREWALLD_SERVICE', 'FIREWALLD_PORT'] as const) {
@@ -691,6 +685,13 @@ class Parser {
           this.error(l, `${DOOR_NAMES.get(k) ?? k} does nothing without "firewalld_action = open" (or close) in the same door`, name);
         }
       }
+    }
+
+    // Command lines that are exactly firewall-cmd --add/--remove-rich-rule become a firewalld door now,
+    // so they take the grant path (D-Bus, firewalld-side timeout) instead of a shell per knock.
+    if (actionLine === undefined) {
+      const fwd = commandDoor(d);
+      if (fwd !== undefined) d.firewalld = fwd;
     }
 
     // (A door with firewalld_* but no action has already got an error.)
@@ -712,6 +713,29 @@ class Parser {
           `needs ${n - 1} s and will never get in; raise Seq_Timeout`,
         name,
       );
+    }
+  }
+
+  /**
+   * A converted firewall-cmd door whose rule has no end: no --timeout, no
+   * Stop_Command removing it, and no close door removing it either.
+   */
+  private endlessRuleWarnings(): void {
+    const doors = this.builders.map((b) => b.door);
+    const closes = new Set(
+      doors.flatMap((d) => (d.firewalld?.action === 'close' ? [...d.firewalld.rules[4], ...d.firewalld.rules[6]].map((r) => `${r.zone ?? ''} ${r.rule}`) : [])),
+    );
+    for (const d of doors) {
+      const f = d.firewalld;
+      if (f?.from !== 'commands' || f.action !== 'open') continue;
+      if ([...f.rules[4], ...f.rules[6]].some((r) => r.timeout === 0 && !closes.has(`${r.zone ?? ''} ${r.rule}`))) {
+        this.warn(
+          d.lines.START_COMMAND ?? d.lines.START_COMMAND_6 ?? d.line,
+          'firewall-cmd --add-rich-rule with no --timeout, no Stop_Command that removes it and no door that closes it: the rule never expires. ' +
+            'Add --timeout=30s, or a Stop_Command with --remove-rich-rule of the same rule',
+          d.name,
+        );
+      }
     }
   }
 
@@ -1058,7 +1082,7 @@ function parseSeconds(value: string, min: number, written: string, err: (m: stri
     return undefined;
   }
   if (n > MAX_TIMEOUT_SECONDS) {
-    err(`${written} = ${clip(value)} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 24 days)`);
+    err(`${written} = ${clip(value)} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 68 years: what firewalld takes)`);
     return undefined;
   }
   return n;
@@ -1175,6 +1199,14 @@ function typographyWarnings(cmd: string): string[] {
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
+
+/** The rule templates of a `firewalld_*` door: one per service, then one per port, for each family. */
+function directiveRules(zone: string | undefined, services: string[], ports: FirewalldDoor['ports'], timeout: number): FirewalldDoor['rules'] {
+  const what = [...services.map((name) => `service name="${name}"`), ...ports.map((p) => `port port="${p.port}" protocol="${p.proto}"`)];
+  const z = zone !== undefined ? { zone } : {};
+  const family = (f: 4 | 6): RuleTemplate[] => what.map((w) => ({ ...z, rule: `rule family="ipv${f}" source address="${IP_PLACEHOLDER}" ${w} accept`, timeout }));
+  return { 4: family(4), 6: family(6) };
+}
 
 function issue(severity: ConfigIssue['severity'], file: string, line: number, message: string, door?: string): ConfigIssue {
   const i: ConfigIssue = { severity, file, line, message };

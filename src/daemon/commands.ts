@@ -35,8 +35,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
-import { readFile } from 'node:fs/promises';
-import { StateWriter } from '../state/statefile';
+import { StateWriter, readStateFile, type StateDoc, type StateRead } from '../state/statefile';
+import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
 import type { Logger } from 'pino';
 
 /** The parts of a door this runner needs (a subset of DoorConfig). */
@@ -84,21 +84,6 @@ export interface CommandEvents {
   finished?(result: CommandResult): void;
 }
 
-/** A cancellable one-shot timer. */
-export interface TimerHandle {
-  cancel(): void;
-}
-
-export type SetTimer = (fn: () => void, ms: number) => TimerHandle;
-
-/**
- * Carries a command out without a shell (the daemon uses it for firewall-cmd
- * command lines it can do over D-Bus). Returns undefined to let the shell run
- * it; otherwise a promise that settles when the work is done (and has logged
- * its own outcome).
- */
-export type NativeExecutor = (job: CommandInfo) => Promise<void> | undefined;
-
 export interface CommandRunnerOptions {
   /** Shell used as `[shell, '-c', command]`; /bin/sh by default, as system() does. */
   shell?: string;
@@ -113,8 +98,6 @@ export interface CommandRunnerOptions {
   /** flush(): how long to wait before killing what still runs. Default 10 000 ms. */
   flushTimeoutMs?: number;
   events?: CommandEvents;
-  /** Commands this returns a promise for are not given to the shell. */
-  native?: NativeExecutor;
 }
 
 /** A stop command waiting for its time, as persisted in the state file. */
@@ -126,11 +109,6 @@ export interface PersistedStop {
   stopCommand: string;
   /** Due time, ms since the epoch. */
   dueAt: number;
-}
-
-interface StateFile {
-  version: 1;
-  stops: PersistedStop[];
 }
 
 interface WaitingStop extends PersistedStop {
@@ -146,7 +124,6 @@ const OUTPUT_CAP = 4096;
 /** After the shell exits, how long to wait for its pipes to close (a backgrounded child may hold them). */
 const PIPE_GRACE_MS = 200;
 /** Largest delay setTimeout accepts (2^31-1 ms, about 24.8 days). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
  * Replace every `%IP%` in `command` with `ip`, as knockd's parse_cmd does.
@@ -179,16 +156,6 @@ export function selectCommands(door: CommandDoor, family: 4 | 6): { start?: stri
 }
 
 /** setTimeout, chained for delays beyond its 24.8-day limit (a huge Cmd_Timeout would otherwise fire at once). */
-function defaultSetTimer(fn: () => void, ms: number): TimerHandle {
-  let handle: NodeJS.Timeout | undefined;
-  const arm = (left: number): void => {
-    const step = Math.min(left, MAX_TIMEOUT_MS);
-    handle = setTimeout(() => (left > step ? arm(left - step) : fn()), step);
-  };
-  arm(Math.max(0, ms));
-  return { cancel: () => clearTimeout(handle) };
-}
-
 /** Collects up to OUTPUT_CAP bytes of a stream. */
 class Capture {
   private chunks: Buffer[] = [];
@@ -238,31 +205,15 @@ function isPersistedStop(v: unknown): v is PersistedStop {
 }
 
 /**
- * Read the pending stop commands a previous run left in `file`.
- * A missing file means none; a file that is not what we write throws.
+ * Read the pending stop commands a previous run left in `file`. A missing
+ * file means none; a damaged one is moved aside and every valid entry in it
+ * still returned (a stop command that was due must still run), with each
+ * problem naming the file and the entry.
  */
-export async function loadPendingStops(file: string): Promise<PersistedStop[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof data !== 'object' || data === null || (data as { version?: unknown }).version !== 1 || !Array.isArray((data as { stops?: unknown }).stops)) {
-    throw new Error(`${file}: not a pending-stop state file (version 1)`);
-  }
-  const stops = (data as { stops: unknown[] }).stops;
-  return stops.map((s, i) => {
-    if (!isPersistedStop(s)) throw new Error(`${file}: entry ${i} is malformed`);
-    return { door: s.door, src: s.src, family: s.family, stopCommand: s.stopCommand, dueAt: s.dueAt };
-  });
+export async function loadPendingStops(file: string): Promise<StateRead<PersistedStop>> {
+  return readStateFile(file, 'stops', [1, 2], (raw) =>
+    isPersistedStop(raw) ? { door: raw.door, src: raw.src, family: raw.family, stopCommand: raw.stopCommand, dueAt: raw.dueAt } : 'not a pending stop command (door, src, family, stopCommand, dueAt)',
+  );
 }
 
 export class CommandRunner {
@@ -272,7 +223,6 @@ export class CommandRunner {
   private readonly maxConcurrent: number;
   private readonly flushTimeoutMs: number;
   private readonly events: CommandEvents;
-  private readonly native: NativeExecutor | undefined;
 
   /** Stop commands waiting for their due time, by (door, src). */
   private readonly waiting = new Map<string, WaitingStop>();
@@ -303,13 +253,12 @@ export class CommandRunner {
   ) {
     this.shell = opts.shell ?? '/bin/sh';
     this.now = opts.now ?? Date.now;
-    this.setTimer = opts.setTimer ?? defaultSetTimer;
+    this.setTimer = opts.setTimer ?? setLongTimer;
 
     this.state = opts.stateFile !== undefined ? new StateWriter(opts.stateFile, () => this.snapshot(), log) : undefined;
     this.maxConcurrent = Math.max(1, Math.floor(opts.maxConcurrent ?? 32));
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 10_000;
     this.events = opts.events ?? {};
-    this.native = opts.native;
   }
 
   /**
@@ -349,6 +298,11 @@ export class CommandRunner {
     for (const s of stops) {
       if (!this.waiting.has(keyOf(s.door, s.src))) this.schedule({ ...s });
     }
+  }
+
+  /** The state file on disk could not be read: never overwrite it. */
+  holdState(reason: string): void {
+    this.state?.hold(reason);
   }
 
   /** Pending stop commands (door, src, due time), soonest first — for status output. */
@@ -483,20 +437,11 @@ export class CommandRunner {
     else this.running--;
   }
 
-  /** Run one command through the shell (or natively); resolves when it has ended (never rejects). */
+  /** Run one command through the shell; resolves when it has ended (never rejects). */
   private exec(job: Job): Promise<CommandResult> {
     const ctx = { src: job.src, door: job.door };
     const prefix = `${job.src}: ${job.door}`;
     const startedAt = Date.now();
-    const native = this.native?.(info(job));
-    if (native !== undefined) {
-      this.log.info(ctx, `${prefix}: running command natively over D-Bus (no shell, no firewall-cmd): ${job.command}`);
-      const done = (): CommandResult => ({ ...info(job), code: 0, signal: null, stdout: '', stderr: '', durationMs: Date.now() - startedAt });
-      return native.then(done, (err: unknown) => {
-        this.log.error({ ...ctx, err }, `${prefix}: native command failed: ${(err as Error).message}`);
-        return { ...done(), code: 1 };
-      });
-    }
     this.log.info(ctx, `${prefix}: running command: ${job.command}`);
     const stdout = new Capture();
     const stderr = new Capture();
@@ -596,9 +541,9 @@ export class CommandRunner {
   }
 
   /** The state file's content: waiting stops, then fired ones that have not completed. */
-  private snapshot(): StateFile {
+  private snapshot(): StateDoc {
     const strip = (w: PersistedStop): PersistedStop => ({ door: w.door, src: w.src, family: w.family, stopCommand: w.stopCommand, dueAt: w.dueAt });
-    return { version: 1, stops: [...[...this.waiting.values()].map(strip), ...[...this.firing].map(strip)] };
+    return { version: 2, key: 'stops', entries: [...[...this.waiting.values()].map(strip), ...[...this.firing].map(strip)] };
   }
 
   /** Note that the set changed; (re)write the state file in the background. */

@@ -15,12 +15,12 @@ import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
-import { richRule, ruleTargets } from '../firewalld/rules';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
-import { recognizeFirewallCmd } from '../config/firewallcmd';
 import { disableOneTimeSequence, firstOneTimeSequence, type OneTimeSequence } from '../config/onetime';
 import { join } from 'node:path';
-import { CommandRunner, loadPendingStops, selectCommands, substituteIp, type CommandInfo } from './commands';
+import { lockStateDir, type StateDirLock } from '../state/lock';
+import { Actions } from './actions';
+import { CommandRunner, loadPendingStops } from './commands';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { SystemdNotifier } from './notify';
 import { StatusService, type StatusSnapshot } from './status';
@@ -45,18 +45,18 @@ export interface DaemonOptions {
   version?: string;
 }
 
-/** Does this door use firewalld: firewalld_* directives, or firewall-cmd command lines we carry out natively? */
-function usesFirewalld(d: RuntimeDoor): boolean {
-  if (d.config.firewalld !== undefined) return true;
-  const c = d.config;
-  return [c.startCommand, c.startCommand6, c.stopCommand, c.stopCommand6].some(
-    (cmd) => cmd !== undefined && recognizeFirewallCmd(cmd.split('%IP%').join('192.0.2.1')) !== undefined,
-  );
-}
-
 /** Start-up failures an admin must fix; the message says how. */
 export class StartupError extends Error {
   override name = 'StartupError';
+}
+
+/** How long a stop waits for firewalld calls still queued. */
+const SHUTDOWN_FIREWALLD_MS = 5000;
+
+/** What --status shows of a firewalld door: its services and ports, or (converted command lines) its rules. */
+function doorRules(fwd: NonNullable<Config['doors'][number]['firewalld']>): string[] {
+  if (fwd.from === 'directives') return [...fwd.services, ...fwd.ports.map((p) => `${p.port}/${p.proto}`)];
+  return [...new Set([...fwd.rules[4], ...fwd.rules[6]].map((r) => r.rule))];
 }
 
 /** At most this many "Stage 1" lines a second: a spoofed flood must not flood the log too. */
@@ -91,10 +91,12 @@ export class Daemon {
   readonly notifier: SystemdNotifier;
   private readonly commands: CommandRunner;
   private readonly stateDir: string;
-  private stopping = false;
   private status: StatusService | undefined;
   /** The sequence each One_Time_Sequences door is using now. */
   private readonly oneTime = new Map<string, OneTimeSequence>();
+  /** The one path from a completed knock to firewalld or the shell (made once firewalld is known). */
+  private actions: Actions | undefined;
+  private lock: StateDirLock | undefined;
 
   constructor(
     private config: Config,
@@ -117,7 +119,7 @@ export class Daemon {
     });
     this.notifier = new SystemdNotifier(log);
     this.stateDir = opts.stateDir ?? '/run/knockd';
-    this.commands = new CommandRunner(log, { stateFile: join(this.stateDir, 'commands.json'), native: (job) => this.nativeCommand(job) });
+    this.commands = new CommandRunner(log, { stateFile: join(this.stateDir, 'commands.json') });
   }
 
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
@@ -125,8 +127,10 @@ export class Daemon {
     if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
     if (!this.capture.listening) return this.waitingFor || this.capture.problem || `waiting for ${this.opts.iface}`;
     const open = this.grantList.length + this.commands.pending().length;
-    const waiting = this.grants?.pendingCount ?? 0;
-    return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open} open${waiting ? `, ${waiting} waiting for firewalld` : ''}`;
+    const closing = this.grants?.closingCount ?? 0;
+    const waiting = (this.grants?.pendingCount ?? 0) - closing;
+    const extra = `${waiting ? `, ${waiting} waiting for firewalld` : ''}${closing ? `, ${closing} closing (not yet confirmed by firewalld)` : ''}`;
+    return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open - closing} open${extra}`;
   }
 
   private indexDoors(): void {
@@ -136,21 +140,26 @@ export class Daemon {
 
   /** Check firewalld and the config against it, open the capture. Throws StartupError. */
   async start(): Promise<void> {
+    try {
+      this.lock = await lockStateDir(this.stateDir);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
     this.doors = await this.loadOneTimeSequences(this.doors);
     this.indexDoors();
     await this.checkFirewalld(this.doors);
+    this.actions = new Actions(this.grants, this.commands, this.log, () => this.defaultZone);
     const grantsFile = join(this.stateDir, 'grants.json');
     const restored = (await this.grants?.restore(grantsFile)) ?? 0;
     if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${grantsFile})`);
     const commandsFile = join(this.stateDir, 'commands.json');
-    try {
-      const stops = await loadPendingStops(commandsFile);
-      if (stops.length) {
-        this.log.info(`${stops.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`);
-        this.commands.restore(stops);
-      }
-    } catch (err) {
-      this.log.error(`cannot read pending stop commands from ${commandsFile}: ${(err as Error).message}`);
+    const stops = await loadPendingStops(commandsFile);
+    for (const p of stops.problems) this.log.error(p);
+    if (stops.movedTo) this.log.error(`${commandsFile}: moved aside to ${stops.movedTo}; its ${stops.entries.length} valid stop command(s) are honoured`);
+    if (stops.keep) this.commands.holdState('could not be read at start-up');
+    if (stops.entries.length) {
+      this.log.info(`${stops.entries.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`);
+      this.commands.restore(stops.entries);
     }
     this.refreshInterface(true);
     if (this.opts.statusService !== false) {
@@ -215,12 +224,13 @@ export class Daemon {
   /** Firewalld must be running, and every zone and service the doors name must exist. */
   private async checkFirewalld(doors: readonly RuntimeDoor[]): Promise<void> {
     const fwDoors = doors.filter((d) => d.config.firewalld !== undefined);
-    if (!doors.some(usesFirewalld)) return;
+    if (fwDoors.length === 0) return;
     if (this.fw === undefined) {
       this.fw = new FirewalldClient();
       this.fw.on('busError', (err) => this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`));
       this.fw.on('down', () => this.log.warn('firewalld left the bus; open grants will be restored when it returns'));
       this.fw.on('up', () => this.log.info('firewalld is on the bus'));
+      this.fw.on('reconnected', () => this.log.info('D-Bus connection re-established; checking the grants held'));
       this.grants = new Grants(this.fw, this.log, { stateFile: join(this.stateDir, 'grants.json') });
     }
     const fw = this.fw;
@@ -245,9 +255,9 @@ export class Daemon {
     const problems: string[] = [];
     for (const d of fwDoors) {
       const fwd = d.config.firewalld!;
-      const zone = fwd.zone ?? this.defaultZone;
-      if (!zones.includes(zone)) {
-        problems.push(`${where(d, 'FIREWALLD_ZONE')} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
+      const key = fwd.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND';
+      for (const zone of new Set([...fwd.rules[4], ...fwd.rules[6]].map((r) => r.zone ?? this.defaultZone))) {
+        if (!zones.includes(zone)) problems.push(`${where(d, key)} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
       }
       for (const s of fwd.services) {
         if (!services.includes(s)) problems.push(`${where(d, 'FIREWALLD_SERVICE')} firewalld has no service "${s}" (see "firewall-cmd --get-services")`);
@@ -354,67 +364,12 @@ export class Daemon {
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: OPEN SESAME`);
         const door = this.doorByName.get(e.door);
         if (door) {
-          this.act(e.type, door, e.src, e.family);
+          this.actions?.knock(door, e.src, e.family);
           if (door.config.oneTimeSequences !== undefined) void this.nextOneTimeSequence(door);
         }
         return;
       }
     }
-  }
-
-  private act(kind: 'open' | 'close', door: RuntimeDoor, src: string, family: 4 | 6): void {
-    const fwd = door.config.firewalld;
-    if (fwd === undefined) {
-      // knockd's Start_Command / Stop_Command (firewall-cmd lines among them are done natively).
-      try {
-        this.commands.open(door.config, src, family);
-      } catch (err) {
-        this.log.error({ src, door: door.name, err }, `${src}: ${door.name}: command not run: ${(err as Error).message}`);
-      }
-      return;
-    }
-    if (this.grants === undefined) return;
-    const zone = fwd.zone ?? this.defaultZone;
-    const who = { src, door: door.name };
-    for (const target of ruleTargets(fwd)) {
-      const rule = richRule(family, src, target);
-      if (kind === 'open') void this.grants.open(zone, rule, door.config.cmdTimeout, who);
-      else void this.grants.close(zone, rule, who);
-    }
-  }
-
-  /**
-   * A `firewall-cmd --add-rich-rule/--remove-rich-rule` command line from an
-   * old config, done over D-Bus instead of forking a shell and a Python
-   * process. Anything not recognised exactly is left to the shell.
-   */
-  private nativeCommand(job: CommandInfo): Promise<void> | undefined {
-    const grants = this.grants;
-    if (grants === undefined) return undefined;
-    const a = recognizeFirewallCmd(job.command);
-    if (a === undefined) return undefined;
-    const zone = a.zone ?? this.defaultZone;
-    const who = { src: job.src, door: job.door };
-    if (a.kind === 'remove') {
-      // Shutting down: a rule firewalld times out by itself is left to firewalld
-      // (and taken over by the next start), so a restart does not shut the door early.
-      const held = grants.list().find((g) => g.zone === zone && g.rule === a.rule);
-      if (this.stopping && job.kind === 'stop' && held && held.expiresAt > 0) {
-        this.log.info(who, `${job.src}: ${job.door}: leaving ${a.rule} to firewalld's own timeout (${Math.ceil((held.expiresAt - Date.now()) / 1000)} s left)`);
-        return Promise.resolve();
-      }
-      return grants.close(zone, a.rule, who);
-    }
-    let timeout = a.timeout;
-    const door = this.doorByName.get(job.door);
-    if (timeout === 0 && job.kind === 'start' && door) {
-      // Its stop command removes this same rule after cmd_timeout: let firewalld
-      // time it too, so the door shuts on time even if this daemon is killed.
-      const stop = selectCommands(door.config, job.family).stop;
-      const s = stop ? recognizeFirewallCmd(substituteIp(stop, job.src)) : undefined;
-      if (s?.kind === 'remove' && s.rule === a.rule && (s.zone ?? this.defaultZone) === zone) timeout = door.config.cmdTimeout;
-    }
-    return grants.open(zone, a.rule, timeout, who);
   }
 
   /** SIGHUP: a valid new config replaces the old; an invalid one is reported and the old keeps running. */
@@ -449,7 +404,7 @@ export class Daemon {
           name: d.name,
           sequence: sequenceText({ sequence: [...d.sequence] }),
           action: d.action,
-          ...(fwd ? { zone: fwd.zone ?? this.defaultZone, rules: ruleTargets(fwd).map((t) => ('service' in t ? t.service : `${t.port}/${t.proto}`)) } : {}),
+          ...(fwd ? { zone: fwd.zone ?? this.defaultZone, rules: doorRules(fwd) } : {}),
           commands: Boolean(c.startCommand || c.startCommand6),
         };
       }),
@@ -459,7 +414,8 @@ export class Daemon {
         zone: g.zone,
         rule: g.rule,
         secondsLeft: g.expiresAt > 0 ? Math.max(0, Math.round((g.expiresAt - now) / 1000)) : null,
-        applied: g.applied,
+        applied: g.state === 'open',
+        state: g.state,
       })),
       pendingStops: this.commands.pending().map((p) => ({ door: p.door, src: p.src, secondsLeft: Math.max(0, Math.round((p.dueAt - now) / 1000)) })),
       ...(cap
@@ -470,15 +426,19 @@ export class Daemon {
 
   /** Stop capturing, finish queued firewalld calls, let go of the bus. */
   async stop(): Promise<void> {
-    this.stopping = true;
     this.status?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.capture.stop();
     // Pending stop commands run now: a restart never leaves a shell-command door open.
     await this.commands.flush();
-    await this.grants?.settle();
+    // Queued firewalld calls finish, but a hung firewalld does not hold up the stop: what is
+    // still closing stays in grants.json, and the next start confirms it.
+    if (this.grants && !(await this.grants.stop(SHUTDOWN_FIREWALLD_MS))) {
+      this.log.warn(`firewalld did not answer within ${SHUTDOWN_FIREWALLD_MS / 1000} s; unfinished grants are kept in ${join(this.stateDir, 'grants.json')} for the next start`);
+    }
     this.grants?.dispose();
     this.fw?.close();
+    await this.lock?.release();
   }
 }

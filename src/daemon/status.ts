@@ -6,7 +6,7 @@
  */
 import * as dbus from 'dbus-next';
 import type { Logger } from 'pino';
-import { withTimeout } from './timeout';
+import { withTimeout } from '../util/timers';
 
 export const STATUS_NAME = 'org.knockd.Knockd1';
 export const STATUS_PATH = '/org/knockd/Knockd1';
@@ -20,7 +20,7 @@ export interface StatusSnapshot {
   status: string;
   listening: boolean;
   doors: { name: string; sequence: string; action: string; zone?: string; rules?: string[]; commands: boolean }[];
-  grants: { src: string; door: string; zone: string; rule: string; secondsLeft: number | null; applied: boolean }[];
+  grants: { src: string; door: string; zone: string; rule: string; secondsLeft: number | null; applied: boolean; state: 'opening' | 'open' | 'closing' }[];
   pendingStops: { door: string; src: string; secondsLeft: number }[];
   capture?: { frames: number; malformed: number; ignored: number; knocks: number; inFlight: number; evicted: number };
 }
@@ -105,7 +105,7 @@ export function formatStatus(s: StatusSnapshot): string {
     out.push(
       table([
         ['ADDRESS', 'DOOR', 'ZONE', 'LEFT', 'RULE'],
-        ...s.grants.map((g) => [g.src, g.door, g.zone, `${secs(g.secondsLeft)}${g.applied ? '' : ' (waiting for firewalld)'}`, g.rule]),
+        ...s.grants.map((g) => [g.src, g.door, g.zone, `${g.state === 'closing' ? 'closing (firewalld has not confirmed the removal; retrying)' : `${secs(g.secondsLeft)}${g.applied ? '' : ' (waiting for firewalld)'}`}`, g.rule]),
       ]),
     );
   }

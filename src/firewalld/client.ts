@@ -4,8 +4,12 @@
  *
  * Calls are sent as plain messages (no introspection round trip). The client
  * watches firewalld's bus name, so it can tell "firewalld went away" from
- * "firewalld refused", and relays firewalld's `Reloaded` signal: the grants
- * layer uses both to put rules back. It never spawns `firewall-cmd`.
+ * "firewalld refused", and relays firewalld's `Reloaded` and `RichRuleRemoved`
+ * signals (only from the current owner of firewalld's name: a signal's sender
+ * is set by the bus, so no other client can forge one): the grants layer uses
+ * them to put lost rules back and to let go of rules an admin removed. Every
+ * call has a deadline, so a hung firewalld is "not reachable", never a wait
+ * forever. It never spawns `firewall-cmd`.
  */
 import { EventEmitter } from 'node:events';
 import * as dbus from 'dbus-next';
@@ -49,9 +53,16 @@ export interface FirewalldEvents {
   down: [];
   /** firewalld reloaded its configuration: runtime rich rules are gone. */
   reloaded: [];
+  /** A zone's rich rule was removed (by anyone, ourselves included, or by its timeout). */
+  ruleRemoved: [zone: string, rule: string];
   /** The bus connection itself failed; the client reconnects on the next call. */
   busError: [Error];
+  /** Connected again after a lost connection: signals may have been missed meanwhile. */
+  reconnected: [];
 }
+
+/** Default deadline of one firewalld call. */
+export const CALL_TIMEOUT_MS = 10_000;
 
 function toError(err: unknown, what: string): FirewalldError {
   if (err instanceof dbus.DBusError) {
@@ -68,6 +79,13 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   private connecting: Promise<dbus.MessageBus> | undefined;
   private owner = '';
   private closed = false;
+  private everConnected = false;
+  private readonly callTimeoutMs: number;
+
+  constructor(opts: { callTimeoutMs?: number } = {}) {
+    super();
+    this.callTimeoutMs = opts.callTimeoutMs ?? CALL_TIMEOUT_MS;
+  }
 
   /** Connect (lazily, on first use) and subscribe to firewalld's name and Reloaded signal. */
   private async connection(): Promise<dbus.MessageBus> {
@@ -94,6 +112,8 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
       throw toError(err, 'cannot connect to the system bus');
     }
     this.bus = bus;
+    if (this.everConnected) this.emit('reconnected');
+    this.everConnected = true;
     return bus;
   }
 
@@ -104,6 +124,9 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     ]);
     await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
       `type='signal',interface='${IFACE}',member='Reloaded'`,
+    ]);
+    await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+      `type='signal',interface='${ZONE}',member='RichRuleRemoved'`,
     ]);
     const has = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'NameHasOwner', 's', [FIREWALLD]);
     if (has?.body[0] === true) {
@@ -135,8 +158,12 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
       this.owner = newOwner;
       if (was !== '' && newOwner !== was) this.emit('down');
       if (newOwner !== '') this.emit('up');
-    } else if (msg.interface === IFACE && msg.member === 'Reloaded' && (this.owner === '' || msg.sender === this.owner)) {
+    } else if (msg.sender !== this.owner || this.owner === '') {
+      // Not from firewalld as we know it: ignored.
+    } else if (msg.interface === IFACE && msg.member === 'Reloaded') {
       this.emit('reloaded');
+    } else if (msg.interface === ZONE && msg.member === 'RichRuleRemoved' && typeof msg.body[0] === 'string' && typeof msg.body[1] === 'string') {
+      this.emit('ruleRemoved', msg.body[0], msg.body[1]);
     }
   }
 
@@ -159,17 +186,41 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     } catch (err) {
       throw err instanceof FirewalldError ? err : toError(err, what);
     }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new FirewalldError(`${what}: no answer from firewalld within ${this.callTimeoutMs / 1000} s`, 'org.freedesktop.DBus.Error.NoReply', 'TIMEOUT')),
+        this.callTimeoutMs,
+      );
+    });
     try {
-      const reply = await this.rawCall(bus, FIREWALLD, PATH, iface, member, signature, body);
+      const reply = await Promise.race([this.rawCall(bus, FIREWALLD, PATH, iface, member, signature, body), deadline]);
       return reply?.body[0];
     } catch (err) {
-      throw toError(err, what);
+      throw err instanceof FirewalldError ? err : toError(err, what);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /** Is firewalld on the bus right now (as far as the last signal said)? */
   get running(): boolean {
     return this.owner !== '';
+  }
+
+  /**
+   * Which firewalld process answers now: its pid and unique bus name. A rule
+   * recorded under another identity was lost to a firewalld restart since.
+   */
+  async identity(): Promise<string> {
+    const bus = await this.connection();
+    if (this.owner === '') throw new FirewalldError('firewalld is not running', 'org.freedesktop.DBus.Error.NameHasNoOwner', 'NOT_CONNECTED');
+    const owner = this.owner;
+    const pid = await Promise.race([
+      this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetConnectionUnixProcessID', 's', [owner]),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), this.callTimeoutMs).unref()),
+    ]).catch(() => null);
+    return `${String(pid?.body[0] ?? '?')}/${owner}`;
   }
 
   /** Connect and learn whether firewalld is there; never throws for "not running". */
@@ -204,10 +255,6 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   async getServicePorts(service: string): Promise<[string, string][]> {
     const settings = (await this.call(IFACE, 'getServiceSettings2', 's', [service], `getServiceSettings2(${service})`)) as Record<string, { value: unknown }>;
     return (settings.ports?.value as [string, string][] | undefined) ?? [];
-  }
-
-  async getRichRules(zone: string): Promise<string[]> {
-    return (await this.call(ZONE, 'getRichRules', 's', [zone], `getRichRules(${zone})`)) as string[];
   }
 
   async queryRichRule(zone: string, rule: string): Promise<boolean> {

@@ -12,8 +12,8 @@ import {
   type CommandDoor,
   type CommandResult,
   type CommandRunnerOptions,
-  type TimerHandle,
 } from '../../src/daemon/commands';
+import type { TimerHandle } from '../../src/util/timers';
 
 interface LogRec {
   level: number;
@@ -330,7 +330,7 @@ test('flush() is bounded: it kills what still runs and keeps unrun stops in the 
     const stop = results.find((r) => r.kind === 'stop')!;
     assert.equal(stop.aborted, true); // queued behind the killed start: never ran
     assert.ok(lines.some((l) => l.level === 50 && l.msg.includes('killing 1')));
-    const left = await loadPendingStops(state);
+    const left = (await loadPendingStops(state)).entries;
     assert.deepEqual(left.map((s) => [s.door, s.src, s.stopCommand]), [['openSSH', '10.0.0.2', 'echo stop 10.0.0.2']]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -371,7 +371,7 @@ test('state file: written atomically (0600, no temp file left) on every change, 
     await runner.idle();
     assert.equal(statSync(state).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(dir), ['pending.json']);
-    const loaded = await loadPendingStops(state);
+    const loaded = (await loadPendingStops(state)).entries;
     const due = clock.now() + 30_000;
     assert.deepEqual(loaded, [
       { door: 'openSSH', src: '10.0.0.2', family: 4, stopCommand: 'firewall-cmd --remove-rich-rule="rule family=ipv4 source address=10.0.0.2 accept"', dueAt: due },
@@ -380,34 +380,45 @@ test('state file: written atomically (0600, no temp file left) on every change, 
     // Once the stops have run, the file is empty again.
     clock.advance(30_000);
     await runner.idle();
-    assert.deepEqual(await loadPendingStops(state), []);
+    assert.deepEqual((await loadPendingStops(state)).entries, []);
     assert.deepEqual(readdirSync(dir), ['pending.json']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('loadPendingStops: missing file is empty, malformed file throws; restore() reschedules', async () => {
+test('loadPendingStops: missing file is empty; a damaged file is moved aside and its valid entries kept; restore() reschedules', async () => {
   const dir = tmp();
   try {
     const state = join(dir, 'pending.json');
-    assert.deepEqual(await loadPendingStops(state), []);
+    assert.deepEqual(await loadPendingStops(state), { entries: [], extra: {}, problems: [] });
     writeFileSync(state, '{not json');
-    await assert.rejects(loadPendingStops(state), /not valid JSON/);
-    writeFileSync(state, JSON.stringify({ version: 1, stops: [{ door: 'd', src: '1.2.3.4; reboot', family: 4, stopCommand: 'x', dueAt: 1 }] }));
-    await assert.rejects(loadPendingStops(state), /entry 0 is malformed/);
-    writeFileSync(state, JSON.stringify({ version: 2, stops: [] }));
-    await assert.rejects(loadPendingStops(state), /version 1/);
+    let r = await loadPendingStops(state);
+    assert.deepEqual(r.entries, []);
+    assert.match(r.problems[0]!, /pending\.json: not valid JSON/);
+    assert.ok(r.movedTo?.startsWith(`${state}.corrupt-`) && existsSync(r.movedTo), 'moved aside');
+    assert.ok(!existsSync(state));
+
+    const good = { door: 'd', src: '10.0.0.9', family: 4, stopCommand: 'true', dueAt: 1 };
+    writeFileSync(state, JSON.stringify({ version: 1, stops: [{ door: 'd', src: '1.2.3.4; reboot', family: 4, stopCommand: 'x', dueAt: 1 }, good] }));
+    r = await loadPendingStops(state);
+    assert.deepEqual(r.entries, [good]);
+    assert.match(r.problems.join('\n'), /pending\.json: entry 1 refused: not a pending stop command .*1\.2\.3\.4; reboot/);
+    // Cut short: the whole entry lines before the cut are still honoured.
+    const text = `{"version":2,"stops":[\n${JSON.stringify(good)},\n{"door":"e","src":"10.0.0`;
+    writeFileSync(state, text);
+    r = await loadPendingStops(state);
+    assert.deepEqual(r.entries, [good]);
+    assert.ok(r.movedTo !== undefined);
 
     const f = join(dir, 'out');
     writeFileSync(state, JSON.stringify({ version: 1, stops: [{ door: 'd', src: '10.0.0.7', family: 4, stopCommand: `echo restored >> ${f}`, dueAt: Date.now() - 1000 }, { door: 'e', src: '10.0.0.8', family: 4, stopCommand: 'true', dueAt: Date.now() + 3_600_000 }] }));
     const { runner, results } = rig();
-    runner.restore(await loadPendingStops(state));
+    runner.restore((await loadPendingStops(state)).entries);
     while (results.length < 1) await sleep(20);
     assert.equal(readFileSync(f, 'utf8'), 'restored\n');
     assert.deepEqual(runner.pending().map((p) => p.door), ['e']);
     runner.dispose();
-    assert.ok(existsSync(state));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

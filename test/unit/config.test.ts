@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import {
-  ConfigError,
   formatIssue,
   loadConfig,
   parseConfigText,
@@ -23,12 +22,19 @@ import {
   MAX_QUOTE,
 } from '../../src/config/parse';
 import type { ParseResult } from '../../src/config/parse';
-import type { ConfigIssue, DoorConfig } from '../../src/config/types';
+import type { ConfigIssue, DoorConfig, FirewalldDoor } from '../../src/config/types';
 import { IPPROTO_TCP as TCP, IPPROTO_UDP as UDP, TH_ACK, TH_FIN, TH_PSH, TH_RST, TH_SYN, TH_URG } from '../../src/decode/types';
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
+
+/** The rule templates a firewalld door makes: one per target, for each family. */
+function fwRules(zone: string | undefined, targets: string[], timeout: number): FirewalldDoor['rules'] {
+  const z = zone !== undefined ? { zone } : {};
+  const f = (n: 4 | 6) => targets.map((t) => ({ ...z, rule: `rule family="ipv${n}" source address="%IP%" ${t} accept`, timeout }));
+  return { 4: f(4), 6: f(6) };
+}
 
 function parse(text: string): ParseResult {
   return parseConfigText(text, 'knockd.conf');
@@ -133,7 +139,7 @@ test('the project knockd.conf parses to exactly the expected doors', () => {
       tcpFlags: { set: TH_SYN, clear: 0 },
       cmdTimeout: 3600,
       cmdTimeoutSet: true,
-      firewalld: { action: 'open', zone: 'public', services: ['ssh'], ports: [] },
+      firewalld: { action: 'open', zone: 'public', services: ['ssh'], ports: [], rules: fwRules('public', ['service name="ssh"'], 3600), from: 'directives' },
       lines: { SEQUENCE: 5, SEQ_TIMEOUT: 6, TCPFLAGS: 7, FIREWALLD_ACTION: 8, FIREWALLD_ZONE: 9, FIREWALLD_SERVICE: 10, CMD_TIMEOUT: 11 },
     },
     {
@@ -146,9 +152,9 @@ test('the project knockd.conf parses to exactly the expected doors', () => {
       ],
       seqTimeout: 15,
       tcpFlags: { set: TH_SYN, clear: 0 },
-      cmdTimeout: 0, // firewalld door without cmd_timeout: no rule timeout
+      cmdTimeout: 10, // knockd's default; a close door's rules have no timeout
       cmdTimeoutSet: false,
-      firewalld: { action: 'close', zone: 'public', services: ['ssh'], ports: [] },
+      firewalld: { action: 'close', zone: 'public', services: ['ssh'], ports: [], rules: fwRules('public', ['service name="ssh"'], 0), from: 'directives' },
       lines: { SEQUENCE: 14, SEQ_TIMEOUT: 15, TCPFLAGS: 16, FIREWALLD_ACTION: 17, FIREWALLD_ZONE: 18, FIREWALLD_SERVICE: 19 },
     },
   ]);
@@ -171,6 +177,8 @@ const SEED_000_DOOR: Partial<DoorConfig> = {
   startCommand: '/sbin/iptables -I INPUT -s %IP% -p tcp \u2013dport 22 -j ACCEPT',
   stopCommand: '/sbin/iptables -D INPUT -s %IP% -p tcp \u2013dport 22 -j ACCEPT',
 };
+
+const SSH_RULE_T = 'rule family="ipv4" source address="%IP%" service name="ssh" accept';
 
 const RICH = (op: string): string =>
   `/bin/firewall-cmd --zone=public --${op}-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"`;
@@ -231,6 +239,8 @@ test('seed 004 (header-less) parses to two doors, each with a header warning', (
       tcpFlags: { set: TH_SYN, clear: 0 },
       startCommand: RICH(op),
       lines: { SEQUENCE: line, SEQ_TIMEOUT: line + 1, TCPFLAGS: line + 2, START_COMMAND: line + 3 },
+      // The firewall-cmd line becomes a firewalld door when the config is loaded.
+      firewalld: { action: op === 'add' ? 'open' : 'close', services: [], ports: [], rules: { 4: [{ zone: 'public', rule: SSH_RULE_T, timeout: 0 }], 6: [{ zone: 'public', rule: SSH_RULE_T, timeout: 0 }] }, from: 'commands' },
     });
   assert.deepEqual(doors, [expected('door1', 2, [3333, 4444, 5555], 'add'), expected('door2', 7, [6666, 7777, 8888], 'remove')]);
   oneWarning(warnings, 1, /Add a header line "\[options\]" above line 1\./);
@@ -447,13 +457,28 @@ test('firewalld directives: ports, several services, no zone, timeouts', () => {
       { port: '9', proto: 'sctp' },
       { port: '10-10', proto: 'dccp' },
     ],
+    rules: fwRules(
+      undefined,
+      ['service name="http"', 'service name="https"', 'service name="my-svc.v2+x"', 'port port="8080" protocol="tcp"', 'port port="60000-61000" protocol="udp"', 'port port="9" protocol="sctp"', 'port port="10-10" protocol="dccp"'],
+      10,
+    ),
+    from: 'directives',
   });
-  assert.equal(open.cmdTimeout, 0, 'firewalld open door without cmd_timeout: no timeout');
+  assert.equal(open.cmdTimeout, 10, 'firewalld open door without cmd_timeout: knockd\'s default 10 s, never no timeout');
   assert.equal(open.cmdTimeoutSet, false);
-  assert.deepEqual(close.firewalld, { action: 'close', zone: 'internal/x-1', services: [], ports: [{ port: '8080', proto: 'tcp' }] });
-  const timed = ok('[t]\nsequence = 1,2\nfirewalld_action = open\nfirewalld_service = ssh\ncmd_timeout = 0\n').doors[0] as DoorConfig;
+  assert.deepEqual(close.firewalld, {
+    action: 'close',
+    zone: 'internal/x-1',
+    services: [],
+    ports: [{ port: '8080', proto: 'tcp' }],
+    rules: fwRules('internal/x-1', ['port port="8080" protocol="tcp"'], 0),
+    from: 'directives',
+  });
+  const r = parseConfigText('[t]\nsequence = 1,2\nfirewalld_action = open\nfirewalld_service = ssh\ncmd_timeout = 0\n', 'k.conf');
+  const timed = r.config!.doors[0] as DoorConfig;
   assert.equal(timed.cmdTimeout, 0);
-  assert.equal(timed.cmdTimeoutSet, true);
+  assert.equal(timed.firewalld?.rules[4][0]?.timeout, 0, 'cmd_timeout = 0 is allowed: no timeout');
+  oneWarning(r.warnings, 5, /Cmd_Timeout = 0: the rule never expires/, 't');
 });
 
 // ---------------------------------------------------------------------------
@@ -982,16 +1007,6 @@ test('formatIssue with and without door, and for whole-file issues', () => {
   assert.equal(formatIssue({ severity: 'warning', file: 'k.conf', line: 3, message: 'm' }), 'k.conf:3: warning: m');
   assert.equal(formatIssue({ severity: 'error', file: 'k.conf', line: 3, door: 'x', message: 'm' }), 'k.conf:3: error: [x] m');
   assert.equal(formatIssue({ severity: 'error', file: '/etc/k.conf', line: 0, message: 'gone' }), '/etc/k.conf: error: gone');
-});
-
-test('ConfigError carries the issues and formats them one per line', () => {
-  const r = parse('[d]\nsequence = x\ntcpflags = sin\n');
-  const e = new ConfigError(r.errors);
-  assert.ok(e instanceof Error);
-  assert.equal(e.name, 'ConfigError');
-  assert.equal(e.issues, r.errors);
-  assert.equal(e.message, r.errors.map(formatIssue).join('\n'));
-  assert.equal(e.message.split('\n').length, 2);
 });
 
 test('loadConfig reads a file; unreadable files give a line-0 error', async () => {

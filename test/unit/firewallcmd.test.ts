@@ -186,7 +186,7 @@ test('rich rules: a few outputs spelled out', () => {
 // ------------------------------------------------------------ recognizeFirewallCmd
 
 test('seed command lines: add and remove with the canonical rule, zone public', () => {
-  assert.deepEqual(recognizeFirewallCmd(SEED_ADD), { kind: 'add', zone: 'public', rule: SSH_RULE, timeout: 0, permanent: false });
+  assert.deepEqual(recognizeFirewallCmd(SEED_ADD), { kind: 'add', zone: 'public', rule: SSH_RULE, timeout: 0 });
   assert.deepEqual(recognizeFirewallCmd(SEED_REMOVE), { kind: 'remove', zone: 'public', rule: SSH_RULE });
 });
 
@@ -195,7 +195,7 @@ test('the seed splits like /bin/sh splits it: one word, inner quotes gone', () =
 });
 
 test('spellings of the same invocation', () => {
-  const add = { kind: 'add', zone: 'public', rule: SSH_RULE, timeout: 0, permanent: false };
+  const add = { kind: 'add', zone: 'public', rule: SSH_RULE, timeout: 0 };
   for (const cmd of [
     `firewall-cmd --zone=public --add-rich-rule='${SSH_RULE}'`,
     `/usr/bin/firewall-cmd --add-rich-rule='${SSH_RULE}' --zone=public`,
@@ -207,7 +207,7 @@ test('spellings of the same invocation', () => {
     assert.deepEqual(recognizeFirewallCmd(cmd), add, cmd);
   }
   // No zone: firewalld's default zone; the property is absent.
-  assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --add-rich-rule='${SSH_RULE}'`), { kind: 'add', rule: SSH_RULE, timeout: 0, permanent: false });
+  assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --add-rich-rule='${SSH_RULE}'`), { kind: 'add', rule: SSH_RULE, timeout: 0 });
   assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --remove-rich-rule '${SSH_RULE}'`), { kind: 'remove', rule: SSH_RULE });
 });
 
@@ -216,7 +216,7 @@ test('timeouts: seconds, s, m, h like firewall-cmd', () => {
   for (const [t, s] of cases) {
     assert.equal(parseFirewallTimeout(t), s, t);
     const r = recognizeFirewallCmd(`firewall-cmd --zone=public --timeout=${t} --add-rich-rule='${SSH_RULE}'`);
-    assert.deepEqual(r, { kind: 'add', zone: 'public', rule: SSH_RULE, timeout: s, permanent: false }, t);
+    assert.deepEqual(r, { kind: 'add', zone: 'public', rule: SSH_RULE, timeout: s }, t);
   }
   assert.equal(recognizeFirewallCmd(`firewall-cmd --add-rich-rule='${SSH_RULE}' --timeout 90`)?.kind, 'add');
   for (const t of ['', 'x', 'm', '5d', '1.5m', '-5', '5 m', '99999999999']) {

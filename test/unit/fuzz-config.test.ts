@@ -30,6 +30,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
+import { normalizeRichRule, recognizeFirewallCmd } from '../../src/config/firewallcmd';
 import { MAX_ERRORS, MAX_TIMEOUT_SECONDS, MAX_WARNINGS, SEQ_MAX, parseConfigText, type ParseResult } from '../../src/config/parse';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../src/decode/types';
 
@@ -371,10 +372,12 @@ function invariantProblem(text: string, res: ParseResult): string | undefined {
       if (!Number.isInteger(d.cmdTimeout) || d.cmdTimeout < 0 || d.cmdTimeout > MAX_TIMEOUT_SECONDS) return `door ${d.name}: cmdTimeout ${d.cmdTimeout}`;
       if ((d.tcpFlags.set & d.tcpFlags.clear) !== 0) return `door ${d.name}: a flag both required and excluded`;
       if (d.firewalld !== undefined) {
-        if (d.startCommand !== undefined || d.startCommand6 !== undefined || d.stopCommand !== undefined || d.stopCommand6 !== undefined) {
-          return `door ${d.name}: firewalld door with a shell command`;
-        }
-        if (d.firewalld.services.length + d.firewalld.ports.length === 0) return `door ${d.name}: firewalld door with nothing to open`;
+        const cmds = [d.startCommand, d.startCommand6, d.stopCommand, d.stopCommand6].filter((c) => c !== undefined && c !== '');
+        if (d.firewalld.from === 'directives' && cmds.length > 0) return `door ${d.name}: firewalld door with a shell command`;
+        if (d.firewalld.from === 'commands' && cmds.some((c) => recognizeFirewallCmd(c!) === undefined)) return `door ${d.name}: a command the shell must run in a firewalld door`;
+        const rules = [...d.firewalld.rules[4], ...d.firewalld.rules[6]];
+        if (rules.length === 0) return `door ${d.name}: firewalld door with nothing to open`;
+        if (rules.some((r) => normalizeRichRule(r.rule) !== r.rule || !r.rule.includes('source address="%IP%"'))) return `door ${d.name}: a rule template that is not canonical or not the knocker's`;
       }
     }
   }

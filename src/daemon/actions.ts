@@ -1,0 +1,84 @@
+/**
+ * The one action path: a completed knock (matcher event) becomes either
+ * firewalld grants (every firewalld door, including the firewall-cmd command
+ * lines converted when the config was loaded) or knockd shell commands.
+ * Nothing else in the daemon changes the firewall or runs a command.
+ *
+ * The gate comes first: a source that can never be a real client (see
+ * sources.ts) gets no rule and no command; it is counted and logged once per
+ * source and minute, so a spoofed flood of them cannot flood the log.
+ */
+import type { Logger } from 'pino';
+import { IP_PLACEHOLDER } from '../model';
+import type { Grants } from '../firewalld/grants';
+import type { CommandRunner } from './commands';
+import type { RuntimeDoor } from './doors';
+import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
+
+const LOG_EVERY_MS = 60_000;
+/** Host addresses are re-read at most this often (interfaces change rarely; completed knocks are few). */
+const HOST_ADDRS_TTL_MS = 2000;
+/** Bound on the sources remembered for the once-a-minute log. */
+const MAX_REMEMBERED = 10_000;
+
+export class Actions {
+  /** Knocks refused for an impossible source, all time. */
+  refused = 0;
+  private readonly lastLogged = new Map<string, number>();
+  private host: HostAddresses | undefined;
+  private hostAt = 0;
+
+  constructor(
+    private readonly grants: Grants | undefined,
+    private readonly commands: CommandRunner,
+    private readonly log: Logger,
+    private readonly defaultZone: () => string,
+    private readonly now: () => number = Date.now,
+    private readonly readHost: () => HostAddresses = hostAddresses,
+  ) {}
+
+  /** A door's sequence was completed by `src` (canonical address text of family `family`). */
+  knock(door: RuntimeDoor, src: string, family: 4 | 6): void {
+    const why = impossibleSource(src, this.hostAddrs());
+    if (why !== undefined) {
+      this.refuse(door.name, src, why);
+      return;
+    }
+    const fwd = door.config.firewalld;
+    if (fwd === undefined) {
+      try {
+        this.commands.open(door.config, src, family);
+      } catch (err) {
+        this.log.error({ src, door: door.name, err }, `${src}: ${door.name}: command not run: ${(err as Error).message}`);
+      }
+      return;
+    }
+    if (this.grants === undefined) return;
+    const who = { src, door: door.name };
+    for (const t of fwd.rules[family]) {
+      const rule = t.rule.split(IP_PLACEHOLDER).join(src);
+      const zone = t.zone ?? this.defaultZone();
+      if (fwd.action === 'open') void this.grants.open(zone, rule, t.timeout, who);
+      else void this.grants.close(zone, rule, who);
+    }
+  }
+
+  private hostAddrs(): HostAddresses {
+    const now = this.now();
+    if (this.host === undefined || now - this.hostAt > HOST_ADDRS_TTL_MS) {
+      this.host = this.readHost();
+      this.hostAt = now;
+    }
+    return this.host;
+  }
+
+  private refuse(door: string, src: string, why: string): void {
+    this.refused++;
+    const now = this.now();
+    const last = this.lastLogged.get(src);
+    if (last !== undefined && now - last < LOG_EVERY_MS) return;
+    if (this.lastLogged.size >= MAX_REMEMBERED) this.lastLogged.clear();
+    this.lastLogged.set(src, now);
+    this.log.warn({ src, door }, `${src}: ${door}: knock from ${why}: no rule and no command (a spoofed packet; logged once a minute per source)`);
+  }
+}
