@@ -149,6 +149,7 @@ export class Daemon {
     this.indexDoors();
     await this.checkFirewalld(this.doors);
     this.actions = new Actions(this.grants, this.commands, this.log, () => this.defaultZone);
+    this.logConvertedDoors(this.doors);
     const grantsFile = join(this.stateDir, 'grants.json');
     const restored = (await this.grants?.restore(grantsFile)) ?? 0;
     if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${grantsFile})`);
@@ -169,6 +170,16 @@ export class Daemon {
     }
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.refreshInterface(false), this.opts.addressPollMs ?? 2000));
+  }
+
+  /** Say which doors' firewall-cmd command lines are carried out over D-Bus instead of the shell. */
+  private logConvertedDoors(doors: readonly RuntimeDoor[]): void {
+    for (const d of doors) {
+      const f = d.config.firewalld;
+      if (f?.from !== 'commands') continue;
+      const rules = [...new Set([...f.rules[4], ...f.rules[6]].map((r) => `zone ${r.zone ?? this.defaultZone}: ${r.rule}${f.action === 'open' ? ` (${r.timeout ? `timeout ${r.timeout}s` : 'no timeout'})` : ''}`))];
+      this.log.info(`${d.name}: firewall-cmd command lines carried out natively over D-Bus (no shell, no firewall-cmd process): ${f.action === 'open' ? 'add' : 'remove'} ${rules.join('; ')}`);
+    }
   }
 
   /** Give each One_Time_Sequences door the first unused sequence of its file; doors whose file is used up are left out. */
@@ -380,6 +391,7 @@ export class Daemon {
     this.doors = doors;
     this.indexDoors();
     this.capture.setDoors(doors.map(wireDoor), buildFilter(doors, this.localAddrs));
+    this.logConvertedDoors(doors);
     this.log.info(`configuration reloaded from ${next.file}: ${doors.length} door(s)`);
   }
 

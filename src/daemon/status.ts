@@ -81,6 +81,7 @@ export async function queryStatus(timeoutMs = 3000): Promise<StatusSnapshot> {
 
 function secs(n: number | null): string {
   if (n === null) return 'no timeout';
+  if (n >= 86_400) return `${Math.floor(n / 86_400)}d${String(Math.floor((n % 86_400) / 3600)).padStart(2, '0')}h`;
   if (n >= 3600) return `${Math.floor(n / 3600)}h${String(Math.floor((n % 3600) / 60)).padStart(2, '0')}m`;
   if (n >= 60) return `${Math.floor(n / 60)}m${String(n % 60).padStart(2, '0')}s`;
   return `${n}s`;

@@ -5,7 +5,6 @@
  * connection, and anyone scanning sees the port answer).
  */
 import type { FirewalldClient } from './client';
-import { recognizeFirewallCmd } from '../config/firewallcmd';
 import type { Config, ConfigIssue, DoorConfig } from '../config/types';
 import { IPPROTO_TCP } from '../decode/types';
 
@@ -14,15 +13,10 @@ function portIn(range: string, port: number): boolean {
   return b === undefined ? a === port : port >= a! && port <= b;
 }
 
-/** Zones a door's rules go to (firewalld directives, or recognised firewall-cmd command lines). */
+/** Zones a door's rules go to (firewalld directives, or converted firewall-cmd command lines). */
 function doorZones(d: DoorConfig, defaultZone: string): string[] {
-  if (d.firewalld) return [d.firewalld.zone ?? defaultZone];
-  const zones = new Set<string>();
-  for (const c of [d.startCommand, d.startCommand6, d.stopCommand, d.stopCommand6]) {
-    const a = c !== undefined ? recognizeFirewallCmd(c.split('%IP%').join('192.0.2.1')) : undefined;
-    if (a) zones.add(a.zone ?? defaultZone);
-  }
-  return [...zones];
+  const f = d.firewalld;
+  return f ? [...new Set([...f.rules[4], ...f.rules[6]].map((r) => r.zone ?? defaultZone))] : [];
 }
 
 export async function firewalldWarnings(config: Config, fw: FirewalldClient): Promise<ConfigIssue[]> {
@@ -49,7 +43,7 @@ export async function firewalldWarnings(config: Config, fw: FirewalldClient): Pr
     }
     for (const zone of doorZones(d, defaultZone)) {
       if (!zones.has(zone)) {
-        warn(d, d.firewalld ? 'FIREWALLD_ZONE' : 'START_COMMAND', `firewalld has no zone "${zone}" (zones: ${[...zones].join(', ')})`);
+        warn(d, d.firewalld?.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND', `firewalld has no zone "${zone}" (zones: ${[...zones].join(', ')})`);
         continue;
       }
       const open = await portsOf(zone);

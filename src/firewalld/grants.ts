@@ -146,6 +146,8 @@ export class Grants {
       const held = this.grants.get(k);
       if (held) {
         held.state = 'closing';
+        held.door = who.door; // from now on the close knock's: its logs name the door that closes
+        held.src = who.src;
         this.track(k, held);
         await this.remove(held);
         return;
@@ -190,7 +192,7 @@ export class Grants {
     if (this.stopping) return;
     const targets = this.list().filter((g) => mode !== 'pending' || g.state !== 'open');
     if (targets.length === 0) return;
-    this.log.info(`${why}: ${mode === 'pending' ? 'retrying' : 'checking'} ${targets.length} rule(s)`);
+    this.log.info(`${why}: ${{ reset: 'restoring', check: 'checking', pending: 'retrying' }[mode]} ${targets.length} rule(s)`);
     await Promise.all(
       targets.map((g) =>
         this.serial(key(g.zone, g.rule), async () => {

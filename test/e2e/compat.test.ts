@@ -29,8 +29,11 @@ test('the tutorial config as printed opens and closes SSH natively: no shell, no
     assert.equal(await lab.sshBanner(), null);
     const log = await d.log();
     assert.match(log, /knockd-\d+\.conf:2: \[door1\] directives outside any \[section\]; knockd 0.8 rejects this file. Add a header line such as "\[door1\]"/, "the missing headers are explained");
-    assert.match(log, /door1: running command natively over D-Bus .*--add-rich-rule/);
-    assert.match(log, /door2: running command natively over D-Bus .*--remove-rich-rule/);
+    assert.match(log, /door1: firewall-cmd command lines carried out natively over D-Bus \(no shell, no firewall-cmd process\): add zone public: rule family="ipv4" source address="%IP%" service name="ssh" accept \(no timeout\)/);
+    assert.match(log, /door2: firewall-cmd command lines carried out natively over D-Bus .*: remove zone public: rule family="ipv4"/);
+    assert.match(log, /door1: firewalld: added in zone public: /);
+    assert.match(log, /door2: firewalld: removed from zone public: /, 'the close door removes the rule the open door added: one grant table');
+    assert.doesNotMatch(log, /running command/);
   } finally {
     // SIGTERM to the daemon itself (strace would only detach); strace exits with its tracee.
     process.kill(Number(await readFile(pidFile, 'utf8')), 'SIGTERM');

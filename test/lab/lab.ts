@@ -15,8 +15,9 @@
  * the veth pair is created from inside the server namespace, every process is
  * launched through `ip netns exec`, there are no default routes, and firewalld
  * talks only to the private bus (its `DBUS_SYSTEM_BUS_ADDRESS` points at our
- * socket) and reads a private copy of its system configuration, so not even a
- * stray `--permanent` call can modify /etc/firewalld.
+ * socket) and runs in a mount namespace of its own where a private copy of
+ * /etc/firewalld is bind-mounted over /etc/firewalld, so not even a
+ * `--permanent` call (tests make them on purpose) can modify the host's.
  *
  * Everything the helpers log goes to files in `lab.tmpDir` (lab.log,
  * dbus.log, firewalld.log, firewalld.console.log, sshd.log, spawn-*.log);
@@ -142,6 +143,8 @@ export interface Lab {
   delServerAddress(cidr: string): Promise<void>;
   /** Stop firewalld (SIGTERM, SIGKILL after 10 s) and wait until it has exited. */
   stopFirewalld(): Promise<void>;
+  /** Freeze (SIGSTOP) or thaw (SIGCONT) firewalld: a hung firewalld that keeps its bus name. */
+  pauseFirewalld(paused: boolean): void;
   /** (Re)start firewalld, wait until running, redo the zone setup (iface → public, no ssh service). */
   startFirewalld(): Promise<void>;
   /** Kill everything, delete namespaces (and thus the veth pair), remove tmpDir. Idempotent. */
@@ -385,7 +388,7 @@ export function requireRoot(): void {
   if (r.code !== 0) {
     throw new Error(`'ip netns list' is not usable (exit ${String(r.code)}): ${r.stderr.trim()}`);
   }
-  const tools = ['dbus-daemon', 'firewalld', 'firewall-cmd', 'ssh-keygen', 'nc'];
+  const tools = ['dbus-daemon', 'firewalld', 'firewall-cmd', 'ssh-keygen', 'nc', 'unshare'];
   const pathDirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
   const missing = tools.filter(
     (t) =>
@@ -797,14 +800,23 @@ class LabImpl implements Lab {
 
   // ----- firewalld ---------------------------------------------------------
 
-  /** Private --system-config dir: our firewalld.conf, no zone/service overrides. */
+  /**
+   * The private copy of /etc/firewalld that firewalld sees (bind-mounted over
+   * /etc/firewalld in a mount namespace of its own): the host's files, then
+   * our firewalld.conf. A `--permanent` change in a test lands here, never in
+   * the host's configuration. Kept across restarts of firewalld within a lab.
+   */
   private async writeFirewalldConfig(): Promise<string> {
     const dir = path.join(this.tmpDir, 'firewalld-etc');
+    if (!fs.existsSync(dir) && fs.existsSync('/etc/firewalld')) await fsp.cp('/etc/firewalld', dir, { recursive: true });
     for (const sub of ['zones', 'services', 'icmptypes', 'ipsets', 'helpers', 'policies']) {
       await fsp.mkdir(path.join(dir, sub), { recursive: true });
     }
     const conf = path.join(dir, 'firewalld.conf');
-    if (!fs.existsSync(conf)) await fsp.writeFile(conf, FIREWALLD_CONF);
+    if (!fs.existsSync(path.join(dir, '.knlab'))) {
+      await fsp.writeFile(conf, FIREWALLD_CONF);
+      await fsp.writeFile(path.join(dir, '.knlab'), 'private copy of /etc/firewalld for one lab\n');
+    }
     return dir;
   }
 
@@ -836,7 +848,13 @@ class LabImpl implements Lab {
     const etc = await this.writeFirewalldConfig();
     const logFile = path.join(this.tmpDir, 'firewalld.log');
     const consoleLog = path.join(this.tmpDir, 'firewalld.console.log');
-    const argv = ['firewalld', '--nofork', '--nopid', '--system-config', etc, '--log-target', 'file', '--log-file', logFile];
+    // Its own mount namespace (private propagation) with the lab's copy bind-mounted over /etc/firewalld:
+    // firewalld reads and writes /etc/firewalld as on a real server, and the host's stays untouched.
+    const argv = [
+      'unshare', '--mount', '--propagation', 'private', '--',
+      'sh', '-c', 'mount --bind "$0" /etc/firewalld && exec "$@"', etc,
+      'firewalld', '--nofork', '--nopid', '--log-target', 'file', '--log-file', logFile,
+    ];
     if (this.opts.firewalldDebug !== undefined) argv.push(`--debug=${this.opts.firewalldDebug}`);
     const m = this.startManaged('server', 'firewalld', argv, consoleLog);
     this.firewalldProc = m;
@@ -870,6 +888,13 @@ class LabImpl implements Lab {
     if (!field('interfaces').includes(this.serverIf) || field('services').includes('ssh')) {
       throw failure(`zone setup did not take effect; --list-all:\n${all}`);
     }
+  }
+
+  pauseFirewalld(paused: boolean): void {
+    const pid = this.firewalldProc?.child.pid;
+    if (pid === undefined || !this.firewalldProc || !this.managed.has(this.firewalldProc)) throw new Error('pauseFirewalld: firewalld is not running');
+    process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
+    this.log(`firewalld ${paused ? 'paused (SIGSTOP)' : 'resumed (SIGCONT)'}`);
   }
 
   async stopFirewalld(): Promise<void> {
