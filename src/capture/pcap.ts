@@ -53,10 +53,6 @@ export class PcapCapture {
     return this.filterText;
   }
 
-  get open(): boolean {
-    return this.cap !== undefined;
-  }
-
   /** Open (or reopen with a new filter) `iface`. Throws CaptureError with libpcap's reason. */
   start(iface: string, filter: string): LinkType {
     this.stop();

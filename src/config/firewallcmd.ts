@@ -236,16 +236,16 @@ interface ElementSpec {
   attrs: readonly string[];
   /** Exactly one attribute, right after the element name (`service name=…`). */
   single?: boolean;
-  /** Accepts `not` / `NOT` (source, destination). */
-  invert?: boolean;
   /** Accepts a nested `limit value=…` (log, audit, actions). */
   limit?: boolean;
 }
 
 /** The elements we understand (firewalld 1.x also has nflog and tcp-mss-clamp: not ours, rule goes to the shell). */
 const ELEMENTS: Readonly<Record<string, ElementSpec>> = {
-  source: { slot: 'source', attrs: ['address', 'mac', 'ipset'], invert: true },
-  destination: { slot: 'destination', attrs: ['address', 'ipset'], invert: true },
+  // Only what a door can make: its rules are for the knocker's own source address
+  // (no mac, no ipset, no `not`), so a rule without one is not ours (the shell runs it).
+  source: { slot: 'source', attrs: ['address'] },
+  destination: { slot: 'destination', attrs: ['address'] },
   service: { slot: 'element', attrs: ['name'], single: true },
   protocol: { slot: 'element', attrs: ['value'], single: true },
   'icmp-block': { slot: 'element', attrs: ['name'], single: true },
@@ -266,7 +266,6 @@ const ELEMENTS: Readonly<Record<string, ElementSpec>> = {
 interface Clause {
   name: string;
   attrs: Map<string, string>;
-  invert: boolean;
   /** Normalised limit value (`1/m`), when given. */
   limit?: string;
 }
@@ -326,7 +325,7 @@ function parseRule(tokens: Token[]): ParsedRule | undefined {
     }
     const spec = ELEMENTS[t.name];
     if (!spec || parsed.clauses[spec.slot]) return undefined;
-    const clause: Clause = { name: t.name, attrs: new Map(), invert: false };
+    const clause: Clause = { name: t.name, attrs: new Map() };
     i++;
     if (spec.single) {
       const a = tokens[i];
@@ -339,9 +338,6 @@ function parseRule(tokens: Token[]): ParsedRule | undefined {
         if (a.kind === 'attr' && spec.attrs.includes(a.name)) {
           if (clause.attrs.has(a.name)) return undefined;
           clause.attrs.set(a.name, a.value);
-        } else if (a.kind === 'element' && spec.invert && (a.name === 'not' || a.name === 'NOT')) {
-          if (clause.invert) return undefined;
-          clause.invert = true;
         } else if (a.kind === 'element' && spec.limit && a.name === 'limit') {
           const v = tokens[i + 1];
           if (clause.limit !== undefined || !v || v.kind !== 'attr' || v.name !== 'value') return undefined;
@@ -453,21 +449,12 @@ function checkRule(r: ParsedRule): boolean {
   }
   if (!['icmp-block', 'forward-port', 'masquerade'].includes(element?.name ?? '') && !log && !audit && !action) return false;
 
-  if (source) {
-    const addr = source.attrs.get('address');
-    const mac = source.attrs.get('mac');
-    const ipset = source.attrs.get('ipset');
-    if ([addr, mac, ipset].filter((x) => x !== undefined).length !== 1) return false;
-    if (addr !== undefined && !addressOk(family!, addr)) return false;
-    if (mac !== undefined && !/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(mac)) return false;
-    if (ipset !== undefined && ipset.length > 32) return false;
-  }
+  // Every rule of ours is for one knocker: a source address (the placeholder, or the knocker's own).
+  const addr = source?.attrs.get('address');
+  if (addr === undefined || !addressOk(family!, addr)) return false;
   if (destination) {
-    const addr = destination.attrs.get('address');
-    const ipset = destination.attrs.get('ipset');
-    if ((addr === undefined) === (ipset === undefined)) return false;
-    if (addr !== undefined && !addressOk(family!, addr)) return false;
-    if (ipset !== undefined && ipset.length > 32) return false;
+    const dst = destination.attrs.get('address');
+    if (dst === undefined || !addressOk(family!, dst)) return false;
   }
 
   if (element) {
@@ -500,7 +487,7 @@ function checkRule(r: ParsedRule): boolean {
         break;
       }
       case 'masquerade':
-        if (action || source?.attrs.has('mac')) return false;
+        if (action) return false;
         break;
     }
   }
@@ -540,12 +527,8 @@ function printRule(r: ParsedRule): string {
   let out = 'rule';
   if (r.priority !== 0) out += ` priority="${r.priority}"`;
   if (r.family) out += ` family="${r.family}"`;
-  if (source) {
-    const mac = source.attrs.get('mac');
-    out += ` source${source.invert ? ' NOT' : ''}`;
-    out += mac !== undefined ? ` mac="${mac.toUpperCase()}"` : attrText(source, source.attrs.has('address') ? ['address'] : ['ipset']);
-  }
-  if (destination) out += ` destination${destination.invert ? ' NOT' : ''}${attrText(destination, destination.attrs.has('address') ? ['address'] : ['ipset'])}`;
+  if (source) out += ` source${attrText(source, ['address'])}`;
+  if (destination) out += ` destination${attrText(destination, ['address'])}`;
   if (element) {
     out += ` ${element.name}`;
     switch (element.name) {

@@ -8,7 +8,7 @@ import { lookupService } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
-import type { CaptureStats, WireDoor, WireEvent } from '../capture/protocol';
+import type { WireDoor, WireEvent } from '../capture/protocol';
 import { CaptureSupervisor } from '../capture/supervisor';
 import { DEFAULT_RING_MB } from '../capture/protocol';
 import type { Config } from '../config/types';
@@ -335,11 +335,6 @@ export class Daemon {
 
   private tick(): void {
     void this.notifier.status(this.statusLine());
-  }
-
-  /** Counters of the capture process: frames, malformed frames, matcher figures. */
-  captureStats(): Promise<CaptureStats | undefined> {
-    return this.capture.stats();
   }
 
   private who(src: string): string {

@@ -29,10 +29,6 @@ export class SystemdNotifier {
     return this.chain;
   }
 
-  get ready(): boolean {
-    return this.isReady;
-  }
-
   /** READY=1 with a status line; sent once. */
   markReady(status: string): Promise<void> {
     if (this.isReady) return this.status(status);
@@ -46,10 +42,5 @@ export class SystemdNotifier {
     if (status === this.lastStatus) return this.chain;
     this.lastStatus = status;
     return this.send({ status });
-  }
-
-  /** Wait for messages in flight (before exit). */
-  flush(): Promise<void> {
-    return this.chain;
   }
 }

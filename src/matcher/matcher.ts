@@ -190,11 +190,6 @@ export class Matcher {
     return this.table.size;
   }
 
-  /** Attempts in flight per door (for status output). */
-  attemptsByDoor(): { door: string; stage1: number; advanced: number }[] {
-    return this.doors.map((d, i) => ({ door: d.spec.name, stage1: this.table.length(i, FRESH), advanced: this.table.length(i, ADVANCED) }));
-  }
-
   /** Feed one knock given as text. `now` is a monotonic clock in milliseconds. */
   handle(k: Knock, now: number): void {
     toWords(k.src, 'source', this.src);

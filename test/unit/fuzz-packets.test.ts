@@ -626,8 +626,6 @@ test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX
   assert.equal(s.frames, s.malformed + s.ignored + s.knocks);
   assert.equal(s4.frames, s4.malformed + s4.ignored + s4.knocks);
   assert.ok(s4.knocks <= s.knocks);
-  const perDoor = matcher.attemptsByDoor().reduce((n, d) => n + d.stage1 + d.advanced, 0);
-  assert.equal(perDoor, matcher.size, 'attemptsByDoor() agrees with size');
 
   // The run exercised what it was meant to.
   assert.ok(s.malformed > N / 20, `malformed frames: ${s.malformed}`);

@@ -275,7 +275,7 @@ test('when only advanced attempts are left, the oldest of them goes first', () =
   r.advance(1);
   r.knock('10.0.0.4', 3333); // table full of advanced: evicts 10.0.0.2
   assert.equal(r.m.stats.evicted, 1);
-  assert.deepEqual(r.m.attemptsByDoor(), [{ door: 'openSSH', stage1: 1, advanced: 1 }]);
+  assert.equal(r.m.size, 2, '10.0.0.3 (advanced) and 10.0.0.4 (stage 1) are left');
   r.knock('10.0.0.3', 5555);
   r.knock('10.0.0.2', 5555); // evicted: its last knock starts nothing
   assert.deepEqual(r.opened(), ['open openSSH 10.0.0.3']);
