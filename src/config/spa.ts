@@ -283,12 +283,13 @@ export function spaClientConfig(door: SpaDoor, opts: SpaClientConfigOptions = {}
     ['SPA_SERVER_PORT', String(door.port)],
     ['SPA_SERVER_PROTO', 'udp'],
     ['ACCESS', access],
-    ['ALLOW_IP', door.requireSourceAddress ? allow : `${allow}    # or "source" (fwknop -s)`],
+    ...(door.requireSourceAddress ? [] : ([['# ALLOW_IP', 'source    (fwknop -s: the packet\'s source address)']] as [string, string][])),
+    ['ALLOW_IP', allow],
     ['KEY_BASE64', key],
     ['HMAC_KEY_BASE64', hkey],
     ['USE_HMAC', 'Y'],
     ['HMAC_DIGEST_TYPE', door.keys.hmacType],
-    ['#FW_TIMEOUT', `${Math.min(60, door.maxTimeout)}    # fwknop -f: ask for a timeout (at most ${door.maxTimeout} s)`],
+    [`# FW_TIMEOUT`, `${Math.min(60, door.maxTimeout)}    (fwknop -f: ask for a timeout, at most ${door.maxTimeout} s)`],
   ];
   const fwknoprc = `[${door.name}]\n${rows.map(([k, v]) => `${k.padEnd(20)}${v}`).join('\n')}\n`;
   return { commandLine, fwknoprc };
