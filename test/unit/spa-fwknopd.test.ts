@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 import type { SpaDoor } from '../../src/model';
 import { parseCidr } from '../../src/spa/cidr';
@@ -27,6 +28,7 @@ import { makeSpaKeys } from '../../src/spa/keys';
 import { ReplayCache } from '../../src/spa/replay';
 import { runFwknop, SPA_TEST_KEYS as K } from '../support/make-spa-fixtures';
 import { pcapFile, udpFrame } from '../support/pcap-file';
+import { b64, encodeSpa, spaPlaintext } from '../support/spa-encode';
 
 const SERVER = '10.0.0.1';
 const net = parseCidr('198.51.100.0/24');
@@ -49,6 +51,31 @@ OPEN_PORTS          tcp/22, udp/53
 FW_ACCESS_TIMEOUT   30
 MAX_FW_TIMEOUT      300
 `;
+// A second stanza (and door) with other keys and sha1 HMAC: its tag length puts an authentic packet at 401 characters.
+const ACCESS_CONF_SHA1 = `
+SOURCE              198.51.100.0/24
+KEY_BASE64          ${K.K2}
+HMAC_KEY_BASE64     ${K.H2}
+HMAC_DIGEST_TYPE    sha1
+OPEN_PORTS          tcp/22, udp/53
+`;
+const DOOR_SHA1: SpaDoor = { ...DOOR, name: 'spa-sha1', keys: makeSpaKeys(Buffer.from(K.K2, 'base64'), Buffer.from(K.H2, 'base64'), 'sha1') };
+
+/**
+ * An authentic packet (our test encoder) whose plaintext is padded (a longer
+ * username, a repeated tcp/22 in the access list) to `minLen`..`minLen`+15
+ * bytes, so that its wire length is known.
+ */
+function sized(keys: SpaDoor['keys'], minLen: number): string {
+  for (let n = 0; n < 45 * 25; n++) {
+    const user = `root${'x'.repeat(n % 45)}`;
+    const access = ',tcp/22'.repeat(1 + Math.floor(n / 45));
+    const pt = spaPlaintext(['1234567890123456', b64(user), String(Math.floor(Date.now() / 1000)), '3.0.0', '1', b64(`10.99.0.2${access}`)]);
+    if (pt.length >= minLen && pt.length < minLen + 16) return encodeSpa(pt, keys, randomBytes(8));
+  }
+  throw new Error('test bug: no plaintext of that size');
+}
+
 const FWKNOPD_CONF = 'PCAP_FILTER udp port 62201;\nMAX_SPA_PACKET_AGE 120;\nENABLE_SPA_PACKET_AGING Y;\n';
 
 const client = (args: string[], enc: string = K.K1, hmac: string = K.H1): string => runFwknop(['-A', 'tcp/22', '-a', '10.99.0.2', ...args], enc, hmac).packet;
@@ -87,6 +114,11 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     { name: 'command (--server-cmd)', payload: runFwknop(['-a', '10.99.0.2', '--server-cmd', 'echo hi'], K.K1, K.H1).packet },
     { name: 'source outside SOURCE', payload: client([]), src: '192.0.2.9' },
     { name: '400+ characters', payload: runFwknop(['-A', Array.from({ length: 16 }, (_, i) => `tcp/${1000 + i}`).join(','), '-a', '10.99.0.2'], K.K1, K.H1).packet },
+    // The 400-character rule (GnuPG for fwknopd): 16 and 17 AES blocks, sha256 and sha1 tags.
+    { name: '396 characters (sha256 door, 16 blocks)', payload: sized(DOOR.keys, 240) },
+    { name: '380 characters (sha1 door, 16 blocks)', payload: sized(DOOR_SHA1.keys, 240) },
+    { name: '401 characters (sha1 door, 17 blocks)', payload: sized(DOOR_SHA1.keys, 256) },
+    { name: '417 characters (sha256 door, 17 blocks)', payload: sized(DOOR.keys, 256) },
     { name: 'prefix U2FsdGVkX1 re-added', payload: 'U2FsdGVkX1' + client([]) },
     { name: '"=" appended', payload: client([]) + '=' },
     { name: 'tag spelled with other unused bits', payload: base.slice(0, -1) + alphabet[(li & ~3) | ((li + 1) & 3)] },
@@ -100,7 +132,7 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     const srcs = cases.map((c, i) => c.src ?? `198.51.100.${10 + i}`);
     const frames = cases.map((c, i) => udpFrame({ src: srcs[i] as string, dst: SERVER, sport: 40000 + i, dport: 62201, payload: Buffer.from(c.payload, 'latin1') }));
     writeFileSync(join(dir, 'spa.pcap'), pcapFile(frames));
-    writeFileSync(join(dir, 'access.conf'), ACCESS_CONF, { mode: 0o600 });
+    writeFileSync(join(dir, 'access.conf'), ACCESS_CONF + ACCESS_CONF_SHA1, { mode: 0o600 });
     writeFileSync(join(dir, 'fwknopd.conf'), FWKNOPD_CONF, { mode: 0o600 });
     const r = spawnSync(
       'fwknopd',
@@ -115,11 +147,11 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     let mismatches = 0;
     cases.forEach((c, i) => {
       const src = srcs[i] as string;
-      const theirs = log.includes(`[${src}] (stanza #1) --test mode enabled, skipping firewall manipulation.`);
-      const v = handleSpaPacket(Buffer.from(c.payload, 'latin1'), src, [DOOR], new ReplayCache(), now);
+      const theirs = log.includes(`[${src}] (stanza #1) --test mode enabled, skipping firewall manipulation.`) || log.includes(`[${src}] (stanza #2) --test mode enabled, skipping firewall manipulation.`);
+      const v = handleSpaPacket(Buffer.from(c.payload, 'latin1'), src, [DOOR, DOOR_SHA1], new ReplayCache(), now);
       const ours = v.ok;
       if (ours !== theirs) mismatches++;
-      rows.push(`${ours === theirs ? 'same' : 'DIFF'}  fwknopd ${theirs ? 'accept' : 'refuse'}  ours ${v.ok ? 'accept' : `refuse (${v.code})`}  ${c.name}`);
+      rows.push(`${ours === theirs ? 'same' : 'DIFF'}  ${c.payload.length} chars  fwknopd ${theirs ? 'accept' : 'refuse'}  ours ${v.ok ? 'accept' : `refuse (${v.code})`}  ${c.name}`);
     });
     if (process.env.SPA_XCHECK_VERBOSE === '1') process.stdout.write(`${rows.join('\n')}\n`);
     const accepted = rows.filter((l) => l.includes('fwknopd accept')).length;
