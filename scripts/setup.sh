@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (it installs packages and creates network namespaces)" >&2; exit 1; }
 
-DEB_PKGS=(libpcap-dev firewalld dbus openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd procps strace systemd patchelf python3-seccomp groff-base util-linux)
+DEB_PKGS=(libpcap-dev firewalld dbus openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd procps strace systemd patchelf python3-seccomp groff-base util-linux fwknop-client fwknop-server)
 RPM_PKGS=(libpcap-devel firewalld dbus-daemon openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat systemd patchelf python3-libseccomp groff-base util-linux)
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -37,6 +37,11 @@ elif command -v dnf >/dev/null 2>&1; then
   if ! command -v knock >/dev/null 2>&1; then
     dnf install -y epel-release || dnf install -y "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"
     dnf install -y knock knock-server || echo "setup: warning: knock/knockd 0.8 not installed; the tests that use them as a peer will fail" >&2
+  fi
+  # fwknop 2.6.x (client, and fwknopd for the SPA cross-check) also comes from EPEL.
+  if ! command -v fwknop >/dev/null 2>&1 || ! command -v fwknopd >/dev/null 2>&1; then
+    dnf install -y epel-release || dnf install -y "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"
+    dnf install -y fwknop fwknop-server || echo "setup: warning: fwknop/fwknopd not installed; the SPA tests that use them will fail" >&2
   fi
 else
   echo "setup: neither apt-get nor dnf found; install the packages listed in README.md by hand" >&2

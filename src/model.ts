@@ -75,3 +75,59 @@ export interface DoorSpec {
   /** What completing the sequence means. */
   action: 'open' | 'close';
 }
+
+// ---------------------------------------------------------------------------
+// Single Packet Authorization (fwknop) doors
+// ---------------------------------------------------------------------------
+
+/**
+ * HMAC digest types of fwknop's `--hmac-digest-type` / fwknopd's
+ * `HMAC_DIGEST_TYPE`, spelled as fwknop spells them.
+ */
+export type SpaHmacType = 'md5' | 'sha1' | 'sha256' | 'sha384' | 'sha512' | 'sha3_256' | 'sha3_512';
+
+/**
+ * Key material of an SPA door. Objects made by `makeSpaKeys()` (src/spa/keys.ts),
+ * which is what the config validator returns, serialize (JSON.stringify, pino)
+ * and print (util.inspect, console.log) as "[redacted]", so a door logged or
+ * put into `--status` by mistake shows no key.
+ */
+export interface SpaKeys {
+  /** Rijndael passphrase bytes (`KEY_BASE64` decoded), 1..32 bytes. */
+  readonly encryption: Buffer;
+  /** HMAC key bytes (`HMAC_KEY_BASE64` decoded), 1..128 bytes. */
+  readonly hmac: Buffer;
+  readonly hmacType: SpaHmacType;
+}
+
+/** One network of `spa_source`, canonical (host bits cleared), e.g. `{ family: 4, address: '203.0.113.0', prefix: 24 }`. */
+export interface SpaCidr {
+  family: 4 | 6;
+  address: string;
+  prefix: number;
+}
+
+/** One `proto/port` a client may ask an SPA door for (`spa_open_ports`). */
+export interface SpaPortSpec {
+  proto: 'tcp' | 'udp';
+  port: number;
+}
+
+/** What the SPA layer needs to know of a door (the `spa_*` directives plus `cmd_timeout`). */
+export interface SpaDoor {
+  /** Section name, e.g. `spaSSH`. */
+  name: string;
+  /** UDP port the SPA packets are sent to (`spa_port`, default 62201). */
+  port: number;
+  keys: SpaKeys;
+  /** `spa_source`: who may send. Empty: any address (fwknopd's `SOURCE ANY`). */
+  sources: SpaCidr[];
+  /** `spa_open_ports`: every port a packet asks for must be listed (default tcp/22). */
+  openPorts: SpaPortSpec[];
+  /** `spa_max_timeout` (MAX_FW_TIMEOUT), seconds: cap on a client-requested timeout (default 300). */
+  maxTimeout: number;
+  /** `cmd_timeout` (FW_ACCESS_TIMEOUT), seconds: timeout when the packet asks for none (default 30). */
+  defaultTimeout: number;
+  /** `spa_require_source_address` (REQUIRE_SOURCE_ADDRESS): refuse allow-IP 0.0.0.0 (client `-s`). Default false. */
+  requireSourceAddress: boolean;
+}
