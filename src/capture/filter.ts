@@ -30,7 +30,7 @@ function hostClause(addrs: readonly string[]): string {
  * port clause alone is used for doors without a Target (the matcher checks
  * the destination anyway).
  */
-export function buildFilter(doors: readonly FilterDoor[], localAddrs: readonly string[]): string {
+export function buildFilter(doors: readonly FilterDoor[], localAddrs: readonly string[], spaPorts: readonly number[] = []): string {
   const local = doors.filter((d) => d.target === undefined).flatMap((d) => d.sequence);
   const groups: string[] = [];
   if (local.length) groups.push(localAddrs.length ? `(${hostClause(localAddrs)} and ${portClause(local)})` : portClause(local));
@@ -40,5 +40,12 @@ export function buildFilter(doors: readonly FilterDoor[], localAddrs: readonly s
     byTarget.set(d.target, [...(byTarget.get(d.target) ?? []), ...d.sequence]);
   }
   for (const [target, ports] of byTarget) groups.push(`(${hostClause([target])} and ${portClause(ports)})`);
+  if (spaPorts.length) {
+    // SPA: only UDP lengths an SPA packet can have (payload 140..399, UDP length 148..407) reach the process.
+    // libpcap takes udp[] only over IPv4; over IPv6 (no extension headers) the payload length is ip6[4:2].
+    const ports = [...new Set(spaPorts)].sort((a, b) => a - b).join(' or ');
+    const spa = `((ip and udp dst port ${ports} and udp[4:2] >= 148 and udp[4:2] <= 407) or (ip6 and ip6[6] = 17 and udp dst port ${ports} and ip6[4:2] >= 148 and ip6[4:2] <= 407))`;
+    groups.push(localAddrs.length ? `(${hostClause(localAddrs)} and ${spa})` : spa);
+  }
   return groups.join(' or ');
 }

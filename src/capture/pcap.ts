@@ -6,19 +6,9 @@
  */
 import { Cap } from 'cap';
 import type { LinkType } from '../decode/types';
-import { DEFAULT_RING_MB } from './protocol';
+import { DEFAULT_RING_MB, SNAPLEN } from './protocol';
 
 const LINK_TYPES: readonly string[] = ['ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL'];
-
-/**
- * Bytes of each packet libpcap keeps: every header a knock can have (SLL or
- * Ethernet with stacked VLAN tags, IPv4 with options or IPv6 with ~170 bytes
- * of extension headers, the TCP flags or UDP ports). Longer header chains are
- * cut short and counted as malformed. In immediate mode libpcap's ring has
- * one slot of this size per packet: at cap's default 65535 a slot took
- * 128 KiB on GRO/TSO interfaces, at 256 it takes 336 bytes.
- */
-export const SNAPLEN = 256;
 
 export type FrameHandler = (link: LinkType, buf: Buffer, len: number) => void;
 
@@ -35,7 +25,7 @@ export class PcapCapture {
    * One frame at a time (SNAPLEN bytes at most). `cap` keeps only a raw
    * pointer to it: this reference must live as long as the capture.
    */
-  private readonly buf = Buffer.alloc(SNAPLEN);
+  private readonly buf: Buffer;
   private link: LinkType = 'ETHERNET';
   private filterText = '';
 
@@ -47,7 +37,10 @@ export class PcapCapture {
      * process and counts in its RSS.
      */
     private readonly ringBytes = DEFAULT_RING_MB * 1024 * 1024,
-  ) {}
+    private readonly snaplen = SNAPLEN,
+  ) {
+    this.buf = Buffer.alloc(snaplen);
+  }
 
   get filter(): string {
     return this.filterText;
@@ -59,7 +52,7 @@ export class PcapCapture {
     const cap = new Cap();
     let link: string;
     try {
-      link = cap.open(iface, filter, this.ringBytes, this.buf, SNAPLEN);
+      link = cap.open(iface, filter, this.ringBytes, this.buf, this.snaplen);
     } catch (err) {
       throw new CaptureError(`could not open ${iface}: ${(err as Error).message}`, iface);
     }

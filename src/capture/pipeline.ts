@@ -7,6 +7,7 @@
 import { decodeFrame } from '../decode/decode';
 import { Decoded, newPacket, type LinkType } from '../decode/types';
 import type { Matcher } from '../matcher/matcher';
+import type { SpaGate } from './spa-gate';
 
 export interface FrameStats {
   frames: number;
@@ -25,6 +26,8 @@ export class FramePipeline {
   constructor(
     private readonly matcher: Matcher,
     private readonly ipv4Only = false,
+    /** SPA doors' ports (UDP); undefined when there are none. */
+    public spa: SpaGate | undefined = undefined,
   ) {}
 
   /** One captured frame; `now` is a monotonic clock in ms. */
@@ -37,8 +40,14 @@ export class FramePipeline {
       else this.stats.ignored++;
       return;
     }
-    if ((p.family === 6 && this.ipv4Only) || !this.matcher.watches(p.proto, p.dport)) {
+    if (p.family === 6 && this.ipv4Only) {
       this.stats.ignored++;
+      return;
+    }
+    const spa = this.spa?.watches(p.proto, p.dport) === true;
+    if (spa) this.spa!.handle(p);
+    if (!this.matcher.watches(p.proto, p.dport)) {
+      if (!spa) this.stats.ignored++;
       return;
     }
     this.stats.knocks++;

@@ -11,9 +11,29 @@ import type { LinkType } from '../decode/types';
 import type { DoorSpec, MatcherStats } from '../matcher/matcher';
 import type { FrameStats } from './pipeline';
 import type { KnockProto } from '../decode/types';
+import type { SpaHmacType } from '../model';
+import type { SpaGateStats } from './spa-gate';
 
 /** Default size of the capture ring (--capture-buffer), MiB; see PcapCapture. */
 export const DEFAULT_RING_MB = 8;
+
+/**
+ * Bytes of each packet libpcap keeps: every header a knock can have (SLL or
+ * Ethernet with stacked VLAN tags, IPv4 with options or IPv6 with ~170 bytes
+ * of extension headers, the TCP flags or UDP ports). Longer header chains are
+ * cut short and counted as malformed. In immediate mode libpcap's ring has
+ * one slot of this size per packet: at cap's default 65535 a slot took
+ * 128 KiB on GRO/TSO interfaces, at 256 it takes 336 bytes.
+ */
+export const SNAPLEN = 256;
+
+/**
+ * With SPA doors: an SPA payload is at most 399 bytes (fwknopd refuses 400
+ * and more for Rijndael), + UDP 8 + IPv4 with options 60 (IPv6 40) +
+ * Ethernet with two VLAN tags 22 = 489. The ring then holds about half as
+ * many packets per MiB; only SPA configs pay for it.
+ */
+export const SPA_SNAPLEN = 512;
 
 /** Plain-data door (what the matcher needs), as sent to the capture process. */
 export type WireDoor = DoorSpec & {
@@ -21,11 +41,22 @@ export type WireDoor = DoorSpec & {
   oneTime?: boolean;
 };
 
+/** What the capture process gets of an SPA door: its port and HMAC key, never its encryption key (see spa-gate.ts). */
+export interface WireSpaDoor {
+  name: string;
+  port: number;
+  hmacKeyBase64: string;
+  hmacType: SpaHmacType;
+}
+
 export interface CaptureSetup {
   iface: string;
   filter: string;
   doors: WireDoor[];
+  spa: WireSpaDoor[];
   local: string[];
+  /** Bytes of each packet libpcap keeps (see pcap.ts). */
+  snaplen: number;
   ipv4Only: boolean;
   maxAttempts: number;
   /** libpcap kernel ring, MiB (--capture-buffer). */
@@ -37,7 +68,7 @@ export interface CaptureSetup {
 export type ToCapture =
   | { t: 'start'; setup: CaptureSetup }
   /** New doors and filter (config reload): attempts of unchanged doors are kept. */
-  | { t: 'doors'; doors: WireDoor[]; filter: string }
+  | { t: 'doors'; doors: WireDoor[]; spa: WireSpaDoor[]; filter: string }
   /** The interface's addresses changed. */
   | { t: 'local'; local: string[]; filter: string }
   | { t: 'stats' };
@@ -47,12 +78,15 @@ export type WireEvent =
   | { type: 'stage'; door: string; src: string; family: 4 | 6; stage: number }
   | { type: 'open' | 'close'; door: string; src: string; family: 4 | 6 }
   | { type: 'timeout'; door: string; src: string; stage: number }
-  | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number };
+  | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number }
+  /** A datagram to an SPA door's port whose HMAC verified; `payload` is its bytes (latin1), for the daemon to decrypt and judge. */
+  | { type: 'spa'; door: string; src: string; family: 4 | 6; payload: string };
 
 export interface CaptureStats {
   frames: FrameStats;
   matcher: MatcherStats;
   inFlight: number;
+  spa?: SpaGateStats;
 }
 
 export type FromCapture =

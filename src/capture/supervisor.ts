@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LinkType } from '../decode/types';
-import type { CaptureSetup, CaptureStats, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
+import { SNAPLEN, type CaptureSetup, type CaptureStats, type FromCapture, type ToCapture, type WireDoor, type WireEvent, type WireSpaDoor } from './protocol';
 
 export interface SupervisorEvents {
   event: [WireEvent];
@@ -39,6 +39,11 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   get listening(): boolean {
     return this.isListening;
+  }
+
+  /** Snaplen of the capture running (or last started). */
+  get snaplen(): number {
+    return this.setup?.snaplen ?? SNAPLEN;
   }
 
   get running(): boolean {
@@ -133,10 +138,10 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     for (const f of w) f(s);
   }
 
-  setDoors(doors: WireDoor[], filter: string): void {
+  setDoors(doors: WireDoor[], spa: WireSpaDoor[], filter: string): void {
     if (!this.setup) return;
-    this.setup = { ...this.setup, doors, filter };
-    this.send({ t: 'doors', doors, filter });
+    this.setup = { ...this.setup, doors, spa, filter };
+    this.send({ t: 'doors', doors, spa, filter });
   }
 
   setLocal(local: string[], filter: string): void {

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { FramePipeline } from './pipeline';
 import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
+import { SpaGate } from './spa-gate';
 import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
 
 function send(msg: FromCapture): void {
@@ -46,14 +47,14 @@ class CaptureWorker {
       admitStage1: (type) => this.admitStage1(type),
     });
     this.matcher.setLocalAddresses(setup.local);
-    this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only);
+    this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only, this.spaGate(setup));
     this.pcap = new PcapCapture((link, buf, len) => {
       const now = performance.now();
       this.pipeline.onFrame(link, buf, len, now);
       // Under a flood `cap` keeps reading until the ring is empty and the event
       // loop (timers included) does not run: do the once-a-second work from here.
       if (now - this.lastTick >= 1000) this.tick();
-    }, setup.ringMB * 1024 * 1024);
+    }, setup.ringMB * 1024 * 1024, setup.snaplen);
     setInterval(() => {
       if (performance.now() - this.lastTick >= 1000) this.tick();
     }, 1000);
@@ -95,6 +96,7 @@ class CaptureWorker {
     this.suppressed = 0;
     this.timeoutsHeld = 0;
     this.budget = this.setup.stage1PerSecond;
+    this.pipeline.spa?.refill();
     // Counters go up unasked once a second: during a flood this process never gets to read a request.
     this.stats();
   }
@@ -110,19 +112,26 @@ class CaptureWorker {
     }
   }
 
-  setDoors(doors: DoorSpec[], filter: string): void {
-    this.setup = { ...this.setup, doors };
+  private spaGate(setup: CaptureSetup): SpaGate | undefined {
+    if (setup.spa.length === 0) return undefined;
+    return new SpaGate(setup.spa, (e) => send({ t: 'event', e }), (addr) => this.setup.local.includes(addr));
+  }
+
+  setDoors(doors: DoorSpec[], spa: CaptureSetup['spa'], filter: string): void {
+    this.setup = { ...this.setup, doors, spa };
     this.matcher.setDoors(doors);
+    this.pipeline.spa = this.spaGate(this.setup);
     if (filter !== this.pcap.filter) this.open(filter);
   }
 
   setLocal(local: string[], filter: string): void {
+    this.setup = { ...this.setup, local };
     this.matcher.setLocalAddresses(local);
     if (filter !== this.pcap.filter) this.open(filter);
   }
 
   stats(): void {
-    send({ t: 'stats', stats: { frames: this.pipeline.stats, matcher: this.matcher.stats, inFlight: this.matcher.size } });
+    send({ t: 'stats', stats: { frames: this.pipeline.stats, matcher: this.matcher.stats, inFlight: this.matcher.size, ...(this.pipeline.spa ? { spa: this.pipeline.spa.stats } : {}) } });
   }
 }
 
@@ -134,7 +143,7 @@ process.on('message', (msg: ToCapture) => {
       worker.open(msg.setup.filter);
       return;
     case 'doors':
-      worker?.setDoors(msg.doors, msg.filter);
+      worker?.setDoors(msg.doors, msg.spa, msg.filter);
       return;
     case 'local':
       worker?.setLocal(msg.local, msg.filter);

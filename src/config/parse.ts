@@ -41,6 +41,7 @@ import type { KnockProto } from '../decode/types';
 import { canonicalAddress } from '../decode/address';
 import { IP_PLACEHOLDER, type RuleTemplate } from '../model';
 import { commandDoor } from './firewallcmd';
+import { SPA_DIRECTIVES, validateSpaDoor, type SpaDirective, type SpaRawValue } from './spa';
 import type { Config, ConfigIssue, DoorConfig, FirewalldDoor, KnockPort, Options, TcpFlagRule } from './types';
 
 // ---------------------------------------------------------------------------
@@ -161,7 +162,15 @@ type DoorKey =
   | 'FIREWALLD_ACTION'
   | 'FIREWALLD_ZONE'
   | 'FIREWALLD_SERVICE'
-  | 'FIREWALLD_PORT';
+  | 'FIREWALLD_PORT'
+  | 'SPA_PORT'
+  | 'SPA_KEY_BASE64'
+  | 'SPA_HMAC_KEY_BASE64'
+  | 'SPA_HMAC_DIGEST_TYPE'
+  | 'SPA_SOURCE'
+  | 'SPA_OPEN_PORTS'
+  | 'SPA_MAX_TIMEOUT'
+  | 'SPA_REQUIRE_SOURCE_ADDRESS';
 
 /** How each option is spelled in messages. */
 const OPTION_NAMES = new Map<OptionKey, string>([
@@ -187,6 +196,7 @@ const DOOR_NAMES = new Map<DoorKey, string>([
   ['FIREWALLD_ZONE', 'firewalld_zone'],
   ['FIREWALLD_SERVICE', 'firewalld_service'],
   ['FIREWALLD_PORT', 'firewalld_port'],
+  ...SPA_DIRECTIVES.map((k): [DoorKey, string] => [k.toUpperCase() as DoorKey, k]),
 ]);
 
 /** Upper-case key as written → canonical door key (includes knockd's aliases). */
@@ -242,6 +252,8 @@ interface DoorBuilder {
     services?: string[];
     ports?: FirewalldDoor['ports'];
   };
+  /** spa_* directives as written (validated together in checkDoor). */
+  spa: Partial<Record<SpaDirective, SpaRawValue>>;
 }
 
 type Section = { kind: 'none' } | { kind: 'options' } | { kind: 'door'; b: DoorBuilder };
@@ -583,6 +595,16 @@ class Parser {
         if (r.errors.length === 0) b.fw.ports = r.ports;
         return;
       }
+      case 'SPA_PORT':
+      case 'SPA_KEY_BASE64':
+      case 'SPA_HMAC_KEY_BASE64':
+      case 'SPA_HMAC_DIGEST_TYPE':
+      case 'SPA_SOURCE':
+      case 'SPA_OPEN_PORTS':
+      case 'SPA_MAX_TIMEOUT':
+      case 'SPA_REQUIRE_SOURCE_ADDRESS':
+        b.spa[key.toLowerCase() as SpaDirective] = { value, line: lineNo };
+        return;
     }
 
     // Only the four command directives get here: look for characters that
@@ -635,6 +657,10 @@ class Parser {
     const name = d.name;
     const L = d.lines;
 
+    if (Object.keys(b.spa).length > 0) {
+      this.checkSpaDoor(b);
+      return;
+    }
     if (L.SEQUENCE === undefined && L.ONE_TIME_SEQUENCES === undefined) {
       this.error(d.line, 'door has no knock sequence: add "Sequence = port1,port2,..." (or One_Time_Sequences = /path/to/file)', name);
     }
@@ -713,6 +739,30 @@ class Parser {
           `needs ${n - 1} s and will never get in; raise Seq_Timeout`,
         name,
       );
+    }
+  }
+
+  /** An SPA door (spa_* directives): fwknop's Single Packet Authorization instead of a knock sequence. */
+  private checkSpaDoor(b: DoorBuilder): void {
+    const d = b.door;
+    const L = d.lines;
+    for (const k of ['SEQUENCE', 'ONE_TIME_SEQUENCES', 'TCPFLAGS', 'SEQ_TIMEOUT', 'TARGET', 'FIREWALLD_ACTION', 'FIREWALLD_SERVICE', 'FIREWALLD_PORT', ...COMMAND_KEYS] as const) {
+      const l = L[k];
+      if (l !== undefined) {
+        this.error(l, `${DOOR_NAMES.get(k) ?? k} has no place in an SPA door (spa_* directives): an SPA door opens spa_open_ports for the address its packet names; use a separate door for knocks`, d.name);
+      }
+    }
+    const r = validateSpaDoor({
+      name: d.name,
+      line: d.line,
+      directives: b.spa,
+      ...(d.cmdTimeoutSet ? { cmdTimeout: { seconds: d.cmdTimeout, line: L.CMD_TIMEOUT ?? d.line } } : {}),
+    });
+    for (const e of r.errors) this.error(e.line, e.message, d.name);
+    for (const w of r.warnings) this.warn(w.line, w.message, d.name);
+    if (r.door) {
+      d.spa = r.door;
+      if (b.fw.zone !== undefined) d.spaZone = b.fw.zone;
     }
   }
 
@@ -1228,6 +1278,7 @@ function newDoor(name: string, line: number, duplicate: boolean): DoorBuilder {
     },
     duplicate,
     fw: {},
+    spa: {},
   };
 }
 

@@ -1,4 +1,4 @@
-import type { FirewalldDoor, KnockPort, TcpFlagRule } from '../model';
+import type { FirewalldDoor, KnockPort, SpaDoor, TcpFlagRule } from '../model';
 
 export type { FirewalldDoor, KnockPort, TcpFlagRule } from '../model';
 
@@ -34,6 +34,10 @@ export interface DoorConfig {
   /** `One_Time_Sequences` file path. */
   oneTimeSequences?: string;
   firewalld?: FirewalldDoor;
+  /** An SPA door (spa_* directives): no sequence, the packet says what to open. */
+  spa?: SpaDoor;
+  /** `firewalld_zone` of an SPA door; undefined: the default zone. */
+  spaZone?: string;
   /** Line of each directive, by canonical upper-case key, for error messages. */
   lines: Record<string, number>;
 }

@@ -10,7 +10,9 @@
  */
 import type { Logger } from 'pino';
 import { IP_PLACEHOLDER } from '../model';
+import { canonicalAddress } from '../decode/address';
 import type { Grants } from '../firewalld/grants';
+import type { SpaGrant } from '../spa/types';
 import type { CommandRunner } from './commands';
 import type { RuntimeDoor } from './doors';
 import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
@@ -60,6 +62,26 @@ export class Actions {
       const zone = t.zone ?? this.defaultZone();
       if (fwd.action === 'open') void this.grants.open(zone, rule, t.timeout, who);
       else void this.grants.close(zone, rule, who);
+    }
+  }
+
+  /**
+   * An SPA packet was accepted: one rich rule per requested port for the
+   * address it names (the packet's source when the client sent 0.0.0.0),
+   * with the timeout it was granted, in the door's zone.
+   */
+  spa(door: RuntimeDoor, grant: SpaGrant): void {
+    const why = canonicalAddress(grant.address) !== grant.address ? 'not an address in canonical form' : impossibleSource(grant.address, this.hostAddrs());
+    if (why !== undefined) {
+      this.refuse(door.name, grant.address, why);
+      return;
+    }
+    if (this.grants === undefined) return;
+    const zone = door.config.spaZone ?? this.defaultZone();
+    const who = { src: grant.address, door: door.name };
+    for (const p of grant.ports) {
+      const rule = `rule family="ipv${grant.family}" source address="${grant.address}" port port="${p.port}" protocol="${p.proto}" accept`;
+      void this.grants.open(zone, rule, grant.timeout, who);
     }
   }
 

@@ -8,9 +8,12 @@ import { lookupService } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
-import type { WireDoor, WireEvent } from '../capture/protocol';
+import type { WireDoor, WireEvent, WireSpaDoor } from '../capture/protocol';
+import type { SpaDoor } from '../model';
+import { spaKeysToWire } from '../spa/keys';
+import { SpaReplay } from './spa-replay';
 import { CaptureSupervisor } from '../capture/supervisor';
-import { DEFAULT_RING_MB } from '../capture/protocol';
+import { DEFAULT_RING_MB, SNAPLEN, SPA_SNAPLEN } from '../capture/protocol';
 import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
@@ -63,6 +66,11 @@ function doorRules(fwd: NonNullable<Config['doors'][number]['firewalld']>): stri
 const STAGE1_LOG_PER_SECOND = 50;
 
 /** The matcher's view of a door: plain data, sent to the capture process. */
+function wireSpaDoor(d: SpaDoor): WireSpaDoor {
+  const k = spaKeysToWire(d.keys);
+  return { name: d.name, port: d.port, hmacKeyBase64: k.hmacBase64, hmacType: k.hmacType };
+}
+
 function wireDoor(d: RuntimeDoor): WireDoor {
   return {
     name: d.name,
@@ -90,6 +98,8 @@ export class Daemon {
   private waitingFor = '';
   readonly notifier: SystemdNotifier;
   private readonly commands: CommandRunner;
+  /** SPA packets seen (replay cache), kept across restarts. */
+  private readonly spaReplay: SpaReplay;
   private readonly stateDir: string;
   private status: StatusService | undefined;
   /** The sequence each One_Time_Sequences door is using now. */
@@ -120,6 +130,7 @@ export class Daemon {
     this.notifier = new SystemdNotifier(log);
     this.stateDir = opts.stateDir ?? '/run/knockd';
     this.commands = new CommandRunner(log, { stateFile: join(this.stateDir, 'commands.json') });
+    this.spaReplay = new SpaReplay(join(this.stateDir, 'spa-replay.json'), log);
   }
 
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
@@ -158,6 +169,7 @@ export class Daemon {
     for (const p of stops.problems) this.log.error(p);
     if (stops.movedTo) this.log.error(`${commandsFile}: moved aside to ${stops.movedTo}; its ${stops.entries.length} valid stop command(s) are honoured`);
     if (stops.keep) this.commands.holdState('could not be read at start-up');
+    if (this.doors.some((d) => d.config.spa)) await this.spaReplay.load();
     if (stops.entries.length) {
       this.log.info(`${stops.entries.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`);
       this.commands.restore(stops.entries);
@@ -229,13 +241,22 @@ export class Daemon {
       this.log.warn(`no more sequences left in the one time sequences file ${file} for door ${door.name} --> disabling the door`);
     }
     this.indexDoors();
-    this.capture.setDoors(this.doors.map(wireDoor), buildFilter(this.doors, this.localAddrs));
+    const w = this.wire(this.doors);
+    this.capture.setDoors(w.doors, w.spa, w.filter);
+  }
+
+  /** What the capture process gets: knock doors for the matcher, SPA doors' ports and HMAC keys, and the BPF filter. */
+  private wire(doors: readonly RuntimeDoor[]): { doors: WireDoor[]; spa: WireSpaDoor[]; filter: string } {
+    const knock = doors.filter((d) => d.config.spa === undefined);
+    const spa = doors.flatMap((d) => (d.config.spa ? [wireSpaDoor(d.config.spa)] : []));
+    return { doors: knock.map(wireDoor), spa, filter: buildFilter(knock, this.localAddrs, spa.map((s) => s.port)) };
   }
 
   /** Firewalld must be running, and every zone and service the doors name must exist. */
   private async checkFirewalld(doors: readonly RuntimeDoor[]): Promise<void> {
     const fwDoors = doors.filter((d) => d.config.firewalld !== undefined);
-    if (fwDoors.length === 0) return;
+    const spaDoors = doors.filter((d) => d.config.spa !== undefined);
+    if (fwDoors.length === 0 && spaDoors.length === 0) return;
     if (this.fw === undefined) {
       this.fw = new FirewalldClient();
       this.fw.on('busError', (err) => this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`));
@@ -264,6 +285,10 @@ export class Daemon {
       throw new StartupError(`cannot talk to firewalld over D-Bus: ${e.message}${hint}`);
     }
     const problems: string[] = [];
+    for (const d of spaDoors) {
+      const zone = d.config.spaZone ?? this.defaultZone;
+      if (!zones.includes(zone)) problems.push(`${where(d, 'FIREWALLD_ZONE')} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
+    }
     for (const d of fwDoors) {
       const fwd = d.config.firewalld!;
       const key = fwd.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND';
@@ -304,13 +329,16 @@ export class Daemon {
     const changed = info.addrs.join(' ') !== this.localAddrs.join(' ');
     if (changed && this.localAddrs.length) this.log.info(`addresses of ${iface} changed: ${info.addrs.join(', ')}`);
     this.localAddrs = info.addrs;
-    const filter = buildFilter(this.doors, this.localAddrs);
+    const w = this.wire(this.doors);
+    const filter = w.filter;
     if (!this.capture.running) {
       this.log.debug(`pcap filter: ${filter}`);
       this.capture.start({
         iface,
         filter,
-        doors: this.doors.map(wireDoor),
+        doors: w.doors,
+        spa: w.spa,
+        snaplen: w.spa.length ? SPA_SNAPLEN : SNAPLEN,
         local: this.localAddrs,
         ipv4Only,
         maxAttempts: this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
@@ -365,6 +393,22 @@ export class Daemon {
       case 'spoiled':
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`);
         return;
+      case 'spa': {
+        const door = this.doorByName.get(e.door);
+        if (door?.config.spa === undefined) {
+          this.log.warn(ctx, `${e.src}: SPA packet for "${e.door}", which is not an SPA door (any more); ignored`);
+          return;
+        }
+        const v = this.spaReplay.judge(Buffer.from(e.payload, 'latin1'), e.src, door.config.spa);
+        if (!v.ok) {
+          this.log.warn({ ...ctx, code: v.code }, `${this.who(e.src)}: ${e.door}: SPA packet refused (${v.code}): ${v.reason}`);
+          return;
+        }
+        const ports = v.grant.ports.map((p) => `${p.proto}/${p.port}`).join(',');
+        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: SPA packet accepted (user ${JSON.stringify(v.message.username)}): open ${ports} for ${v.grant.address}, ${v.grant.timeout}s`);
+        this.actions?.spa(door, v.grant);
+        return;
+      }
       case 'open':
       case 'close': {
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: OPEN SESAME`);
@@ -385,7 +429,14 @@ export class Daemon {
     this.config = next;
     this.doors = doors;
     this.indexDoors();
-    this.capture.setDoors(doors.map(wireDoor), buildFilter(doors, this.localAddrs));
+    const w = this.wire(doors);
+    if ((w.spa.length > 0) !== this.capture.snaplen > SNAPLEN) {
+      // SPA doors came or went: the capture needs another snaplen, and a handle is only opened once.
+      this.capture.stop();
+      this.refreshInterface(false);
+    } else {
+      this.capture.setDoors(w.doors, w.spa, w.filter);
+    }
     this.logConvertedDoors(doors);
     this.log.info(`configuration reloaded from ${next.file}: ${doors.length} door(s)`);
   }
@@ -445,6 +496,7 @@ export class Daemon {
       this.log.warn(`firewalld did not answer within ${SHUTDOWN_FIREWALLD_MS / 1000} s; unfinished grants are kept in ${join(this.stateDir, 'grants.json')} for the next start`);
     }
     this.grants?.dispose();
+    await this.spaReplay.settled();
     this.fw?.close();
     await this.lock?.release();
   }

@@ -238,5 +238,7 @@ function decodeL4(
   out.buf = buf;
   out.srcOff = srcOff;
   out.dstOff = dstOff;
+  out.l4Off = off;
+  out.l4End = limit;
   return Decoded.Ok;
 }

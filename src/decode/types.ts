@@ -48,8 +48,12 @@ export interface Packet {
   srcOff: number;
   /** Offset of the 4- or 16-byte destination address in `buf`. */
   dstOff: number;
+  /** Offset of the TCP/UDP header in `buf`. */
+  l4Off: number;
+  /** End of what was captured of the transport segment (bounded by the IP length and the capture). */
+  l4End: number;
 }
 
 export function newPacket(): Packet {
-  return { family: 4, proto: IPPROTO_TCP, sport: 0, dport: 0, flags: 0, buf: Buffer.alloc(0), srcOff: 0, dstOff: 0 };
+  return { family: 4, proto: IPPROTO_TCP, sport: 0, dport: 0, flags: 0, buf: Buffer.alloc(0), srcOff: 0, dstOff: 0, l4Off: 0, l4End: 0 };
 }

@@ -340,7 +340,7 @@ test('the per-packet path reads addresses in place: handlePacket agrees with han
   const feed = (family: 4 | 6, src: number[], dst: number[], dport: number): void => {
     buf.set(src, 0);
     buf.set(dst, 32);
-    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32 }, 0);
+    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32, l4Off: 0, l4End: 0 }, 0);
   };
   const v6src = [0xfd, 0, ...new Array<number>(13).fill(0), 2];
   const v6dst = [0xfd, 0, ...new Array<number>(13).fill(0), 1];
