@@ -7,6 +7,7 @@ import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue, loadConfig } from '../config/parse';
+import { spaClientConfig } from '../config/spa';
 import { firewalldWarnings } from '../firewalld/check';
 import { FirewalldClient } from '../firewalld/client';
 import type { Config, ConfigIssue } from '../config/types';
@@ -175,6 +176,12 @@ export async function main(argv: string[]): Promise<number> {
     if (res.errors.length) {
       process.stdout.write(`${cli.config}: ${res.errors.length} error(s), ${res.warnings.length} warning(s)\n`);
       return 1;
+    }
+    for (const d of res.config!.doors) {
+      if (d.spa === undefined) continue;
+      // The client side of each SPA door; the keys stay in knockd.conf (placeholders name the directives).
+      const c = spaClientConfig(d.spa);
+      process.stdout.write(`\n${d.name}: ${c.commandLine}\n${d.name}: or, in ~/.fwknoprc (then "fwknop -n ${d.name}"):\n${c.fwknoprc}`);
     }
     process.stdout.write(`${cli.config}: OK, ${res.config!.doors.length} door(s), ${res.warnings.length} warning(s)\n`);
     return 0;
