@@ -119,6 +119,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       stderr = (stderr + c.toString()).slice(-2000);
     });
     child.on('message', (m: unknown) => this.onMessage(child, m));
+    // kill() of an unprivileged capture process: EPERM (see stop()).
+    child.on('error', (err) => this.log.debug(`capture process ${String(child.pid)}: ${err.message}`));
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
@@ -152,7 +154,12 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         if (problem !== undefined) {
           this.lastError = `capture process kept privileges (${problem}); killed`;
           this.log.error(this.lastError);
+          // Its messages are ignored from now on; it exits when the channel closes (if it has dropped its uid, kill() cannot reach it).
+          this.child = undefined;
+          child.disconnect();
           child.kill('SIGKILL');
+          this.isListening = false;
+          this.scheduleRestart();
           return;
         }
         const again = this.everListened;
@@ -227,6 +234,12 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     const child = this.child;
     this.child = undefined;
     if (child) {
+      // Once it has dropped its privileges the capture process runs as
+      // another user, which a daemon without CAP_KILL cannot signal (kill()
+      // fails with EPERM: see the 'error' listener). Closing the channel
+      // ends it (it exits on 'disconnect'), and it dies with the daemon in
+      // any case (PR_SET_PDEATHSIG). The signal is for one that has not
+      // dropped yet.
       child.disconnect();
       child.kill();
     }

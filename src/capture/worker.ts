@@ -17,6 +17,9 @@ import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
 import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
 
+/** The daemon. */
+const PARENT = process.ppid;
+
 function send(msg: FromCapture): void {
   if (process.connected) process.send!(msg);
 }
@@ -117,6 +120,8 @@ class CaptureWorker {
       const link = this.pcap.start(this.setup.iface, this.setup.filter);
       try {
         Cap.dropPrivileges(this.setup.user.uid, this.setup.user.gid);
+        // It dies with the daemon from now on (PR_SET_PDEATHSIG): unless the daemon is already gone.
+        if (process.ppid !== PARENT) process.exit(0);
       } catch (err) {
         this.pcap.stop();
         throw new Error(`capture process could not drop its privileges (to ${this.setup.user.name}): ${(err as Error).message}`);

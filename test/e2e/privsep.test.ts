@@ -12,7 +12,7 @@ import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
-import { capturePid, DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { capturePid, DEFAULT_CONF, debianKnock, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -154,4 +154,32 @@ test('SIGHUP with a changed door: the new sequence opens (new filter on the open
     await assertUnprivileged(now);
     assert.doesNotMatch((await d.log()).slice(from), /capture on \S+ failed|invalid message/);
   });
+});
+
+test("under the unit's capability bounding set: knocks open, SIGTERM exits 0 and ends the capture process; after SIGKILL it dies with the daemon", async () => {
+  const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
+  const caps = /^CapabilityBoundingSet=(.*)$/m.exec(unit)![1]!.trim().split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  // No CAP_KILL among them: the daemon cannot signal its capture process once that runs as another user.
+  assert.ok(!caps.includes('+kill'));
+  const wrap = ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', '--no-new-privs'];
+  const gone = (pid: number): Promise<boolean> => lab.waitFor(async () => ((await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')) === '' ? true : undefined), 3000, 25);
+
+  const d = await startKnockd(lab, DEFAULT_CONF(), [], { wrap });
+  let pid: number;
+  try {
+    assert.notEqual((await status(d.proc.pid!)).capBnd, (1n << 41n) - 1n, 'the daemon runs with the reduced bounding set');
+    pid = await capturePid(lab, d);
+    await assertUnprivileged(pid);
+    await knockOpens();
+  } finally {
+    for (const r of await rulesNow()) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
+  }
+  assert.equal(await d.stop('SIGTERM'), 0, `clean exit:\n${await d.log()}`);
+  assert.ok(await gone(pid), 'capture process gone after SIGTERM');
+
+  const d2 = await startKnockd(lab, DEFAULT_CONF(), [], { wrap });
+  const pid2 = await capturePid(lab, d2);
+  await assertUnprivileged(pid2);
+  await d2.stop('SIGKILL');
+  assert.ok(await gone(pid2), 'capture process gone after the daemon was SIGKILLed');
 });
