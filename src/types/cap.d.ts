@@ -31,8 +31,9 @@ declare module 'cap' {
     /**
      * Linux: no supplementary groups, real/effective/saved ids `uid`/`gid`,
      * empty capability sets (bounding and ambient included), no_new_privs,
-     * and execve refused on every thread; verified. Throws naming the step
-     * that failed (vendor/cap-privsep.patch).
+     * execve and socket creation refused on every thread, SIGKILL when the
+     * parent exits; verified. Throws naming the step that failed
+     * (vendor/cap-privsep.patch).
      */
     static dropPrivileges(uid: number, gid: number): void;
   }
