@@ -6,9 +6,10 @@
  * It starts as root (the daemon's credentials), opens the packet socket and
  * attaches the filter, and then, before it reads a packet, gives up every
  * privilege for good (Cap.dropPrivileges: the unprivileged capture user, no
- * groups, no capabilities, no_new_privs, no execve, no new socket). Everything later works
- * on the open socket (a new filter) or is the daemon's job (it restarts this
- * process when the interface goes away: never reopened here).
+ * groups, no capabilities, no_new_privs, no execve, no new socket).
+ * Everything later works on the open socket (a new filter) or is the
+ * daemon's job (it restarts this process when the interface goes away: the
+ * socket is never reopened here).
  */
 import { performance } from 'node:perf_hooks';
 import { Cap } from 'cap';
