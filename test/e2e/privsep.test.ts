@@ -96,6 +96,7 @@ test('with the capture process credentials: firewalld refuses the D-Bus call, th
         const r2 = await asCapture(p, call);
         assert.notEqual(r2.code, 0, 'dbus-send must fail');
         assert.match(r2.stderr, /NotAuthorized|AccessDenied/);
+        process.stdout.write(`D-Bus call as uid ${p.uid[0]}: ${r1.stderr.trim().split('\n')[0]} / ${r2.stderr.trim().split('\n')[0]}\n`);
       } finally {
         await chmod(lab.tmpDir, 0o700);
       }
