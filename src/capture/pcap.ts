@@ -11,6 +11,8 @@ import { DEFAULT_RING_MB, SNAPLEN } from './protocol';
 const LINK_TYPES: readonly string[] = ['ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL'];
 
 export type FrameHandler = (link: LinkType, buf: Buffer, len: number) => void;
+/** The handle failed (link down, interface removed) and is closed. */
+export type FailHandler = (err: CaptureError) => void;
 
 export class CaptureError extends Error {
   constructor(message: string, readonly iface: string) {
@@ -37,6 +39,7 @@ export class PcapCapture {
      * process and counts in its RSS.
      */
     private readonly ringBytes = DEFAULT_RING_MB * 1024 * 1024,
+    private readonly onFail: FailHandler = () => undefined,
     private readonly snaplen = SNAPLEN,
   ) {
     this.buf = Buffer.alloc(snaplen);
@@ -46,7 +49,10 @@ export class PcapCapture {
     return this.filterText;
   }
 
-  /** Open (or reopen with a new filter) `iface`. Throws CaptureError with libpcap's reason. */
+  /**
+   * Open `iface` (needs CAP_NET_RAW: once, before the capture process drops
+   * its privileges). Throws CaptureError with libpcap's reason.
+   */
   start(iface: string, filter: string): LinkType {
     this.stop();
     const cap = new Cap();
@@ -64,8 +70,28 @@ export class PcapCapture {
     this.filterText = filter;
     const buf = this.buf;
     cap.on('packet', (nbytes: number) => this.onFrame(this.link, buf, nbytes));
+    cap.on('error', (err: Error) => {
+      if (this.cap !== cap) return;
+      this.cap = undefined;
+      this.onFail(new CaptureError(`capture on ${iface} failed: ${err.message}`, iface));
+    });
     this.cap = cap;
     return this.link;
+  }
+
+  /**
+   * A new filter on the open handle: attaching a BPF program to a socket one
+   * holds needs no privilege, so this works after the drop. Throws
+   * CaptureError (a bad filter, or the handle is gone).
+   */
+  setFilter(filter: string): void {
+    if (!this.cap) throw new CaptureError('capture is not open', '');
+    try {
+      this.cap.setFilter(filter);
+    } catch (err) {
+      throw new CaptureError(`could not set the capture filter: ${(err as Error).message}`, '');
+    }
+    this.filterText = filter;
   }
 
   stop(): void {

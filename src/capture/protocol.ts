@@ -2,10 +2,12 @@
  * Messages between the daemon and its capture process.
  *
  * The capture process owns libpcap, the decoders and the matcher: all the
- * per-packet work. The daemon owns firewalld, commands, logging and the
- * lifecycle. libpcap (through `cap`) aborts the whole process when the
- * interface goes down under it, so it lives in a child the daemon restarts;
- * a crash there costs the attempts in flight, never a grant.
+ * per-packet work, on attacker-controlled bytes, with no privilege at all
+ * (worker.ts). The daemon owns firewalld, commands, logging, the state files
+ * and the lifecycle, and checks every message that comes up (validate.ts).
+ * When the interface goes away the capture process exits and the daemon
+ * starts a new one; a crash there costs the attempts in flight, never a
+ * grant.
  */
 import type { LinkType } from '../decode/types';
 import type { DoorSpec, MatcherStats } from '../matcher/matcher';
@@ -13,6 +15,7 @@ import type { FrameStats } from './pipeline';
 import type { KnockProto } from '../decode/types';
 import type { SpaHmacType } from '../model';
 import type { SpaGateStats } from './spa-gate';
+import type { CaptureUser } from './user';
 
 /** Default size of the capture ring (--capture-buffer), MiB; see PcapCapture. */
 export const DEFAULT_RING_MB = 8;
@@ -51,6 +54,8 @@ export interface WireSpaDoor {
 
 export interface CaptureSetup {
   iface: string;
+  /** The unprivileged account the capture process switches to after opening the socket (user.ts). */
+  user: CaptureUser;
   filter: string;
   doors: WireDoor[];
   spa: WireSpaDoor[];

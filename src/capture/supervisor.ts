@@ -1,16 +1,25 @@
 /**
- * Runs the capture process (worker.ts) and keeps it running: if libpcap dies
- * with the interface (link down, interface deleted: `cap` aborts the process)
- * or cannot open it yet, the process is started again with a short backoff,
- * so capture resumes within a few seconds of the interface coming back,
- * without restarting the daemon.
+ * Runs the capture process (worker.ts) and keeps it running: if libpcap
+ * loses the interface (link down, interface deleted: the capture process
+ * reports it and exits) or cannot open it yet, the process is started again
+ * with a short backoff, so capture resumes within a few seconds of the
+ * interface coming back, without restarting the daemon. A new process is
+ * the only way to reopen the socket: the capture process drops its
+ * privileges right after opening it.
+ *
+ * Everything the capture process says is untrusted (validate.ts): a message
+ * that fails the checks is logged and dropped. Once it reports `listening`,
+ * its /proc status must show it unprivileged, or it is killed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LinkType } from '../decode/types';
-import { SNAPLEN, type CaptureSetup, type CaptureStats, type FromCapture, type ToCapture, type WireDoor, type WireEvent, type WireSpaDoor } from './protocol';
+import { SNAPLEN, type CaptureSetup, type CaptureStats, type ToCapture, type WireDoor, type WireEvent, type WireSpaDoor } from './protocol';
+import { captureUser } from './user';
+import { MessageGate } from './validate';
+import { privilegeProblem } from './privileges';
 
 export interface SupervisorEvents {
   event: [WireEvent];
@@ -21,9 +30,15 @@ export interface SupervisorEvents {
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
 
+/** What the daemon passes in; the capture user is looked up at each start. */
+export type SupervisorSetup = Omit<CaptureSetup, 'user'>;
+
 export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private child: ChildProcess | undefined;
-  private setup: CaptureSetup | undefined;
+  private setup: SupervisorSetup | undefined;
+  /** The doors the capture process may name: the ones it has, and the ones before the last change (events in flight). */
+  private doorNames = new Map<string, WireDoor | WireSpaDoor>();
+  private readonly gate: MessageGate;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private isListening = false;
@@ -35,6 +50,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   constructor(private readonly log: Logger) {
     super();
+    this.gate = new MessageGate((line) => this.log.error(line));
   }
 
   get listening(): boolean {
@@ -55,20 +71,50 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     return this.lastError;
   }
 
-  start(setup: CaptureSetup): void {
+  start(setup: SupervisorSetup): void {
     this.setup = setup;
+    this.knowDoors(setup.doors, setup.spa);
     if (!this.child && !this.restartTimer) this.spawn();
   }
 
+  private knowDoors(doors: readonly WireDoor[], spa: readonly WireSpaDoor[]): void {
+    const next = new Map<string, WireDoor | WireSpaDoor>([...(this.setup?.doors ?? []), ...(this.setup?.spa ?? [])].map((d) => [d.name, d]));
+    for (const d of [...doors, ...spa]) next.set(d.name, d);
+    this.doorNames = next;
+  }
+
+  private scheduleRestart(): void {
+    const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)]!;
+    this.failures++;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.spawn();
+    }, delay);
+  }
+
   private spawn(): void {
-    const setup = this.setup;
-    if (!setup) return;
+    const base = this.setup;
+    if (!base) return;
+    let setup: CaptureSetup;
+    try {
+      setup = { ...base, user: captureUser() };
+    } catch (err) {
+      this.lastError = `capture on ${base.iface} cannot start: ${(err as Error).message}`;
+      if (this.failures === 0) this.log.error(this.lastError);
+      this.scheduleRestart();
+      return;
+    }
     // A small heap: the attempt table is typed arrays outside it (table.ts), and
     // nothing else grows, so a leak shows up as a restart, not as hundreds of MB.
     // A config reload copies the attempts in flight (~100 bytes each) through it.
     const heapMB = Math.max(48, 32 + Math.ceil((setup.maxAttempts * 100) / 1e6));
+    // No NOTIFY_SOCKET: the capture process has nothing to tell systemd (see
+    // NotifyAccess= in knockd.service). Its stdout goes nowhere: it writes no log.
+    const env = { ...process.env };
+    delete env.NOTIFY_SOCKET;
     const child = fork(join(__dirname, 'worker.js'), [], {
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      env,
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       // The daemon's own node flags (--cpu-prof, --trace-gc ...) apply here too; the heap caps win.
       execArgv: [...process.execArgv, `--max-old-space-size=${heapMB}`, '--max-semi-space-size=4'],
     });
@@ -77,7 +123,9 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     child.stderr?.on('data', (c: Buffer) => {
       stderr = (stderr + c.toString()).slice(-2000);
     });
-    child.on('message', (m: FromCapture) => this.onMessage(m));
+    child.on('message', (m: unknown) => this.onMessage(child, m));
+    // kill() of an unprivileged capture process: EPERM (see stop()).
+    child.on('error', (err) => this.log.debug(`capture process ${String(child.pid)}: ${err.message}`));
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
@@ -85,18 +133,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       this.isListening = false;
       this.flushStats(undefined);
       if (!this.setup) return; // stopped on purpose
-      const why = signal === 'SIGABRT' ? 'libpcap lost the interface (link down or interface removed?)' : signal ? `killed by ${signal}` : code === 3 ? this.lastError : `exited with status ${code}`;
+      const why = signal ? `killed by ${signal}` : code === 3 ? this.lastError : `exited with status ${code}`;
       const detail = stderr.trim().split('\n').filter((l) => !/^Warning: .*This may not actually work/.test(l)).pop();
       if (signal || code !== 3) this.lastError = `capture on ${setup.iface} failed: ${why}`;
-      const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)]!;
-      this.failures++;
-      if (wasListening || this.failures === 1) {
+      if (wasListening || this.failures === 0) {
         this.log.warn(`${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1]! / 1000} s at most)`);
       }
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = undefined;
-        this.spawn();
-      }, delay);
+      this.scheduleRestart();
     });
     this.send({ t: 'start', setup });
   }
@@ -105,9 +148,25 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     if (this.child?.connected) this.child.send(msg);
   }
 
-  private onMessage(m: FromCapture): void {
+  private onMessage(child: ChildProcess, raw: unknown): void {
+    if (child !== this.child) return;
+    const m = this.gate.admit(raw, this.doorNames, this.setup?.ipv4Only ?? false);
+    if (m === undefined) return;
     switch (m.t) {
       case 'listening': {
+        // It must have dropped everything before it reads a packet: check, from outside.
+        const problem = privilegeProblem(child.pid);
+        if (problem !== undefined) {
+          this.lastError = `capture process kept privileges (${problem}); killed`;
+          this.log.error(this.lastError);
+          // Its messages are ignored from now on; it exits when the channel closes (if it has dropped its uid, kill() cannot reach it).
+          this.child = undefined;
+          child.disconnect();
+          child.kill('SIGKILL');
+          this.isListening = false;
+          this.scheduleRestart();
+          return;
+        }
         const again = this.everListened;
         this.isListening = true;
         this.everListened = true;
@@ -140,6 +199,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   setDoors(doors: WireDoor[], spa: WireSpaDoor[], filter: string): void {
     if (!this.setup) return;
+    this.knowDoors(doors, spa);
     this.setup = { ...this.setup, doors, spa, filter };
     this.send({ t: 'doors', doors, spa, filter });
   }
@@ -179,6 +239,12 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     const child = this.child;
     this.child = undefined;
     if (child) {
+      // Once it has dropped its privileges the capture process runs as
+      // another user, which a daemon without CAP_KILL cannot signal (kill()
+      // fails with EPERM: see the 'error' listener). Closing the channel
+      // ends it (it exits on 'disconnect'), and it dies with the daemon in
+      // any case (PR_SET_PDEATHSIG). The signal is for one that has not
+      // dropped yet.
       child.disconnect();
       child.kill();
     }

@@ -2,13 +2,25 @@
  * The capture process (see protocol.ts): libpcap → decode → matcher, and
  * events up to the daemon over the IPC channel. Started by CaptureSupervisor
  * with child_process.fork; exits when the channel closes.
+ *
+ * It starts as root (the daemon's credentials), opens the packet socket and
+ * attaches the filter, and then, before it reads a packet, gives up every
+ * privilege for good (Cap.dropPrivileges: the unprivileged capture user, no
+ * groups, no capabilities, no_new_privs, no execve, no new socket).
+ * Everything later works on the open socket (a new filter) or is the
+ * daemon's job (it restarts this process when the interface goes away: the
+ * socket is never reopened here).
  */
 import { performance } from 'node:perf_hooks';
+import { Cap } from 'cap';
 import { FramePipeline } from './pipeline';
 import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
 import { SpaGate } from './spa-gate';
 import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
+
+/** The daemon. */
+const PARENT = process.ppid;
 
 function send(msg: FromCapture): void {
   if (process.connected) process.send!(msg);
@@ -48,13 +60,18 @@ class CaptureWorker {
     });
     this.matcher.setLocalAddresses(setup.local);
     this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only, this.spaGate(setup));
-    this.pcap = new PcapCapture((link, buf, len) => {
-      const now = performance.now();
-      this.pipeline.onFrame(link, buf, len, now);
-      // Under a flood `cap` keeps reading until the ring is empty and the event
-      // loop (timers included) does not run: do the once-a-second work from here.
-      if (now - this.lastTick >= 1000) this.tick();
-    }, setup.ringMB * 1024 * 1024, setup.snaplen);
+    this.pcap = new PcapCapture(
+      (link, buf, len) => {
+        const now = performance.now();
+        this.pipeline.onFrame(link, buf, len, now);
+        // Under a flood `cap` keeps reading until the ring is empty and the event
+        // loop (timers included) does not run: do the once-a-second work from here.
+        if (now - this.lastTick >= 1000) this.tick();
+      },
+      setup.ringMB * 1024 * 1024,
+      (err) => this.fail(err.message),
+      setup.snaplen,
+    );
     setInterval(() => {
       if (performance.now() - this.lastTick >= 1000) this.tick();
     }, 1000);
@@ -101,14 +118,38 @@ class CaptureWorker {
     this.stats();
   }
 
-  open(filter: string): void {
+  /** Open the interface, then drop every privilege; only then do packets flow (the event loop reads them). */
+  open(): void {
     try {
-      const link = this.pcap.start(this.setup.iface, filter);
-      send({ t: 'listening', link, filter });
+      const link = this.pcap.start(this.setup.iface, this.setup.filter);
+      try {
+        Cap.dropPrivileges(this.setup.user.uid, this.setup.user.gid);
+        // It dies with the daemon from now on (PR_SET_PDEATHSIG): unless the daemon is already gone.
+        if (process.ppid !== PARENT) process.exit(0);
+      } catch (err) {
+        this.pcap.stop();
+        throw new Error(`capture process could not drop its privileges (to ${this.setup.user.name}): ${(err as Error).message}`);
+      }
+      send({ t: 'listening', link, filter: this.setup.filter });
     } catch (err) {
-      send({ t: 'error', message: (err as Error).message });
-      // The supervisor decides when to try again (it restarts this process).
-      setImmediate(() => process.exit(3));
+      this.fail((err as Error).message);
+    }
+  }
+
+  /** Tell the daemon why and exit: it decides when to try again (it restarts this process, with privilege). */
+  private fail(message: string): void {
+    this.pcap.stop();
+    send({ t: 'error', message });
+    setImmediate(() => process.exit(3));
+  }
+
+  /** A new filter on the open socket; if that fails, the daemon starts a new capture process with it. */
+  private refilter(filter: string): void {
+    if (filter === this.pcap.filter) return;
+    try {
+      this.pcap.setFilter(filter);
+    } catch (err) {
+      this.fail((err as Error).message);
     }
   }
 
@@ -121,13 +162,13 @@ class CaptureWorker {
     this.setup = { ...this.setup, doors, spa };
     this.matcher.setDoors(doors);
     this.pipeline.spa = this.spaGate(this.setup);
-    if (filter !== this.pcap.filter) this.open(filter);
+    this.refilter(filter);
   }
 
   setLocal(local: string[], filter: string): void {
     this.setup = { ...this.setup, local };
     this.matcher.setLocalAddresses(local);
-    if (filter !== this.pcap.filter) this.open(filter);
+    this.refilter(filter);
   }
 
   stats(): void {
@@ -139,8 +180,9 @@ let worker: CaptureWorker | undefined;
 process.on('message', (msg: ToCapture) => {
   switch (msg.t) {
     case 'start':
+      if (worker) return;
       worker = new CaptureWorker(msg.setup);
-      worker.open(msg.setup.filter);
+      worker.open();
       return;
     case 'doors':
       worker?.setDoors(msg.doors, msg.spa, msg.filter);
@@ -155,3 +197,7 @@ process.on('message', (msg: ToCapture) => {
 });
 // The daemon went away: so do we.
 process.on('disconnect', () => process.exit(0));
+// SIGUSR1 would start node's inspector (a debugger port) in this process;
+// with a handler of our own it does not. Any process of the capture user
+// may send it signals.
+process.on('SIGUSR1', () => undefined);

@@ -19,10 +19,22 @@ declare module 'cap' {
     /** Opens `device` with a pcap-filter expression; returns the link type ('ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL', ...). */
     /** `snaplen`: bytes kept per packet (vendor/ patch; default 65535). */
     open(device: string, filter: string, bufSize: number, buffer: Buffer, snaplen?: number): string;
+    /** A new filter on the open handle; needs no privilege (vendor/cap-privsep.patch). Throws libpcap's error. */
+    setFilter(filter: string): void;
     close(): void;
     send(buffer: Buffer, nBytes?: number): void;
     on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): this;
+    /** The handle failed (interface down or gone) and is closed (vendor/cap-privsep.patch). */
+    on(event: 'error', listener: (err: Error) => void): this;
     static deviceList(): Device[];
     static findDevice(ip?: string): string | undefined;
+    /**
+     * Linux: no supplementary groups, real/effective/saved ids `uid`/`gid`,
+     * empty capability sets (bounding and ambient included), no_new_privs,
+     * execve and socket creation refused on every thread, SIGKILL when the
+     * parent exits; verified. Throws naming the step that failed
+     * (vendor/cap-privsep.patch).
+     */
+    static dropPrivileges(uid: number, gid: number): void;
   }
 }

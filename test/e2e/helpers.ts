@@ -1,7 +1,7 @@
 /**
  * End-to-end helpers: run our knockd (and Debian's knock/knockd) inside a lab.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { after, before } from 'node:test';
@@ -146,4 +146,33 @@ export function withLab(opts: LabOptions, set: (lab: Lab) => void): void {
   after(async () => {
     await lab?.stop();
   });
+}
+
+/** Pids of every process below `pid` (children, grandchildren, ...). */
+async function descendants(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const walk = async (p: number): Promise<void> => {
+    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const t of tasks) {
+      const kids = (await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number);
+      for (const k of kids) {
+        out.push(k);
+        await walk(k);
+      }
+    }
+  };
+  await walk(pid);
+  return out;
+}
+
+/** The pid of the daemon's capture process (dist/src/capture/worker.js), waiting up to `timeoutMs` for one other than `not`. */
+export async function capturePid(lab: Lab, d: RunningDaemon, not?: number, timeoutMs = 5000): Promise<number> {
+  return lab.waitFor(async () => {
+    for (const p of await descendants(d.proc.pid!)) {
+      if (p === not) continue;
+      const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.includes('capture/worker.js')) return p;
+    }
+    return undefined;
+  }, timeoutMs, 25);
 }

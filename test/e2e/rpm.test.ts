@@ -133,6 +133,7 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
     '/etc/sysconfig/knockd',
     '/etc/logrotate.d/knockd',
     '/usr/lib/systemd/system/knockd.service',
+    '/usr/lib/sysusers.d/knockd.conf',
     '/usr/share/dbus-1/system.d/org.knockd.Knockd1.conf',
     '/usr/share/man/man8/knockd.8.gz',
     '/usr/share/man/man1/knock.1.gz',
@@ -197,6 +198,7 @@ test('/etc/knockd.conf and /etc/sysconfig/knockd are config files (and the confi
 test('the scriptlets use the systemd macros (or their fallbacks)', async () => {
   need(noRpm);
   const scripts = (await run('rpm', ['-qp', '--scripts', built()])).stdout;
+  assert.match(scripts, /preinstall scriptlet[\s\S]*knockd/, 'the capture user (knockd.sysusers) is created before install');
   assert.match(scripts, /postinstall scriptlet[\s\S]*knockd\.service/);
   assert.match(scripts, /preuninstall scriptlet[\s\S]*knockd\.service/);
   assert.match(scripts, /postuninstall scriptlet[\s\S]*knockd\.service/);
@@ -303,7 +305,7 @@ test('knockd.service has the settings the daemon relies on', async () => {
   // V8's JIT needs W+X memory.
   assert.doesNotMatch(unit, /^MemoryDenyWriteExecute=(yes|true|1)/m);
   const caps = /^CapabilityBoundingSet=(.*)$/m.exec(unit)?.[1]?.split(/\s+/).sort();
-  assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_NET_RAW']);
+  assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID']);
 });
 
 test('systemd-analyze security rates knockd.service at most 3.0', async () => {
