@@ -398,7 +398,7 @@ const TUTORIAL_CONF = `[options]
     tcpflags    = syn
 `;
 
-test('next to EPEL\'s knock-server and knock (stand-ins owning the same paths) the RPM is refused; after rpm -e the admin\'s config is in .rpmsave and works as it is', { timeout: 120_000 }, async () => {
+test('next to EPEL\'s knock-server and knock (stand-ins owning the same paths) the RPM is refused; after rpm -e the admin\'s config is in .rpmsave and works as it is; one left in place is kept (.rpmnew)', { timeout: 120_000 }, async () => {
   need(noRpm);
   built();
   const top = await tmp('knockd-standin-');
@@ -442,6 +442,18 @@ test('next to EPEL\'s knock-server and knock (stand-ins owning the same paths) t
   r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(sroot, 'etc/knockd.conf.rpmsave')]);
   assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /: OK\b/);
+
+  // An edited /etc/knockd.conf still in place at install (owned by no package): kept, ours goes to .rpmnew.
+  const kroot = await tmp('knockd-keeproot-');
+  const rpmK = (...a: string[]): Promise<Run> => run('rpm', ['--root', kroot, '--dbpath', '/var/lib/rpm', ...a]);
+  assert.equal((await rpmK('--initdb')).code, 0);
+  await mkdir(join(kroot, 'etc'));
+  await writeFile(join(kroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 });
+  r = await rpmK('-i', '--nodeps', '--noscripts', built());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /\/etc\/knockd\.conf created as \/etc\/knockd\.conf\.rpmnew/, r.stderr);
+  assert.equal(await readFile(join(kroot, 'etc/knockd.conf'), 'utf8'), TUTORIAL_CONF);
+  assert.equal(await readFile(join(kroot, 'etc/knockd.conf.rpmnew'), 'utf8'), await readFile(join(REPO, 'knockd.conf'), 'utf8'));
 });
 
 // ---------------------------------------------------------------------------
