@@ -24,6 +24,8 @@ PKGS=systemd,systemd-sysv,libpam-systemd,dbus,netbase,firewalld,openssh-server,r
 
 command -v debootstrap >/dev/null || { echo "nspawn-rootfs: debootstrap not installed (apt-get install debootstrap)" >&2; exit 1; }
 TMP="$DEST.tmp.$$"
+# Left over by a build that was killed (the caller's lock is held: no build is running).
+rm -rf "$DEST".tmp.*
 trap '[ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"' EXIT
 rm -rf "$TMP"
 mkdir -p "$(dirname "$DEST")"
