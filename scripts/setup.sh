@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (it installs packages and creates network namespaces)" >&2; exit 1; }
 
-DEB_PKGS=(libpcap-dev firewalld dbus openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd procps strace systemd patchelf python3-seccomp groff-base util-linux fwknop-client fwknop-server)
-RPM_PKGS=(libpcap-devel firewalld dbus-daemon openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat systemd patchelf python3-libseccomp groff-base util-linux)
+DEB_PKGS=(libpcap-dev firewalld dbus openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd procps strace systemd systemd-container debootstrap python3-seccomp groff-base util-linux fwknop-client fwknop-server)
+RPM_PKGS=(libpcap-devel firewalld dbus-daemon openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat systemd systemd-container python3-libseccomp groff-base util-linux)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -32,11 +32,18 @@ elif command -v dnf >/dev/null 2>&1; then
     dnf module enable -y nodejs:20 >/dev/null 2>&1 || true
     RPM_PKGS+=(nodejs npm)
   fi
+  # The SRPM's build dependency (Node.js headers for the cap addon), from the same stream as nodejs.
+  RPM_PKGS+=(nodejs-devel)
   dnf install -y "${RPM_PKGS[@]}"
   # knock/knockd 0.8 (the reference peer in the tests) come from EPEL on RHEL.
   if ! command -v knock >/dev/null 2>&1; then
     dnf install -y epel-release || dnf install -y "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"
     dnf install -y knock knock-server || echo "setup: warning: knock/knockd 0.8 not installed; the tests that use them as a peer will fail" >&2
+  fi
+  # debootstrap (the Debian root of the systemd-booted container test) comes from EPEL too.
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    rpm -q epel-release >/dev/null 2>&1 || dnf install -y epel-release || dnf install -y "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"
+    dnf install -y debootstrap
   fi
   # fwknop 2.6.x (client, and fwknopd for the SPA cross-check) also comes from EPEL.
   if ! command -v fwknop >/dev/null 2>&1 || ! command -v fwknopd >/dev/null 2>&1; then
@@ -64,5 +71,5 @@ if [ "$major" -lt 20 ] || [ "${KNOCKD_NODE_FROM_NPM:-}" = 1 ]; then
   [ "$major" -ge 20 ] || { echo "setup: could not get Node.js 20; install it (RHEL 9: dnf module enable nodejs:20 && dnf install nodejs)" >&2; exit 1; }
 fi
 
-# Dependencies (cap and usocket build with node-gyp, pinned by package.json "overrides"), then compile.
+# Dependencies (cap builds with npm's node-gyp; .npmrc omits dbus-next's optional usocket), then compile.
 npm ci --no-audit --no-fund

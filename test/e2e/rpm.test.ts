@@ -1,23 +1,28 @@
 /**
- * Packaging, end to end: packaging/build-rpm.sh builds the RPM from this
- * checkout; its payload, dependencies and config files are checked; it is
+ * Packaging, end to end: packaging/build-rpm.sh builds the source RPM from
+ * this checkout and the binary RPM from that SRPM (`rpmbuild --rebuild`); the
+ * SRPM is rebuilt once more here without a network; the payload (lean: no
+ * build tooling), dependencies, conflicts and config files are checked; it is
  * installed into a scratch root (`rpm --root DIR --nodeps --noscripts -i`)
- * and the installed app is run from there. The systemd unit is checked with
- * `systemd-analyze verify` and `systemd-analyze security --offline=true`,
- * the man pages with groff, and the D-Bus policy with a private dbus-daemon.
+ * and the installed app is run from there; a stand-in for EPEL's knock-server
+ * and knock shows the package refused next to them and the switch. The systemd
+ * unit is checked with `systemd-analyze verify` and `systemd-analyze security
+ * --offline=true`, the man pages with groff, and the D-Bus policy with a
+ * private dbus-daemon. (test/e2e/nspawn.test.ts installs the RPM on a machine
+ * booted with systemd.)
  *
- * Needs rpm/rpmbuild (Debian: apt-get install rpm), patchelf on Debian hosts
- * (see build-rpm.sh), systemd-analyze, groff, python3-seccomp and dbus-daemon;
+ * Needs rpm/rpmbuild (Debian: apt-get install rpm), node's headers, libpcap-dev,
+ * g++, make, systemd-analyze, groff, python3-seccomp, dbus-daemon and unshare;
  * scripts/setup.sh installs them. A missing one fails the test, saying which.
  */
 import { after, before, test } from 'node:test';
 import { systemBusConfig } from '../lab/lab';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as dbus from 'dbus-next';
 
@@ -72,10 +77,9 @@ after(async () => {
 // ---------------------------------------------------------------------------
 
 let rpmPath = '';
+let srpmPath = '';
 let buildError: Error | undefined;
 let root = '';
-/** LD_LIBRARY_PATH for running the installed app on a host without libpcap.so.1 (Debian). */
-let libEnv: NodeJS.ProcessEnv = process.env;
 
 before(
   async () => {
@@ -84,7 +88,8 @@ before(
     const r = await run('bash', [join(REPO, 'packaging', 'build-rpm.sh')], { cwd: REPO, timeout: 590_000 });
     const lines = r.stdout.trim().split('\n');
     rpmPath = lines[lines.length - 1] ?? '';
-    if (r.code !== 0 || !rpmPath.endsWith('.rpm') || !existsSync(rpmPath)) {
+    srpmPath = lines[lines.length - 2] ?? '';
+    if (r.code !== 0 || !rpmPath.endsWith('.x86_64.rpm') || !existsSync(rpmPath) || !srpmPath.endsWith('.src.rpm') || !existsSync(srpmPath)) {
       buildError = new Error(`build-rpm.sh failed (exit ${r.code}):\n${tail(r.stderr)}\n${tail(r.stdout)}`);
       return;
     }
@@ -113,6 +118,70 @@ test('build-rpm.sh builds one x86_64 RPM whose version is package.json\'s', { ti
   assert.match(built(), /\/packaging\/out\/knockd-[^/]+\.x86_64\.rpm$/);
 });
 
+test('the source RPM holds the project, its production node_modules sources and the build-only tools, and builds from source', async () => {
+  need(noRpm);
+  built();
+  const v = PKG.version.replace(/-/g, '~');
+  assert.match(srpmPath, new RegExp(`/packaging/out/knockd-${v.replace(/\./g, '\\.')}-1[^/]*\\.src\\.rpm$`));
+  let r = await run('rpm', ['-qpl', srpmPath]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n').sort(), [
+    `knockd-${v}-bundled-provides.txt`,
+    `knockd-${v}-nm-dev.tgz`,
+    `knockd-${v}-nm-prod.tgz`,
+    `knockd-${v}.tar.gz`,
+    'knockd.spec',
+  ]);
+  r = await run('rpm', ['-qp', '--requires', srpmPath]);
+  const breqs = r.stdout.split('\n').map((l) => l.trim());
+  for (const b of ['nodejs-devel >= 1:20', 'npm', 'libpcap-devel', 'gcc-c++', 'make', 'python3']) assert.ok(breqs.includes(b), `BuildRequires ${b}: ${breqs.join(' | ')}`);
+  // The binary RPM was built by rpmbuild --rebuild of this SRPM: same source RPM name.
+  const [sourcerpm] = await rpmQuery('--qf', '%{SOURCERPM}\\n');
+  assert.equal(sourcerpm, srpmPath.split('/').pop());
+
+  // Source1 is sources: cap's C++ and binding.gyp, nothing compiled, no usocket/node-gyp.
+  const dir = await tmp('knockd-srpm-');
+  // (rpm -i of a source RPM unpacks it into _topdir/SOURCES and SPECS; it touches no rpm database)
+  r = await run('rpm', ['-i', '--define', `_topdir ${dir}`, srpmPath]);
+  assert.equal(r.code, 0, r.stderr);
+  r = await run('tar', ['-tzf', join(dir, 'SOURCES', `knockd-${v}-nm-prod.tgz`)]);
+  assert.equal(r.code, 0, r.stderr);
+  const prod = r.stdout.split('\n');
+  assert.ok(prod.includes('node_modules/cap/binding.gyp') && prod.includes('node_modules/cap/src/binding.cc'), 'cap sources in Source1');
+  assert.deepEqual(prod.filter((f) => /\.node$|^node_modules\/(usocket|node-gyp|typescript)\//.test(f)), []);
+  r = await run('tar', ['-tzf', join(dir, 'SOURCES', `knockd-${v}-nm-dev.tgz`)]);
+  assert.ok(r.stdout.split('\n').includes('node_modules/typescript/bin/tsc'), 'tsc in Source2');
+  // The vendored cap (whatever vendor/ holds) is what Source1 carries.
+  const vendorTgz = (await run('bash', ['-c', `ls ${join(REPO, 'vendor')}/cap-*.tgz`])).stdout.trim();
+  const vendorPkg = JSON.parse((await run('tar', ['-xzOf', vendorTgz, 'package/package.json'])).stdout) as { version: string };
+  const srcPkg = JSON.parse((await run('tar', ['-xzOf', join(dir, 'SOURCES', `knockd-${v}-nm-prod.tgz`), 'node_modules/cap/package.json'])).stdout) as { version: string };
+  assert.equal(srcPkg.version, vendorPkg.version);
+});
+
+test('the SRPM rebuilds offline: rpmbuild --rebuild with no network and an empty HOME', { timeout: 300_000 }, async () => {
+  need(noRpm || (process.getuid?.() !== 0 ? 'needs root (unshare -n)' : !have('unshare') ? 'unshare not installed' : false));
+  built();
+  const top = await tmp('knockd-rebuild-');
+  const home = await tmp('knockd-home-');
+  // Debian: rpm's database does not know dpkg's packages, hence --nodeps (build-rpm.sh says the same).
+  const nodeps = have('dpkg-query') ? '--nodeps' : '';
+  // Node.js headers beside this node (as build-rpm.sh finds them), else the spec's default /usr.
+  const nodedir = dirname(dirname(realpathSync(process.execPath)));
+  const nodedirDef = existsSync(join(nodedir, 'include/node/node.h')) ? `--define "nodedir ${nodedir}"` : '';
+  const r = await run(
+    'unshare',
+    ['-n', 'bash', '-c', `ip link show | grep -v 'LOOPBACK' | grep -q 'state UP' && exit 99; rpmbuild --rebuild ${nodeps} ${nodedirDef} --define "_topdir ${top}" ${srpmPath}`],
+    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, npm_config_cache: join(home, 'npm-cache') }, timeout: 290_000 },
+  );
+  assert.notEqual(r.code, 99, 'a network interface is up inside unshare -n');
+  assert.equal(r.code, 0, `rebuild without network:\n${tail(r.stderr, 60)}`);
+  assert.match(r.stdout + r.stderr, /gyp info ok/, 'cap was compiled by node-gyp');
+  const out = (await run('bash', ['-c', `ls ${top}/RPMS/*/knockd-*.rpm`])).stdout.trim();
+  assert.ok(out.endsWith('.rpm'), `no RPM in ${top}/RPMS`);
+  const a = (await run('rpm', ['-qpl', out])).stdout;
+  assert.equal(a, (await run('rpm', ['-qpl', built()])).stdout, 'same payload as build-rpm.sh\'s');
+});
+
 test('the payload has the app, its native addon, launchers, configs, unit, man pages and docs', async () => {
   need(noRpm);
   const files = new Set(await rpmQuery('-l'));
@@ -125,7 +194,6 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
     `${APPDIR}/node_modules/cap/build/Release/cap.node`,
     `${APPDIR}/node_modules/dbus-next/package.json`,
     `${APPDIR}/node_modules/pino/package.json`,
-    `${APPDIR}/node_modules/ini/package.json`,
     `${APPDIR}/node_modules/systemd-notify/package.json`,
     '/usr/sbin/knockd',
     '/usr/bin/knock',
@@ -142,9 +210,6 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
   ];
   const missing = expected.filter((f) => !files.has(f));
   assert.deepEqual(missing, [], `missing from the RPM: ${missing.join(', ')}`);
-  if (existsSync(join(REPO, 'node_modules', 'usocket', 'build', 'Release', 'uwrap.node'))) {
-    assert.ok(files.has(`${APPDIR}/node_modules/usocket/build/Release/uwrap.node`), 'usocket addon built here but not packaged');
-  }
   // Production tree only: no compiler, no tests, no TypeScript sources or maps.
   const stray = [...files].filter(
     (f) =>
@@ -156,6 +221,19 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
       f.includes('/build/Release/obj.target/'),
   );
   assert.deepEqual(stray.slice(0, 10), [], 'dev-only files in the RPM');
+  // Lean: no build tooling or its download stack, no addon sources, no tests.
+  const tooling = [...files].filter(
+    (f) =>
+      /\/node_modules\/(node-gyp|tar|cacache|make-fetch-happen|minipass-fetch|usocket|nan|typescript|ini)\//.test(`${f}/`) ||
+      /\.(c|cc|cpp|h|hpp|gyp|gypi|ts|map)$/.test(f) ||
+      /\/node_modules\/.*\/(test|tests|__tests__|examples?|benchmarks?)(\/|$)/.test(f),
+  );
+  assert.deepEqual(tooling.slice(0, 10), [], 'build tooling, sources or tests in the payload');
+  const [size] = await rpmQuery('--qf', '%{SIZE}\\n');
+  process.stdout.write(`payload: ${files.size} files, ${(Number(size) / 1e6).toFixed(2)} MB installed\n`);
+  // Measured: 324 files, 1.18 MB (was 2 649 files, 14.2 MB with usocket's node-gyp and cap's sources).
+  assert.ok(files.size < 600, `${files.size} files`);
+  assert.ok(Number(size) < 4e6, `${size} bytes`);
 
   const docs = await rpmQuery('-d');
   assert.ok(docs.includes('/usr/share/doc/knockd/README.md'), `%doc: ${docs.join(', ')}`);
@@ -164,18 +242,29 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
   assert.deepEqual(licenses, ['/usr/share/licenses/knockd/LICENSE']);
 });
 
-test('the RPM requires nodejs >= 20 (and its ABI), libpcap and firewalld, and nothing from the build host', async () => {
+test('the RPM requires nodejs >= 20 (and its ABI), firewalld and the libpcap cap.node was linked with here; conflicts with EPEL\'s knock', async () => {
   need(noRpm);
   const reqs = await rpmQuery('--requires');
   assert.ok(reqs.includes('nodejs >= 1:20'), `nodejs requirement (RHEL's nodejs has Epoch 1): ${reqs.join(' | ')}`);
-  // The addons are built for this Node.js major only (nan, NODE_MODULE_VERSION).
+  // The addon is built for this Node.js major only (nan, NODE_MODULE_VERSION).
   const nodeMajor = process.versions.node.split('.')[0];
   assert.ok(reqs.includes(`nodejs(abi${nodeMajor})`), `nodejs(abi${nodeMajor}): ${reqs.join(' | ')}`);
-  assert.ok(reqs.includes('libpcap'), 'libpcap');
   assert.ok(reqs.includes('firewalld'), 'firewalld');
-  // No automatic dependencies computed on the build host (Debian sonames, GLIBC symbol sets, shebangs).
-  const auto = reqs.filter((r) => /\.so|\(64bit\)|^\/usr\/bin\/(env|node|python)/.test(r));
-  assert.deepEqual(auto, []);
+  // Built on this host: rpm's ELF generator names the libpcap soname of this host's libpcap
+  // (libpcap.so.0.8 on Debian, libpcap.so.1 on RHEL), no patchelf.
+  const ld = (await run('ldconfig', ['-p'])).stdout;
+  const hostPcap = /\b(libpcap\.so\.[0-9.]+) \(libc6,x86-64\)/.exec(ld)?.[1];
+  assert.ok(hostPcap, `no libpcap on this host:\n${ld}`);
+  assert.ok(reqs.includes(`${hostPcap}()(64bit)`), `requires ${hostPcap}()(64bit): ${reqs.join(' | ')}`);
+  assert.deepEqual(reqs.filter((r) => /^libpcap/.test(r)), [`${hostPcap}()(64bit)`]);
+  // Nothing from inside node_modules (shebangs of bundled scripts), no provides but the package's own and its bundled modules.
+  assert.deepEqual(reqs.filter((r) => /^\/(usr\/)?bin\/(bash|node|python)/.test(r)), []);
+  const provides = await rpmQuery('--provides');
+  assert.deepEqual(provides.filter((p) => !/^(knockd|config\(knockd\)|knockd\(x86-64\)) = |^bundled\(nodejs-[^)]+\) = /.test(p)), []);
+  for (const m of ['cap', 'dbus-next', 'pino', 'systemd-notify', 'xml2js']) assert.ok(provides.some((p) => p.startsWith(`bundled(nodejs-${m}) = `)), `bundled(nodejs-${m})`);
+  assert.ok(provides.some((p) => /^bundled\(nodejs-xml2js\) = 0\.([5-9]|\d\d)/.test(p)), 'xml2js >= 0.5 (CVE-2023-0842)');
+  const conflicts = await rpmQuery('--conflicts');
+  assert.deepEqual(conflicts.sort(), ['knock', 'knock-server']);
   assert.equal((await rpmQuery('--qf', '%{ARCH}\\n'))[0], 'x86_64');
 });
 
@@ -219,36 +308,32 @@ test('installed into a scratch root, the app runs: --version, --check, knock --v
   assert.equal(await readFile(join(root, 'usr/sbin/knockd'), 'utf8'), `#!/bin/sh\nexec /usr/bin/node ${APPDIR}/bin/knockd "$@"\n`);
   assert.equal(await readFile(join(root, 'usr/bin/knock'), 'utf8'), `#!/bin/sh\nexec /usr/bin/node ${APPDIR}/bin/knock "$@"\n`);
 
-  // cap.node is linked against RHEL's libpcap soname; on a Debian host, point libpcap.so.1 at libpcap.so.0.8 (same ABI).
+  // cap.node was compiled here (rpmbuild --rebuild), so it links this host's libpcap soname
+  // and loads with no shim; nothing rewrote it (no patchelf).
   const needed = (await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release/cap.node')])).stdout;
-  const libs = [...needed.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
-  assert.ok(libs.includes('libpcap.so.1'), `cap.node NEEDs libpcap.so.1 (RHEL's soname): ${libs.join(', ')}`);
-  assert.ok(!libs.includes('libpcap.so.0.8'), "cap.node must not NEED Debian's libpcap.so.0.8");
+  const libs = [...needed.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
   const ld = (await run('ldconfig', ['-p'])).stdout;
-  if (!/\blibpcap\.so\.1 \(/.test(ld)) {
-    const deb = /libpcap\.so\.0\.8 \([^)]*\) => (\S+)/.exec(ld)?.[1];
-    assert.ok(deb, `no libpcap on this host:\n${ld}`);
-    const shim = await tmp('knockd-libshim-');
-    await symlink(deb, join(shim, 'libpcap.so.1'));
-    libEnv = { ...process.env, LD_LIBRARY_PATH: shim };
-  }
+  const pcapLibs = libs.filter((l) => l.startsWith('libpcap'));
+  assert.equal(pcapLibs.length, 1, `cap.node NEEDs one libpcap: ${libs.join(', ')}`);
+  assert.ok(ld.includes(`${pcapLibs[0]} (libc6,x86-64)`), `cap.node NEEDs ${pcapLibs[0]}, which this host has`);
 
   const app = join(root, APPDIR.slice(1));
-  r = await run(process.execPath, [join(app, 'bin/knockd'), '--version'], { env: libEnv });
+  r = await run(process.execPath, [join(app, 'bin/knockd'), '--version'], {});
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`^knockd ${PKG.version.replace(/\./g, '\\.')}\\b`));
 
-  r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(root, 'etc/knockd.conf')], { env: libEnv });
+  r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(root, 'etc/knockd.conf')], {});
   assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /: OK\b/);
 
-  r = await run(process.execPath, [join(app, 'bin/knock'), '--version'], { env: libEnv });
+  r = await run(process.execPath, [join(app, 'bin/knock'), '--version'], {});
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`^knock ${PKG.version.replace(/\./g, '\\.')}\\b`));
 
-  // Every runtime dependency (and the optional usocket addon) loads from the installed tree.
-  const mods = [...Object.keys(PKG.dependencies), ...(existsSync(join(app, 'node_modules/usocket')) ? ['usocket'] : [])];
-  r = await run(process.execPath, ['-e', `for (const m of ${JSON.stringify(mods)}) require(require.resolve(m, { paths: [${JSON.stringify(app)}] }));`], { env: libEnv, cwd: app });
+  // Every runtime dependency loads from the installed tree; dbus-next without usocket.
+  assert.ok(!existsSync(join(app, 'node_modules/usocket')), 'usocket is not installed');
+  const mods = Object.keys(PKG.dependencies);
+  r = await run(process.execPath, ['-e', `for (const m of ${JSON.stringify(mods)}) require(require.resolve(m, { paths: [${JSON.stringify(app)}] }));`], { cwd: app });
   assert.equal(r.code, 0, `requiring ${mods.join(', ')}: ${r.stderr}`);
 
   // The installed config, unit and friends are the checkout's.
@@ -258,6 +343,119 @@ test('installed into a scratch root, the app runs: --version, --check, knock --v
     await readFile(join(root, 'usr/lib/systemd/system/knockd.service'), 'utf8'),
     await readFile(join(REPO, 'packaging/knockd.service'), 'utf8'),
   );
+});
+
+// ---------------------------------------------------------------------------
+// Next to EPEL's knock and knock-server
+// ---------------------------------------------------------------------------
+
+/** A stand-in for EPEL's knock (client) and knock-server (knockd 0.8): the same paths, nothing else. */
+const STANDIN_SPEC = `
+Name: knock
+Version: 0.8
+Release: 99.standin
+Summary: Stand-in for EPEL's knock (test only)
+License: GPL-2.0-or-later
+BuildArch: noarch
+%description
+Owns the paths EPEL's knock owns.
+%package server
+Summary: Stand-in for EPEL's knock-server (test only)
+%description server
+Owns the paths EPEL's knock-server owns.
+%install
+for f in /usr/bin/knock /usr/sbin/knockd; do install -D -m 0755 /dev/null %{buildroot}$f; printf '#!/bin/sh\\necho knockd 0.8 stand-in\\n' > %{buildroot}$f; done
+install -D -m 0600 /dev/null %{buildroot}/etc/knockd.conf
+printf '[options]\\n\\tUseSyslog\\n[openSSH]\\n\\tsequence = 7000,8000,9000\\n' > %{buildroot}/etc/knockd.conf
+install -D -m 0644 /dev/null %{buildroot}/etc/sysconfig/knockd
+printf 'OPTIONS="-i eth0"\\n' > %{buildroot}/etc/sysconfig/knockd
+install -D -m 0644 /dev/null %{buildroot}/usr/lib/systemd/system/knockd.service
+printf '[Service]\\nExecStart=/usr/sbin/knockd\\n' > %{buildroot}/usr/lib/systemd/system/knockd.service
+for m in man1/knock.1 man8/knockd.8; do install -d %{buildroot}/usr/share/man/\${m%/*}; echo .TH > %{buildroot}/usr/share/man/$m; gzip -9n %{buildroot}/usr/share/man/$m; done
+%files
+/usr/bin/knock
+/usr/share/man/man1/knock.1.gz
+%files server
+/usr/sbin/knockd
+%config(noreplace) /etc/knockd.conf
+%config(noreplace) /etc/sysconfig/knockd
+/usr/lib/systemd/system/knockd.service
+/usr/share/man/man8/knockd.8.gz
+`;
+
+/** What an admin of knockd 0.8 has in /etc/knockd.conf: the CentOS tutorial's door, with a knockd 0.8 command line. */
+const TUTORIAL_CONF = `[options]
+    UseSyslog
+
+[openSSH]
+    sequence    = 7000,8000,9000
+    seq_timeout = 5
+    command     = /bin/firewall-cmd --zone=public --add-rich-rule="rule family='ipv4' source address='%IP%' service name='ssh' accept"; logger -t knockd "ssh opened for %IP%"
+    tcpflags    = syn
+
+[closeSSH]
+    sequence    = 9000,8000,7000
+    seq_timeout = 5
+    command     = /bin/firewall-cmd --zone=public --remove-rich-rule="rule family='ipv4' source address='%IP%' service name='ssh' accept"
+    tcpflags    = syn
+`;
+
+test('next to EPEL\'s knock-server and knock (stand-ins owning the same paths) the RPM is refused; after rpm -e the admin\'s config is in .rpmsave and works as it is; one left in place is kept (.rpmnew)', { timeout: 120_000 }, async () => {
+  need(noRpm);
+  built();
+  const top = await tmp('knockd-standin-');
+  await mkdir(join(top, 'SPECS'), { recursive: true });
+  await writeFile(join(top, 'SPECS/knock.spec'), STANDIN_SPEC);
+  let r = await run('rpmbuild', ['-bb', '--define', `_topdir ${top}`, join(top, 'SPECS/knock.spec')]);
+  assert.equal(r.code, 0, `stand-in build: ${tail(r.stderr)}`);
+  const standins = (await run('bash', ['-c', `ls ${top}/RPMS/noarch/knock-*.rpm`])).stdout.trim().split('\n');
+  assert.equal(standins.length, 2, standins.join(', '));
+
+  const sroot = await tmp('knockd-swaproot-');
+  const rpmIn = (...a: string[]): Promise<Run> => run('rpm', ['--root', sroot, '--dbpath', '/var/lib/rpm', ...a]);
+  assert.equal((await rpmIn('--initdb')).code, 0);
+  r = await rpmIn('-i', '--nodeps', '--noscripts', ...standins);
+  assert.equal(r.code, 0, `installing the stand-ins: ${r.stderr}`);
+  await writeFile(join(sroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 }); // the admin's doors
+
+  // The dependency check refuses it by name (Conflicts:) ...
+  r = await rpmIn('-i', '--noscripts', built());
+  assert.notEqual(r.code, 0, 'installed next to knock-server');
+  assert.match(r.stderr, /knock-server conflicts with knockd-|knockd-\S+ conflicts with knock-server|knock-server is in conflict/i, r.stderr);
+  assert.match(r.stderr, /\bknock conflicts with knockd-|knockd-\S+ conflicts with knock\b(?!-)/, r.stderr);
+  // ... and, with the dependency check off, the files still collide.
+  r = await rpmIn('-i', '--nodeps', '--noscripts', built());
+  assert.notEqual(r.code, 0, 'installed over knock-server\'s files with --nodeps');
+  for (const f of ['/usr/sbin/knockd', '/usr/bin/knock', '/usr/lib/systemd/system/knockd.service', '/etc/knockd.conf']) {
+    assert.match(r.stderr, new RegExp(`file ${f} from install of knockd-\\S+ conflicts with file from package knock(-server)?-0\\.8`), `${f}: ${r.stderr}`);
+  }
+  assert.equal(await readFile(join(sroot, 'usr/sbin/knockd'), 'utf8'), '#!/bin/sh\necho knockd 0.8 stand-in\n', 'nothing was replaced');
+
+  // The switch (README): remove, keeping the modified config as .rpmsave, then install ours.
+  r = await rpmIn('-e', '--noscripts', 'knock-server', 'knock');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /\/etc\/knockd\.conf saved as \/etc\/knockd\.conf\.rpmsave/, r.stderr);
+  assert.equal(await readFile(join(sroot, 'etc/knockd.conf.rpmsave'), 'utf8'), TUTORIAL_CONF);
+  r = await rpmIn('-i', '--nodeps', '--noscripts', built());
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(sroot, 'etc/knockd.conf'), 'utf8'), await readFile(join(REPO, 'knockd.conf'), 'utf8'), 'a fresh install lays our seed config');
+  // The admin's knockd 0.8 config is accepted as it is (a ';' in a command is data).
+  const app = join(sroot, APPDIR.slice(1));
+  r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(sroot, 'etc/knockd.conf.rpmsave')]);
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /: OK\b/);
+
+  // An edited /etc/knockd.conf still in place at install (owned by no package): kept, ours goes to .rpmnew.
+  const kroot = await tmp('knockd-keeproot-');
+  const rpmK = (...a: string[]): Promise<Run> => run('rpm', ['--root', kroot, '--dbpath', '/var/lib/rpm', ...a]);
+  assert.equal((await rpmK('--initdb')).code, 0);
+  await mkdir(join(kroot, 'etc'));
+  await writeFile(join(kroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 });
+  r = await rpmK('-i', '--nodeps', '--noscripts', built());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /\/etc\/knockd\.conf created as \/etc\/knockd\.conf\.rpmnew/, r.stderr);
+  assert.equal(await readFile(join(kroot, 'etc/knockd.conf'), 'utf8'), TUTORIAL_CONF);
+  assert.equal(await readFile(join(kroot, 'etc/knockd.conf.rpmnew'), 'utf8'), await readFile(join(REPO, 'knockd.conf'), 'utf8'));
 });
 
 // ---------------------------------------------------------------------------
@@ -405,7 +603,7 @@ for i in $(seq 50); do grep -q 'OPEN SESAME' ${log} 2>/dev/null && break; sleep 
 kill -HUP $D; sleep 0.5; kill -USR1 $D; sleep 0.5; kill -TERM $D
 wait $D; echo "exit=$?"
 `;
-  const r = await run('unshare', ['-n', 'bash', '-c', script], { env: { ...libEnv, PYTHONPATH: pyEnv.PYTHONPATH }, timeout: 60_000 });
+  const r = await run('unshare', ['-n', 'bash', '-c', script], { env: { ...process.env, PYTHONPATH: pyEnv.PYTHONPATH }, timeout: 60_000 });
   const out = await readFile(join(dir, 'out'), 'utf8').catch(() => '');
   const logText = await readFile(log, 'utf8').catch(() => '');
   const why = `\n--- script ---\n${r.stdout}${r.stderr}\n--- daemon ---\n${out}\n--- log ---\n${logText}`;
