@@ -30,6 +30,7 @@
  * /proc sampling, the probe and D-Bus agent, statistics and tables.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -516,6 +517,11 @@ export class Probe {
     return this.agent.request<ProbeResult>({ op: 'knock', host: this.host, ports, want, timeoutMs, intervalMs: POLL_MS, ...extra }, timeoutMs + 10_000);
   }
 
+  /** Send one UDP datagram (an SPA packet, as hex) to `port`, then poll :22 until it is `want`; t0 just before the send. */
+  spa(payloadHex: string, port: number, want: Want, timeoutMs: number): Promise<ProbeResult> {
+    return this.agent.request<ProbeResult>({ op: 'spa', host: this.host, payload: payloadHex, port, want, timeoutMs, intervalMs: POLL_MS }, timeoutMs + 10_000);
+  }
+
   /** Poll :22 from now on until it is `want`. */
   wait(want: Want, timeoutMs: number, extra: { closedOnSilence?: boolean; silenceMs?: number } = {}): Promise<ProbeResult> {
     return this.agent.request<ProbeResult>({ op: 'knock', host: this.host, ports: [], want, timeoutMs, intervalMs: POLL_MS, ...extra }, timeoutMs + 10_000);
@@ -609,6 +615,16 @@ async function sendKnocks(host: string, ports: number[]): Promise<bigint> {
   return sent;
 }
 
+/** One UDP datagram; resolves the time just before it was handed to the kernel. */
+async function sendDatagram(host: string, port: number, payload: Buffer): Promise<bigint> {
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((r) => sock.bind(0, r));
+  const t0 = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => sock.send(payload, port, host, (err) => (err ? reject(err) : resolve())));
+  sock.close();
+  return t0;
+}
+
 /** Start a connect to host:22 every intervalMs (overlapping, at most 128 in flight, each given up after 1 s). */
 function pollPort22(
   host: string,
@@ -670,10 +686,10 @@ function pollPort22(
 
 function runProbe(): void {
   serveLines(async (msg, reply) => {
-    if (msg.op !== 'knock') throw new Error(`unknown op ${String(msg.op)}`);
+    if (msg.op !== 'knock' && msg.op !== 'spa') throw new Error(`unknown op ${String(msg.op)}`);
     const host = String(msg.host);
     const ports = (msg.ports as number[]) ?? [];
-    const t0 = await sendKnocks(host, ports);
+    const t0 = msg.op === 'spa' ? await sendDatagram(host, Number(msg.port), Buffer.from(String(msg.payload), 'hex')) : await sendKnocks(host, ports);
     const r = await pollPort22(
       host,
       msg.want as Want,

@@ -36,7 +36,7 @@ for tool in node npm rpmbuild tar; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install nodejs npm rpm; RHEL: dnf install nodejs npm rpm-build)"
 done
 SRC_FILES=(package.json package-lock.json .npmrc tsconfig.json src bin vendor knockd.conf knockd.sysconfig README.md LICENSE
-           packaging/knockd.spec packaging/knockd.service packaging/knockd.logrotate
+           packaging/knockd.spec packaging/knockd.service packaging/knockd.sysusers packaging/knockd.logrotate
            packaging/knockd.8 packaging/knock.1 packaging/org.knockd.Knockd1.conf)
 for f in "${SRC_FILES[@]}"; do
   [ -e "$REPO/$f" ] || die "missing $f in $REPO"

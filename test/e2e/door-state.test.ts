@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon, clearRichRules } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: true }, (l) => (lab = l));
@@ -19,9 +19,7 @@ const OPEN = [3333, 4444, 5555];
 const CLOSE = [6666, 7777, 8888];
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-async function cleanRules(): Promise<void> {
-  for (const r of await lab.richRules()) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
-}
+const cleanRules = (): Promise<void> => clearRichRules(lab);
 
 async function status(): Promise<string> {
   const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
@@ -29,15 +27,8 @@ async function status(): Promise<string> {
   return r.stdout;
 }
 
-async function withDaemon(conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = [], stateDir?: string): Promise<void> {
-  const d = await startKnockd(lab, conf, args, stateDir ? { stateDir } : {});
-  try {
-    await fn(d);
-  } finally {
-    await d.stop();
-    await cleanRules();
-  }
-}
+const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = [], stateDir?: string): Promise<void> =>
+  sharedWithDaemon(lab, conf, fn, { args, ...(stateDir ? { stateDir } : {}) });
 
 test('1. the admin\'s own rule (runtime + permanent) is never taken over, timed or removed by knocks', async () => {
   const rule = sshRule(lab.clientAddr);

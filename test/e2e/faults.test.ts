@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -23,17 +23,7 @@ const waitRule = (ms: number): Promise<string[]> =>
     return r.length ? r : undefined;
   }, ms, 25);
 
-async function withDaemon(conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = []): Promise<void> {
-  const d = await startKnockd(lab, conf, args);
-  try {
-    await fn(d);
-  } finally {
-    await d.stop();
-    await lab.firewallCmd('--zone=public', '--list-rich-rules').then(async (out) => {
-      for (const r of out.split('\n').filter(Boolean)) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
-    });
-  }
-}
+const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = []): Promise<void> => sharedWithDaemon(lab, conf, fn, { args });
 
 test('1. firewalld restarts while a grant is open: the grant is back within 2 s of its return, with its remaining time', async () => {
   await withDaemon(DEFAULT_CONF({ cmdTimeout: 120 }), async (d) => {

@@ -78,6 +78,22 @@ export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = 
   return d;
 }
 
+/** Remove every rich rule of zone public (between tests). */
+export async function clearRichRules(lab: Lab): Promise<void> {
+  for (const r of await lab.richRules()) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
+}
+
+/** Run `fn` with a daemon on `conf`; stop it and clear zone public's rich rules afterwards, whatever happened. */
+export async function withDaemon(lab: Lab, conf: string, fn: (d: RunningDaemon) => Promise<void>, opts: StartOptions & { args?: string[] } = {}): Promise<void> {
+  const d = await startKnockd(lab, conf, opts.args ?? [], opts);
+  try {
+    await fn(d);
+  } finally {
+    await d.stop();
+    await clearRichRules(lab);
+  }
+}
+
 /** Debian's knock 0.8 client, run in the client namespace. */
 export async function debianKnock(lab: Lab, host: string, ports: (number | string)[], extra: string[] = []): Promise<void> {
   const r = await lab.execIn('client', ['knock', ...extra, host, ...ports.map(String)], { timeoutMs: 10_000 });

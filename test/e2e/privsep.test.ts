@@ -12,7 +12,7 @@ import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
-import { capturePid, DEFAULT_CONF, debianKnock, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { capturePid, DEFAULT_CONF, debianKnock, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -43,15 +43,8 @@ async function knockOpens(): Promise<void> {
   await lab.waitFor(async () => (await rulesNow()).length > 0, 3000, 20);
 }
 
-async function withDaemon(conf: string, fn: (d: RunningDaemon) => Promise<void>, stateDir?: string): Promise<void> {
-  const d = await startKnockd(lab, conf, [], stateDir ? { stateDir } : {});
-  try {
-    await fn(d);
-  } finally {
-    await d.stop();
-    for (const r of await rulesNow()) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
-  }
-}
+const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, stateDir?: string): Promise<void> =>
+  sharedWithDaemon(lab, conf, fn, stateDir ? { stateDir } : {});
 
 /** `argv` in the server namespace with exactly the capture process's credentials: its uid/gid, no groups, no capabilities, no_new_privs. */
 function asCapture(p: ProcessPrivileges, argv: string[]): ReturnType<Lab['execIn']> {

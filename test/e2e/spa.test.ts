@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { KNOCKD_BIN, sleep, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { KNOCKD_BIN, sleep, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -48,15 +48,8 @@ async function sendRaw(payload: Buffer): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
-async function withDaemon(conf: string, fn: (d: RunningDaemon) => Promise<void>, stateDir?: string): Promise<void> {
-  const d = await startKnockd(lab, conf, [], stateDir ? { stateDir } : {});
-  try {
-    await fn(d);
-  } finally {
-    await d.stop();
-    for (const r of await lab.richRules()) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
-  }
-}
+const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, stateDir?: string): Promise<void> =>
+  sharedWithDaemon(lab, conf, fn, stateDir ? { stateDir } : {});
 
 const rulesNow = (): Promise<string[]> => lab.richRules();
 const waitRules = (want: string[], ms = 3000): Promise<string[]> =>
