@@ -168,8 +168,10 @@ export class Machine {
     ];
     const out = createWriteStream(join(this.runDir, `console-${this.boots}.log`));
     const child = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.pipe(out);
-    child.stderr.pipe(out);
+    // Both into one file: neither may end it (the second would write after its end); the child's close does.
+    child.stdout.pipe(out, { end: false });
+    child.stderr.pipe(out, { end: false });
+    child.once('close', () => out.end());
     this.nspawn = child;
     this.exited = new Promise((res) => child.once('exit', (code) => res(code)));
     const deadline = Date.now() + timeoutMs;
