@@ -147,7 +147,27 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
       this.owner = '';
       this.emit('down');
     }
-    if (!this.closed) this.emit('busError', err);
+    if (!this.closed) {
+      this.emit('busError', err);
+      this.reconnectSoon();
+    }
+  }
+
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectTries = 0;
+
+  /** Connect again on our own (backoff 1, 2, 5, 10 s): what we hold is checked on `reconnected`, not at the next knock. */
+  private reconnectSoon(): void {
+    if (this.reconnectTimer || this.closed) return;
+    const delay = [1000, 2000, 5000, 10_000][Math.min(this.reconnectTries++, 3)]!;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connection().then(
+        () => (this.reconnectTries = 0),
+        () => this.reconnectSoon(),
+      );
+    }, delay);
+    this.reconnectTimer.unref();
   }
 
   private onMessage(msg: dbus.Message): void {
@@ -272,6 +292,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
 
   close(): void {
     this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const bus = this.bus;
     this.bus = undefined;
     bus?.disconnect();
