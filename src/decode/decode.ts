@@ -7,7 +7,7 @@
  * and bytes are read with plain indexing rather than `readUInt16BE` and
  * friends, whose range errors would be exceptions. The function never throws.
  *
- * Decoding stops at the transport ports (and TCP flags): that is everything a
+ * Decoding stops at the transport ports (and TCP flags and sequence number): that is everything a
  * port-knocking matcher needs. Addresses are left in the capture buffer and
  * referenced by offset (`srcOff`/`dstOff`); see `formatAddress`.
  */
@@ -221,11 +221,13 @@ function decodeL4(
   out: Packet,
 ): Decoded {
   let flags = 0;
+  let seq = 0;
   if (proto === IPPROTO_TCP) {
     // The whole fixed header must be there (options may be cut by snaplen).
     if (off + TCP_MIN_HEADER_LEN > limit) return Decoded.Malformed;
     if (buf[off + 12] >> 4 < 5) return Decoded.Malformed; // data offset
     flags = buf[off + 13] & 0x3f;
+    seq = (buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7];
     out.proto = IPPROTO_TCP;
   } else {
     if (off + UDP_HEADER_LEN > limit) return Decoded.Malformed;
@@ -235,6 +237,7 @@ function decodeL4(
   out.sport = (buf[off] << 8) | buf[off + 1];
   out.dport = (buf[off + 2] << 8) | buf[off + 3];
   out.flags = flags;
+  out.seq = seq;
   out.buf = buf;
   out.srcOff = srcOff;
   out.dstOff = dstOff;

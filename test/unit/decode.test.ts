@@ -50,6 +50,8 @@ interface TcpOpts {
   sport?: number;
   dport?: number;
   flags?: number;
+  /** Sequence number (unsigned); default 0x01020304. */
+  seq?: number;
   /** Data offset in 32-bit words; defaults to 5 + options/4. */
   dataOffset?: number;
   /** Raw option bytes (a multiple of 4). */
@@ -62,7 +64,7 @@ function tcp(o: TcpOpts = {}): Buffer {
   const h = Buffer.alloc(20);
   h.writeUInt16BE(o.sport ?? 40000, 0);
   h.writeUInt16BE(o.dport ?? 7000, 2);
-  h.writeUInt32BE(0x01020304, 4); // seq
+  h.writeUInt32BE(o.seq ?? 0x01020304, 4); // seq
   h.writeUInt32BE(0, 8); // ack
   h[12] = (o.dataOffset ?? 5 + options.length / 4) << 4;
   h[13] = o.flags ?? TH_SYN;
@@ -816,4 +818,17 @@ test('randomized: parseAddress accepts exactly what inet_pton accepts', () => {
     }
     assert.equal(canonicalAddress(text), viaNode, JSON.stringify(text));
   }
+});
+
+test('the TCP sequence number is decoded (as its signed 32-bit pattern); UDP leaves it 0', () => {
+  for (const seq of [0, 1, 0x01020304, 0x7fffffff, 0x80000000, 0xfedcba98, 0xffffffff]) {
+    const { result, pkt } = decode('ETHERNET', ethernet(ipv4({ payload: tcp({ seq }) })));
+    assert.equal(result, Decoded.Ok);
+    assert.equal(pkt.seq, seq | 0);
+    assert.equal(pkt.seq >>> 0, seq);
+  }
+  const pkt = newPacket();
+  assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ payload: tcp({ seq: 0xabcdef01 }) })), 1 << 16, pkt), Decoded.Ok);
+  assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ proto: IPPROTO_UDP, payload: udp({}) })), 1 << 16, pkt), Decoded.Ok);
+  assert.equal(pkt.seq, 0, 'a UDP packet does not keep the previous TCP packet\'s sequence number');
 });
