@@ -9,9 +9,14 @@ export interface InterfaceAddresses {
   addrs: string[];
 }
 
-/** Addresses of `iface` (IPv6 ones dropped when `ipv4Only`), zone ids (`%eth0`) removed. */
+/**
+ * Addresses of `iface` (IPv6 ones dropped when `ipv4Only`), zone ids (`%eth0`)
+ * removed. `any` (libpcap's pseudo-device for all interfaces) has every
+ * address of every interface.
+ */
 export function interfaceAddresses(iface: string, ipv4Only = false): InterfaceAddresses {
-  const list = networkInterfaces()[iface];
+  const all = networkInterfaces();
+  const list = iface === ANY ? Object.values(all).flatMap((l) => l ?? []) : all[iface];
   if (list === undefined) return { exists: interfaceExists(iface), addrs: [] };
   const addrs = new Set<string>();
   for (const a of list) {
@@ -21,6 +26,9 @@ export function interfaceAddresses(iface: string, ipv4Only = false): InterfaceAd
   }
   return { exists: true, addrs: [...addrs].sort() };
 }
+
+/** libpcap's Linux pseudo-device that captures on every interface (cooked capture, LINKTYPE_LINUX_SLL). */
+export const ANY = 'any';
 
 function interfaceExists(iface: string): boolean {
   // networkInterfaces() lists only interfaces with an address; /sys knows the rest.

@@ -22,7 +22,8 @@ export type WireDoor = DoorSpec & {
 };
 
 export interface CaptureSetup {
-  iface: string;
+  /** The interfaces to capture on, one pcap handle each (one matcher, one attempt table for all). */
+  ifaces: string[];
   filter: string;
   doors: WireDoor[];
   local: string[];
@@ -38,8 +39,8 @@ export type ToCapture =
   | { t: 'start'; setup: CaptureSetup }
   /** New doors and filter (config reload): attempts of unchanged doors are kept. */
   | { t: 'doors'; doors: WireDoor[]; filter: string }
-  /** The interface's addresses changed. */
-  | { t: 'local'; local: string[]; filter: string }
+  /** The interfaces' addresses changed, or the set of interfaces ready to capture on. */
+  | { t: 'local'; local: string[]; filter: string; ifaces: string[] }
   | { t: 'stats' };
 
 /** A matcher event with the door by name (evictions are only counted, see `suppressed`). */
@@ -56,8 +57,9 @@ export interface CaptureStats {
 }
 
 export type FromCapture =
-  | { t: 'listening'; link: LinkType; filter: string }
-  | { t: 'error'; message: string }
+  | { t: 'listening'; iface: string; link: LinkType; filter: string }
+  /** An interface could not be opened (the capture process retries it every second while others capture). */
+  | { t: 'error'; iface: string; message: string }
   | { t: 'event'; e: WireEvent }
   /** Once a second when stage-1 lines were held back or attempts evicted (a flood). */
   | { t: 'suppressed'; count: number; timeouts: number; evicted: number; inFlight: number }

@@ -14,8 +14,8 @@ import type { CaptureSetup, CaptureStats, FromCapture, ToCapture, WireDoor, Wire
 
 export interface SupervisorEvents {
   event: [WireEvent];
-  /** Capture is open (first time, or again after a failure). */
-  listening: [LinkType, boolean];
+  /** Capture is open on an interface (first time, or again after a failure). */
+  listening: [string, LinkType, boolean];
   suppressed: [{ count: number; timeouts: number; evicted: number; inFlight: number }];
 }
 
@@ -26,8 +26,11 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private setup: CaptureSetup | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
-  private isListening = false;
-  private everListened = false;
+  /** Interfaces capturing now, with their link type. */
+  private readonly listeningOn = new Map<string, LinkType>();
+  private readonly everListened = new Set<string>();
+  /** Why an interface is not capturing (it failed to open). */
+  private readonly ifaceErrors = new Map<string, string>();
   private lastError = '';
   private statsWaiters: ((s: CaptureStats | undefined) => void)[] = [];
   /** The capture process's counters as last reported (it sends them once a second). */
@@ -37,8 +40,22 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     super();
   }
 
+  /** Capturing on at least one interface. */
   get listening(): boolean {
-    return this.isListening;
+    return this.listeningOn.size > 0;
+  }
+
+  /** The interfaces capturing now, in the order of the setup, with their link types. */
+  get interfaces(): { iface: string; link: LinkType }[] {
+    return (this.setup?.ifaces ?? []).flatMap((iface) => {
+      const link = this.listeningOn.get(iface);
+      return link !== undefined ? [{ iface, link }] : [];
+    });
+  }
+
+  /** Why an interface of the setup is not capturing ('' if it is, or nothing is known). */
+  problemOf(iface: string): string {
+    return this.ifaceErrors.get(iface) ?? '';
   }
 
   get running(): boolean {
@@ -76,13 +93,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
-      const wasListening = this.isListening;
-      this.isListening = false;
+      const wasListening = this.listeningOn.size > 0;
+      this.listeningOn.clear();
       this.flushStats(undefined);
       if (!this.setup) return; // stopped on purpose
       const why = signal === 'SIGABRT' ? 'libpcap lost the interface (link down or interface removed?)' : signal ? `killed by ${signal}` : code === 3 ? this.lastError : `exited with status ${code}`;
       const detail = stderr.trim().split('\n').filter((l) => !/^Warning: .*This may not actually work/.test(l)).pop();
-      if (signal || code !== 3) this.lastError = `capture on ${setup.iface} failed: ${why}`;
+      if (signal || code !== 3) this.lastError = `capture on ${setup.ifaces.join(', ')} failed: ${why}`;
       const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)]!;
       this.failures++;
       if (wasListening || this.failures === 1) {
@@ -103,16 +120,19 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private onMessage(m: FromCapture): void {
     switch (m.t) {
       case 'listening': {
-        const again = this.everListened;
-        this.isListening = true;
-        this.everListened = true;
+        const again = this.everListened.has(m.iface);
+        this.listeningOn.set(m.iface, m.link);
+        this.everListened.add(m.iface);
+        this.ifaceErrors.delete(m.iface);
         this.failures = 0;
         this.lastError = '';
-        this.emit('listening', m.link, again);
+        this.emit('listening', m.iface, m.link, again);
         return;
       }
       case 'error':
         this.lastError = m.message;
+        this.ifaceErrors.set(m.iface, m.message);
+        if (this.listeningOn.delete(m.iface) || this.listeningOn.size > 0) this.log.warn(`${m.message}; retrying every second (the other interfaces capture meanwhile)`);
         return;
       case 'event':
         this.emit('event', m.e);
@@ -139,10 +159,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.send({ t: 'doors', doors, filter });
   }
 
-  setLocal(local: string[], filter: string): void {
+  /** New addresses, or a new set of interfaces to capture on. */
+  setLocal(local: string[], filter: string, ifaces: string[]): void {
     if (!this.setup) return;
-    this.setup = { ...this.setup, local, filter };
-    this.send({ t: 'local', local, filter });
+    this.setup = { ...this.setup, local, filter, ifaces };
+    for (const i of [...this.listeningOn.keys()]) if (!ifaces.includes(i)) this.listeningOn.delete(i);
+    for (const i of [...this.ifaceErrors.keys()]) if (!ifaces.includes(i)) this.ifaceErrors.delete(i);
+    this.send({ t: 'local', local, filter, ifaces });
   }
 
   /**
@@ -170,7 +193,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.setup = undefined;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
-    this.isListening = false;
+    this.listeningOn.clear();
+    this.ifaceErrors.clear();
     const child = this.child;
     this.child = undefined;
     if (child) {

@@ -8,6 +8,7 @@ import { FramePipeline } from './pipeline';
 import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
 import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
+import type { LinkType } from '../decode/types';
 
 function send(msg: FromCapture): void {
   if (process.connected) process.send!(msg);
@@ -31,7 +32,11 @@ function toWire(e: MatchEvent): WireEvent {
 class CaptureWorker {
   private readonly matcher: Matcher;
   private readonly pipeline: FramePipeline;
-  private readonly pcap: PcapCapture;
+  /** One pcap handle per interface, all feeding the one pipeline (one attempt table). */
+  private readonly pcaps = new Map<string, PcapCapture>();
+  /** Interfaces that failed to open: retried on every tick. */
+  private readonly failed = new Set<string>();
+  private filter = '';
   private budget: number;
   private suppressed = 0;
   private timeoutsHeld = 0;
@@ -47,13 +52,6 @@ class CaptureWorker {
     });
     this.matcher.setLocalAddresses(setup.local);
     this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only);
-    this.pcap = new PcapCapture((link, buf, len) => {
-      const now = performance.now();
-      this.pipeline.onFrame(link, buf, len, now);
-      // Under a flood `cap` keeps reading until the ring is empty and the event
-      // loop (timers included) does not run: do the once-a-second work from here.
-      if (now - this.lastTick >= 1000) this.tick();
-    }, setup.ringMB * 1024 * 1024);
     setInterval(() => {
       if (performance.now() - this.lastTick >= 1000) this.tick();
     }, 1000);
@@ -84,8 +82,17 @@ class CaptureWorker {
     send({ t: 'event', e: toWire(e) });
   }
 
+  private readonly onFrame = (link: LinkType, buf: Buffer, len: number): void => {
+    const now = performance.now();
+    this.pipeline.onFrame(link, buf, len, now);
+    // Under a flood `cap` keeps reading until the ring is empty and the event
+    // loop (timers included) does not run: do the once-a-second work from here.
+    if (now - this.lastTick >= 1000) this.tick();
+  };
+
   private tick(): void {
     this.lastTick = performance.now();
+    for (const iface of [...this.failed]) this.openOne(iface);
     this.matcher.sweep(this.lastTick);
     const evicted = this.matcher.stats.evicted - this.evictedBefore;
     this.evictedBefore = this.matcher.stats.evicted;
@@ -99,26 +106,45 @@ class CaptureWorker {
     this.stats();
   }
 
+  /** (Re)open every interface with `filter`. If none opens, exit: the supervisor restarts this process with a backoff. */
   open(filter: string): void {
+    this.filter = filter;
+    for (const iface of this.setup.ifaces) this.openOne(iface);
+    if (this.failed.size === this.setup.ifaces.length) setImmediate(() => process.exit(3));
+  }
+
+  private openOne(iface: string): void {
+    let pcap = this.pcaps.get(iface);
+    if (pcap === undefined) this.pcaps.set(iface, (pcap = new PcapCapture(this.onFrame, this.setup.ringMB * 1024 * 1024)));
     try {
-      const link = this.pcap.start(this.setup.iface, filter);
-      send({ t: 'listening', link, filter });
+      const link = pcap.start(iface, this.filter);
+      this.failed.delete(iface);
+      send({ t: 'listening', iface, link, filter: this.filter });
     } catch (err) {
-      send({ t: 'error', message: (err as Error).message });
-      // The supervisor decides when to try again (it restarts this process).
-      setImmediate(() => process.exit(3));
+      if (!this.failed.has(iface)) send({ t: 'error', iface, message: (err as Error).message });
+      this.failed.add(iface);
     }
   }
 
   setDoors(doors: DoorSpec[], filter: string): void {
     this.setup = { ...this.setup, doors };
     this.matcher.setDoors(doors);
-    if (filter !== this.pcap.filter) this.open(filter);
+    if (filter !== this.filter) this.open(filter);
   }
 
-  setLocal(local: string[], filter: string): void {
+  /** New addresses and/or a new set of interfaces: handles of interfaces no longer listed are closed, new ones opened. */
+  setLocal(local: string[], filter: string, ifaces: string[]): void {
     this.matcher.setLocalAddresses(local);
-    if (filter !== this.pcap.filter) this.open(filter);
+    for (const [iface, pcap] of this.pcaps) {
+      if (ifaces.includes(iface)) continue;
+      pcap.stop();
+      this.pcaps.delete(iface);
+      this.failed.delete(iface);
+    }
+    const added = ifaces.filter((i) => !this.pcaps.has(i));
+    this.setup = { ...this.setup, ifaces };
+    if (filter !== this.filter) this.open(filter);
+    else for (const iface of added) this.openOne(iface);
   }
 
   stats(): void {
@@ -137,7 +163,7 @@ process.on('message', (msg: ToCapture) => {
       worker?.setDoors(msg.doors, msg.filter);
       return;
     case 'local':
-      worker?.setLocal(msg.local, msg.filter);
+      worker?.setLocal(msg.local, msg.filter, msg.ifaces);
       return;
     case 'stats':
       worker?.stats();

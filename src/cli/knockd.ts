@@ -22,7 +22,8 @@ export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '.
 
 const USAGE = `usage: knockd [options]
 options:
-  -i, --interface <int>  network interface to listen on (default "eth0", else the default route's)
+  -i, --interface <int>  network interface(s) to listen on: eno1, eno1,eno2 or any
+                         (default "eth0", else the default route's)
   -c, --config <file>    use an alternate config file (default /etc/knockd.conf)
   -d, --daemon           run as a daemon (detach; writes the pid file)
   -D, --debug            output debug messages
