@@ -137,4 +137,33 @@ describe('two interfaces, one daemon', () => {
       assert.doesNotMatch((await d.log()).slice(from), /Stage 1/, 'not even a first stage');
     });
   });
+  describe('a NIC that appears after the start', () => {
+    before(async () => {
+      d = await startKnockd(lab, CONF(undefined, lab.serverAddr2), [], { iface: `${lab.serverIf},${lab.serverIf.replace(/^ks/, 'kl')}` });
+    });
+    after(async () => {
+      await d?.stop();
+    });
+
+    test('is waited for while the others capture, then picked up', async () => {
+      const late = lab.serverIf.replace(/^ks/, 'kl');
+      const peer = lab.clientIf.replace(/^kc/, 'kl');
+      const net = lab.serverAddr2.replace(/^10\.201\./, '10.202.').replace(/\.1$/, '');
+      assert.match(await d.log(), new RegExp(`interface ${late} does not exist \\(yet\\); waiting for it`));
+      let s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
+      assert.match(s.stdout, new RegExp(`listening on ${lab.serverIf} \\(waiting for ${late}\\)`), s.stdout);
+      await openAndClose(lab.serverAddr, lab.clientAddr);
+      const r = await lab.execIn('server', ['ip', '-batch', '-'], {
+        input: `link add ${late} type veth peer name ${peer} netns ${lab.clientNs}\naddr add ${net}.1/24 dev ${late}\nlink set ${late} up\n`,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const c = await lab.execIn('client', ['ip', '-batch', '-'], { input: `addr add ${net}.2/24 dev ${peer}\nlink set ${peer} up\n` });
+      assert.equal(c.code, 0, c.stderr);
+      await lab.firewallCmd('--zone=public', `--add-interface=${late}`);
+      await d.waitForLog(new RegExp(`listening on ${late} \\(ETHERNET\\)`), 10_000);
+      s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
+      assert.match(s.stdout, new RegExp(`listening on ${lab.serverIf}, ${late}, `), s.stdout);
+      await openAndClose(`${net}.1`, `${net}.2`);
+    });
+  });
 });
