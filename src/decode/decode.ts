@@ -7,9 +7,11 @@
  * and bytes are read with plain indexing rather than `readUInt16BE` and
  * friends, whose range errors would be exceptions. The function never throws.
  *
- * Decoding stops at the transport ports (and TCP flags and sequence number): that is everything a
+ * Decoding stops at the transport ports (and TCP flags): that is everything a
  * port-knocking matcher needs. Addresses are left in the capture buffer and
- * referenced by offset (`srcOff`/`dstOff`); see `formatAddress`.
+ * referenced by offset (`srcOff`/`dstOff`); see `formatAddress`. So is the
+ * TCP sequence number (`tcpSeq`), which only the matcher's retransmission
+ * check needs.
  */
 
 import { Decoded, IPPROTO_TCP, IPPROTO_UDP, LinkType, Packet } from './types';
@@ -209,6 +211,18 @@ function decodeIpv6(buf: Buffer, off: number, end: number, out: Packet): Decoded
   return decodeL4(buf, cur, limit, next, 6, off + 8, off + 24, out);
 }
 
+/**
+ * The TCP sequence number of a decoded TCP packet, as a signed 32-bit integer
+ * (the header's bit pattern, `| 0`: a small integer, no heap number); 0 for
+ * UDP. decodeL4 checked that the whole fixed TCP header is in `buf`.
+ */
+export function tcpSeq(p: Packet): number {
+  if (p.proto !== IPPROTO_TCP) return 0;
+  const b = p.buf;
+  const o = p.l4Off;
+  return (b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!;
+}
+
 /** Decode the TCP or UDP header at `off` (which must end by `limit`) and fill `out`. */
 function decodeL4(
   buf: Buffer,
@@ -221,13 +235,11 @@ function decodeL4(
   out: Packet,
 ): Decoded {
   let flags = 0;
-  let seq = 0;
   if (proto === IPPROTO_TCP) {
     // The whole fixed header must be there (options may be cut by snaplen).
     if (off + TCP_MIN_HEADER_LEN > limit) return Decoded.Malformed;
     if (buf[off + 12] >> 4 < 5) return Decoded.Malformed; // data offset
     flags = buf[off + 13] & 0x3f;
-    seq = (buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7];
     out.proto = IPPROTO_TCP;
   } else {
     if (off + UDP_HEADER_LEN > limit) return Decoded.Malformed;
@@ -237,7 +249,7 @@ function decodeL4(
   out.sport = (buf[off] << 8) | buf[off + 1];
   out.dport = (buf[off + 2] << 8) | buf[off + 3];
   out.flags = flags;
-  out.seq = seq;
+  out.l4Off = off;
   out.buf = buf;
   out.srcOff = srcOff;
   out.dstOff = dstOff;

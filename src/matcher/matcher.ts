@@ -41,6 +41,7 @@
  */
 import type { DoorSpec, KnockPort, TcpFlagRule } from '../model';
 import { formatAddress, parseAddress } from '../decode/address';
+import { tcpSeq } from '../decode/decode';
 import { IPPROTO_TCP, type KnockProto, type Packet } from '../decode/types';
 import { ADVANCED, AttemptTable, FRESH } from './table';
 
@@ -225,7 +226,7 @@ export class Matcher {
     readWords(this.src, p.family, p.buf, p.srcOff);
     readWords(this.dst, p.family, p.buf, p.dstOff);
     this.sport = p.sport;
-    this.seq = p.seq;
+    this.seq = tcpSeq(p);
     this.run(p.proto, p.dport, p.flags, now);
   }
 

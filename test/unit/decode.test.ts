@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SocketAddress } from 'node:net';
 
-import { decodeFrame } from '../../src/decode/decode';
+import { decodeFrame, tcpSeq } from '../../src/decode/decode';
 import { canonicalAddress, formatAddress, parseAddress } from '../../src/decode/address';
 import {
   Decoded,
@@ -820,15 +820,21 @@ test('randomized: parseAddress accepts exactly what inet_pton accepts', () => {
   }
 });
 
-test('the TCP sequence number is decoded (as its signed 32-bit pattern); UDP leaves it 0', () => {
+test('tcpSeq: the TCP sequence number of a decoded packet (its signed 32-bit pattern), over IPv4 with options, IPv6 with extension headers, VLANs; 0 for UDP', () => {
   for (const seq of [0, 1, 0x01020304, 0x7fffffff, 0x80000000, 0xfedcba98, 0xffffffff]) {
-    const { result, pkt } = decode('ETHERNET', ethernet(ipv4({ payload: tcp({ seq }) })));
-    assert.equal(result, Decoded.Ok);
-    assert.equal(pkt.seq, seq | 0);
-    assert.equal(pkt.seq >>> 0, seq);
+    for (const frame of [
+      ethernet(ipv4({ payload: tcp({ seq }) })),
+      ethernet(ipv4({ options: Buffer.alloc(8, 1), payload: tcp({ seq }) }), { vlans: [0x88a8, 0x8100] }),
+      ethernet(ipv6({ next: 0, payload: Buffer.concat([optionsHeader(60, 1), optionsHeader(IPPROTO_TCP, 0), tcp({ seq })]) }), { type: 0x86dd }),
+    ]) {
+      const { result, pkt } = decode('ETHERNET', frame);
+      assert.equal(result, Decoded.Ok);
+      assert.equal(tcpSeq(pkt), seq | 0);
+      assert.equal(tcpSeq(pkt) >>> 0, seq);
+    }
   }
   const pkt = newPacket();
   assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ payload: tcp({ seq: 0xabcdef01 }) })), 1 << 16, pkt), Decoded.Ok);
   assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ proto: IPPROTO_UDP, payload: udp({}) })), 1 << 16, pkt), Decoded.Ok);
-  assert.equal(pkt.seq, 0, 'a UDP packet does not keep the previous TCP packet\'s sequence number');
+  assert.equal(tcpSeq(pkt), 0, 'UDP has none');
 });

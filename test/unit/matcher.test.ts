@@ -345,7 +345,8 @@ test('the per-packet path reads addresses in place: handlePacket agrees with han
   const feed = (family: 4 | 6, src: number[], dst: number[], dport: number): void => {
     buf.set(src, 0);
     buf.set(dst, 32);
-    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000 + dport, dport, flags: TH_SYN, seq: dport * 7, buf, srcOff: 0, dstOff: 32 }, 0);
+    buf.writeUInt32BE(dport * 7, 48 + 4); // the TCP header's sequence number
+    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000 + dport, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32, l4Off: 48 }, 0);
   };
   const v6src = [0xfd, 0, ...new Array<number>(13).fill(0), 2];
   const v6dst = [0xfd, 0, ...new Array<number>(13).fill(0), 1];
@@ -479,9 +480,11 @@ test('handlePacket: retransmissions read from the Packet (sport, seq) are ignore
   const events: MatchEvent[] = [];
   const m = new Matcher([openSSH], (e) => events.push(e));
   m.setLocalAddresses([SERVER]);
-  const buf = Buffer.from([192, 0, 2, 200, 10, 0, 0, 1]);
+  const buf = Buffer.alloc(28);
+  buf.set([192, 0, 2, 200, 10, 0, 0, 1]);
   for (const [i, dport] of [3333, 4444, 5555].entries()) {
-    for (let c = 0; c < 3; c++) m.handlePacket({ family: 4, proto: IPPROTO_TCP, sport: 50000 + i, dport, flags: TH_SYN, seq: (0x80000000 + i) | 0, buf, srcOff: 0, dstOff: 4 }, i * 3000 + c * 1000);
+    buf.writeUInt32BE(0x80000000 + i, 8 + 4); // TCP header at 8: its sequence number
+    for (let c = 0; c < 3; c++) m.handlePacket({ family: 4, proto: IPPROTO_TCP, sport: 50000 + i, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 4, l4Off: 8 }, i * 3000 + c * 1000);
   }
   assert.deepEqual(events.filter((e) => e.type === 'open' || e.type === 'spoiled').map((e) => e.type), ['open']);
   assert.equal(m.stats.retransmits, 4);
