@@ -53,7 +53,8 @@ export interface WireSpaDoor {
 }
 
 export interface CaptureSetup {
-  iface: string;
+  /** The interfaces to capture on, one pcap handle each (one matcher, one attempt table for all). */
+  ifaces: string[];
   /** The unprivileged account the capture process switches to after opening the socket (user.ts). */
   user: CaptureUser;
   filter: string;
@@ -74,8 +75,8 @@ export type ToCapture =
   | { t: 'start'; setup: CaptureSetup }
   /** New doors and filter (config reload): attempts of unchanged doors are kept. */
   | { t: 'doors'; doors: WireDoor[]; spa: WireSpaDoor[]; filter: string }
-  /** The interface's addresses changed. */
-  | { t: 'local'; local: string[]; filter: string }
+  /** The interfaces' addresses changed, or the set of interfaces ready to capture on. */
+  | { t: 'local'; local: string[]; filter: string; ifaces: string[] }
   | { t: 'stats' };
 
 /** A matcher event with the door by name (evictions are only counted, see `suppressed`). */
@@ -95,8 +96,9 @@ export interface CaptureStats {
 }
 
 export type FromCapture =
-  | { t: 'listening'; link: LinkType; filter: string }
-  | { t: 'error'; message: string }
+  | { t: 'listening'; iface: string; link: LinkType; filter: string }
+  /** An interface could not be opened (the capture process retries it every second while others capture). */
+  | { t: 'error'; iface: string; message: string }
   | { t: 'event'; e: WireEvent }
   /** Once a second when stage-1 lines were held back or attempts evicted (a flood). */
   | { t: 'suppressed'; count: number; timeouts: number; evicted: number; inFlight: number }

@@ -23,8 +23,8 @@ import { privilegeProblem } from './privileges';
 
 export interface SupervisorEvents {
   event: [WireEvent];
-  /** Capture is open (first time, or again after a failure). */
-  listening: [LinkType, boolean];
+  /** Capture is open on an interface (first time, or again after a failure). */
+  listening: [string, LinkType, boolean];
   suppressed: [{ count: number; timeouts: number; evicted: number; inFlight: number }];
 }
 
@@ -41,8 +41,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private readonly gate: MessageGate;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
-  private isListening = false;
-  private everListened = false;
+  /** Interfaces capturing now, with their link type. */
+  private readonly listeningOn = new Map<string, LinkType>();
+  /** The interfaces the running capture process was started with. */
+  private childIfaces: string[] = [];
+  private readonly everListened = new Set<string>();
+  /** Why an interface is not capturing (it failed to open). */
+  private readonly ifaceErrors = new Map<string, string>();
   private lastError = '';
   private statsWaiters: ((s: CaptureStats | undefined) => void)[] = [];
   /** The capture process's counters as last reported (it sends them once a second). */
@@ -53,8 +58,22 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.gate = new MessageGate((line) => this.log.error(line));
   }
 
+  /** Capturing on at least one interface. */
   get listening(): boolean {
-    return this.isListening;
+    return this.listeningOn.size > 0;
+  }
+
+  /** The interfaces capturing now, in the order of the setup, with their link types. */
+  get interfaces(): { iface: string; link: LinkType }[] {
+    return (this.setup?.ifaces ?? []).flatMap((iface) => {
+      const link = this.listeningOn.get(iface);
+      return link !== undefined ? [{ iface, link }] : [];
+    });
+  }
+
+  /** Why an interface of the setup is not capturing ('' if it is, or nothing is known). */
+  problemOf(iface: string): string {
+    return this.ifaceErrors.get(iface) ?? '';
   }
 
   /** Snaplen of the capture running (or last started). */
@@ -99,7 +118,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     try {
       setup = { ...base, user: captureUser() };
     } catch (err) {
-      this.lastError = `capture on ${base.iface} cannot start: ${(err as Error).message}`;
+      this.lastError = `capture on ${base.ifaces.join(', ')} cannot start: ${(err as Error).message}`;
       if (this.failures === 0) this.log.error(this.lastError);
       this.scheduleRestart();
       return;
@@ -119,6 +138,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       execArgv: [...process.execArgv, `--max-old-space-size=${heapMB}`, '--max-semi-space-size=4'],
     });
     this.child = child;
+    this.childIfaces = setup.ifaces;
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
       stderr = (stderr + c.toString()).slice(-2000);
@@ -129,13 +149,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
-      const wasListening = this.isListening;
-      this.isListening = false;
+      const wasListening = this.listeningOn.size > 0;
+      this.listeningOn.clear();
       this.flushStats(undefined);
       if (!this.setup) return; // stopped on purpose
       const why = signal ? `killed by ${signal}` : code === 3 ? this.lastError : `exited with status ${code}`;
       const detail = stderr.trim().split('\n').filter((l) => !/^Warning: .*This may not actually work/.test(l)).pop();
-      if (signal || code !== 3) this.lastError = `capture on ${setup.iface} failed: ${why}`;
+      if (signal || code !== 3) this.lastError = `capture on ${setup.ifaces.join(', ')} failed: ${why}`;
       if (wasListening || this.failures === 0) {
         this.log.warn(`${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1]! / 1000} s at most)`);
       }
@@ -150,7 +170,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   private onMessage(child: ChildProcess, raw: unknown): void {
     if (child !== this.child) return;
-    const m = this.gate.admit(raw, this.doorNames, this.setup?.ipv4Only ?? false);
+    const m = this.gate.admit(raw, this.doorNames, this.setup?.ipv4Only ?? false, this.childIfaces);
     if (m === undefined) return;
     switch (m.t) {
       case 'listening': {
@@ -163,20 +183,24 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
           this.child = undefined;
           child.disconnect();
           child.kill('SIGKILL');
-          this.isListening = false;
+          this.listeningOn.clear();
           this.scheduleRestart();
           return;
         }
-        const again = this.everListened;
-        this.isListening = true;
-        this.everListened = true;
+        const again = this.everListened.has(m.iface);
+        this.listeningOn.set(m.iface, m.link);
+        this.everListened.add(m.iface);
+        this.ifaceErrors.delete(m.iface);
         this.failures = 0;
         this.lastError = '';
-        this.emit('listening', m.link, again);
+        this.emit('listening', m.iface, m.link, again);
         return;
       }
       case 'error':
         this.lastError = m.message;
+        this.ifaceErrors.set(m.iface, m.message);
+        // The capture process cannot open it again (it holds no privilege): the daemon restarts it once the interface is back.
+        if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0) this.log.warn(`${m.message}; the other interfaces capture meanwhile, and capture restarts when it is back`);
         return;
       case 'event':
         this.emit('event', m.e);
@@ -204,10 +228,37 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.send({ t: 'doors', doors, spa, filter });
   }
 
-  setLocal(local: string[], filter: string): void {
+  /** New addresses, or a new set of interfaces to capture on. */
+  setLocal(local: string[], filter: string, ifaces: string[]): void {
     if (!this.setup) return;
-    this.setup = { ...this.setup, local, filter };
-    this.send({ t: 'local', local, filter });
+    const had = this.childIfaces;
+    this.setup = { ...this.setup, local, filter, ifaces };
+    for (const i of [...this.listeningOn.keys()]) if (!ifaces.includes(i)) this.listeningOn.delete(i);
+    // An interface the capture process has no socket for (new, back after a link loss, or one it could not open):
+    // it cannot open one (it holds no privilege), so a new capture process opens them all.
+    const missing = ifaces.filter((i) => !had.includes(i) || this.ifaceErrors.has(i));
+    for (const i of [...this.ifaceErrors.keys()]) if (!ifaces.includes(i)) this.ifaceErrors.delete(i);
+    if (this.child && missing.length > 0) {
+      this.log.info(`capture restarts to open ${missing.join(', ')} (the capture process cannot open a socket itself)`);
+      this.replaceChild();
+      return;
+    }
+    this.send({ t: 'local', local, filter, ifaces });
+  }
+
+  /** End the capture process and start a new one with the current setup, now. */
+  private replaceChild(): void {
+    const old = this.child;
+    this.child = undefined;
+    this.listeningOn.clear();
+    this.ifaceErrors.clear();
+    if (old) {
+      old.disconnect();
+      old.kill();
+    }
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this.spawn();
   }
 
   /**
@@ -235,7 +286,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.setup = undefined;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
-    this.isListening = false;
+    this.listeningOn.clear();
+    this.ifaceErrors.clear();
     const child = this.child;
     this.child = undefined;
     if (child) {

@@ -176,20 +176,26 @@ function stats(s: unknown): CaptureStats {
  * it (`doors`: the doors it currently has, by name; `ipv4Only`: -4). Returns
  * a fresh, fully typed copy of the message, or why it was refused.
  */
-export function checkFromCapture(m: unknown, doors: KnownDoors, ipv4Only: boolean): Checked {
+/** One of the interfaces the daemon gave the capture process. */
+function iface(v: unknown, ifaces: readonly string[]): string {
+  if (typeof v !== 'string' || !ifaces.includes(v)) fail(`iface ${show(v)} is not one the capture process was given`);
+  return v;
+}
+
+export function checkFromCapture(m: unknown, doors: KnownDoors, ipv4Only: boolean, ifaces: readonly string[]): Checked {
   try {
     if (!isRecord(m)) fail('message is not an object');
     switch (m.t) {
       case 'listening': {
-        keys(m, 'listening', ['t', 'link', 'filter']);
+        keys(m, 'listening', ['t', 'iface', 'link', 'filter']);
         if (typeof m.link !== 'string' || !LINK_TYPES.includes(m.link)) fail(`unknown link type ${show(m.link)}`);
-        return { ok: true, msg: { t: 'listening', link: m.link as LinkType, filter: text(m.filter, 'filter', MAX_FILTER) } };
+        return { ok: true, msg: { t: 'listening', iface: iface(m.iface, ifaces), link: m.link as LinkType, filter: text(m.filter, 'filter', MAX_FILTER) } };
       }
       case 'error': {
-        keys(m, 'error', ['t', 'message']);
+        keys(m, 'error', ['t', 'iface', 'message']);
         // Printable text only: it goes into the log and STATUS=.
         const message = text(m.message, 'error message', MAX_TEXT).replace(/[^\x20-\x7e]/g, '?');
-        return { ok: true, msg: { t: 'error', message } };
+        return { ok: true, msg: { t: 'error', iface: iface(m.iface, ifaces), message } };
       }
       case 'event':
         keys(m, 'event', ['t', 'e']);
@@ -231,8 +237,8 @@ export class MessageGate {
     private readonly now: () => number = Date.now,
   ) {}
 
-  admit(raw: unknown, doors: KnownDoors, ipv4Only: boolean): FromCapture | undefined {
-    const c = checkFromCapture(raw, doors, ipv4Only);
+  admit(raw: unknown, doors: KnownDoors, ipv4Only: boolean, ifaces: readonly string[]): FromCapture | undefined {
+    const c = checkFromCapture(raw, doors, ipv4Only, ifaces);
     if (c.ok) return c.msg;
     const second = Math.floor(this.now() / 1000);
     if (second !== this.second) {

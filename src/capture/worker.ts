@@ -18,6 +18,7 @@ import { Matcher, type DoorSpec, type MatchEvent } from '../matcher/matcher';
 import { PcapCapture } from './pcap';
 import { SpaGate } from './spa-gate';
 import type { CaptureSetup, FromCapture, ToCapture, WireDoor, WireEvent } from './protocol';
+import type { LinkType } from '../decode/types';
 
 /** The daemon. */
 const PARENT = process.ppid;
@@ -44,7 +45,10 @@ function toWire(e: MatchEvent): WireEvent {
 class CaptureWorker {
   private readonly matcher: Matcher;
   private readonly pipeline: FramePipeline;
-  private readonly pcap: PcapCapture;
+  /** One pcap handle per interface, all feeding the one pipeline (one attempt table). */
+  private readonly pcaps = new Map<string, PcapCapture>();
+  /** Link type of each open interface. */
+  private readonly links = new Map<string, LinkType>();
   private budget: number;
   private suppressed = 0;
   private timeoutsHeld = 0;
@@ -60,18 +64,6 @@ class CaptureWorker {
     });
     this.matcher.setLocalAddresses(setup.local);
     this.pipeline = new FramePipeline(this.matcher, setup.ipv4Only, this.spaGate(setup));
-    this.pcap = new PcapCapture(
-      (link, buf, len) => {
-        const now = performance.now();
-        this.pipeline.onFrame(link, buf, len, now);
-        // Under a flood `cap` keeps reading until the ring is empty and the event
-        // loop (timers included) does not run: do the once-a-second work from here.
-        if (now - this.lastTick >= 1000) this.tick();
-      },
-      setup.ringMB * 1024 * 1024,
-      (err) => this.fail(err.message),
-      setup.snaplen,
-    );
     setInterval(() => {
       if (performance.now() - this.lastTick >= 1000) this.tick();
     }, 1000);
@@ -102,6 +94,14 @@ class CaptureWorker {
     send({ t: 'event', e: toWire(e) });
   }
 
+  private readonly onFrame = (link: LinkType, buf: Buffer, len: number): void => {
+    const now = performance.now();
+    this.pipeline.onFrame(link, buf, len, now);
+    // Under a flood `cap` keeps reading until the ring is empty and the event
+    // loop (timers included) does not run: do the once-a-second work from here.
+    if (now - this.lastTick >= 1000) this.tick();
+  };
+
   private tick(): void {
     this.lastTick = performance.now();
     this.matcher.sweep(this.lastTick);
@@ -118,36 +118,60 @@ class CaptureWorker {
     this.stats();
   }
 
-  /** Open the interface, then drop every privilege; only then do packets flow (the event loop reads them). */
+  /**
+   * Open every interface, then drop every privilege; only then do packets
+   * flow (the event loop reads them). An interface that does not open is
+   * reported (the others capture); if none opens, exit: the daemon restarts
+   * this process with a backoff, and it alone (with privilege) can open a
+   * socket again, so it also restarts it when an interface comes back.
+   */
   open(): void {
-    try {
-      const link = this.pcap.start(this.setup.iface, this.setup.filter);
+    for (const iface of this.setup.ifaces) {
+      const pcap = new PcapCapture(this.onFrame, this.setup.ringMB * 1024 * 1024, (err) => this.lost(iface, err.message), this.setup.snaplen);
       try {
-        Cap.dropPrivileges(this.setup.user.uid, this.setup.user.gid);
-        // It dies with the daemon from now on (PR_SET_PDEATHSIG): unless the daemon is already gone.
-        if (process.ppid !== PARENT) process.exit(0);
+        this.links.set(iface, pcap.start(iface, this.setup.filter));
+        this.pcaps.set(iface, pcap);
       } catch (err) {
-        this.pcap.stop();
-        throw new Error(`capture process could not drop its privileges (to ${this.setup.user.name}): ${(err as Error).message}`);
+        send({ t: 'error', iface, message: (err as Error).message });
       }
-      send({ t: 'listening', link, filter: this.setup.filter });
-    } catch (err) {
-      this.fail((err as Error).message);
     }
+    if (this.pcaps.size === 0) {
+      setImmediate(() => process.exit(3));
+      return;
+    }
+    try {
+      Cap.dropPrivileges(this.setup.user.uid, this.setup.user.gid);
+      // It dies with the daemon from now on (PR_SET_PDEATHSIG): unless the daemon is already gone.
+      if (process.ppid !== PARENT) process.exit(0);
+    } catch (err) {
+      this.fail(`capture process could not drop its privileges (to ${this.setup.user.name}): ${(err as Error).message}`);
+      return;
+    }
+    for (const [iface, link] of this.links) send({ t: 'listening', iface, link, filter: this.setup.filter });
+  }
+
+  /** libpcap lost an interface (link down, interface removed): close it; with none left, exit. */
+  private lost(iface: string, message: string): void {
+    this.pcaps.get(iface)?.stop();
+    this.pcaps.delete(iface);
+    send({ t: 'error', iface, message });
+    if (this.pcaps.size === 0) setImmediate(() => process.exit(3));
   }
 
   /** Tell the daemon why and exit: it decides when to try again (it restarts this process, with privilege). */
   private fail(message: string): void {
-    this.pcap.stop();
-    send({ t: 'error', message });
+    for (const pcap of this.pcaps.values()) pcap.stop();
+    this.pcaps.clear();
+    for (const iface of this.setup.ifaces) send({ t: 'error', iface, message });
     setImmediate(() => process.exit(3));
   }
 
-  /** A new filter on the open socket; if that fails, the daemon starts a new capture process with it. */
+  /** A new filter on the open sockets; if that fails, the daemon starts a new capture process with it. */
   private refilter(filter: string): void {
-    if (filter === this.pcap.filter) return;
+    if (filter === this.setup.filter) return;
+    this.setup = { ...this.setup, filter };
     try {
-      this.pcap.setFilter(filter);
+      for (const pcap of this.pcaps.values()) pcap.setFilter(filter);
     } catch (err) {
       this.fail((err as Error).message);
     }
@@ -165,9 +189,23 @@ class CaptureWorker {
     this.refilter(filter);
   }
 
-  setLocal(local: string[], filter: string): void {
+  /**
+   * New addresses (and the interfaces the daemon has ready): handles of
+   * interfaces no longer listed are closed; an interface this process does
+   * not have cannot be opened here (no privilege): the daemon restarts it.
+   */
+  setLocal(local: string[], filter: string, ifaces: string[]): void {
     this.setup = { ...this.setup, local };
     this.matcher.setLocalAddresses(local);
+    for (const [iface, pcap] of this.pcaps) {
+      if (ifaces.includes(iface)) continue;
+      pcap.stop();
+      this.pcaps.delete(iface);
+    }
+    if (this.pcaps.size === 0) {
+      setImmediate(() => process.exit(3));
+      return;
+    }
     this.refilter(filter);
   }
 
@@ -188,7 +226,7 @@ process.on('message', (msg: ToCapture) => {
       worker?.setDoors(msg.doors, msg.spa, msg.filter);
       return;
     case 'local':
-      worker?.setLocal(msg.local, msg.filter);
+      worker?.setLocal(msg.local, msg.filter, msg.ifaces);
       return;
     case 'stats':
       worker?.stats();

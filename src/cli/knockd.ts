@@ -17,12 +17,14 @@ import { formatStatus, queryStatus } from '../daemon/status';
 import { withTimeout } from '../util/timers';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { DEFAULT_RING_MB } from '../capture/protocol';
+import { chooseInterface } from '../capture/default-iface';
 
 export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 const USAGE = `usage: knockd [options]
 options:
-  -i, --interface <int>  network interface to listen on (default "eth0")
+  -i, --interface <int>  network interface(s) to listen on: eno1, eno1,eno2 or any
+                         (default "eth0", else the default route's)
   -c, --config <file>    use an alternate config file (default /etc/knockd.conf)
   -d, --daemon           run as a daemon (detach; writes the pid file)
   -D, --debug            output debug messages
@@ -197,7 +199,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const iface = cli.iface ?? config.options.interface ?? 'eth0';
+  const choice = chooseInterface(cli.iface ?? config.options.interface);
+  const iface = choice.iface;
   const logFile = cli.logFile ?? config.options.logFile;
   const log = createLogger({
     level: cli.debug ? 'debug' : 'info',
@@ -209,6 +212,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   const logger = log.logger;
   for (const w of config.warnings) logger.warn(issueForLog(w));
+  if (choice.note !== undefined) (choice.warn ? logger.warn : logger.info).call(logger, choice.note);
 
   const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir, version: VERSION, captureBufferMB: cli.captureBufferMB }, logger);
   const pidFile = cli.pidFile ?? config.options.pidFile ?? (cli.daemon ? '/var/run/knockd.pid' : undefined);

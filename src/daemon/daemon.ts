@@ -6,7 +6,7 @@
  */
 import { lookupService } from 'node:dns/promises';
 import type { Logger } from 'pino';
-import { interfaceAddresses } from '../capture/addresses';
+import { linkDown, interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
 import type { WireDoor, WireEvent, WireSpaDoor } from '../capture/protocol';
 import type { SpaDoor } from '../model';
@@ -29,7 +29,7 @@ import { SystemdNotifier } from './notify';
 import { StatusService, type StatusSnapshot } from './status';
 
 export interface DaemonOptions {
-  /** Interface to listen on (-i, else config Interface, else eth0). */
+  /** Interface(s) to listen on (-i, else config Interface, else eth0 or the default route's): `eno1` or `eno1,eno2`, or `any`. */
   iface: string;
   /** -4: ignore IPv6 knocks. */
   ipv4Only: boolean;
@@ -91,6 +91,13 @@ export class Daemon {
   private grants: Grants | undefined;
   private defaultZone = '';
   private localAddrs: string[] = [];
+  /** The interfaces to listen on (`opts.iface` split at commas). */
+  private readonly ifaces: string[];
+  /** Per interface: why it cannot be captured on ('' = ready) and its addresses, as last seen. */
+  private readonly ifaceWait = new Map<string, string>();
+  private readonly ifaceAddrs = new Map<string, string>();
+  /** The interfaces the capture process was last given. */
+  private captureIfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];
   private readonly hostnames = new Map<string, string | null>();
   private startedLogged = false;
@@ -115,9 +122,11 @@ export class Daemon {
   ) {
     this.doors = toRuntimeDoors(config.doors);
     this.indexDoors();
+    this.ifaces = [...new Set(opts.iface.split(',').map((i) => i.trim()).filter((i) => i !== ''))];
+    if (this.ifaces.length === 0) this.ifaces = [opts.iface];
     this.capture = new CaptureSupervisor(log);
     this.capture.on('event', (e) => this.onMatch(e));
-    this.capture.on('listening', (link, again) => this.onListening(link, again));
+    this.capture.on('listening', (iface, link, again) => this.onListening(iface, link, again));
     this.capture.on('suppressed', (s) => {
       const parts = [
         s.count ? `${s.count} "Stage 1"` : '',
@@ -136,12 +145,14 @@ export class Daemon {
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
   statusLine(): string {
     if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
-    if (!this.capture.listening) return this.waitingFor || this.capture.problem || `waiting for ${this.opts.iface}`;
+    if (!this.capture.listening) return this.waitingFor || this.capture.problem || `waiting for ${this.ifaces.join(', ')}`;
     const open = this.grantList.length + this.commands.pending().length;
     const closing = this.grants?.closingCount ?? 0;
     const waiting = (this.grants?.pendingCount ?? 0) - closing;
     const extra = `${waiting ? `, ${waiting} waiting for firewalld` : ''}${closing ? `, ${closing} closing (not yet confirmed by firewalld)` : ''}`;
-    return `listening on ${this.opts.iface}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open - closing} open${extra}`;
+    const on = this.capture.interfaces.map((i) => i.iface);
+    const notYet = this.ifaces.filter((i) => !on.includes(i)).map((i) => this.ifaceWait.get(i) || this.capture.problemOf(i) || `waiting for ${i}`);
+    return `listening on ${on.join(', ')}${notYet.length ? ` (${notYet.join('; ')})` : ''}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open - closing} open${extra}`;
   }
 
   private indexDoors(): void {
@@ -302,39 +313,61 @@ export class Daemon {
     if (problems.length) throw new StartupError(problems.join('\n'));
   }
 
-  /** Find the interface and its addresses; start, update or stop the capture process accordingly. */
+  /**
+   * Find the interfaces and their addresses; start, update or stop the
+   * capture process accordingly. Each interface is looked at on its own: one
+   * that is missing or has no address is waited for while the others capture.
+   * Knocks on any of them count when addressed to an address of any of them.
+   */
   private refreshInterface(first: boolean): void {
-    const { iface, ipv4Only } = this.opts;
-    const info = interfaceAddresses(iface, ipv4Only);
-    if (!info.exists) {
-      if (this.capture.running) {
-        this.capture.stop();
-        this.log.warn(`interface ${iface} disappeared; waiting for it to come back`);
-      } else if (first) {
-        this.log.warn(`interface ${iface} does not exist (yet); waiting for it`);
+    const { ipv4Only } = this.opts;
+    const ready: string[] = [];
+    const waits: string[] = [];
+    const all = new Set<string>();
+    for (const iface of this.ifaces) {
+      const info = interfaceAddresses(iface, ipv4Only);
+      const prev = this.ifaceWait.get(iface);
+      let wait = '';
+      if (!info.exists) {
+        wait = `waiting for ${iface}`;
+        if (prev === '') this.log.warn(`interface ${iface} disappeared; waiting for it to come back`);
+        else if (first) this.log.warn(`interface ${iface} does not exist (yet); waiting for it`);
+      } else if (linkDown(iface)) {
+        wait = `waiting for the link on ${iface}`;
+        if (first || prev !== wait) this.log.warn(`interface ${iface}: link is down; waiting for it`);
+      } else if (info.addrs.length === 0 && this.doors.some((d) => d.target === undefined)) {
+        // Knocks are matched against the interface's own addresses: none yet means nothing can match.
+        wait = `waiting for an address on ${iface}`;
+        if (first || prev !== wait) this.log.warn(`interface ${iface} has no address (yet); waiting for one`);
       }
-      this.waitingFor = `waiting for ${iface}`;
-      this.localAddrs = [];
-      return;
+      this.ifaceWait.set(iface, wait);
+      const addrs = wait ? '' : info.addrs.join(', ');
+      const before = this.ifaceAddrs.get(iface);
+      if (addrs && before && addrs !== before) this.log.info(`addresses of ${iface} changed: ${addrs}`);
+      this.ifaceAddrs.set(iface, addrs);
+      if (wait) waits.push(wait);
+      else {
+        ready.push(iface);
+        for (const a of info.addrs) all.add(a);
+      }
     }
-    if (info.addrs.length === 0 && this.doors.some((d) => d.target === undefined)) {
-      // Knocks are matched against the interface's own addresses: none yet means nothing can match.
+    this.waitingFor = waits.join('; ');
+    if (ready.length === 0) {
       if (this.capture.running) this.capture.stop();
-      if (first || this.waitingFor !== `waiting for an address on ${iface}`) this.log.warn(`interface ${iface} has no address (yet); waiting for one`);
-      this.waitingFor = `waiting for an address on ${iface}`;
       this.localAddrs = [];
+      this.captureIfaces = [];
       return;
     }
-    this.waitingFor = '';
-    const changed = info.addrs.join(' ') !== this.localAddrs.join(' ');
-    if (changed && this.localAddrs.length) this.log.info(`addresses of ${iface} changed: ${info.addrs.join(', ')}`);
-    this.localAddrs = info.addrs;
+    const local = [...all].sort();
+    const changed = local.join(' ') !== this.localAddrs.join(' ') || ready.join(',') !== this.captureIfaces.join(',');
+    this.localAddrs = local;
+    this.captureIfaces = ready;
     const w = this.wire(this.doors);
     const filter = w.filter;
     if (!this.capture.running) {
       this.log.debug(`pcap filter: ${filter}`);
       this.capture.start({
-        iface,
+        ifaces: ready,
         filter,
         doors: w.doors,
         spa: w.spa,
@@ -347,16 +380,18 @@ export class Daemon {
       });
     } else if (changed) {
       this.log.debug(`pcap filter: ${filter}`);
-      this.capture.setLocal(this.localAddrs, filter);
+      this.capture.setLocal(this.localAddrs, filter, ready);
     }
   }
 
-  private onListening(link: string, again: boolean): void {
+  private onListening(iface: string, link: string, again: boolean): void {
     if (!this.startedLogged) {
-      this.log.info(`starting up, listening on ${this.opts.iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText({ sequence: [...d.sequence] })}`).join('; ')})`);
+      this.log.info(`starting up, listening on ${iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText({ sequence: [...d.sequence] })}`).join('; ')})`);
       this.startedLogged = true;
     } else if (again) {
-      this.log.info(`listening on ${this.opts.iface} again`);
+      this.log.info(`listening on ${iface} again`);
+    } else {
+      this.log.info(`listening on ${iface} (${link})`);
     }
     void this.notifier.markReady(this.statusLine());
   }
@@ -455,6 +490,10 @@ export class Daemon {
       iface: this.opts.iface,
       status: this.statusLine(),
       listening: this.capture.listening,
+      interfaces: this.ifaces.map((name) => {
+        const on = this.capture.interfaces.find((i) => i.iface === name);
+        return on ? { name, listening: true, state: `listening (${on.link})` } : { name, listening: false, state: this.ifaceWait.get(name) || this.capture.problemOf(name) || 'waiting' };
+      }),
       doors: this.doors.map((d) => {
         const fwd = d.config.firewalld;
         const c = d.config;

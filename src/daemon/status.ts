@@ -19,6 +19,8 @@ export interface StatusSnapshot {
   /** The STATUS= line. */
   status: string;
   listening: boolean;
+  /** Each interface of `-i`/`Interface`: capturing or what it waits for. */
+  interfaces?: { name: string; listening: boolean; state: string }[];
   doors: { name: string; sequence: string; action: string; zone?: string; rules?: string[]; commands: boolean }[];
   grants: { src: string; door: string; zone: string; rule: string; secondsLeft: number | null; applied: boolean; state: 'opening' | 'open' | 'closing' }[];
   pendingStops: { door: string; src: string; secondsLeft: number }[];
@@ -94,7 +96,9 @@ function table(rows: string[][]): string {
 
 /** Human-readable `knockd --status` output. */
 export function formatStatus(s: StatusSnapshot): string {
-  const out: string[] = [`knockd ${s.version} (pid ${s.pid}): ${s.status}`, '', 'doors:'];
+  const out: string[] = [`knockd ${s.version} (pid ${s.pid}): ${s.status}`, ''];
+  if (s.interfaces && s.interfaces.length > 1) out.push('interfaces:', table([['INTERFACE', 'STATE'], ...s.interfaces.map((i) => [i.name, i.state])]), '');
+  out.push('doors:');
   out.push(
     table([
       ['DOOR', 'SEQUENCE', 'ACTION'],

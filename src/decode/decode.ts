@@ -9,7 +9,9 @@
  *
  * Decoding stops at the transport ports (and TCP flags): that is everything a
  * port-knocking matcher needs. Addresses are left in the capture buffer and
- * referenced by offset (`srcOff`/`dstOff`); see `formatAddress`.
+ * referenced by offset (`srcOff`/`dstOff`); see `formatAddress`. So is the
+ * TCP sequence number (`tcpSeq`), which only the matcher's retransmission
+ * check needs.
  */
 
 import { Decoded, IPPROTO_TCP, IPPROTO_UDP, LinkType, Packet } from './types';
@@ -207,6 +209,18 @@ function decodeIpv6(buf: Buffer, off: number, end: number, out: Packet): Decoded
     cur += hdrLen;
   }
   return decodeL4(buf, cur, limit, next, 6, off + 8, off + 24, out);
+}
+
+/**
+ * The TCP sequence number of a decoded TCP packet, as a signed 32-bit integer
+ * (the header's bit pattern, `| 0`: a small integer, no heap number); 0 for
+ * UDP. decodeL4 checked that the whole fixed TCP header is in `buf`.
+ */
+export function tcpSeq(p: Packet): number {
+  if (p.proto !== IPPROTO_TCP) return 0;
+  const b = p.buf;
+  const o = p.l4Off;
+  return (b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!;
 }
 
 /** Decode the TCP or UDP header at `off` (which must end by `limit`) and fill `out`. */

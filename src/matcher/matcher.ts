@@ -15,6 +15,14 @@
  *   attempt; a TCP packet whose flags do not match is ignored; an attempt older
  *   than `seq_timeout` is dropped. Completing the last stage emits the door's
  *   action (`open` or `close`).
+ * - A retransmitted SYN is not a new knock: a TCP packet that repeats the one
+ *   that last started or advanced the attempt (same source port, sequence
+ *   number and destination port) is ignored; it neither spoils nor advances.
+ *   An ordinary client (`nc -z`, `telnet`, bash's `/dev/tcp`) retransmits its
+ *   SYN after a second when the zone drops it silently; knockd 0.8 takes that
+ *   for a wrong knock. A different packet to the same port (another source
+ *   port or sequence number, or UDP, which has no sequence number) still
+ *   spoils, as in knockd.
  * - Doors are independent: an attempt on one door never stops another door
  *   from starting, and a knock that spoils an attempt on a door's first port
  *   starts that door afresh (knockd 0.8 drops such a knock; see README).
@@ -33,6 +41,7 @@
  */
 import type { DoorSpec, KnockPort, TcpFlagRule } from '../model';
 import { formatAddress, parseAddress } from '../decode/address';
+import { tcpSeq } from '../decode/decode';
 import { IPPROTO_TCP, type KnockProto, type Packet } from '../decode/types';
 import { ADVANCED, AttemptTable, FRESH } from './table';
 
@@ -45,6 +54,10 @@ export interface Knock {
   dport: number;
   /** TCP flags byte; 0 for UDP. */
   flags: number;
+  /** Source port; default 0. */
+  sport?: number;
+  /** TCP sequence number (unsigned or `| 0`); default 0. */
+  seq?: number;
   /** Canonical source address text. */
   src: string;
   /** Canonical destination address text. */
@@ -78,6 +91,8 @@ export interface MatcherStats {
   /** Packets handed in that no door is interested in. */
   ignored: number;
   stages: number;
+  /** TCP retransmissions of an attempt's last advancing packet, ignored. */
+  retransmits: number;
   completed: number;
   spoiled: number;
   timeouts: number;
@@ -146,8 +161,10 @@ export class Matcher {
   /** The knock being handled, as words, refilled for every packet: no objects on the per-packet path. */
   private readonly src = noWords();
   private readonly dst = noWords();
+  private sport = 0;
+  private seq = 0;
   private readonly text = Buffer.alloc(16);
-  readonly stats: MatcherStats = { candidates: 0, ignored: 0, stages: 0, completed: 0, spoiled: 0, timeouts: 0, evicted: 0 };
+  readonly stats: MatcherStats = { candidates: 0, ignored: 0, stages: 0, retransmits: 0, completed: 0, spoiled: 0, timeouts: 0, evicted: 0 };
 
   constructor(doors: readonly DoorSpec[], private readonly listener: MatchListener, opts: MatcherOptions = {}) {
     this.max = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
@@ -194,6 +211,8 @@ export class Matcher {
   handle(k: Knock, now: number): void {
     toWords(k.src, 'source', this.src);
     toWords(k.dst, 'destination', this.dst);
+    this.sport = k.sport ?? 0;
+    this.seq = (k.seq ?? 0) | 0;
     this.run(k.proto, k.dport, k.flags, now);
   }
 
@@ -201,6 +220,8 @@ export class Matcher {
   handlePacket(p: Packet, now: number): void {
     readWords(this.src, p.family, p.buf, p.srcOff);
     readWords(this.dst, p.family, p.buf, p.dstOff);
+    this.sport = p.sport;
+    this.seq = tcpSeq(p);
     this.run(p.proto, p.dport, p.flags, now);
   }
 
@@ -256,6 +277,9 @@ export class Matcher {
         t.remove(r);
       } else if (!matchFlags) {
         return; // knockd: a TCP packet with the wrong flags is ignored, it does not spoil
+      } else if (proto === IPPROTO_TCP && t.repeatsLast(r, this.sport, this.seq, dport)) {
+        this.stats.retransmits++;
+        return; // a retransmission of the packet that got the attempt here: neither spoils nor advances
       } else {
         const want = spec.sequence[stage]!;
         if (want.proto === proto && want.port === dport) {
@@ -267,6 +291,7 @@ export class Matcher {
             this.complete(spec, src, family, stage + 1);
           } else {
             t.stage[r] = stage + 1;
+            t.setLast(r, proto === IPPROTO_TCP, this.sport, this.seq, dport);
             if (t.tier[r] === FRESH) t.promote(r);
             this.listener({ type: 'stage', door: spec, src: this.srcText(r), family: t.family[r]! as 4 | 6, stage: stage + 1 });
           }
@@ -286,7 +311,8 @@ export class Matcher {
       return;
     }
     if (t.size >= this.max) this.evictOne();
-    t.insert(di, s.family, s.w0, s.w1, s.w2, s.w3, now);
+    const row = t.insert(di, s.family, s.w0, s.w1, s.w2, s.w3, now);
+    t.setLast(row, proto === IPPROTO_TCP, this.sport, this.seq, dport);
     if (this.admit('stage')) this.listener({ type: 'stage', door: spec, src: this.knockText(), family: s.family, stage: 1 });
   }
 

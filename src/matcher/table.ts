@@ -11,6 +11,10 @@
  * - Index: open addressing with linear probing and backward-shift deletion
  *   (no tombstones), at most half full. The hash is seeded per process, so
  *   an attacker cannot precompute sources that collide.
+ * - Last advancing packet: per row the TCP source port, sequence number and
+ *   destination port of the packet that last started or advanced the
+ *   attempt (`lastTcp` 0 when that packet was UDP), so that its
+ *   retransmission can be recognised without a lookup elsewhere.
  * - Age: every row is on one doubly linked list per (door, tier), in the
  *   order it entered the tier, so the oldest stage-1 attempt of a door is the
  *   head of its list and any row unlinks in O(1).
@@ -43,6 +47,11 @@ export class AttemptTable {
   readonly stage: Int32Array;
   readonly tier: Uint8Array;
   readonly start: Float64Array;
+  /** The packet that last started or advanced the row: 1 if TCP, its source port, sequence number (`| 0`) and destination port. */
+  readonly lastTcp: Uint8Array;
+  readonly lastSport: Uint16Array;
+  readonly lastSeq: Int32Array;
+  readonly lastDport: Uint16Array;
   /** Row links: the row's (door, tier) list while in use; the free list otherwise (`next` only). */
   readonly prev: Int32Array;
   readonly next: Int32Array;
@@ -69,6 +78,10 @@ export class AttemptTable {
     this.stage = new Int32Array(n);
     this.tier = new Uint8Array(n);
     this.start = new Float64Array(n);
+    this.lastTcp = new Uint8Array(n);
+    this.lastSport = new Uint16Array(n);
+    this.lastSeq = new Int32Array(n);
+    this.lastDport = new Uint16Array(n);
     this.prev = new Int32Array(n);
     this.next = new Int32Array(n);
     let size = 16;
@@ -156,12 +169,26 @@ export class AttemptTable {
     this.door[r] = door;
     this.stage[r] = 1;
     this.start[r] = now;
+    this.lastTcp[r] = 0;
     const h = this.hash(door, family, w0, w1, w2, w3);
     this.hashes[r] = h;
     this.place(r, h);
     this.link(r, FRESH);
     this.count++;
     return r;
+  }
+
+  /** Record the packet that started or advanced a row (`tcp` false for UDP: nothing can repeat it). */
+  setLast(r: number, tcp: boolean, sport: number, seq: number, dport: number): void {
+    this.lastTcp[r] = tcp ? 1 : 0;
+    this.lastSport[r] = sport;
+    this.lastSeq[r] = seq;
+    this.lastDport[r] = dport;
+  }
+
+  /** Whether a TCP packet repeats the one that last started or advanced a row (a retransmission). */
+  repeatsLast(r: number, sport: number, seq: number, dport: number): boolean {
+    return this.lastTcp[r] === 1 && this.lastSeq[r] === (seq | 0) && this.lastSport[r] === sport && this.lastDport[r] === dport;
   }
 
   /** Move a row from its door's fresh list to the tail of its advanced list. */
@@ -186,12 +213,12 @@ export class AttemptTable {
    */
   remapDoors(map: readonly number[], doors: number): void {
     // Copy the kept rows out in list order, then re-add them to an empty table.
-    const kept: { door: number; tier: Tier; family: 4 | 6; w: number[]; stage: number; start: number }[] = [];
+    const kept: { door: number; tier: Tier; family: 4 | 6; w: number[]; stage: number; start: number; last: [boolean, number, number, number] }[] = [];
     for (const tier of [FRESH, ADVANCED] as const) {
       for (let d = 0; d < map.length; d++) {
         if (map[d]! < 0) continue;
         for (let r = this.head(d, tier); r !== NONE; r = this.next[r]!) {
-          kept.push({ door: map[d]!, tier, family: this.family[r] as 4 | 6, w: [0, 1, 2, 3].map((i) => this.word(r, i)), stage: this.stage[r]!, start: this.start[r]! });
+          kept.push({ door: map[d]!, tier, family: this.family[r] as 4 | 6, w: [0, 1, 2, 3].map((i) => this.word(r, i)), stage: this.stage[r]!, start: this.start[r]!, last: [this.lastTcp[r] === 1, this.lastSport[r]!, this.lastSeq[r]!, this.lastDport[r]!] });
         }
       }
     }
@@ -204,6 +231,7 @@ export class AttemptTable {
     for (const k of kept) {
       const r = this.insert(k.door, k.family, k.w[0]!, k.w[1]!, k.w[2]!, k.w[3]!, k.start);
       this.stage[r] = k.stage;
+      this.setLast(r, ...k.last);
       if (k.tier === ADVANCED) this.promote(r);
     }
   }

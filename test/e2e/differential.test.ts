@@ -40,6 +40,11 @@
  *                   whatever follows), so every other attempt in flight, of
  *                   every source, is forgotten. Found by this test; not (yet)
  *                   listed in the README.
+ *  - retransmit     a TCP packet that repeats the one that last advanced an
+ *                   attempt (same source port, sequence number and port: a
+ *                   client retransmitting its SYN) is a new knock to knockd:
+ *                   it spoils the attempt (ours ignores it).
+ *                   README: "A retransmitted SYN is not a new knock."
  *
  * Because of list-wipe, knockd's outcome for one source depends on the other
  * sources' packets, so every model runs over the whole packet stream in the
@@ -48,8 +53,9 @@
  *
  * Packets: a python3 script in the client namespace sends IPv4 TCP (any flags)
  * and UDP through one IPPROTO_RAW socket (IP header included), each from one
- * of ~240 client addresses added to the client veth, at absolute wall-clock
- * times; it reports the real send time of every packet, and the models run on
+ * of ~240 client addresses added to the client veth, with the source port and
+ * TCP sequence number the plan gives (copies of a packet, as a client's
+ * retransmissions, repeat both), at absolute wall-clock times; it reports the real send time of every packet, and the models run on
  * those times. Batches run scenarios in parallel with disjoint sources; a
  * source is reused only in a later batch, after every attempt has timed out.
  *
@@ -195,6 +201,11 @@ interface Pkt {
   port: number;
   /** TCP flags; 0 for UDP. */
   flags: number;
+  sport: number;
+  /** TCP sequence number (unsigned); 0 for UDP. */
+  seq: number;
+  /** A copy of an earlier packet of the source (a retransmission: same source port, and sequence number for TCP). */
+  copy?: boolean;
   /** Epoch milliseconds (the send time). */
   t: number;
 }
@@ -207,14 +218,16 @@ const usesPort = (d: Door, p: Pkt): boolean => d.seq.some((s) => s.proto === p.p
  * or (udp dst port <door's UDP ports>))", all doors or'ed. Every packet here goes to the server's address.
  */
 const isCandidate = (p: Pkt): boolean => DOORS.some((d) => usesPort(d, p) && flagsOk(d, p));
+/** What identifies a TCP packet's retransmission; undefined for UDP (no sequence number). */
+const tcpId = (p: Pkt): string | undefined => (p.proto === TCP ? `${p.sport}/${p.seq}/${p.port}` : undefined);
 const openKey = (src: string, door: string): string => `${src} ${door}`;
 
 // ---------------------------------------------------------------------------
 // Knockd's quirks
 // ---------------------------------------------------------------------------
 
-type Quirk = 'in-flight' | 'spoil-restart' | 'whole-second' | 'list-wipe';
-const QUIRKS: readonly Quirk[] = ['in-flight', 'spoil-restart', 'whole-second', 'list-wipe'];
+type Quirk = 'in-flight' | 'spoil-restart' | 'whole-second' | 'list-wipe' | 'retransmit';
+const QUIRKS: readonly Quirk[] = ['in-flight', 'spoil-restart', 'whole-second', 'list-wipe', 'retransmit'];
 /**
  * The README bullet that lists each quirk as an intended difference. 'list-wipe' is not in the README
  * yet: the text here is the proposed bullet title (README.md is not this test's to edit).
@@ -224,12 +237,14 @@ const QUIRK_README: Record<Quirk, string> = {
   'spoil-restart': 'A spoiled attempt can restart on the same packet.',
   'whole-second': 'Timeouts are measured in milliseconds',
   'list-wipe': 'An attempt that ends never wipes the others.',
+  retransmit: 'A retransmitted SYN is not a new knock.',
 };
 const QUIRK_WHAT: Record<Quirk, string> = {
   'in-flight': 'no door started while another attempt of the source is in flight',
   'spoil-restart': 'a knock that spoils an attempt never restarts that door',
   'whole-second': 'timeout on whole seconds of the packet timestamp',
   'list-wipe': 'removing the oldest attempt of the list forgets all others (all sources)',
+  retransmit: 'a retransmission of the packet that advanced an attempt is a new knock (it spoils)',
 };
 
 /** README.md's "Differences from knockd 0.8" section. */
@@ -253,6 +268,8 @@ interface KAttempt {
   /** Whole seconds of the first knock's timestamp. */
   seqStart: number;
   startMs: number;
+  /** tcpId of the packet that last advanced it (attribution of 'retransmit' only). */
+  last: string | undefined;
 }
 
 interface KnockdHooks {
@@ -320,7 +337,11 @@ class KnockdModel {
       }
       for (const a of found) {
         const fm = flagsOk(a.door, p);
-        if (fm && isAt(a.door, a.stage, p)) this.processAttempt(a, opens);
+        if (fm && a.last !== undefined && a.last === tcpId(p)) quirk(p.src, 'retransmit');
+        if (fm && isAt(a.door, a.stage, p)) {
+          a.last = tcpId(p);
+          this.processAttempt(a, opens);
+        }
         else if (!fm) {
           // TCP flags didn't match: ignore the packet, keep the attempt
         } else a.stage = -1; // invalidated; removed by the next packet's cleanup
@@ -330,7 +351,7 @@ class KnockdModel {
       for (const d of DOORS) {
         if (!flagsOk(d, p)) continue;
         if (isAt(d, 0, p)) {
-          const a: KAttempt = { src: p.src, door: d, stage: 0, seqStart: pktSecs, startMs: p.t };
+          const a: KAttempt = { src: p.src, door: d, stage: 0, seqStart: pktSecs, startMs: p.t, last: tcpId(p) };
           this.attempts.push(a);
           this.processAttempt(a, opens);
         }
@@ -349,8 +370,8 @@ class KnockdModel {
 // ---------------------------------------------------------------------------
 
 type Switches = Record<Quirk, boolean>;
-const NONE: Switches = { 'in-flight': false, 'spoil-restart': false, 'whole-second': false, 'list-wipe': false };
-const ALL: Switches = { 'in-flight': true, 'spoil-restart': true, 'whole-second': true, 'list-wipe': true };
+const NONE: Switches = { 'in-flight': false, 'spoil-restart': false, 'whole-second': false, 'list-wipe': false, retransmit: false };
+const ALL: Switches = { 'in-flight': true, 'spoil-restart': true, 'whole-second': true, 'list-wipe': true, retransmit: true };
 
 interface OAttempt {
   src: string;
@@ -359,6 +380,8 @@ interface OAttempt {
   stage: number;
   /** ms */
   start: number;
+  /** tcpId of the packet that started or last advanced it (undefined: UDP). */
+  last: string | undefined;
   /** Ended (completed/spoiled/timed out) but, with list-wipe, still in knockd's list until the next packet. */
   dead: boolean;
 }
@@ -418,8 +441,11 @@ class OursModel {
           this.end(mine, a); // timed out: fall through, the knock may start the door afresh
         } else if (!fm) {
           continue; // wrong TCP flags: ignored, does not spoil
+        } else if (!this.sw.retransmit && a.last !== undefined && a.last === tcpId(p)) {
+          continue; // a retransmission of the packet that got the attempt here: ignored
         } else if (isAt(d, a.stage, p)) {
           a.stage++;
+          a.last = tcpId(p);
           if (a.stage >= d.seq.length) {
             this.end(mine, a);
             opens.push(openKey(p.src, d.name));
@@ -433,7 +459,7 @@ class OursModel {
       if (!fm || !isAt(d, 0, p)) continue;
       if (this.sw['spoil-restart'] && spoiled) continue;
       if (this.sw['in-flight'] && liveAtStart.some((n) => n !== d.name)) continue;
-      const fresh: OAttempt = { src: p.src, door: d, stage: 1, start: p.t, dead: false };
+      const fresh: OAttempt = { src: p.src, door: d, stage: 1, start: p.t, last: tcpId(p), dead: false };
       if (this.sw['list-wipe']) this.list.push(fresh);
       if (d.seq.length === 1) {
         fresh.dead = true; // completed at once (knockd keeps it in its list until the next packet)
@@ -462,7 +488,7 @@ class MatcherModel {
   }
   feed(p: Pkt, opens: string[]): void {
     this.opens = opens;
-    this.m.handle({ family: 4, proto: p.proto, dport: p.port, flags: p.flags, src: p.src, dst: this.server }, p.t);
+    this.m.handle({ family: 4, proto: p.proto, dport: p.port, flags: p.flags, sport: p.sport, seq: p.seq, src: p.src, dst: this.server }, p.t);
   }
 }
 
@@ -645,6 +671,13 @@ interface Item {
   flags: number;
   /** ms after the previous packet of this source (for the first: after the scenario's start). */
   gap: number;
+  /**
+   * The connection it belongs to, within its source: items with the same `conn` have the same source port
+   * and (TCP) sequence number, i.e. a copy is a retransmission. Undefined: a connection of its own.
+   */
+  conn?: number;
+  /** Added to the connection's sequence number: the same source port, another SYN (not a retransmission). */
+  seqDelta?: number;
 }
 interface SourceScript {
   kind: string;
@@ -660,7 +693,7 @@ interface Scenario {
   timed: boolean;
 }
 
-type Kind = 'correct' | 'flags' | 'order' | 'wrongport' | 'twodoors' | 'repeat' | 'prefix' | 'noise' | 'slow-retry' | 'slow-mid' | 'slow-noise';
+type Kind = 'correct' | 'flags' | 'order' | 'wrongport' | 'twodoors' | 'repeat' | 'prefix' | 'noise' | 'slow-retry' | 'slow-mid' | 'slow-noise' | 'retransmit';
 const KIND_WEIGHTS: Record<Kind, number> = {
   correct: 15,
   flags: 11,
@@ -673,6 +706,7 @@ const KIND_WEIGHTS: Record<Kind, number> = {
   'slow-retry': 2,
   'slow-mid': 2,
   'slow-noise': 1,
+  retransmit: 12,
 };
 
 function generate(seed: number, count: number, idBase = 0): Scenario[] {
@@ -781,6 +815,28 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
       case 'slow-noise':
         items = timed([Array.from({ length: rng.int(2, 4) }, random), seq(rng.pick(DOORS))]);
         break;
+      case 'retransmit': {
+        // A client whose SYNs the zone drops: knocks repeated right away (TCP: retransmissions, same source port
+        // and sequence number; UDP: the same datagram again), sometimes a copy of an earlier knock after the next
+        // one (a late retransmission), sometimes another SYN from the same source port (not a retransmission).
+        const d = rng.pick(DOORS);
+        const base = seq(d).map((it, i) => ({ ...it, conn: i }));
+        items = [];
+        for (const it of base) {
+          items.push(it);
+          for (let n = rng.chance(0.7) ? rng.int(1, 2) : 0; n > 0; n--) items.push({ ...it });
+        }
+        if (base.length > 1 && rng.chance(0.3)) {
+          const k = rng.int(0, base.length - 2);
+          items.splice(items.lastIndexOf(base[k + 1]!) + 1, 0, { ...base[k]! });
+        }
+        if (rng.chance(0.2)) {
+          const it = rng.pick(base);
+          items.splice(items.lastIndexOf(it) + 1, 0, { ...it, seqDelta: rng.int(1, 1000) });
+        }
+        items = timed([items]);
+        break;
+      }
     }
     items[0]!.gap = rng.int(0, 60); // sources of a scenario start close together and interleave
     return { kind, items };
@@ -827,6 +883,13 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
   return out;
 }
 
+/** A 32-bit integer hash (murmur3's finaliser), unsigned. */
+function mix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 /** Move a planned time out of the SECOND_GUARD_MS window around a whole second (monotone, so order is kept). */
 function guardSecond(t: number): number {
   const f = ((t % 1000) + 1000) % 1000;
@@ -840,10 +903,25 @@ function plan(sc: Scenario, srcs: readonly string[], base: number): Pkt[] {
   const pkts: Pkt[] = [];
   sc.sources.forEach((s, i) => {
     let t = base + sc.offset;
-    for (const it of s.items) {
+    const seen = new Set<number>();
+    s.items.forEach((it, j) => {
       t += it.gap;
-      pkts.push({ src: srcs[i]!, proto: it.proto, port: it.port, flags: it.flags, t: guardSecond(t) });
-    }
+      // Source port and sequence number from the scenario, source and connection: reproducible, distinct per connection.
+      const conn = it.conn ?? 1000 + j;
+      const h = mix(mix(mix(sc.id) ^ i) ^ conn);
+      const copy = seen.has(conn);
+      seen.add(conn);
+      pkts.push({
+        src: srcs[i]!,
+        proto: it.proto,
+        port: it.port,
+        flags: it.flags,
+        sport: 20000 + (h % 40000),
+        seq: it.proto === TCP ? (mix(h) + (it.seqDelta ?? 0)) >>> 0 : 0,
+        ...(copy && it.seqDelta === undefined ? { copy } : {}),
+        t: guardSecond(t),
+      });
+    });
   });
   return pkts.sort((a, b) => a.t - b.t); // stable: a source's own order is kept on ties
 }
@@ -897,7 +975,7 @@ function describeScenario(sc: Scenario, pkts: readonly Pkt[]): string {
   return (
     `#${sc.id} [${sc.kind}] ` +
     pkts
-      .map((p) => `${p.src.split('.').pop()}:${p.proto === TCP ? `t${p.port}/${flagText(p.flags)}` : `u${p.port}`}@+${(p.t - t0).toFixed(0)}`)
+      .map((p) => `${p.src.split('.').pop()}:${p.proto === TCP ? `t${p.port}/${flagText(p.flags)}` : `u${p.port}`}${p.copy ? '(again)' : ''}@+${(p.t - t0).toFixed(0)}`)
       .join(' ')
   );
 }
@@ -917,12 +995,11 @@ def csum(data):
         s = (s & 0xffff) + (s >> 16)
     return (~s) & 0xffff
 
-def build(src, dst, proto, dport, flags):
-    sport = random.randint(20000, 60000)
+def build(src, dst, proto, dport, flags, sport, seq):
     s, d = socket.inet_aton(src), socket.inet_aton(dst)
     if proto == 6:
         ack = random.getrandbits(32) if flags & 0x10 else 0
-        hdr = struct.pack('!HHIIBBHHH', sport, dport, random.getrandbits(32), ack, 5 << 4, flags, 64240, 0, 0)
+        hdr = struct.pack('!HHIIBBHHH', sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
         c = csum(s + d + struct.pack('!BBH', 0, 6, len(hdr)) + hdr)
         l4 = hdr[:16] + struct.pack('!H', c) + hdr[18:]
     else:
@@ -936,7 +1013,7 @@ def build(src, dst, proto, dport, flags):
 plan = json.load(open(sys.argv[1]))
 dst = plan['dst']
 sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-packets = [(p[0] / 1000.0, build(p[1], dst, p[2], p[3], p[4])) for p in plan['packets']]
+packets = [(p[0] / 1000.0, build(p[1], dst, p[2], p[3], p[4], p[5], p[6])) for p in plan['packets']]
 sent = []
 for at, raw in packets:
     while True:
@@ -1122,7 +1199,7 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
     async function send(pkts: readonly Pkt[], name: string): Promise<number[]> {
       const planFile = join(lab.tmpDir, `${name}.plan.json`);
       const sentFile = join(lab.tmpDir, `${name}.sent.json`);
-      await writeFile(planFile, JSON.stringify({ dst: lab.serverAddr, packets: pkts.map((p) => [p.t, p.src, p.proto, p.port, p.flags]) }));
+      await writeFile(planFile, JSON.stringify({ dst: lab.serverAddr, packets: pkts.map((p) => [p.t, p.src, p.proto, p.port, p.flags, p.sport, p.seq]) }));
       const span = pkts.length ? pkts[pkts.length - 1]!.t - Date.now() : 0;
       const r = await lab.execIn('client', [PYTHON, senderPy, planFile, sentFile], { timeoutMs: Math.max(0, span) + 20_000 });
       assert.equal(r.code, 0, `raw sender failed (${String(r.code)}${r.timedOut ? ', timeout' : ''}): ${r.stderr}`);
@@ -1149,7 +1226,7 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
       const ens = new Ensemble(lab.serverAddr, documented);
 
       // Warm-up: one echo knock from the lab's main client address; both daemons must see it (the models too).
-      const warm: Pkt = { src: lab.clientAddr, proto: UDP, port: 7401, flags: 0, t: guardSecond(Date.now() + 300) };
+      const warm: Pkt = { src: lab.clientAddr, proto: UDP, port: 7401, flags: 0, sport: 40000, seq: 0, t: guardSecond(Date.now() + 300) };
       warm.t = (await send([warm], 'warmup'))[0]!;
       ens.feed([warm]);
       const want = `${lab.clientAddr}: echo: OPEN SESAME`;

@@ -32,6 +32,8 @@ export interface StartOptions {
   stateDir?: string;
   /** A command the daemon runs under, e.g. strace. */
   wrap?: string[];
+  /** `-i` (default: the lab's server veth); null: no `-i` at all. */
+  iface?: string | null;
 }
 
 /** Start bin/knockd in the server namespace with `conf` as its config; resolves once it is listening. */
@@ -44,7 +46,7 @@ export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = 
   const env = opts.env ?? {};
   const envArgv = Object.keys(env).length ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [];
   const stateDir = opts.stateDir ?? join(lab.tmpDir, `state-${n}`);
-  const proc = lab.spawnIn('server', [...envArgv, ...(opts.wrap ?? []), process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, '--state-dir', stateDir, ...extraArgs], { logFile: outFile });
+  const proc = lab.spawnIn('server', [...envArgv, ...(opts.wrap ?? []), process.execPath, KNOCKD_BIN, ...(opts.iface === null ? [] : ['-i', opts.iface ?? lab.serverIf]), '-c', confFile, '-g', logFile, '--state-dir', stateDir, ...extraArgs], { logFile: outFile });
   const readLog = async (): Promise<string> => {
     const [a, b] = await Promise.all([readFile(logFile, 'utf8').catch(() => ''), readFile(outFile, 'utf8').catch(() => '')]);
     return a.length ? a : b;

@@ -54,6 +54,12 @@ export interface LabOptions {
   firewalld?: boolean;
   /** Pass `--debug=<level>` to firewalld (1..10); its log lands in tmpDir. Default: off. */
   firewalldDebug?: number;
+  /**
+   * A second veth pair between the namespaces (serverIf2/clientIf2, IPv4
+   * 10.201.X.1 and .2, no IPv6), also in zone public: a server with two NICs.
+   * Default false.
+   */
+  secondLink?: boolean;
 }
 
 export interface ExecResult {
@@ -105,6 +111,11 @@ export interface Lab {
   clientAddr6: string;
   /** Additional client IPv4 addresses (no prefix length), in order .3, .4, … */
   extraClientAddrs: string[];
+  /** The second veth pair and its addresses (`secondLink`); empty strings without it. */
+  serverIf2: string;
+  clientIf2: string;
+  serverAddr2: string;
+  clientAddr2: string;
   /** Prefix length of the IPv4 test subnet (24) and of the IPv6 one (64). */
   prefix4: number;
   prefix6: number;
@@ -525,12 +536,20 @@ class LabImpl implements Lab {
   readonly serverAddr6: string;
   readonly clientAddr6: string;
   readonly extraClientAddrs: string[];
+  readonly serverIf2: string;
+  readonly clientIf2: string;
+  readonly serverAddr2: string;
+  readonly clientAddr2: string;
   readonly prefix4 = 24;
   readonly prefix6 = 64;
   busAddress = '';
   env: NodeJS.ProcessEnv;
 
   private readonly opts: Required<Omit<LabOptions, 'firewalldDebug'>> & { firewalldDebug?: number };
+  /** The server-side interfaces (one per veth pair). */
+  private get serverIfs(): string[] {
+    return this.serverIf2 ? [this.serverIf, this.serverIf2] : [this.serverIf];
+  }
   private readonly managed = new Set<Managed>();
   /** Short-lived execIn() children, killed at stop() if still running. */
   private readonly transient = new Set<ChildProcess>();
@@ -550,6 +569,7 @@ class LabImpl implements Lab {
       ipv6: opts.ipv6 ?? true,
       sshd: opts.sshd ?? true,
       firewalld: opts.firewalld ?? true,
+      secondLink: opts.secondLink ?? false,
       ...(opts.firewalldDebug !== undefined ? { firewalldDebug: opts.firewalldDebug } : {}),
     };
     const rand = id.split('-')[1] ?? '000000';
@@ -563,6 +583,11 @@ class LabImpl implements Lab {
     this.serverAddr = `10.200.${subnet}.1`;
     this.clientAddr = `10.200.${subnet}.2`;
     this.extraClientAddrs = Array.from({ length: extra }, (_, i) => `10.200.${subnet}.${i + 3}`);
+    const two = this.opts.secondLink;
+    this.serverIf2 = two ? `ks${rand}b` : '';
+    this.clientIf2 = two ? `kc${rand}b` : '';
+    this.serverAddr2 = two ? `10.201.${subnet}.1` : '';
+    this.clientAddr2 = two ? `10.201.${subnet}.2` : '';
     // subnet is 1..254, so this is the canonical (RFC 5952) spelling that
     // firewall-cmd echoes back in --list-rich-rules.
     const hex = subnet.toString(16);
@@ -613,6 +638,13 @@ class LabImpl implements Lab {
       `addr add ${this.serverAddr}/${this.prefix4} dev ${this.serverIf}`,
       ...(this.opts.ipv6 ? [`addr add ${this.serverAddr6}/${this.prefix6} dev ${this.serverIf} nodad`] : []),
       `link set ${this.serverIf} up`,
+      ...(this.serverIf2
+        ? [
+            `link add ${this.serverIf2} type veth peer name ${this.clientIf2} netns ${this.clientNs}`,
+            `addr add ${this.serverAddr2}/${this.prefix4} dev ${this.serverIf2}`,
+            `link set ${this.serverIf2} up`,
+          ]
+        : []),
     ];
     await this.mustRun([IP, '-n', this.serverNs, '-batch', '-'], server.join('\n') + '\n');
     const client = [
@@ -621,6 +653,7 @@ class LabImpl implements Lab {
       ...this.extraClientAddrs.map((a) => `addr add ${a}/${this.prefix4} dev ${this.clientIf}`),
       ...(this.opts.ipv6 ? [`addr add ${this.clientAddr6}/${this.prefix6} dev ${this.clientIf} nodad`] : []),
       `link set ${this.clientIf} up`,
+      ...(this.clientIf2 ? [`addr add ${this.clientAddr2}/${this.prefix4} dev ${this.clientIf2}`, `link set ${this.clientIf2} up`] : []),
     ];
     await this.mustRun([IP, '-n', this.clientNs, '-batch', '-'], client.join('\n') + '\n');
     // Carrier/operstate follow a moment after `link set up` (linkwatch runs
@@ -631,6 +664,7 @@ class LabImpl implements Lab {
       for (const [ns, dev] of [
         [this.serverNs, this.serverIf],
         [this.clientNs, this.clientIf],
+        ...(this.serverIf2 ? ([[this.serverNs, this.serverIf2], [this.clientNs, this.clientIf2]] as const) : []),
       ] as const) {
         const r = await runCmd([IP, '-n', ns, '-o', 'link', 'show', 'dev', dev]);
         if (!/\bstate UP\b/.test(r.stdout)) return false;
@@ -876,7 +910,7 @@ class LabImpl implements Lab {
       await sleep(100);
     }
     this.log(`firewalld running after ${Date.now() - t0} ms`);
-    await this.firewallCmd('--zone=public', `--change-interface=${this.serverIf}`);
+    for (const i of this.serverIfs) await this.firewallCmd('--zone=public', `--change-interface=${i}`);
     // Debian's public zone lists ssh; remove it (runtime only) so sshd is
     // reachable from the client only through rules the test adds.
     await this.firewallCmd('--zone=public', '--remove-service=ssh');
@@ -885,7 +919,7 @@ class LabImpl implements Lab {
       const line = all.split('\n').find((l) => l.trim().startsWith(`${name}:`));
       return line ? line.trim().slice(name.length + 1).trim().split(/\s+/).filter((s) => s !== '') : [];
     };
-    if (!field('interfaces').includes(this.serverIf) || field('services').includes('ssh')) {
+    if (!this.serverIfs.every((i) => field('interfaces').includes(i)) || field('services').includes('ssh')) {
       throw failure(`zone setup did not take effect; --list-all:\n${all}`);
     }
   }

@@ -23,7 +23,8 @@ const DOORS = new Map<string, WireDoor>([
   ['closeSSH', door('closeSSH', 3, { action: 'close' })],
   ['v6only', door('v6only', 2, { target: 'fd00::1' })],
 ]);
-const check = (m: unknown, ipv4Only = false) => checkFromCapture(m, DOORS, ipv4Only);
+const IFACES = ['eth0', 'eth1'];
+const check = (m: unknown, ipv4Only = false) => checkFromCapture(m, DOORS, ipv4Only, IFACES);
 const ok = (m: unknown): void => {
   const r = check(m);
   assert.ok(r.ok, `refused: ${r.ok ? '' : r.why}`);
@@ -51,8 +52,8 @@ test('well-formed messages of every kind pass, unchanged', () => {
   ok(ev({ type: 'timeout', door: 'openSSH', src: '10.0.0.2', stage: 2 }));
   ok(ev({ type: 'spoiled', door: 'openSSH', src: '10.0.0.2', stage: 1, proto: 17, port: 65535 }));
   ok(ev({ type: 'stage', door: 'v6only', src: 'fd00::2', family: 6, stage: 1 }));
-  ok({ t: 'listening', link: 'ETHERNET', filter: 'tcp dst port 1000' });
-  ok({ t: 'error', message: 'The interface went down' });
+  ok({ t: 'listening', iface: 'eth0', link: 'ETHERNET', filter: 'tcp dst port 1000' });
+  ok({ t: 'error', iface: 'eth1', message: 'The interface went down' });
   ok({ t: 'suppressed', count: 5, timeouts: 0, evicted: 3, inFlight: 100 });
   ok({ t: 'stats', stats: STATS });
 });
@@ -99,16 +100,17 @@ test('no field more, none missing; counters are non-negative integers', () => {
   refused({ t: 'suppressed', count: 1e300, timeouts: 0, evicted: 0, inFlight: 0 }, /count is not a count/);
   refused({ t: 'stats', stats: { ...STATS, frames: { ...STATS.frames, knocks: 'many' } } }, /stats\.frames\.knocks is not a count/);
   refused({ t: 'stats', stats: { ...STATS, matcher: { ...STATS.matcher, bogus: 1 } } }, /unexpected field "bogus"/);
-  refused({ t: 'listening', link: 'IEEE802_11_RADIO', filter: '' }, /unknown link type/);
-  refused({ t: 'listening', link: 'ETHERNET', filter: 'x'.repeat(70_000) }, /filter is longer than/);
-  refused({ t: 'error', message: 'x'.repeat(600) }, /longer than 512/);
+  refused({ t: 'listening', iface: 'eth0', link: 'IEEE802_11_RADIO', filter: '' }, /unknown link type/);
+  refused({ t: 'listening', iface: 'eth0', link: 'ETHERNET', filter: 'x'.repeat(70_000) }, /filter is longer than/);
+  refused({ t: 'listening', iface: 'wlan9', link: 'ETHERNET', filter: '' }, /iface "wlan9" is not one the capture process was given/);
+  refused({ t: 'error', iface: 'eth0', message: 'x'.repeat(600) }, /longer than 512/);
   refused({ t: 'grant', door: 'openSSH' }, /unknown message type "grant"/);
   refused(null, /message is not an object/);
   refused('open', /message is not an object/);
 });
 
 test('error text is made printable before it reaches the log', () => {
-  const r = check({ t: 'error', message: 'down\n[2026-01-01] 1.2.3.4: openSSH: OPEN SESAME\u001b[2J' });
+  const r = check({ t: 'error', iface: 'eth0', message: 'down\n[2026-01-01] 1.2.3.4: openSSH: OPEN SESAME\u001b[2J' });
   assert.ok(r.ok);
   assert.equal(r.ok && r.msg.t === 'error' && r.msg.message, 'down?[2026-01-01] 1.2.3.4: openSSH: OPEN SESAME?[2J');
 });
@@ -138,7 +140,7 @@ test('MessageGate: a bad message gets one clear log line and is dropped; the goo
   const gate = new MessageGate((l) => lines.push(l), () => now);
   const out: unknown[] = [];
   const feed = (m: unknown): void => {
-    const r = gate.admit(m, DOORS, false);
+    const r = gate.admit(m, DOORS, false, IFACES);
     if (r) out.push(r);
   };
   feed(ev(OPEN));

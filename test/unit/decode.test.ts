@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SocketAddress } from 'node:net';
 
-import { decodeFrame } from '../../src/decode/decode';
+import { decodeFrame, tcpSeq } from '../../src/decode/decode';
 import { canonicalAddress, formatAddress, parseAddress } from '../../src/decode/address';
 import {
   Decoded,
@@ -50,6 +50,8 @@ interface TcpOpts {
   sport?: number;
   dport?: number;
   flags?: number;
+  /** Sequence number (unsigned); default 0x01020304. */
+  seq?: number;
   /** Data offset in 32-bit words; defaults to 5 + options/4. */
   dataOffset?: number;
   /** Raw option bytes (a multiple of 4). */
@@ -62,7 +64,7 @@ function tcp(o: TcpOpts = {}): Buffer {
   const h = Buffer.alloc(20);
   h.writeUInt16BE(o.sport ?? 40000, 0);
   h.writeUInt16BE(o.dport ?? 7000, 2);
-  h.writeUInt32BE(0x01020304, 4); // seq
+  h.writeUInt32BE(o.seq ?? 0x01020304, 4); // seq
   h.writeUInt32BE(0, 8); // ack
   h[12] = (o.dataOffset ?? 5 + options.length / 4) << 4;
   h[13] = o.flags ?? TH_SYN;
@@ -814,4 +816,23 @@ test('randomized: parseAddress accepts exactly what inet_pton accepts', () => {
     }
     assert.equal(canonicalAddress(text), viaNode, JSON.stringify(text));
   }
+});
+
+test('tcpSeq: the TCP sequence number of a decoded packet (its signed 32-bit pattern), over IPv4 with options, IPv6 with extension headers, VLANs; 0 for UDP', () => {
+  for (const seq of [0, 1, 0x01020304, 0x7fffffff, 0x80000000, 0xfedcba98, 0xffffffff]) {
+    for (const frame of [
+      ethernet(ipv4({ payload: tcp({ seq }) })),
+      ethernet(ipv4({ options: Buffer.alloc(8, 1), payload: tcp({ seq }) }), { vlans: [0x88a8, 0x8100] }),
+      ethernet(ipv6({ next: 0, payload: Buffer.concat([optionsHeader(60, 1), optionsHeader(IPPROTO_TCP, 0), tcp({ seq })]) }), { type: 0x86dd }),
+    ]) {
+      const { result, pkt } = decode('ETHERNET', frame);
+      assert.equal(result, Decoded.Ok);
+      assert.equal(tcpSeq(pkt), seq | 0);
+      assert.equal(tcpSeq(pkt) >>> 0, seq);
+    }
+  }
+  const pkt = newPacket();
+  assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ payload: tcp({ seq: 0xabcdef01 }) })), 1 << 16, pkt), Decoded.Ok);
+  assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ proto: IPPROTO_UDP, payload: udp({}) })), 1 << 16, pkt), Decoded.Ok);
+  assert.equal(tcpSeq(pkt), 0, 'UDP has none');
 });

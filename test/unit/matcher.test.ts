@@ -20,8 +20,13 @@ function rig(doors: DoorSpec[] = [openSSH, closeSSH], maxAttempts?: number) {
   const m = new Matcher(doors, (e) => events.push(e), maxAttempts !== undefined ? { maxAttempts } : {});
   m.setLocalAddresses([SERVER, 'fd00::1']);
   let now = 1_000;
-  const knock = (src: string, port: number, o: { proto?: 6 | 17; flags?: number; dst?: string; family?: 4 | 6 } = {}) => {
+  /** Every knock is a new connection attempt (its own source port and sequence number) unless `sport`/`seq` are given. */
+  let conn = 0;
+  const knock = (src: string, port: number, o: { proto?: 6 | 17; flags?: number; dst?: string; family?: 4 | 6; sport?: number; seq?: number } = {}) => {
+    conn++;
     const k: Knock = {
+      sport: o.sport ?? 30000 + (conn % 30000),
+      seq: o.seq ?? Math.imul(conn, 0x9e3779b1) >>> 0,
       family: o.family ?? (src.includes(':') ? 6 : 4),
       proto: o.proto ?? IPPROTO_TCP,
       dport: port,
@@ -340,7 +345,8 @@ test('the per-packet path reads addresses in place: handlePacket agrees with han
   const feed = (family: 4 | 6, src: number[], dst: number[], dport: number): void => {
     buf.set(src, 0);
     buf.set(dst, 32);
-    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32, l4Off: 0, l4End: 0 }, 0);
+    buf.writeUInt32BE(dport * 7, 48 + 4); // the TCP header's sequence number
+    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000 + dport, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32, l4Off: 48, l4End: buf.length }, 0);
   };
   const v6src = [0xfd, 0, ...new Array<number>(13).fill(0), 2];
   const v6dst = [0xfd, 0, ...new Array<number>(13).fill(0), 1];
@@ -352,4 +358,134 @@ test('the per-packet path reads addresses in place: handlePacket agrees with han
     ['192.0.2.200 4', 'fd00::2 6'],
   );
   assert.equal(m.stats.ignored, 1);
+});
+
+// ---------------------------------------------------------------------------
+// Retransmitted SYNs (a client whose SYN the zone drops silently tries again)
+// ---------------------------------------------------------------------------
+
+/** A knocker whose every connect is retransmitted: the same source port and sequence number, again. */
+const withRetransmits = (r: ReturnType<typeof rig>, src: string, ports: { port: number; proto?: 6 | 17 }[], copies = 2): void => {
+  ports.forEach(({ port, proto }, i) => {
+    const sport = 41000 + i;
+    const seq = (0xf0000000 + i * 0x01010101) >>> 0; // high bit set: the unsigned/signed spelling must not matter
+    r.knock(src, port, { sport, seq, ...(proto !== undefined ? { proto } : {}) });
+    if (proto === IPPROTO_UDP) return; // a UDP knock is one datagram
+    for (let c = 0; c < copies; c++) {
+      r.advance(1000);
+      r.knock(src, port, { sport, seq: seq | 0 });
+    }
+  });
+};
+
+test('a retransmitted SYN is not a new knock: it neither spoils nor advances, at any stage', () => {
+  const r = rig();
+  withRetransmits(r, '10.0.0.2', [{ port: 3333 }, { port: 4444 }, { port: 5555 }]);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.equal(r.events.filter((e) => e.type === 'spoiled').length, 0);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'stage').map((e) => (e.type === 'stage' ? e.stage : 0)),
+    [1, 2, 3],
+    'one stage per port, none per retransmission',
+  );
+  // The retransmissions of the last SYN come after the attempt completed: nothing is in flight, and 5555 starts nothing.
+  assert.equal(r.m.stats.retransmits, 4);
+  assert.equal(r.m.size, 0);
+});
+
+test('retransmissions in a TCP/UDP sequence, and in a sequence that repeats a port', () => {
+  const r = rig([door('mix', [udp(2222), tcp(3333), udp(4444), tcp(5555)]), door('rep', [tcp(1000), tcp(1000), tcp(2000)])]);
+  withRetransmits(r, '10.0.0.2', [{ port: 2222, proto: IPPROTO_UDP }, { port: 3333 }, { port: 4444, proto: IPPROTO_UDP }, { port: 5555 }]);
+  assert.deepEqual(r.opened(), ['open mix 10.0.0.2']);
+  // rep: the retransmission of the first 1000 is not the second knock on 1000
+  withRetransmits(r, '10.0.0.3', [{ port: 1000 }, { port: 2000 }], 1);
+  assert.deepEqual(r.opened(), ['open mix 10.0.0.2'], 'rep needs two connects to 1000');
+  withRetransmits(r, '10.0.0.4', [{ port: 1000 }, { port: 1000 }, { port: 2000 }], 1);
+  assert.deepEqual(r.opened(), ['open mix 10.0.0.2', 'open rep 10.0.0.4']);
+});
+
+test('a different packet to the previous port still spoils: another sequence number, another source port, a UDP repeat', () => {
+  for (const variant of ['seq', 'sport'] as const) {
+    const r = rig();
+    r.knock('10.0.0.2', 3333, { sport: 41000, seq: 1 });
+    r.knock('10.0.0.2', 4444, { sport: 41001, seq: 2 });
+    r.knock('10.0.0.2', 4444, variant === 'seq' ? { sport: 41001, seq: 3 } : { sport: 41002, seq: 2 });
+    r.knock('10.0.0.2', 5555);
+    assert.deepEqual(r.opened(), [], variant);
+    assert.ok(r.events.some((e) => e.type === 'spoiled' && e.stage === 2 && e.port === 4444), variant);
+  }
+  const r = rig([door('u', [udp(2222), udp(3333)])]);
+  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 });
+  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 }); // same datagram again: UDP has no sequence number
+  r.knock('10.0.0.2', 3333, { proto: IPPROTO_UDP, sport: 41000 });
+  assert.deepEqual(r.opened(), ['open u 10.0.0.2'], 'the repeat restarted the door on its first port, as knockd (ours) does');
+  assert.equal(r.m.stats.retransmits, 0);
+  assert.ok(r.events.some((e) => e.type === 'spoiled'));
+});
+
+test('a TCP packet that matches the last knock only in ports and sequence number but came over UDP is not a retransmission', () => {
+  const r = rig([door('m', [udp(3333), tcp(4444), tcp(5555)]), door('n', [tcp(3333), tcp(6666)])]);
+  r.knock('10.0.0.2', 3333, { proto: IPPROTO_UDP, sport: 41000, seq: 0 }); // m at stage 1 (last packet UDP)
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 0 }); // TCP to 3333: spoils m (wants tcp/4444), starts n
+  assert.ok(r.events.some((e) => e.type === 'spoiled' && e.door.name === 'm'));
+  assert.equal(r.m.stats.retransmits, 0);
+});
+
+test('only the packet that last advanced counts: a late copy of an earlier knock spoils', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10 });
+  r.knock('10.0.0.2', 4444, { sport: 41001, seq: 20 });
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10 }); // stage 2 wants 5555: spoils, restarts on 3333
+  assert.deepEqual(r.opened(), []);
+  assert.ok(r.events.some((e) => e.type === 'spoiled' && e.stage === 2 && e.port === 3333));
+  r.knock('10.0.0.2', 4444); // the restarted attempt goes on
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+});
+
+test('a retransmission does not restart the clock: seq_timeout runs from the first knock', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10 });
+  r.advance(14_000);
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10 });
+  r.advance(1_000);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), []);
+  assert.ok(r.events.some((e) => e.type === 'timeout' && e.stage === 1));
+});
+
+test('a retransmission with the wrong flags is still ignored as wrong flags', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10 });
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10, flags: TH_ACK }); // not a candidate for a syn door
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.equal(r.m.stats.retransmits, 0);
+});
+
+test('setDoors keeps the last advancing packet of a kept attempt', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333, { sport: 41000, seq: 10 });
+  r.knock('10.0.0.2', 4444, { sport: 41001, seq: 20 });
+  r.m.setDoors([closeSSH, openSSH]); // openSSH moves to index 1
+  r.knock('10.0.0.2', 4444, { sport: 41001, seq: 20 });
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.equal(r.m.stats.retransmits, 1);
+});
+
+test('handlePacket: retransmissions read from the Packet (sport, seq) are ignored', () => {
+  const events: MatchEvent[] = [];
+  const m = new Matcher([openSSH], (e) => events.push(e));
+  m.setLocalAddresses([SERVER]);
+  const buf = Buffer.alloc(28);
+  buf.set([192, 0, 2, 200, 10, 0, 0, 1]);
+  for (const [i, dport] of [3333, 4444, 5555].entries()) {
+    buf.writeUInt32BE(0x80000000 + i, 8 + 4); // TCP header at 8: its sequence number
+    for (let c = 0; c < 3; c++) m.handlePacket({ family: 4, proto: IPPROTO_TCP, sport: 50000 + i, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 4, l4Off: 8, l4End: buf.length }, i * 3000 + c * 1000);
+  }
+  assert.deepEqual(events.filter((e) => e.type === 'open' || e.type === 'spoiled').map((e) => e.type), ['open']);
+  assert.equal(m.stats.retransmits, 4);
 });

@@ -131,3 +131,27 @@ test('AttemptTable refuses to insert past its capacity instead of overwriting', 
   t.insert(0, 4, 0, 0, 0, 2, 0);
   assert.throws(() => t.insert(0, 4, 0, 0, 0, 3, 0), /full/);
 });
+
+test('AttemptTable: the last advancing packet is per row, survives a door remap, and a reused row does not inherit it', () => {
+  const t = new AttemptTable(2, 2, 99);
+  const a = t.insert(0, 4, 0, 0, 0, 0x0a000002, 0);
+  assert.equal(t.repeatsLast(a, 0, 0, 0), false, 'a fresh row has no last packet');
+  t.setLast(a, true, 41000, 0xfedcba98 | 0, 3333);
+  assert.equal(t.repeatsLast(a, 41000, 0xfedcba98, 3333), true, 'unsigned and signed spellings of the sequence number agree');
+  assert.equal(t.repeatsLast(a, 41000, 0xfedcba98 | 0, 3333), true);
+  assert.equal(t.repeatsLast(a, 41001, 0xfedcba98, 3333), false, 'another source port');
+  assert.equal(t.repeatsLast(a, 41000, 0xfedcba99, 3333), false, 'another sequence number');
+  assert.equal(t.repeatsLast(a, 41000, 0xfedcba98, 4444), false, 'another port');
+  const b = t.insert(1, 4, 0, 0, 0, 0x0a000003, 0);
+  t.setLast(b, false, 41000, 0, 2222);
+  assert.equal(t.repeatsLast(b, 41000, 0, 2222), false, 'a UDP packet is never repeated');
+  t.promote(a);
+  t.remapDoors([1, 0], 2);
+  const a2 = t.find(1, 4, 0, 0, 0, 0x0a000002);
+  assert.notEqual(a2, -1);
+  assert.equal(t.repeatsLast(a2, 41000, 0xfedcba98, 3333), true, 'kept across remapDoors');
+  t.remove(a2);
+  const c = t.insert(0, 4, 0, 0, 0, 0x0a000004, 1);
+  assert.equal(c, a2, 'the freed row is reused');
+  assert.equal(t.repeatsLast(c, 41000, 0xfedcba98, 3333), false, 'and starts without a last packet');
+});
