@@ -14,6 +14,7 @@ import { runMatcherBench, type MatcherBenchResult } from './matcher';
 import { LATENCY_HEADER, latencyRows, renderTable, runLatencyBench, startBenchLab, writeResult, type LatencyResult } from './latency';
 import { floodRows, runFloodBench, type FloodResult } from './flood';
 import { idleRows, runIdleBench, type IdleResult } from './idle';
+import { runSpaBench } from './spa-lab';
 
 export interface AllResults {
   date: string;
@@ -25,6 +26,8 @@ export interface AllResults {
   latency: LatencyResult;
   flood: FloodResult;
   idle: IdleResult;
+  /** SPA packet → open and a UDP flood at the SPA port (spa-lab.ts). */
+  spa: Record<string, unknown>;
 }
 
 /** One table, six columns; flood/idle/matcher rows leave the floor columns empty. */
@@ -63,10 +66,12 @@ async function main(): Promise<void> {
   let latency: LatencyResult;
   let flood: FloodResult;
   let idle: IdleResult;
+  let spa: Record<string, unknown>;
   try {
     latency = await runLatencyBench({ quick, lab, log });
     flood = await runFloodBench({ quick, lab, log });
     idle = await runIdleBench({ quick, lab, log });
+    spa = await runSpaBench({ quick, lab, log });
   } finally {
     await lab.stop();
   }
@@ -81,6 +86,7 @@ async function main(): Promise<void> {
     latency,
     flood,
     idle,
+    spa,
   };
   const meta = { quick, node: process.version, date: all.date };
   writeResult('matcher', { ...matcher, ...meta });

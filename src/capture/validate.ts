@@ -19,13 +19,23 @@ import { GPG_MIN_PAYLOAD, MIN_SPA_PAYLOAD } from '../spa/decode';
 /** The doors the daemon gave the capture process: knock doors and SPA doors, by name. */
 export type KnownDoors = ReadonlyMap<string, WireDoor | WireSpaDoor>;
 const isSpa = (d: WireDoor | WireSpaDoor): d is WireSpaDoor => 'hmacType' in d;
-const SPA_STATS: readonly (keyof SpaGateStats)[] = ['seen', 'malformed', 'unauthenticated', 'forwarded', 'dropped'];
 
 export type Checked = { ok: true; msg: FromCapture } | { ok: false; why: string };
 
 const LINK_TYPES: readonly string[] = ['ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL'] satisfies readonly LinkType[];
-const FRAME_STATS: readonly (keyof FrameStats)[] = ['frames', 'malformed', 'ignored', 'knocks'];
-const MATCHER_STATS: readonly (keyof MatcherStats)[] = ['candidates', 'ignored', 'stages', 'completed', 'spoiled', 'timeouts', 'evicted'];
+/**
+ * Every key of T, checked by the compiler: a counter added to FrameStats or
+ * MatcherStats and not listed here is a build error, not a capture process
+ * whose every stats message is refused at run time.
+ */
+const allKeys =
+  <T>() =>
+  <const K extends readonly (keyof T)[]>(k: K & ([keyof T] extends [K[number]] ? unknown : never)): K =>
+    k;
+
+const FRAME_STATS = allKeys<FrameStats>()(['frames', 'malformed', 'ignored', 'knocks']);
+const SPA_STATS = allKeys<SpaGateStats>()(['seen', 'malformed', 'unauthenticated', 'forwarded', 'dropped']);
+const MATCHER_STATS = allKeys<MatcherStats>()(['candidates', 'ignored', 'stages', 'completed', 'spoiled', 'timeouts', 'evicted', 'retransmits']);
 /** Longest error text taken from the capture process (libpcap's are < 256). */
 const MAX_TEXT = 512;
 /** Longest filter text (knockd builds it: a few dozen bytes a door). */

@@ -332,13 +332,13 @@ export class Daemon {
         wait = `waiting for ${iface}`;
         if (prev === '') this.log.warn(`interface ${iface} disappeared; waiting for it to come back`);
         else if (first) this.log.warn(`interface ${iface} does not exist (yet); waiting for it`);
-      } else if (linkDown(iface)) {
-        wait = `waiting for the link on ${iface}`;
-        if (first || prev !== wait) this.log.warn(`interface ${iface}: link is down; waiting for it`);
       } else if (info.addrs.length === 0 && this.doors.some((d) => d.target === undefined)) {
         // Knocks are matched against the interface's own addresses: none yet means nothing can match.
         wait = `waiting for an address on ${iface}`;
         if (first || prev !== wait) this.log.warn(`interface ${iface} has no address (yet); waiting for one`);
+      } else if (linkDown(iface)) {
+        wait = `waiting for the link on ${iface}`;
+        if (first || prev !== wait) this.log.warn(`interface ${iface}: link is down; waiting for it`);
       }
       this.ifaceWait.set(iface, wait);
       const addrs = wait ? '' : info.addrs.join(', ');
