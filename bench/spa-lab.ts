@@ -15,6 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from '../test/lab/lab';
 import {
@@ -87,7 +88,9 @@ export async function runSpaBench(opts: { quick: boolean; lab?: Lab; log?: (s: s
     // Flood: random-source UDP datagrams of SPA size at the SPA port; a fresh authentic packet about once a second.
     await fw.clear();
     const before = d.sample();
-    const hping = lab.spawnIn('client', ['timeout', '-s', 'INT', '-k', '5', String(floodSeconds), 'hping3', '--udp', '--flood', '--rand-source', '-d', '204', '-p', String(SPA_PORT), lab.serverAddr], {
+    // As in flood.ts: on two or more cores the generator (and the kernel receive path it drives) gets core 0.
+    const pin = availableParallelism() >= 2 ? ['taskset', '-c', '0'] : [];
+    const hping = lab.spawnIn('client', [...pin, 'timeout', '-s', 'INT', '-k', '5', String(floodSeconds), 'hping3', '--udp', '--flood', '--rand-source', '-d', '204', '-p', String(SPA_PORT), lab.serverAddr], {
       logFile: join(lab.tmpDir, 'hping3-spa.log'),
     });
     const t0 = Date.now();

@@ -45,6 +45,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private readonly listeningOn = new Map<string, LinkType>();
   /** The interfaces the running capture process was started with. */
   private childIfaces: string[] = [];
+  /** Of those, the ones it no longer has a socket for (lost, or closed on our word): only a new process can open them. */
+  private readonly childClosed = new Set<string>();
   private readonly everListened = new Set<string>();
   /** Why an interface is not capturing (it failed to open). */
   private readonly ifaceErrors = new Map<string, string>();
@@ -139,6 +141,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     });
     this.child = child;
     this.childIfaces = setup.ifaces;
+    this.childClosed.clear();
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
       stderr = (stderr + c.toString()).slice(-2000);
@@ -199,6 +202,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       case 'error':
         this.lastError = m.message;
         this.ifaceErrors.set(m.iface, m.message);
+        this.childClosed.add(m.iface);
         // The capture process cannot open it again (it holds no privilege): the daemon restarts it once the interface is back.
         if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0) this.log.warn(`${m.message}; the other interfaces capture meanwhile, and capture restarts when it is back`);
         return;
@@ -236,7 +240,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     for (const i of [...this.listeningOn.keys()]) if (!ifaces.includes(i)) this.listeningOn.delete(i);
     // An interface the capture process has no socket for (new, back after a link loss, or one it could not open):
     // it cannot open one (it holds no privilege), so a new capture process opens them all.
-    const missing = ifaces.filter((i) => !had.includes(i) || this.ifaceErrors.has(i));
+    const missing = ifaces.filter((i) => !had.includes(i) || this.childClosed.has(i));
+    for (const i of had) if (!ifaces.includes(i)) this.childClosed.add(i); // it closes them now
     for (const i of [...this.ifaceErrors.keys()]) if (!ifaces.includes(i)) this.ifaceErrors.delete(i);
     if (this.child && missing.length > 0) {
       this.log.info(`capture restarts to open ${missing.join(', ')} (the capture process cannot open a socket itself)`);

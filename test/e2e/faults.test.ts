@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
+import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon, knockUntilOpen } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -123,10 +123,7 @@ test('5a. link down and up: capture resumes and knocks work again within 5 s, wi
     await sleep(1000);
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
     const up = Date.now();
-    await lab.waitFor(async () => {
-      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      return (await rulesNow()).length > 0;
-    }, 5000, 300);
+    await knockUntilOpen(lab, 5000);
     const ms = Date.now() - up;
     assert.ok(ms <= 5000, `knocks work again ${ms} ms after link up`);
     assert.equal(d.proc.exitCode, null);
@@ -141,10 +138,7 @@ test('5b. address removed and re-added: knocks work again within 5 s', async () 
     await d.waitForLog(/has no address \(yet\); waiting for one|addresses of \S+ changed/, 5000);
     await lab.execIn('server', ['ip', 'addr', 'add', cidr, 'dev', lab.serverIf]);
     const back = Date.now();
-    await lab.waitFor(async () => {
-      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      return (await rulesNow()).length > 0;
-    }, 5000, 300);
+    await knockUntilOpen(lab, 5000);
     assert.ok(Date.now() - back <= 5000);
   });
 });
@@ -164,10 +158,7 @@ test('5c. interface deleted and re-created: knocks work again within 5 s', async
     await ip('client', 'link', 'set', lab.clientIf, 'up');
     const back = Date.now();
     await lab.firewallCmd('--zone=public', `--change-interface=${lab.serverIf}`).catch(() => '');
-    await lab.waitFor(async () => {
-      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      return (await rulesNow()).length > 0;
-    }, 5000, 300);
+    await knockUntilOpen(lab, 5000);
     assert.ok(Date.now() - back <= 5000);
     assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
   });

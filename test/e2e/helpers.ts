@@ -96,6 +96,14 @@ export async function withDaemon(lab: Lab, conf: string, fn: (d: RunningDaemon) 
   }
 }
 
+/** Knock the default open sequence with Debian's knock until a rich rule appears, for at most `withinMs` (after a fault). */
+export async function knockUntilOpen(lab: Lab, withinMs: number): Promise<void> {
+  await lab.waitFor(async () => {
+    await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+    return (await lab.richRules()).length > 0;
+  }, withinMs, 300);
+}
+
 /** Debian's knock 0.8 client, run in the client namespace. */
 export async function debianKnock(lab: Lab, host: string, ports: (number | string)[], extra: string[] = []): Promise<void> {
   const r = await lab.execIn('client', ['knock', ...extra, host, ...ports.map(String)], { timeoutMs: 10_000 });

@@ -12,7 +12,7 @@ import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
-import { capturePid, DEFAULT_CONF, debianKnock, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
+import { capturePid, DEFAULT_CONF, debianKnock, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon, knockUntilOpen } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -118,10 +118,7 @@ test('after a link flap the new capture process is just as unprivileged, and no 
     await sleep(500);
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
     const up = Date.now();
-    await lab.waitFor(async () => {
-      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      return (await rulesNow()).length > 0;
-    }, 5000, 300);
+    await knockUntilOpen(lab, 5000);
     assert.ok(Date.now() - up <= 5000);
     const second = await capturePid(lab, d);
     assert.notEqual(second, first, 'a new capture process');

@@ -7,9 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { KNOCKD_BIN, sleep, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
+import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -156,4 +157,29 @@ test('SPA: knockd --check validates the keys and prints the matching client comm
   } finally {
     await d.stop();
   }
+});
+
+test('SPA: a random-source UDP flood of SPA-sized datagrams at the SPA port starves no SPA packet and no knock', async () => {
+  // DEFAULT_CONF's knock doors beside the SPA door: both must keep working while the flood runs.
+  await withDaemon(DEFAULT_CONF() + CONF(), async (d) => {
+    // As in flood.test.ts: on two or more cores the generator (and the kernel receive path it drives) gets core 0.
+    const pin = availableParallelism() >= 2 ? ['taskset', '-c', '0'] : [];
+    const flood = lab.spawnIn('client', [...pin, 'timeout', '-s', 'INT', '60', 'hping3', '--udp', '--flood', '--rand-source', '-d', '204', '-p', '62201', lab.serverAddr]);
+    try {
+      await sleep(2000);
+      for (let i = 0; i < 3; i++) {
+        const rule = portRule(lab.clientAddr, 22);
+        await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr]);
+        await waitRules([rule], 3000);
+        await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`);
+        await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+        await waitRules([sshRule(lab.clientAddr)], 3000);
+        await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`);
+      }
+      assert.equal(flood.exitCode, null, 'hping3 was still flooding at the end');
+    } finally {
+      flood.kill('SIGINT');
+    }
+    assert.doesNotMatch(await d.log(), /SPA packet refused/, 'the flood never reached the daemon: its datagrams fail the HMAC in the capture process');
+  });
 });
