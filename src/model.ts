@@ -1,7 +1,8 @@
 /**
  * Types shared across layers: what a door is, as the config parser produces
  * it and the matcher, the grant path and the capture process read it. Plain
- * data (and one constant); nothing here imports from any other module of the project.
+ * data (one constant and two one-line helpers over it); nothing here imports
+ * from any other module of the project.
  */
 
 /** IP protocol numbers of a knock: TCP (6) or UDP (17). */
@@ -61,6 +62,16 @@ export interface FirewalldDoor {
 
 /** The placeholder a rule template has for the knocker's address. */
 export const IP_PLACEHOLDER = '%IP%';
+
+/** Every rule template of a firewalld door, both families. */
+export function ruleTemplates(f: FirewalldDoor): RuleTemplate[] {
+  return [...f.rules[4], ...f.rules[6]];
+}
+
+/** A rich rule for one knocker's address (or the placeholder): `rule family="ipvN" source address="A" <element> accept`. */
+export function knockerRule(family: 4 | 6, source: string, element: string): string {
+  return `rule family="ipv${family}" source address="${source}" ${element} accept`;
+}
 
 /** What the matcher needs to know of a door. */
 export interface DoorSpec {

@@ -39,7 +39,7 @@ import {
 } from '../decode/types';
 import type { KnockProto } from '../decode/types';
 import { canonicalAddress } from '../decode/address';
-import { IP_PLACEHOLDER, type RuleTemplate } from '../model';
+import { IP_PLACEHOLDER, knockerRule, ruleTemplates, type RuleTemplate } from '../model';
 import { commandDoor } from './firewallcmd';
 import { SPA_DIRECTIVES, validateSpaDoor, type SpaDirective, type SpaRawValue } from './spa';
 import type { Config, ConfigIssue, DoorConfig, FirewalldDoor, KnockPort, Options, TcpFlagRule } from './types';
@@ -772,13 +772,11 @@ class Parser {
    */
   private endlessRuleWarnings(): void {
     const doors = this.builders.map((b) => b.door);
-    const closes = new Set(
-      doors.flatMap((d) => (d.firewalld?.action === 'close' ? [...d.firewalld.rules[4], ...d.firewalld.rules[6]].map((r) => `${r.zone ?? ''} ${r.rule}`) : [])),
-    );
+    const closes = new Set(doors.flatMap((d) => (d.firewalld?.action === 'close' ? ruleTemplates(d.firewalld).map((r) => `${r.zone ?? ''} ${r.rule}`) : [])));
     for (const d of doors) {
       const f = d.firewalld;
       if (f?.from !== 'commands' || f.action !== 'open') continue;
-      if ([...f.rules[4], ...f.rules[6]].some((r) => r.timeout === 0 && !closes.has(`${r.zone ?? ''} ${r.rule}`))) {
+      if (ruleTemplates(f).some((r) => r.timeout === 0 && !closes.has(`${r.zone ?? ''} ${r.rule}`))) {
         this.warn(
           d.lines.START_COMMAND ?? d.lines.START_COMMAND_6 ?? d.line,
           'firewall-cmd --add-rich-rule with no --timeout, no Stop_Command that removes it and no door that closes it: the rule never expires. ' +
@@ -1254,7 +1252,7 @@ function typographyWarnings(cmd: string): string[] {
 function directiveRules(zone: string | undefined, services: string[], ports: FirewalldDoor['ports'], timeout: number): FirewalldDoor['rules'] {
   const what = [...services.map((name) => `service name="${name}"`), ...ports.map((p) => `port port="${p.port}" protocol="${p.proto}"`)];
   const z = zone !== undefined ? { zone } : {};
-  const family = (f: 4 | 6): RuleTemplate[] => what.map((w) => ({ ...z, rule: `rule family="ipv${f}" source address="${IP_PLACEHOLDER}" ${w} accept`, timeout }));
+  const family = (f: 4 | 6): RuleTemplate[] => what.map((w) => ({ ...z, rule: knockerRule(f, IP_PLACEHOLDER, w), timeout }));
   return { 4: family(4), 6: family(6) };
 }
 

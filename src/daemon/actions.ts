@@ -9,7 +9,7 @@
  * source and minute, so a spoofed flood of them cannot flood the log.
  */
 import type { Logger } from 'pino';
-import { IP_PLACEHOLDER } from '../model';
+import { IP_PLACEHOLDER, knockerRule } from '../model';
 import { canonicalAddress } from '../decode/address';
 import type { Grants } from '../firewalld/grants';
 import type { SpaGrant } from '../spa/types';
@@ -80,7 +80,7 @@ export class Actions {
     const zone = door.config.spaZone ?? this.defaultZone();
     const who = { src: grant.address, door: door.name };
     for (const p of grant.ports) {
-      const rule = `rule family="ipv${grant.family}" source address="${grant.address}" port port="${p.port}" protocol="${p.proto}" accept`;
+      const rule = knockerRule(grant.family, grant.address, `port port="${p.port}" protocol="${p.proto}"`);
       void this.grants.open(zone, rule, grant.timeout, who);
     }
   }

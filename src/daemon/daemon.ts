@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { linkDown, interfaceAddresses } from '../capture/addresses';
 import { buildFilter } from '../capture/filter';
 import type { WireDoor, WireEvent, WireSpaDoor } from '../capture/protocol';
-import type { SpaDoor } from '../model';
+import { ruleTemplates, type SpaDoor } from '../model';
+import { doorZones } from '../firewalld/check';
 import { spaKeysToWire } from '../spa/keys';
 import { SpaReplay } from './spa-replay';
 import { CaptureSupervisor } from '../capture/supervisor';
@@ -59,7 +60,7 @@ const SHUTDOWN_FIREWALLD_MS = 5000;
 /** What --status shows of a firewalld door: its services and ports, or (converted command lines) its rules. */
 function doorRules(fwd: NonNullable<Config['doors'][number]['firewalld']>): string[] {
   if (fwd.from === 'directives') return [...fwd.services, ...fwd.ports.map((p) => `${p.port}/${p.proto}`)];
-  return [...new Set([...fwd.rules[4], ...fwd.rules[6]].map((r) => r.rule))];
+  return [...new Set(ruleTemplates(fwd).map((r) => r.rule))];
 }
 
 /** At most this many "Stage 1" lines a second: a spoofed flood must not flood the log too. */
@@ -200,7 +201,7 @@ export class Daemon {
     for (const d of doors) {
       const f = d.config.firewalld;
       if (f?.from !== 'commands') continue;
-      const rules = [...new Set([...f.rules[4], ...f.rules[6]].map((r) => `zone ${r.zone ?? this.defaultZone}: ${r.rule}${f.action === 'open' ? ` (${r.timeout ? `timeout ${r.timeout}s` : 'no timeout'})` : ''}`))];
+      const rules = [...new Set(ruleTemplates(f).map((r) => `zone ${r.zone ?? this.defaultZone}: ${r.rule}${f.action === 'open' ? ` (${r.timeout ? `timeout ${r.timeout}s` : 'no timeout'})` : ''}`))];
       this.log.info(`${d.name}: firewall-cmd command lines carried out natively over D-Bus (no shell, no firewall-cmd process): ${f.action === 'open' ? 'add' : 'remove'} ${rules.join('; ')}`);
     }
   }
@@ -303,7 +304,7 @@ export class Daemon {
     for (const d of fwDoors) {
       const fwd = d.config.firewalld!;
       const key = fwd.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND';
-      for (const zone of new Set([...fwd.rules[4], ...fwd.rules[6]].map((r) => r.zone ?? this.defaultZone))) {
+      for (const zone of doorZones(d.config, this.defaultZone)) {
         if (!zones.includes(zone)) problems.push(`${where(d, key)} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
       }
       for (const s of fwd.services) {

@@ -4,6 +4,7 @@
  * ports that the zone already opens (a knock there completes a real
  * connection, and anyone scanning sees the port answer).
  */
+import { ruleTemplates } from '../model';
 import type { FirewalldClient } from './client';
 import type { Config, ConfigIssue, DoorConfig } from '../config/types';
 import { IPPROTO_TCP } from '../decode/types';
@@ -14,9 +15,9 @@ function portIn(range: string, port: number): boolean {
 }
 
 /** Zones a door's rules go to (firewalld directives, or converted firewall-cmd command lines). */
-function doorZones(d: DoorConfig, defaultZone: string): string[] {
+export function doorZones(d: DoorConfig, defaultZone: string): string[] {
   const f = d.firewalld;
-  return f ? [...new Set([...f.rules[4], ...f.rules[6]].map((r) => r.zone ?? defaultZone))] : [];
+  return f ? [...new Set(ruleTemplates(f).map((r) => r.zone ?? defaultZone))] : [];
 }
 
 export async function firewalldWarnings(config: Config, fw: FirewalldClient): Promise<ConfigIssue[]> {
