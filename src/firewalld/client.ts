@@ -236,12 +236,18 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     const bus = await this.connection();
     if (this.owner === '') throw new FirewalldError('firewalld is not running', 'org.freedesktop.DBus.Error.NameHasNoOwner', 'NOT_CONNECTED');
     const owner = this.owner;
+    // One bus name is one firewalld process for its whole life: ask the bus once per owner, not once per grant.
+    if (this.identityOf?.owner === owner) return this.identityOf.id;
     const pid = await Promise.race([
       this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetConnectionUnixProcessID', 's', [owner]),
       new Promise<null>((resolve) => setTimeout(() => resolve(null), this.callTimeoutMs).unref()),
     ]).catch(() => null);
-    return `${String(pid?.body[0] ?? '?')}/${owner}`;
+    const id = `${String(pid?.body[0] ?? '?')}/${owner}`;
+    if (pid !== null) this.identityOf = { owner, id };
+    return id;
   }
+
+  private identityOf: { owner: string; id: string } | undefined;
 
   /** Connect and learn whether firewalld is there; never throws for "not running". */
   async probe(): Promise<boolean> {
