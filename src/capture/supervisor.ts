@@ -253,17 +253,28 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   /** End the capture process and start a new one with the current setup, now. */
   private replaceChild(): void {
-    const old = this.child;
-    this.child = undefined;
-    this.listeningOn.clear();
-    this.ifaceErrors.clear();
-    if (old) {
-      old.disconnect();
-      old.kill();
-    }
+    this.endChild();
+    this.spawn();
+  }
+
+  /** End the capture process (if any) and forget what it had; no restart is scheduled. */
+  private endChild(): void {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
-    this.spawn();
+    this.listeningOn.clear();
+    this.ifaceErrors.clear();
+    const child = this.child;
+    this.child = undefined;
+    if (child) {
+      // Once it has dropped its privileges the capture process runs as
+      // another user, which a daemon without CAP_KILL cannot signal (kill()
+      // fails with EPERM: see the 'error' listener). Closing the channel
+      // ends it (it exits on 'disconnect'), and it dies with the daemon in
+      // any case (PR_SET_PDEATHSIG). The signal is for one that has not
+      // dropped yet.
+      child.disconnect();
+      child.kill();
+    }
   }
 
   /**
@@ -289,22 +300,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   stop(): void {
     this.setup = undefined;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-    this.listeningOn.clear();
-    this.ifaceErrors.clear();
-    const child = this.child;
-    this.child = undefined;
-    if (child) {
-      // Once it has dropped its privileges the capture process runs as
-      // another user, which a daemon without CAP_KILL cannot signal (kill()
-      // fails with EPERM: see the 'error' listener). Closing the channel
-      // ends it (it exits on 'disconnect'), and it dies with the daemon in
-      // any case (PR_SET_PDEATHSIG). The signal is for one that has not
-      // dropped yet.
-      child.disconnect();
-      child.kill();
-    }
+    this.endChild();
     this.flushStats(undefined);
   }
 }
