@@ -613,7 +613,7 @@ export function commandDoor(c: DoorCommands): FirewalldDoor | undefined {
   if (start4 === undefined && start6 === undefined) return undefined;
 
   type Family = { start?: NativeAction; stop?: NativeAction };
-  const read = (cmd: string | undefined): NativeAction | undefined | 'empty' | 'foreign' => {
+  const read = (cmd: string | undefined): NativeAction | 'empty' | 'foreign' => {
     if (cmd === undefined || cmd === '') return 'empty';
     const a = recognizeFirewallCmd(cmd);
     if (a === undefined || !a.rule.includes(KNOCKER_SOURCE)) return 'foreign';
@@ -625,7 +625,7 @@ export function commandDoor(c: DoorCommands): FirewalldDoor | undefined {
     const t = read(stop);
     if (s === 'foreign' || t === 'foreign') return undefined;
     // knockd runs no stop command when there is no start command.
-    families.push(s === 'empty' || s === undefined ? {} : { start: s, ...(t !== 'empty' && t !== undefined ? { stop: t } : {}) });
+    families.push(s === 'empty' ? {} : { start: s, ...(t !== 'empty' ? { stop: t } : {}) });
   }
   const kinds = new Set(families.flatMap((f) => (f.start ? [f.start.kind] : [])));
   if (kinds.size !== 1) return undefined; // nothing to do at all, or add for one family and remove for the other
