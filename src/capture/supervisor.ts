@@ -47,6 +47,14 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private childIfaces: string[] = [];
   /** Of those, the ones it no longer has a socket for (lost, or closed on our word): only a new process can open them. */
   private readonly childClosed = new Set<string>();
+  /**
+   * Interfaces lost again and again (each new process could not keep them):
+   * how many times in a row, and not to be reopened before when (ms since
+   * the epoch). Every reopen is a new capture process, which starts with an
+   * empty attempt table, so a link that keeps failing must not cost the
+   * other interfaces their knocks in flight every two seconds.
+   */
+  private readonly reopenBackoff = new Map<string, { losses: number; notBefore: number }>();
   private readonly everListened = new Set<string>();
   /** Why an interface is not capturing (it failed to open). */
   private readonly ifaceErrors = new Map<string, string>();
@@ -194,6 +202,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.listeningOn.set(m.iface, m.link);
         this.everListened.add(m.iface);
         this.ifaceErrors.delete(m.iface);
+        this.reopenBackoff.delete(m.iface);
         this.failures = 0;
         this.lastError = '';
         this.emit('listening', m.iface, m.link, again);
@@ -203,6 +212,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.lastError = m.message;
         this.ifaceErrors.set(m.iface, m.message);
         this.childClosed.add(m.iface);
+        this.noteLoss(m.iface);
         // The capture process cannot open it again (it holds no privilege): the daemon restarts it once the interface is back.
         if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0) this.log.warn(`${m.message}; the other interfaces capture meanwhile, and capture restarts when it is back`);
         return;
@@ -217,6 +227,24 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.flushStats(m.stats);
         return;
     }
+  }
+
+  private noteLoss(iface: string): void {
+    const losses = (this.reopenBackoff.get(iface)?.losses ?? 0) + 1;
+    // The first loss (a link flap) may be reopened as soon as the link is back; after that 2, 4, 8 ... 30 s.
+    const delay = losses === 1 ? 0 : Math.min(30_000, 1000 * 2 ** (losses - 1));
+    this.reopenBackoff.set(iface, { losses, notBefore: Date.now() + delay });
+  }
+
+  /**
+   * Of `ifaces` (the interfaces the daemon finds ready), the ones the running
+   * capture process has lost and that may be reopened now. libpcap may see a
+   * link go down and come back between two of the daemon's looks at the
+   * interfaces: the daemon then sees no change, and asks this.
+   */
+  lost(ifaces: readonly string[], now = Date.now()): string[] {
+    if (!this.child) return []; // none running: its own restart (with backoff) opens them all
+    return ifaces.filter((i) => this.childClosed.has(i) && (this.reopenBackoff.get(i)?.notBefore ?? 0) <= now);
   }
 
   private flushStats(s: CaptureStats | undefined): void {

@@ -379,7 +379,7 @@ export class Daemon {
         stage1PerSecond: STAGE1_LOG_PER_SECOND,
         ringMB: this.opts.captureBufferMB ?? DEFAULT_RING_MB,
       });
-    } else if (changed) {
+    } else if (changed || this.capture.lost(ready).length > 0) {
       this.log.debug(`pcap filter: ${filter}`);
       this.capture.setLocal(this.localAddrs, filter, ready);
     }
