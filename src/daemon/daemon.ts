@@ -100,6 +100,7 @@ export class Daemon {
   /** The interfaces the capture process was last given. */
   private captureIfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private lookupWarned = false;
   private readonly hostnames = new Map<string, string | null>();
   private startedLogged = false;
   /** Why the capture is not open, for STATUS= (empty while listening). */
@@ -394,11 +395,11 @@ export class Daemon {
     } else {
       this.log.info(`listening on ${iface} (${link})`);
     }
-    void this.notifier.markReady(this.statusLine());
+    this.notifier.markReady(this.statusLine());
   }
 
   private tick(): void {
-    void this.notifier.status(this.statusLine());
+    this.notifier.status(this.statusLine());
   }
 
   private who(src: string): string {
@@ -411,10 +412,20 @@ export class Daemon {
       // but off the packet path: the first line of a new source may still show the bare address.
       lookupService(src, 0).then(
         (r) => this.hostnames.set(src, r.hostname && r.hostname !== src ? r.hostname : null),
-        () => undefined,
+        (err: NodeJS.ErrnoException) => this.lookupFailed(src, err),
       );
     }
     return cached ? `${src} (${cached})` : src;
+  }
+
+  /** A reverse lookup that failed for another reason than "no name": said once (knockd.service denies IP traffic). */
+  private lookupFailed(src: string, err: NodeJS.ErrnoException): void {
+    if (err.code === 'ENOTFOUND' || this.lookupWarned) return;
+    this.lookupWarned = true;
+    this.log.warn(
+      `-l: reverse lookup of ${src} failed (${err.code ?? err.message}); names come from /etc/hosts only. ` +
+        'Under knockd.service DNS is blocked by IPAddressDeny=any: a drop-in with an empty IPAddressDeny= allows it',
+    );
   }
 
   private onMatch(e: WireEvent): void {
@@ -524,6 +535,7 @@ export class Daemon {
 
   /** Stop capturing, finish queued firewalld calls, let go of the bus. */
   async stop(): Promise<void> {
+    this.notifier.stopping('stopping: closing what a stop closes, finishing firewalld calls');
     this.status?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];

@@ -36,5 +36,11 @@ declare module 'cap' {
      * (vendor/cap-privsep.patch).
      */
     static dropPrivileges(uid: number, gid: number): void;
+    /**
+     * sd_notify(3): one datagram with `message` to the AF_UNIX datagram
+     * socket `socketPath` ($NOTIFY_SOCKET; '@name' is abstract), sent by the
+     * calling process, non-blocking. Throws with the errno (vendor/cap-sdnotify.patch).
+     */
+    static sdNotify(socketPath: string, message: string): void;
   }
 }

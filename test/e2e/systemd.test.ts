@@ -1,9 +1,9 @@
 /**
  * Type=notify: READY=1 only once capture is open and firewalld answered;
- * STATUS= says what the daemon is doing. A NOTIFY_SOCKET of our own receives
- * what the real systemd-notify binary sends (python3 reads the datagrams; a
- * plain recv() drops the barrier fd that systemd >= 246 passes, which releases
- * systemd-notify exactly as systemd would).
+ * STATUS= says what the daemon is doing; STOPPING=1 at a stop. A NOTIFY_SOCKET
+ * of our own (python3, SO_PASSCRED like systemd's) receives the datagrams
+ * with the sender's credentials: each must come from the daemon's own
+ * process, which is what NotifyAccess=main in knockd.service accepts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,13 +13,18 @@ import type { Lab } from '../lab/lab';
 import { DEFAULT_CONF, debianKnock, startKnockd, withLab } from './helpers';
 
 const RECEIVER = `
-import socket, sys
+import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind(sys.argv[1])
 print("BOUND", flush=True)
 while True:
-    d = s.recv(65536)
-    print(d.decode(errors="replace").replace("\\n", "|"), flush=True)
+    d, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(12))
+    pid = -1
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("iII", data[:12])[0]
+    print("pid=%d %s" % (pid, d.decode(errors="replace").replace("\\n", "|")), flush=True)
 `;
 
 class NotifySocket {
@@ -58,10 +63,15 @@ test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async
   try {
     const ready = await lab.waitFor(async () => sock.find(/READY=1/), 5000);
     assert.match(ready, new RegExp(`STATUS=listening on ${lab.serverIf}, 2 doors, 0 open`));
-    assert.match(ready, /MAINPID=\d+/);
+    assert.ok(ready.startsWith(`pid=${d.proc.pid} `), `sent by the daemon itself (pid ${d.proc.pid}): ${ready}`);
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await lab.waitFor(async () => sock.find(/STATUS=listening on .*, 2 doors, 1 open/), 5000);
     assert.equal(sock.messages.filter((m) => m.includes('READY=1')).length, 1, 'READY=1 is sent once');
+    await d.stop();
+    const stopping = await lab.waitFor(async () => sock.find(/STOPPING=1/), 5000);
+    assert.match(stopping, /STATUS=stopping/);
+    const others = sock.messages.filter((m) => m !== 'BOUND' && !m.startsWith(`pid=${d.proc.pid} `));
+    assert.deepEqual(others, [], 'every message comes from the daemon\'s own process');
   } finally {
     await d.stop();
     sock.close();

@@ -161,13 +161,18 @@ export class Machine {
     const args = [
       '--quiet', '-D', this.root, '-M', this.name, '-b',
       '--network-veth',
+      // What RHEL 9's systemd has: BPF for IPAddressDeny= and friends (with the unified hierarchy below).
+      '--capability=CAP_BPF', '--system-call-filter=bpf',
       // No machined/systemd on the host side: do not register, stay in our own cgroup.
       '--register=no', '--keep-unit',
       '--link-journal=no', '--console=passive',
       ...(this.opts.bindRo ?? []).map((p) => `--bind-ro=${p}`),
     ];
     const out = createWriteStream(join(this.runDir, `console-${this.boots}.log`));
-    const child = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The unified cgroup hierarchy (cgroup v2 only), as on RHEL 9, even on a host that mounts v1 and v2 side by side:
+    // systemd applies IPAddressDeny= only there.
+    const env = { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' };
+    const child = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     // Both into one file: neither may end it (the second would write after its end); the child's close does.
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });
