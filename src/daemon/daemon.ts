@@ -453,7 +453,9 @@ export class Daemon {
         }
         const ports = v.grant.ports.map((p) => `${p.proto}/${p.port}`).join(',');
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: SPA packet accepted (user ${JSON.stringify(v.message.username)}): open ${ports} for ${v.grant.address}, ${v.grant.timeout}s`);
-        this.actions?.spa(door, v.grant);
+        // Its digest is on disk before the rule goes in: a crash between the two cannot make this packet work twice.
+        const grant = v.grant;
+        void this.spaReplay.settled().then(() => this.actions?.spa(door, grant));
         return;
       }
       case 'open':

@@ -58,6 +58,14 @@ describe('two interfaces, one daemon', () => {
     await noRules();
   }
 
+  /** Wait until `knockd --status` shows the second link not capturing (and, with `firstListening`, the first one capturing). */
+  const secondLinkLost = (timeoutMs: number, firstListening: boolean): Promise<boolean> =>
+    lab.waitFor(async () => {
+      const s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
+      if (s.code !== 0 || (firstListening && !new RegExp(`listening on ${lab.serverIf}\\b`).test(s.stdout))) return false;
+      return new RegExp(`${lab.serverIf2}\\s+(?!listening)`).test(s.stdout);
+    }, timeoutMs, 50);
+
   describe('Interface = a,b in the config, no -i', () => {
     before(async () => {
       d = await startKnockd(lab, CONF(`${lab.serverIf},${lab.serverIf2}`, lab.serverAddr2), [], { iface: null });
@@ -95,10 +103,7 @@ describe('two interfaces, one daemon', () => {
       assert.equal(r.code, 0, r.stderr);
       try {
         // whatever the capture process went through, the first link captures again within a few seconds
-        await lab.waitFor(async () => {
-          const s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
-          return s.code === 0 && new RegExp(`listening on ${lab.serverIf}\\b`).test(s.stdout) && new RegExp(`${lab.serverIf2}\\s+(?!listening)`).test(s.stdout);
-        }, 10_000, 200);
+        await secondLinkLost(10_000, true);
         await openAndClose(lab.serverAddr, lab.clientAddr);
         const status = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
         assert.match(status.stdout, new RegExp(`listening on ${lab.serverIf} \\(`), status.stdout);
@@ -119,10 +124,7 @@ describe('two interfaces, one daemon', () => {
         let r = await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf2, 'down']);
         assert.equal(r.code, 0, r.stderr);
         try {
-          await lab.waitFor(async () => {
-            const s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
-            return s.code === 0 && new RegExp(`${lab.serverIf2}\\s+(?!listening)`).test(s.stdout);
-          }, 5000, 50);
+          await secondLinkLost(5000, false);
         } finally {
           r = await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf2, 'up']);
           assert.equal(r.code, 0, r.stderr);

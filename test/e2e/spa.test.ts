@@ -107,6 +107,18 @@ test('SPA: what fwknopd refuses opens nothing (keys, port, source, NAT, command,
   });
 });
 
+test('SPA: the HMAC digest type must be the door\'s (spa_hmac_digest_type): a sha512 client at a sha256 door opens nothing, and the other way round', async () => {
+  const conf = CONF() + `[spa512]\n    spa_port = 62203\n    spa_key_base64 = ${KEY}\n    spa_hmac_key_base64 = ${HMAC}\n    spa_hmac_digest_type = sha512\n`;
+  await withDaemon(conf, async () => {
+    await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr, '--hmac-digest-type', 'sha512']); // to spaSSH (sha256)
+    await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr, '-p', '62203']); // sha256 to spa512
+    await sleep(700);
+    assert.deepEqual(await rulesNow(), [], 'a digest type mismatch opened something');
+    await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr, '-p', '62203', '--hmac-digest-type', 'sha512']);
+    await waitRules([portRule(lab.clientAddr, 22)]);
+  });
+});
+
 test('SPA: a packet sent again, disguised, or after a restart never opens anything', async () => {
   const stateDir = join(lab.tmpDir, 'spa-replay');
   const file = join(home || (home = await mkdtemp(join(lab.tmpDir, 'fwknop-home-'))), 'spa.pkt');

@@ -369,3 +369,30 @@ test('checkSpaAccess alone: source, age and port checks with reasons naming no k
     for (const key of [K.K1, K.H1]) assert.ok(!res.reason.includes(key));
   }
 });
+
+test('SpaReplay (the daemon\'s replay cache on disk): once settled() resolves, the accepted packet\'s digest is in the file, and a new run refuses the packet', async () => {
+  const { SpaReplay } = await import('../../src/daemon/spa-replay');
+  const pino = (await import('pino')).default;
+  const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'knockd-spa-replay-'));
+  try {
+    const f = fixture('access-a');
+    const file = join(dir, 'spa-replay.json');
+    const now = (): number => atMs(f);
+    const a = new SpaReplay(file, pino({ level: 'silent' }), now);
+    await a.load();
+    const v = a.judge(bytes(f), SRC, door());
+    assert.ok(v.ok);
+    // what the daemon waits for before it asks firewalld for the rule
+    await a.settled();
+    const digest = spaReplayDigest(bytes(f));
+    assert.ok((await readFile(file, 'utf8')).includes(digest), 'the digest is on disk');
+    const b = new SpaReplay(file, pino({ level: 'silent' }), now);
+    await b.load();
+    const again = b.judge(bytes(f), SRC, door());
+    assert.equal(!again.ok && again.code, 'replay');
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
