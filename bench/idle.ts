@@ -1,7 +1,8 @@
 /**
  * Idle cost: both daemons running side by side in the lab with no traffic
  * (no knocks, nothing else on the veth) for 60 s: resident memory at the
- * start and at the end, CPU seconds used in between.
+ * start and at the end (and PSS at the end, per process), CPU seconds used
+ * in between.
  *
  *   node dist/bench/idle.js            # 60 s
  *   node dist/bench/idle.js --quick    # 5 s
@@ -16,6 +17,8 @@ export interface IdleDaemon {
   processes: number;
   rssStartMB: number;
   rssEndMB: number;
+  /** PSS at the end, per process (ours: daemon first, then the capture process). */
+  pssEndMB: number[];
   /** CPU seconds used over the window (utime + stime of the daemon's processes). */
   cpuSec: number;
   /** cpuSec as a share of one core. */
@@ -50,6 +53,7 @@ export async function runIdleBench(opts: { quick: boolean; lab?: Lab; seconds?: 
         processes: after[i]!.pids.length,
         rssStartMB: before[i]!.rssMB,
         rssEndMB: after[i]!.rssMB,
+        pssEndMB: after[i]!.parts.map((p) => p.pssMB),
         cpuSec: cpu,
         cpuShare: Math.round((cpu / wall) * 10000) / 10000,
       };
@@ -70,6 +74,7 @@ export function idleRows(r: IdleResult): string[][] {
   const k = r.knockd08;
   return [
     [`idle ${r.seconds} s: RSS at start → end, MB`, `${o.rssStartMB} → ${o.rssEndMB}`, `${k.rssStartMB} → ${k.rssEndMB}`, ratioText(k.rssEndMB, o.rssEndMB, 2)],
+    [`idle ${r.seconds} s: PSS at end, MB (per process)`, o.pssEndMB.join(' + '), k.pssEndMB.join(' + '), ''],
     [`idle ${r.seconds} s: CPU seconds used`, o.cpuSec.toFixed(2), k.cpuSec.toFixed(2), ratioText(k.cpuSec, o.cpuSec, 2)],
     ['  processes', String(o.processes), String(k.processes), ''],
   ];

@@ -171,6 +171,8 @@ export interface ProcSample {
   rssMB: number;
   /** Peak RSS so far. */
   hwmMB: number;
+  /** Proportional set size (shared pages split among the processes mapping them): what the process really costs. */
+  pssMB: number;
 }
 
 export function procSample(pid: number): ProcSample {
@@ -186,7 +188,17 @@ export function procSample(pid: number): ProcSample {
     childCpuSec: (n(16) + n(17)) / t,
     rssMB: Math.round((kb('VmRSS') / 1024) * 10) / 10,
     hwmMB: Math.round((kb('VmHWM') / 1024) * 10) / 10,
+    pssMB: Math.round((pssKB(pid) / 1024) * 10) / 10,
   };
+}
+
+/** Pss of /proc/<pid>/smaps_rollup in kB (NaN if unreadable). */
+function pssKB(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -230,7 +242,7 @@ export type TreeSample = ProcSample & { pids: number[]; parts: (ProcSample & { p
 /** Sum of procSample over daemonPids(root) (hwmMB: sum of each process's peak); `parts` per process, root first. */
 export function treeSample(root: number): TreeSample {
   const pids = daemonPids(root);
-  const acc = { cpuSec: 0, childCpuSec: 0, rssMB: 0, hwmMB: 0, pids: [] as number[], parts: [] as (ProcSample & { pid: number })[] };
+  const acc = { cpuSec: 0, childCpuSec: 0, rssMB: 0, hwmMB: 0, pssMB: 0, pids: [] as number[], parts: [] as (ProcSample & { pid: number })[] };
   for (const pid of pids) {
     let p: ProcSample;
     try {
@@ -242,11 +254,12 @@ export function treeSample(root: number): TreeSample {
     acc.childCpuSec += p.childCpuSec;
     acc.rssMB += p.rssMB;
     acc.hwmMB += p.hwmMB;
+    acc.pssMB += p.pssMB;
     acc.pids.push(pid);
     acc.parts.push({ pid, ...p });
   }
   const r1 = (x: number): number => Math.round(x * 10) / 10;
-  return { ...acc, cpuSec: Math.round(acc.cpuSec * 100) / 100, childCpuSec: Math.round(acc.childCpuSec * 100) / 100, rssMB: r1(acc.rssMB), hwmMB: r1(acc.hwmMB) };
+  return { ...acc, cpuSec: Math.round(acc.cpuSec * 100) / 100, childCpuSec: Math.round(acc.childCpuSec * 100) / 100, rssMB: r1(acc.rssMB), hwmMB: r1(acc.hwmMB), pssMB: r1(acc.pssMB) };
 }
 
 /**
