@@ -236,18 +236,19 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     const bus = await this.connection();
     if (this.owner === '') throw new FirewalldError('firewalld is not running', 'org.freedesktop.DBus.Error.NameHasNoOwner', 'NOT_CONNECTED');
     const owner = this.owner;
-    // One bus name is one firewalld process for its whole life: ask the bus once per owner, not once per grant.
-    if (this.identityOf?.owner === owner) return this.identityOf.id;
+    // One bus name on one bus connection is one firewalld process for its whole life: ask the bus once per
+    // owner, not once per grant. Not across connections: a new dbus-daemon hands out the same unique names again.
+    if (this.identityOf?.bus === bus && this.identityOf.owner === owner) return this.identityOf.id;
     const pid = await Promise.race([
       this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetConnectionUnixProcessID', 's', [owner]),
       new Promise<null>((resolve) => setTimeout(() => resolve(null), this.callTimeoutMs).unref()),
     ]).catch(() => null);
     const id = `${String(pid?.body[0] ?? '?')}/${owner}`;
-    if (pid !== null) this.identityOf = { owner, id };
+    if (pid !== null) this.identityOf = { bus, owner, id };
     return id;
   }
 
-  private identityOf: { owner: string; id: string } | undefined;
+  private identityOf: { bus: dbus.MessageBus; owner: string; id: string } | undefined;
 
   /** Connect and learn whether firewalld is there; never throws for "not running". */
   async probe(): Promise<boolean> {

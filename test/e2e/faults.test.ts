@@ -40,6 +40,28 @@ test('1. firewalld restarts while a grant is open: the grant is back within 2 s 
   });
 });
 
+test('1c. the system bus restarts (dbus-daemon and firewalld): the daemon reconnects by itself, restores the grant, and later knocks work', async () => {
+  await withDaemon(DEFAULT_CONF({ cmdTimeout: 120 }), async (d) => {
+    await open();
+    const from = (await d.log()).length;
+    await lab.restartBus();
+    const back = Date.now();
+    // No knock needed: the client reconnects (1, 2, 5, 10 s) and checks what it holds.
+    const rules = await waitRule(15_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}\nlog since the restart:\n${(await d.log()).slice(from)}`);
+    });
+    assert.deepEqual(rules, [sshRule(lab.clientAddr)]);
+    const log = (await d.log()).slice(from);
+    assert.match(log, /D-Bus connection lost/);
+    assert.match(log, /firewalld: restored in zone public: /);
+    process.stdout.write(`# grant back ${Date.now() - back} ms after the new bus and firewalld were up\n`);
+    // And the new connection carries the next knocks: close, then open again.
+    await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
+    await lab.waitFor(async () => (await rulesNow()).length === 0, 3000, 25);
+    await open();
+  });
+});
+
 test('1b. a knock completed while firewalld is away is applied when it returns', async () => {
   await withDaemon(DEFAULT_CONF({ cmdTimeout: 120 }), async (d) => {
     await lab.stopFirewalld();

@@ -156,6 +156,12 @@ export interface Lab {
   stopFirewalld(): Promise<void>;
   /** Freeze (SIGSTOP) or thaw (SIGCONT) firewalld: a hung firewalld that keeps its bus name. */
   pauseFirewalld(paused: boolean): void;
+  /**
+   * The system bus itself goes away and comes back: firewalld stopped, the
+   * dbus-daemon killed, a new one on the same socket path, firewalld started
+   * on it (as a `systemctl restart dbus` does to a real server).
+   */
+  restartBus(): Promise<void>;
   /** (Re)start firewalld, wait until running, redo the zone setup (iface → public, no ssh service). */
   startFirewalld(): Promise<void>;
   /** Kill everything, delete namespaces (and thus the veth pair), remove tmpDir. Idempotent. */
@@ -543,6 +549,7 @@ class LabImpl implements Lab {
   readonly prefix4 = 24;
   readonly prefix6 = 64;
   busAddress = '';
+  private dbusProc: Managed | undefined;
   env: NodeJS.ProcessEnv;
 
   private readonly opts: Required<Omit<LabOptions, 'firewalldDebug'>> & { firewalldDebug?: number };
@@ -792,6 +799,7 @@ class LabImpl implements Lab {
     const sock = path.join(this.tmpDir, 'bus.sock');
     const conf = path.join(this.tmpDir, 'bus.conf');
     await fsp.writeFile(conf, busConfig(sock));
+    await fsp.rm(sock, { force: true });
     const m = this.startManaged(
       'server',
       'dbus-daemon',
@@ -827,6 +835,7 @@ class LabImpl implements Lab {
     // Keep draining (it prints nothing more) without holding the event loop.
     stdout.resume();
     (stdout as Socket).unref();
+    this.dbusProc = m;
     this.log(`dbus-daemon address: ${printed}`);
     this.busAddress = `unix:path=${sock}`;
     this.env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: this.busAddress };
@@ -922,6 +931,15 @@ class LabImpl implements Lab {
     if (!this.serverIfs.every((i) => field('interfaces').includes(i)) || field('services').includes('ssh')) {
       throw failure(`zone setup did not take effect; --list-all:\n${all}`);
     }
+  }
+
+  async restartBus(): Promise<void> {
+    await this.stopFirewalld();
+    const bus = this.dbusProc;
+    this.dbusProc = undefined;
+    if (bus) await this.killManaged(bus);
+    await this.startDbus();
+    await this.startFirewalld();
   }
 
   pauseFirewalld(paused: boolean): void {
