@@ -423,8 +423,8 @@ export class Daemon {
     if (err.code === 'ENOTFOUND' || this.lookupWarned) return;
     this.lookupWarned = true;
     this.log.warn(
-      `-l: reverse lookup of ${src} failed (${err.code ?? err.message}); names come from /etc/hosts only. ` +
-        'Under knockd.service DNS is blocked by IPAddressDeny=any: a drop-in with an empty IPAddressDeny= allows it',
+      `-l: reverse lookup of ${src} failed (${err.code ?? err.message}): DNS cannot be reached, names come from /etc/hosts only (said once). ` +
+        'Under knockd.service, IPAddressDeny=any blocks DNS: a drop-in with an empty IPAddressDeny= allows it',
     );
   }
 

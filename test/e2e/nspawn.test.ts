@@ -258,6 +258,29 @@ test('the unit\'s sandbox holds: no IP traffic from its cgroup (IPAddressDeny=an
   assert.equal(unprivilegedProblem(status), undefined);
 });
 
+test('-l under the unit: DNS is blocked, the daemon says so once and logs bare addresses; knocks still open', { timeout: 90_000 }, async () => {
+  await m().sh(`sed -i 's/^OPTIONS=.*/OPTIONS="-i host0 -l"/' /etc/sysconfig/knockd`);
+  try {
+    const r = await m().exec(['systemctl', 'restart', 'knockd.service'], 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('knockd active', async () => ((await unit()).ActiveState === 'active' ? true : undefined), 30_000, diag);
+    await knock(6666, 7777, 8888); // close: nothing to close, but its stages are logged with -l
+    await knock(3333, 4444, 5555);
+    await waitFor('the rich rule', async () => (await richRules()).includes(RULE), 10_000, diag);
+    const log = await waitFor('the -l warning', async () => {
+      const text = await m().readFile('var/log/knockd.log').catch(() => '');
+      return /-l: reverse lookup of .* failed/.test(text) ? text : undefined;
+    }, 15_000, diag);
+    assert.equal(log.match(/-l: reverse lookup of/g)?.length, 1, 'said once');
+    assert.match(log, /IPAddressDeny=any blocks DNS/);
+    // the knocker as a bare address: "10.202.x.1: openSSH: Stage 1", no "(name)"
+    assert.match(log, new RegExp(`\\] ${HOST_ADDR.replace(/\./g, '\\.')}: openSSH: Stage 1`));
+  } finally {
+    await m().sh(`sed -i 's/^OPTIONS=.*/OPTIONS="-i host0"/' /etc/sysconfig/knockd`);
+    await m().exec(['systemctl', 'restart', 'knockd.service'], 60_000);
+  }
+});
+
 test('systemd-analyze security knockd (on the booted machine) is at most 2.3', { timeout: 60_000 }, async () => {
   const r = await m().exec(['systemd-analyze', 'security', 'knockd.service', '--no-pager']);
   const score = /Overall exposure level for knockd\.service: (\d+(?:\.\d+)?)/.exec(r.stdout)?.[1];
