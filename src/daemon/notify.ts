@@ -1,13 +1,14 @@
 /**
  * systemd readiness and status (`Type=notify`): sd_notify datagrams to
- * $NOTIFY_SOCKET, sent by the daemon's own process (Cap.sdNotify, a few
- * lines of C in vendor/cap-sdnotify.patch: Node has no AF_UNIX datagram
- * socket), so knockd.service can say `NotifyAccess=main` and nothing else in
- * the unit (shell commands, the capture process) can change its state.
+ * $NOTIFY_SOCKET, sent by the daemon's own process (sdNotify, a few lines of
+ * C in vendor/cap-sdnotify.patch, an addon of its own that links no libpcap:
+ * Node has no AF_UNIX datagram socket), so knockd.service can say
+ * `NotifyAccess=main` and nothing else in the unit (shell commands, the
+ * capture process) can change its state.
  * Without NOTIFY_SOCKET (not started by systemd) this does nothing.
  */
 import type { Logger } from 'pino';
-import { Cap } from 'cap';
+import { sdNotify } from 'cap/lib/sdnotify';
 
 /** Sends one sd_notify message; the default is the real one. */
 export type NotifySend = (socketPath: string, message: string) => void;
@@ -21,7 +22,7 @@ export class SystemdNotifier {
   constructor(
     private readonly log: Logger,
     env: NodeJS.ProcessEnv = process.env,
-    private readonly sendTo: NotifySend = Cap.sdNotify,
+    private readonly sendTo: NotifySend = sdNotify,
   ) {
     this.socket = env.NOTIFY_SOCKET || undefined;
   }

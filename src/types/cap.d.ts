@@ -36,11 +36,15 @@ declare module 'cap' {
      * (vendor/cap-privsep.patch).
      */
     static dropPrivileges(uid: number, gid: number): void;
-    /**
-     * sd_notify(3): one datagram with `message` to the AF_UNIX datagram
-     * socket `socketPath` ($NOTIFY_SOCKET; '@name' is abstract), sent by the
-     * calling process, non-blocking. Throws with the errno (vendor/cap-sdnotify.patch).
-     */
-    static sdNotify(socketPath: string, message: string): void;
   }
+}
+
+/** knockd's sd_notify addon, built beside cap.node but linking no libpcap (vendor/cap-sdnotify.patch). */
+declare module 'cap/lib/sdnotify' {
+  /**
+   * sd_notify(3): one datagram with `message` to the AF_UNIX datagram socket
+   * `socketPath` ($NOTIFY_SOCKET; '@name' is abstract), sent by the calling
+   * process, non-blocking. Throws with the errno.
+   */
+  export function sdNotify(socketPath: string, message: string): void;
 }

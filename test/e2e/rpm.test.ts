@@ -192,6 +192,7 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
     `${APPDIR}/dist/src/cli/knockd.js`,
     `${APPDIR}/dist/src/cli/knock.js`,
     `${APPDIR}/node_modules/cap/build/Release/cap.node`,
+    `${APPDIR}/node_modules/cap/build/Release/sdnotify.node`,
     `${APPDIR}/node_modules/dbus-next/package.json`,
     `${APPDIR}/node_modules/pino/package.json`,
     '/usr/sbin/knockd',
@@ -315,6 +316,10 @@ test('installed into a scratch root, the app runs: --version, --check, knock --v
   const pcapLibs = libs.filter((l) => l.startsWith('libpcap'));
   assert.equal(pcapLibs.length, 1, `cap.node NEEDs one libpcap: ${libs.join(', ')}`);
   assert.ok(ld.includes(`${pcapLibs[0]} (libc6,x86-64)`), `cap.node NEEDs ${pcapLibs[0]}, which this host has`);
+  // The daemon's sd_notify addon links no libpcap: the daemon does not capture.
+  const notifyNeeded = (await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release/sdnotify.node')])).stdout;
+  const notifyLibs = [...notifyNeeded.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
+  assert.ok(notifyLibs.length > 0 && notifyLibs.every((l) => /^(libc|libstdc\+\+|libm|libgcc_s)\.so/.test(l)), `sdnotify.node NEEDs ${notifyLibs.join(', ')}`);
 
   const app = join(root, APPDIR.slice(1));
   r = await run(process.execPath, [join(app, 'bin/knockd'), '--version'], {});

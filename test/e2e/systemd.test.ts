@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Lab } from '../lab/lab';
 import { DEFAULT_CONF, debianKnock, startKnockd, withLab } from './helpers';
 
@@ -64,6 +65,10 @@ test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async
     const ready = await lab.waitFor(async () => sock.find(/READY=1/), 5000);
     assert.match(ready, new RegExp(`STATUS=listening on ${lab.serverIf}, 2 doors, 0 open`));
     assert.ok(ready.startsWith(`pid=${d.proc.pid} `), `sent by the daemon itself (pid ${d.proc.pid}): ${ready}`);
+    // The daemon sends with sdnotify.node, which brings no libpcap into it (only its capture process captures).
+    const maps = await readFile(`/proc/${d.proc.pid}/maps`, 'utf8');
+    assert.match(maps, /sdnotify\.node/);
+    assert.doesNotMatch(maps, /libpcap|cap\.node/, 'libpcap or cap.node mapped in the daemon');
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await lab.waitFor(async () => sock.find(/STATUS=listening on .*, 2 doors, 1 open/), 5000);
     assert.equal(sock.messages.filter((m) => m.includes('READY=1')).length, 1, 'READY=1 is sent once');

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Cap } from 'cap';
+import { sdNotify } from 'cap/lib/sdnotify';
 import { SystemdNotifier } from '../../src/daemon/notify';
 
 function capture(): { log: pino.Logger; lines: string[] } {
@@ -51,13 +51,17 @@ test('no NOTIFY_SOCKET: nothing is sent; a failing socket is said once per run o
   assert.match(lines[0]!, /^sd_notify to @gone failed \(sendto ECONNREFUSED\)/);
 });
 
-test('Cap.sdNotify: refuses a relative or too long path, reports the errno of a socket nobody listens on', () => {
-  assert.throws(() => Cap.sdNotify('relative/path', 'READY=1'), RangeError);
-  assert.throws(() => Cap.sdNotify(`/${'x'.repeat(120)}`, 'READY=1'), RangeError);
+test('sdNotify (the addon): refuses a relative or too long path, reports the errno of a socket nobody listens on', () => {
+  assert.throws(() => sdNotify('relative/path', 'READY=1'), RangeError);
+  assert.throws(() => sdNotify(`/${'x'.repeat(120)}`, 'READY=1'), RangeError);
   const dir = mkdtempSync(join(tmpdir(), 'knockd-notify-'));
   try {
-    assert.throws(() => Cap.sdNotify(join(dir, 'none.sock'), 'READY=1'), /ENOENT/);
+    assert.throws(() => sdNotify(join(dir, 'none.sock'), 'READY=1'), /ENOENT/);
   } finally {
     rmSync(dir, { recursive: true });
   }
+  // The daemon loads it instead of cap.node: it must not bring libpcap into the daemon.
+  const maps = readFileSync('/proc/self/maps', 'utf8');
+  assert.match(maps, /sdnotify\.node/);
+  assert.doesNotMatch(maps, /libpcap/, 'libpcap mapped by loading sdnotify.node');
 });
