@@ -3,8 +3,8 @@
 # this order, vendor/cap-snaplen.patch (an optional 5th argument to Cap#open,
 # the snapshot length), vendor/cap-privsep.patch (Cap.dropPrivileges(),
 # Cap#setFilter(), and an 'error' event instead of an abort when the
-# interface goes away) and vendor/cap-sdnotify.patch (Cap.sdNotify(), one
-# sd_notify datagram from the calling process); see vendor/README.md. After running it,
+# interface goes away) and vendor/cap-sdnotify.patch (sdnotify.node, one
+# sd_notify datagram from the calling process, linking no libpcap); see vendor/README.md. After running it,
 # `npm install` refreshes package-lock.json's integrity for the new tarball.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
