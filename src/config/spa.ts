@@ -134,31 +134,33 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
     else err(d.spa_hmac_digest_type.line, `spa_hmac_digest_type must be one of md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512 (fwknop's HMAC_DIGEST_TYPE), got "${clip(d.spa_hmac_digest_type.value)}"`);
   }
 
-  let enc: Buffer | undefined;
-  if (d.spa_key_base64 === undefined) {
-    err(input.line, 'SPA door has no spa_key_base64: add the KEY_BASE64 line printed by "fwknop --key-gen"');
-  } else {
-    const r = decodeKey(d.spa_key_base64.value);
-    if (typeof r === 'string') err(d.spa_key_base64.line, `spa_key_base64 ${r}`);
-    else if (r.length < 1 || r.length > MAX_ENCRYPTION_KEY_BYTES) err(d.spa_key_base64.line, `spa_key_base64 decodes to ${r.length} bytes; fwknop takes 1 to ${MAX_ENCRYPTION_KEY_BYTES} (fwknop --key-gen makes 32)`);
-    else {
-      enc = r;
-      if (r.length < 16) warn(d.spa_key_base64.line, `spa_key_base64 is only ${r.length} bytes; use a key from "fwknop --key-gen" (32 bytes)`);
+  /** A key directive: present, base64, 1 to `max` bytes; a warning below `weakBelow` (fwknop --key-gen makes `genBytes`). */
+  const key = (name: 'spa_key_base64' | 'spa_hmac_key_base64', max: number, genBytes: number, weakBelow: number, missing: string): Buffer | undefined => {
+    const raw = d[name];
+    if (raw === undefined) {
+      err(input.line, missing);
+      return undefined;
     }
-  }
-
-  let hmac: Buffer | undefined;
-  if (d.spa_hmac_key_base64 === undefined) {
-    err(input.line, 'SPA door has no spa_hmac_key_base64: add the HMAC_KEY_BASE64 line printed by "fwknop --key-gen" (SPA without HMAC is not supported)');
-  } else {
-    const r = decodeKey(d.spa_hmac_key_base64.value);
-    if (typeof r === 'string') err(d.spa_hmac_key_base64.line, `spa_hmac_key_base64 ${r}`);
-    else if (r.length < 1 || r.length > MAX_HMAC_KEY_BYTES) err(d.spa_hmac_key_base64.line, `spa_hmac_key_base64 decodes to ${r.length} bytes; fwknop takes 1 to ${MAX_HMAC_KEY_BYTES} (fwknop --key-gen makes 64)`);
-    else {
-      hmac = r;
-      if (r.length < 32) warn(d.spa_hmac_key_base64.line, `spa_hmac_key_base64 is only ${r.length} bytes; use a key from "fwknop --key-gen" (64 bytes)`);
+    const r = decodeKey(raw.value);
+    if (typeof r === 'string') {
+      err(raw.line, `${name} ${r}`);
+      return undefined;
     }
-  }
+    if (r.length < 1 || r.length > max) {
+      err(raw.line, `${name} decodes to ${r.length} bytes; fwknop takes 1 to ${max} (fwknop --key-gen makes ${genBytes})`);
+      return undefined;
+    }
+    if (r.length < weakBelow) warn(raw.line, `${name} is only ${r.length} bytes; use a key from "fwknop --key-gen" (${genBytes} bytes)`);
+    return r;
+  };
+  const enc = key('spa_key_base64', MAX_ENCRYPTION_KEY_BYTES, 32, 16, 'SPA door has no spa_key_base64: add the KEY_BASE64 line printed by "fwknop --key-gen"');
+  const hmac = key(
+    'spa_hmac_key_base64',
+    MAX_HMAC_KEY_BYTES,
+    64,
+    32,
+    'SPA door has no spa_hmac_key_base64: add the HMAC_KEY_BASE64 line printed by "fwknop --key-gen" (SPA without HMAC is not supported)',
+  );
   if (enc !== undefined && hmac !== undefined && enc.equals(hmac)) {
     err((d.spa_hmac_key_base64 as SpaRawValue).line, 'spa_hmac_key_base64 is the same key as spa_key_base64; fwknop refuses that: use two different keys');
   }
