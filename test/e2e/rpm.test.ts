@@ -310,15 +310,17 @@ test('installed into a scratch root, the app runs: --version, --check, knock --v
 
   // cap.node was compiled here (rpmbuild --rebuild), so it links this host's libpcap soname
   // and loads with no shim; nothing rewrote it (no patchelf).
-  const needed = (await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release/cap.node')])).stdout;
-  const libs = [...needed.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
+  const neededLibs = async (addon: string): Promise<string[]> => {
+    const dynamic = (await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release', addon)])).stdout;
+    return [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
+  };
+  const libs = await neededLibs('cap.node');
   const ld = (await run('ldconfig', ['-p'])).stdout;
   const pcapLibs = libs.filter((l) => l.startsWith('libpcap'));
   assert.equal(pcapLibs.length, 1, `cap.node NEEDs one libpcap: ${libs.join(', ')}`);
   assert.ok(ld.includes(`${pcapLibs[0]} (libc6,x86-64)`), `cap.node NEEDs ${pcapLibs[0]}, which this host has`);
   // The daemon's sd_notify addon links no libpcap: the daemon does not capture.
-  const notifyNeeded = (await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release/sdnotify.node')])).stdout;
-  const notifyLibs = [...notifyNeeded.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
+  const notifyLibs = await neededLibs('sdnotify.node');
   assert.ok(notifyLibs.length > 0 && notifyLibs.every((l) => /^(libc|libstdc\+\+|libm|libgcc_s)\.so/.test(l)), `sdnotify.node NEEDs ${notifyLibs.join(', ')}`);
 
   const app = join(root, APPDIR.slice(1));
