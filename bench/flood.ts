@@ -157,7 +157,11 @@ export function runMatcherFloodBench(fullMs: number): MatcherFloodResult {
     tcpFlags: { set: TH_SYN, clear: 0 },
     action,
   });
-  const matcher = new Matcher([door('openSSH', OPEN_PORTS, 'open'), door('closeSSH', CLOSE_PORTS, 'close')], () => undefined, { maxAttempts: DEFAULT_MAX_ATTEMPTS });
+  const matcher = new Matcher(
+    [door('openSSH', OPEN_PORTS, 'open'), door('closeSSH', CLOSE_PORTS, 'close')],
+    () => undefined,
+    { maxAttempts: DEFAULT_MAX_ATTEMPTS },
+  );
   matcher.setLocalAddresses(['10.0.0.1']);
   const pipeline = new FramePipeline(matcher);
   const frame = ipv4Frame({ src: '11.0.0.0', dst: '10.0.0.1', dport: OPEN_PORTS[0]! });
@@ -181,7 +185,12 @@ export function runMatcherFloodBench(fullMs: number): MatcherFloodResult {
     full += 1000;
   }
   const fullPps = full / (Number(process.hrtime.bigint() - t) / 1e9);
-  return { maxAttempts: DEFAULT_MAX_ATTEMPTS, fillPps: Math.round(fillPps), fullPps: Math.round(fullPps), fullPackets: full };
+  return {
+    maxAttempts: DEFAULT_MAX_ATTEMPTS,
+    fillPps: Math.round(fillPps),
+    fullPps: Math.round(fullPps),
+    fullPackets: full,
+  };
 }
 /** The extra flood for the 1 M phase stops after this long even if ours has not handled 1 M sources by then. */
 const MILLION_CAP_MS = 60_000;
@@ -203,7 +212,22 @@ async function flood(lab: Lab, seconds: number, tag: string): Promise<number> {
   const pin = os.cpus().length >= 2 ? ['taskset', '-c', '0'] : [];
   const proc = lab.spawnIn(
     'client',
-    ['timeout', '-s', 'INT', '-k', '5', String(seconds), ...pin, 'hping3', '--flood', '--rand-source', '-S', '-p', String(OPEN_PORTS[0]), lab.serverAddr],
+    [
+      'timeout',
+      '-s',
+      'INT',
+      '-k',
+      '5',
+      String(seconds),
+      ...pin,
+      'hping3',
+      '--flood',
+      '--rand-source',
+      '-S',
+      '-p',
+      String(OPEN_PORTS[0]),
+      lab.serverAddr,
+    ],
     { logFile },
   );
   proc.ref();
@@ -220,7 +244,8 @@ function stage1Count(d: DaemonHandle): number | null {
   const lines = (log.match(/: openSSH: Stage 1$/gm) ?? []).length;
   if (d.name === 'knockd08') return lines;
   let suppressed = 0;
-  for (const m of log.matchAll(/(\d+) "Stage 1"(?: and \d+ stage-1 "sequence timeout")? line\(s\) suppressed/g)) suppressed += Number(m[1]);
+  for (const m of log.matchAll(/(\d+) "Stage 1"(?: and \d+ stage-1 "sequence timeout")? line\(s\) suppressed/g))
+    suppressed += Number(m[1]);
   return lines + suppressed;
 }
 
@@ -297,7 +322,9 @@ async function floodPhase(
       const now = d.sample();
       timeline.push({
         t: Math.round((Date.now() - started) / 100) / 10,
-        cpu: now.parts.map((p) => Math.round((p.cpuSec - (prev.parts.find((b) => b.pid === p.pid)?.cpuSec ?? 0)) * 100) / 100),
+        cpu: now.parts.map(
+          (p) => Math.round((p.cpuSec - (prev.parts.find((b) => b.pid === p.pid)?.cpuSec ?? 0)) * 100) / 100,
+        ),
         rssMB: now.parts.map((p) => p.rssMB),
       });
       prev = now;
@@ -352,17 +379,27 @@ async function floodPhase(
   return { phase, daemon: d };
 }
 
-export async function runFloodBench(opts: { quick: boolean; lab?: Lab; seconds?: number; oursOnly?: boolean; log?: (s: string) => void }): Promise<FloodResult> {
+export async function runFloodBench(opts: {
+  quick: boolean;
+  lab?: Lab;
+  seconds?: number;
+  oursOnly?: boolean;
+  log?: (s: string) => void;
+}): Promise<FloodResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const t0 = Date.now();
   const seconds = opts.seconds ?? (opts.quick ? 3 : 20);
   const matcher = runMatcherFloodBench(opts.quick ? 500 : 3000);
-  log(`flood: matcher alone, distinct sources: ${Math.round(matcher.fillPps / 1000)} k packets/s while the table fills, ${Math.round(matcher.fullPps / 1000)} k/s once full`);
+  log(
+    `flood: matcher alone, distinct sources: ${Math.round(matcher.fillPps / 1000)} k packets/s while the table fills, ${Math.round(matcher.fullPps / 1000)} k/s once full`,
+  );
   const lab = opts.lab ?? (await startBenchLab());
   const probe = Probe.start(lab);
   const fw = await FirewalldAgent.start(lab);
   try {
-    log(`flood: hping3 --flood --rand-source -S -p ${OPEN_PORTS[0]} for ${seconds} s per daemon, legitimate knock about once a second`);
+    log(
+      `flood: hping3 --flood --rand-source -S -p ${OPEN_PORTS[0]} for ${seconds} s per daemon, legitimate knock about once a second`,
+    );
     const o = await floodPhase(lab, probe, fw, 'ours', seconds, log);
     let million: MillionPhase | null = null;
     try {
@@ -394,14 +431,23 @@ export async function runFloodBench(opts: { quick: boolean; lab?: Lab; seconds?:
           limitMB: RSS_LIMIT_MB,
           memoryOk: p.hwmMB < RSS_LIMIT_MB,
         };
-        log(`  ours after ${String(handled)} handled / ${sent} sent random sources: RSS ${p.rssMB} MB, peak ${p.hwmMB} MB (limit ${RSS_LIMIT_MB} MB)`);
+        log(
+          `  ours after ${String(handled)} handled / ${sent} sent random sources: RSS ${p.rssMB} MB, peak ${p.hwmMB} MB (limit ${RSS_LIMIT_MB} MB)`,
+        );
       }
     } finally {
       await o.daemon.stop();
     }
     const k = opts.oursOnly ? undefined : await floodPhase(lab, probe, fw, 'knockd08', seconds, log);
     await k?.daemon.stop();
-    return { seconds, matcher, ours: o.phase, knockd08: k?.phase ?? null, million, totalSeconds: Math.round((Date.now() - t0) / 100) / 10 };
+    return {
+      seconds,
+      matcher,
+      ours: o.phase,
+      knockd08: k?.phase ?? null,
+      million,
+      totalSeconds: Math.round((Date.now() - t0) / 100) / 10,
+    };
   } finally {
     await probe.stop().catch(() => undefined);
     await fw.stop().catch(() => undefined);
@@ -411,7 +457,8 @@ export async function runFloodBench(opts: { quick: boolean; lab?: Lab; seconds?:
 
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toFixed(1)} %`);
 const num = (x: number | null, d = 0): string => (x === null ? 'n/a' : x.toFixed(d));
-const ratioText = (a: number | null, b: number | null, d = 1): string => (a === null || b === null || a === 0 || b === 0 ? 'n/a' : `${(a / b).toFixed(d)}×`);
+const ratioText = (a: number | null, b: number | null, d = 1): string =>
+  a === null || b === null || a === 0 || b === 0 ? 'n/a' : `${(a / b).toFixed(d)}×`;
 
 /** Rows for the combined table: metric, ours, knockd 0.8, knockd/ours. */
 export function floodRows(r: FloodResult): string[][] {
@@ -420,20 +467,64 @@ export function floodRows(r: FloodResult): string[][] {
   /** knockd 0.8's cell, or "skipped" (--ours-only). */
   const K = (f: (k: FloodPhase) => string): string => (k ? f(k) : 'skipped');
   const rows: string[][] = [
-    [`flood: packets sent in ${r.seconds} s (pps)`, `${o.floodSent} (${o.floodPps})`, K((k) => `${k.floodSent} (${k.floodPps})`), ''],
-    ['flood: packets the daemon handled', `${num(o.handled)} (${pct(o.handledShare)})`, K((k) => `${num(k.handled)} (${pct(k.handledShare)})`), ''],
+    [
+      `flood: packets sent in ${r.seconds} s (pps)`,
+      `${o.floodSent} (${o.floodPps})`,
+      K((k) => `${k.floodSent} (${k.floodPps})`),
+      '',
+    ],
+    [
+      'flood: packets the daemon handled',
+      `${num(o.handled)} (${pct(o.handledShare)})`,
+      K((k) => `${num(k.handled)} (${pct(k.handledShare)})`),
+      '',
+    ],
     [
       'legit knocks opened within 1 s',
       `${o.legit.openedWithin1s}/${o.legit.attempts} (${pct(o.legit.share)})`,
       K((k) => `${k.legit.openedWithin1s}/${k.legit.attempts} (${pct(k.legit.share)})`),
       '',
     ],
-    ['  their knock → open, ms', fmtSummary(o.legit.latency), K((k) => fmtSummary(k.legit.latency)), ratioText(k?.legit.latency?.median ?? null, o.legit.latency?.median ?? null)],
-    ['daemon CPU s per M flood packets', num(o.cpuSecPerMillion, 2), K((k) => num(k.cpuSecPerMillion, 2)), ratioText(k?.cpuSecPerMillion ?? null, o.cpuSecPerMillion)],
-    ['  daemon CPU µs per packet it handled', num(o.cpuUsPerHandled, 1), K((k) => num(k.cpuUsPerHandled, 1)), ratioText(k?.cpuUsPerHandled ?? null, o.cpuUsPerHandled)],
-    ['  daemon CPU s (flood + drain)', `${num(o.cpuSec, 2)} (+${o.drainSec} s)`, K((k) => `${num(k.cpuSec, 2)} (+${k.drainSec} s${k.drainCapped ? ', capped' : ''})`), ''],
-    ...(o.processes.length > 1 ? [['  ours per process: daemon / capture, CPU s', o.processes.map((x) => x.cpuSec.toFixed(2)).join(' / '), '', '']] : []),
-    ['RSS after flood, MB (peak)', `${o.rssAfterMB} (${o.hwmMB})`, K((k) => `${k.rssAfterMB} (${k.hwmMB})`), ratioText(k?.rssAfterMB ?? null, o.rssAfterMB, 2)],
+    [
+      '  their knock → open, ms',
+      fmtSummary(o.legit.latency),
+      K((k) => fmtSummary(k.legit.latency)),
+      ratioText(k?.legit.latency?.median ?? null, o.legit.latency?.median ?? null),
+    ],
+    [
+      'daemon CPU s per M flood packets',
+      num(o.cpuSecPerMillion, 2),
+      K((k) => num(k.cpuSecPerMillion, 2)),
+      ratioText(k?.cpuSecPerMillion ?? null, o.cpuSecPerMillion),
+    ],
+    [
+      '  daemon CPU µs per packet it handled',
+      num(o.cpuUsPerHandled, 1),
+      K((k) => num(k.cpuUsPerHandled, 1)),
+      ratioText(k?.cpuUsPerHandled ?? null, o.cpuUsPerHandled),
+    ],
+    [
+      '  daemon CPU s (flood + drain)',
+      `${num(o.cpuSec, 2)} (+${o.drainSec} s)`,
+      K((k) => `${num(k.cpuSec, 2)} (+${k.drainSec} s${k.drainCapped ? ', capped' : ''})`),
+      '',
+    ],
+    ...(o.processes.length > 1
+      ? [
+          [
+            '  ours per process: daemon / capture, CPU s',
+            o.processes.map((x) => x.cpuSec.toFixed(2)).join(' / '),
+            '',
+            '',
+          ],
+        ]
+      : []),
+    [
+      'RSS after flood, MB (peak)',
+      `${o.rssAfterMB} (${o.hwmMB})`,
+      K((k) => `${k.rssAfterMB} (${k.hwmMB})`),
+      ratioText(k?.rssAfterMB ?? null, o.rssAfterMB, 2),
+    ],
   ];
   if (r.million) {
     const m = r.million;
@@ -443,7 +534,12 @@ export function floodRows(r: FloodResult): string[][] {
       '',
       '',
     ]);
-    rows.push(['  per process: daemon / capture, MB (peak)', m.processes.map((x) => `${x.rssMB} (${x.hwmMB})`).join(' / '), '', '']);
+    rows.push([
+      '  per process: daemon / capture, MB (peak)',
+      m.processes.map((x) => `${x.rssMB} (${x.hwmMB})`).join(' / '),
+      '',
+      '',
+    ]);
     rows.push([
       `  sources sent / handled in ${m.seconds} s (1 M handled: ${m.reached ? 'yes' : 'NO'})`,
       `${m.sent} / ${num(m.handled)}`,
@@ -453,7 +549,12 @@ export function floodRows(r: FloodResult): string[][] {
     rows.push(['  attempts in flight (--max-attempts 100000)', num(m.attemptsInFlight), '', '']);
   }
   const k1 = (x: number): string => `${(x / 1000).toFixed(0)} k`;
-  rows.push(['matcher alone, flood packets/s: table filling / full', `${k1(r.matcher.fillPps)} / ${k1(r.matcher.fullPps)}`, '', '']);
+  rows.push([
+    'matcher alone, flood packets/s: table filling / full',
+    `${k1(r.matcher.fillPps)} / ${k1(r.matcher.fullPps)}`,
+    '',
+    '',
+  ]);
   return rows;
 }
 
@@ -485,7 +586,16 @@ export interface ProfileEntry {
  * Self time per function (by name + location) from a V8 .cpuprofile;
  * percentages are of the busy time (everything but "(idle)").
  */
-export function summarizeProfile(p: CpuProfile, top = 20): { totalMs: number; idleMs: number; busyMs: number; entries: ProfileEntry[]; byFile: { file: string; selfMs: number; selfPct: number }[] } {
+export function summarizeProfile(
+  p: CpuProfile,
+  top = 20,
+): {
+  totalMs: number;
+  idleMs: number;
+  busyMs: number;
+  entries: ProfileEntry[];
+  byFile: { file: string; selfMs: number; selfPct: number }[];
+} {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   // timeDeltas[i] is the time since sample i-1; charge it to sample i-1's node (what DevTools does).
@@ -495,7 +605,11 @@ export function summarizeProfile(p: CpuProfile, top = 20): { totalMs: number; id
   }
   const fnAgg = new Map<string, ProfileEntry>();
   const fileAgg = new Map<string, number>();
-  const short = (url: string): string => url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/dist\//, 'dist/');
+  const short = (url: string): string =>
+    url
+      .replace(/^file:\/\//, '')
+      .replace(/^.*\/node_modules\//, 'node_modules/')
+      .replace(/^.*\/dist\//, 'dist/');
   let totalUs = 0;
   let idleUs = 0;
   for (const [id, us] of self) {
@@ -548,7 +662,10 @@ export interface ProfileSummary {
  * the daemon instead, the capture process sees its IPC channel close and
  * exits normally, writing the per-packet hot path's profile.
  */
-export async function runFloodProfile(opts: { seconds: number; log?: (s: string) => void }): Promise<{ phases: FloodPhase[]; profiles: ProfileSummary[] }> {
+export async function runFloodProfile(opts: {
+  seconds: number;
+  log?: (s: string) => void;
+}): Promise<{ phases: FloodPhase[]; profiles: ProfileSummary[] }> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const lab = await startBenchLab();
   const probe = Probe.start(lab);
@@ -573,7 +690,9 @@ export async function runFloodProfile(opts: { seconds: number; log?: (s: string)
         process.kill(d.pid, 'SIGKILL');
         await exited;
         // The capture process exits on its own once it notices (it may still be draining its ring).
-        await lab.waitFor(async () => pids.slice(1).every((p) => !fs.existsSync(`/proc/${p}`)), 20_000, 100).catch(() => undefined);
+        await lab
+          .waitFor(async () => pids.slice(1).every((p) => !fs.existsSync(`/proc/${p}`)), 20_000, 100)
+          .catch(() => undefined);
       }
       await sleep(500);
       for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
@@ -583,7 +702,12 @@ export async function runFloodProfile(opts: { seconds: number; log?: (s: string)
         if (role !== want) continue;
         const kept = join(RESULTS_DIR, `flood-${role}.cpuprofile`);
         fs.copyFileSync(join(dir, f), kept);
-        profiles.push({ file: kept, pid, role, ...summarizeProfile(JSON.parse(fs.readFileSync(kept, 'utf8')) as CpuProfile) });
+        profiles.push({
+          file: kept,
+          pid,
+          role,
+          ...summarizeProfile(JSON.parse(fs.readFileSync(kept, 'utf8')) as CpuProfile),
+        });
       }
       if (!profiles.some((p) => p.role === want)) log(`  no profile from the ${want} process`);
     }
@@ -626,9 +750,14 @@ if (require.main === module) {
   } else {
     const i = process.argv.indexOf('--seconds');
     const seconds = i > 0 ? Number(process.argv[i + 1]) : undefined;
-    runFloodBench({ quick, oursOnly: process.argv.includes('--ours-only'), ...(seconds ? { seconds } : {}) }).then((r) => {
-      const file = writeResult('flood', { ...r, quick, node: process.version, date: new Date().toISOString() });
-      done(`\nflood resilience (${r.totalSeconds} s)\n${renderTable([FLOOD_HEADER, ...floodRows(r)])}\n\n(${file})\n`);
-    }, fail);
+    runFloodBench({ quick, oursOnly: process.argv.includes('--ours-only'), ...(seconds ? { seconds } : {}) }).then(
+      (r) => {
+        const file = writeResult('flood', { ...r, quick, node: process.version, date: new Date().toISOString() });
+        done(
+          `\nflood resilience (${r.totalSeconds} s)\n${renderTable([FLOOD_HEADER, ...floodRows(r)])}\n\n(${file})\n`,
+        );
+      },
+      fail,
+    );
   }
 }

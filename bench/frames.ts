@@ -6,7 +6,14 @@ function v4(addr: string): number[] {
 }
 
 /** An Ethernet II + IPv4 (no options) + TCP (20 bytes) or UDP (8 bytes, 1 byte payload) frame. */
-export function ipv4Frame(o: { src: string; dst: string; proto?: 6 | 17; sport?: number; dport: number; flags?: number }): Buffer {
+export function ipv4Frame(o: {
+  src: string;
+  dst: string;
+  proto?: 6 | 17;
+  sport?: number;
+  dport: number;
+  flags?: number;
+}): Buffer {
   const proto = o.proto ?? IPPROTO_TCP;
   const l4 = proto === IPPROTO_UDP ? 9 : 20;
   const buf = Buffer.alloc(14 + 20 + l4);

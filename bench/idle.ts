@@ -11,7 +11,17 @@
  * knockd 0.8 is one process. Sampling starts 2 s after both are listening.
  */
 import type { Lab } from '../test/lab/lab';
-import { DAEMON_LABEL, renderTable, sleep, startBenchLab, startKnockd08, startOurs, writeResult, type DaemonHandle, type DaemonName } from './latency';
+import {
+  DAEMON_LABEL,
+  renderTable,
+  sleep,
+  startBenchLab,
+  startKnockd08,
+  startOurs,
+  writeResult,
+  type DaemonHandle,
+  type DaemonName,
+} from './latency';
 
 export interface IdleDaemon {
   processes: number;
@@ -31,7 +41,12 @@ export interface IdleResult {
   knockd08: IdleDaemon;
 }
 
-export async function runIdleBench(opts: { quick: boolean; lab?: Lab; seconds?: number; log?: (s: string) => void }): Promise<IdleResult> {
+export async function runIdleBench(opts: {
+  quick: boolean;
+  lab?: Lab;
+  seconds?: number;
+  log?: (s: string) => void;
+}): Promise<IdleResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const seconds = opts.seconds ?? (opts.quick ? 5 : 60);
   const lab = opts.lab ?? (await startBenchLab());
@@ -57,7 +72,9 @@ export async function runIdleBench(opts: { quick: boolean; lab?: Lab; seconds?: 
         cpuSec: cpu,
         cpuShare: Math.round((cpu / wall) * 10000) / 10000,
       };
-      log(`  ${DAEMON_LABEL[d.name]}: RSS ${before[i]!.rssMB} → ${after[i]!.rssMB} MB, CPU ${cpu} s in ${wall.toFixed(1)} s`);
+      log(
+        `  ${DAEMON_LABEL[d.name]}: RSS ${before[i]!.rssMB} → ${after[i]!.rssMB} MB, CPU ${cpu} s in ${wall.toFixed(1)} s`,
+      );
     });
     return { seconds, ours: out.ours, knockd08: out.knockd08 };
   } finally {
@@ -73,9 +90,19 @@ export function idleRows(r: IdleResult): string[][] {
   const o = r.ours;
   const k = r.knockd08;
   return [
-    [`idle ${r.seconds} s: RSS at start → end, MB`, `${o.rssStartMB} → ${o.rssEndMB}`, `${k.rssStartMB} → ${k.rssEndMB}`, ratioText(k.rssEndMB, o.rssEndMB, 2)],
+    [
+      `idle ${r.seconds} s: RSS at start → end, MB`,
+      `${o.rssStartMB} → ${o.rssEndMB}`,
+      `${k.rssStartMB} → ${k.rssEndMB}`,
+      ratioText(k.rssEndMB, o.rssEndMB, 2),
+    ],
     [`idle ${r.seconds} s: PSS at end, MB (per process)`, o.pssEndMB.join(' + '), k.pssEndMB.join(' + '), ''],
-    [`idle ${r.seconds} s: CPU seconds used`, o.cpuSec.toFixed(2), k.cpuSec.toFixed(2), ratioText(k.cpuSec, o.cpuSec, 2)],
+    [
+      `idle ${r.seconds} s: CPU seconds used`,
+      o.cpuSec.toFixed(2),
+      k.cpuSec.toFixed(2),
+      ratioText(k.cpuSec, o.cpuSec, 2),
+    ],
     ['  processes', String(o.processes), String(k.processes), ''],
   ];
 }

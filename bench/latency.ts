@@ -106,7 +106,10 @@ export function renderTable(rows: string[][]): string {
   const widths: number[] = [];
   for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
   const line = (row: string[]): string =>
-    row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+    row
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const sep = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
 }
@@ -135,13 +138,25 @@ export async function startBenchLab(): Promise<Lab> {
     for (const ns of ['server', 'client'] as const) {
       for (const fam of ['-4', '-6']) {
         const r = await lab.execIn(ns, ['ip', fam, 'route', 'show', 'default']);
-        if (r.code !== 0 || r.stdout.trim() !== '') throw new Error(`bench lab: unexpected default route in the ${ns} namespace: ${r.stdout}${r.stderr}`);
+        if (r.code !== 0 || r.stdout.trim() !== '')
+          throw new Error(`bench lab: unexpected default route in the ${ns} namespace: ${r.stdout}${r.stderr}`);
       }
     }
-    const r = await lab.execIn('server', ['sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0', 'net.ipv4.icmp_msgs_per_sec=10000000', 'net.ipv4.icmp_msgs_burst=10000000']);
+    const r = await lab.execIn('server', [
+      'sysctl',
+      '-q',
+      '-w',
+      'net.ipv4.icmp_ratelimit=0',
+      'net.ipv4.icmp_msgs_per_sec=10000000',
+      'net.ipv4.icmp_msgs_burst=10000000',
+    ]);
     if (r.code !== 0) throw new Error(`sysctl in the server namespace failed: ${r.stderr}`);
     lab.spawnIn('server', [process.execPath, '-e', LISTENER], { logFile: join(lab.tmpDir, 'listener22.log') });
-    await lab.waitFor(async () => (await lab.execIn('server', ['nc', '-z', '-w1', '127.0.0.1', '22'], { timeoutMs: 3000 })).code === 0, 10_000, 50);
+    await lab.waitFor(
+      async () => (await lab.execIn('server', ['nc', '-z', '-w1', '127.0.0.1', '22'], { timeoutMs: 3000 })).code === 0,
+      10_000,
+      50,
+    );
   } catch (e) {
     await lab.stop().catch(() => undefined);
     throw e;
@@ -242,7 +257,15 @@ export type TreeSample = ProcSample & { pids: number[]; parts: (ProcSample & { p
 /** Sum of procSample over daemonPids(root) (hwmMB: sum of each process's peak); `parts` per process, root first. */
 export function treeSample(root: number): TreeSample {
   const pids = daemonPids(root);
-  const acc = { cpuSec: 0, childCpuSec: 0, rssMB: 0, hwmMB: 0, pssMB: 0, pids: [] as number[], parts: [] as (ProcSample & { pid: number })[] };
+  const acc = {
+    cpuSec: 0,
+    childCpuSec: 0,
+    rssMB: 0,
+    hwmMB: 0,
+    pssMB: 0,
+    pids: [] as number[],
+    parts: [] as (ProcSample & { pid: number })[],
+  };
   for (const pid of pids) {
     let p: ProcSample;
     try {
@@ -259,7 +282,14 @@ export function treeSample(root: number): TreeSample {
     acc.parts.push({ pid, ...p });
   }
   const r1 = (x: number): number => Math.round(x * 10) / 10;
-  return { ...acc, cpuSec: Math.round(acc.cpuSec * 100) / 100, childCpuSec: Math.round(acc.childCpuSec * 100) / 100, rssMB: r1(acc.rssMB), hwmMB: r1(acc.hwmMB), pssMB: r1(acc.pssMB) };
+  return {
+    ...acc,
+    cpuSec: Math.round(acc.cpuSec * 100) / 100,
+    childCpuSec: Math.round(acc.childCpuSec * 100) / 100,
+    rssMB: r1(acc.rssMB),
+    hwmMB: r1(acc.hwmMB),
+    pssMB: r1(acc.pssMB),
+  };
 }
 
 /**
@@ -272,7 +302,8 @@ export function verifyDaemonPid(lab: Lab, pid: number, exe: string): void {
   if (real !== fs.realpathSync(exe)) throw new Error(`pid ${pid} runs ${real}, expected ${exe}`);
   const nsIno = fs.statSync(`/run/netns/${lab.serverNs}`).ino;
   const procNs = fs.readlinkSync(`/proc/${pid}/ns/net`); // "net:[4026532xxx]"
-  if (procNs !== `net:[${nsIno}]`) throw new Error(`pid ${pid} is in ${procNs}, not the server namespace (inode ${nsIno})`);
+  if (procNs !== `net:[${nsIno}]`)
+    throw new Error(`pid ${pid} is in ${procNs}, not the server namespace (inode ${nsIno})`);
 }
 
 // ----- the two daemons ------------------------------------------------------
@@ -332,13 +363,25 @@ function supportsStateDir(): boolean {
   return stateDirFlag;
 }
 
-async function waitForText(lab: Lab, proc: ChildProcess, files: string[], re: RegExp, what: string, timeoutMs = 15_000): Promise<void> {
+async function waitForText(
+  lab: Lab,
+  proc: ChildProcess,
+  files: string[],
+  re: RegExp,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
   const read = (): string => files.map((f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '')).join('\n');
   try {
-    await lab.waitFor(async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${String(proc.exitCode ?? proc.signalCode)})`);
-      return re.test(read());
-    }, timeoutMs, 50);
+    await lab.waitFor(
+      async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          throw new Error(`${what} exited (${String(proc.exitCode ?? proc.signalCode)})`);
+        return re.test(read());
+      },
+      timeoutMs,
+      50,
+    );
   } catch (e) {
     throw new Error(`${what} did not start: ${(e as Error).message}\n--- output ---\n${read().slice(-3000)}`);
   }
@@ -349,14 +392,29 @@ async function waitForText(lab: Lab, proc: ChildProcess, files: string[], re: Re
  * (the same doors as the tutorial, as firewalld_* settings). `nodeArgs` go
  * before the script (e.g. --cpu-prof), `args` after ours.
  */
-export async function startOurs(lab: Lab, opts: { nodeArgs?: string[]; args?: string[]; conf?: string } = {}): Promise<DaemonHandle> {
+export async function startOurs(
+  lab: Lab,
+  opts: { nodeArgs?: string[]; args?: string[]; conf?: string } = {},
+): Promise<DaemonHandle> {
   const n = ++daemonSeq;
   const confFile = join(lab.tmpDir, `ours-${n}.conf`);
   const logFile = join(lab.tmpDir, `ours-${n}.log`);
   const outFile = join(lab.tmpDir, `ours-${n}.out`);
   fs.writeFileSync(confFile, opts.conf ?? DEFAULT_CONF());
   const state = supportsStateDir() ? ['--state-dir', join(lab.tmpDir, `ours-${n}-state`)] : [];
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), KNOCKD_BIN, '-i', lab.serverIf, '-c', confFile, '-g', logFile, ...state, ...(opts.args ?? [])];
+  const argv = [
+    process.execPath,
+    ...(opts.nodeArgs ?? []),
+    KNOCKD_BIN,
+    '-i',
+    lab.serverIf,
+    '-c',
+    confFile,
+    '-g',
+    logFile,
+    ...state,
+    ...(opts.args ?? []),
+  ];
   const proc = lab.spawnIn('server', argv, { logFile: outFile });
   await waitForText(lab, proc, [logFile, outFile], /listening on/, 'our knockd');
   return handle('ours', proc, logFile, process.execPath, lab);
@@ -392,7 +450,11 @@ export async function startKnockd08(lab: Lab): Promise<DaemonHandle> {
   const logFile = join(lab.tmpDir, `knockd08-${n}.log`);
   const outFile = join(lab.tmpDir, `knockd08-${n}.out`);
   fs.writeFileSync(confFile, knockd08Conf(logFile));
-  const proc = lab.spawnIn('server', [DEBIAN_KNOCKD, '-i', lab.serverIf, '-c', confFile, '-p', join(lab.tmpDir, `knockd08-${n}.pid`)], { logFile: outFile });
+  const proc = lab.spawnIn(
+    'server',
+    [DEBIAN_KNOCKD, '-i', lab.serverIf, '-c', confFile, '-p', join(lab.tmpDir, `knockd08-${n}.pid`)],
+    { logFile: outFile },
+  );
   await waitForText(lab, proc, [logFile, outFile], /listening on/, "Debian's knockd 0.8");
   return handle('knockd08', proc, logFile, DEBIAN_KNOCKD, lab);
 }
@@ -436,18 +498,25 @@ export function realtimePrefix(): string[] {
  */
 export class NsAgent {
   private readonly child: ChildProcess;
-  private readonly pending = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }
+  >();
   private nextId = 1;
   private exited = false;
 
   constructor(lab: Lab, ns: LabNs, mode: '--probe' | '--dbus', logFile: string) {
     const fd = fs.openSync(logFile, 'a');
     try {
-      this.child = spawn('ip', ['netns', 'exec', nsName(lab, ns), ...realtimePrefix(), process.execPath, __filename, mode], {
-        env: lab.env,
-        stdio: ['pipe', 'pipe', fd],
-        detached: true,
-      });
+      this.child = spawn(
+        'ip',
+        ['netns', 'exec', nsName(lab, ns), ...realtimePrefix(), process.execPath, __filename, mode],
+        {
+          env: lab.env,
+          stdio: ['pipe', 'pipe', fd],
+          detached: true,
+        },
+      );
     } finally {
       fs.closeSync(fd);
     }
@@ -460,7 +529,8 @@ export class NsAgent {
     });
     this.child.on('exit', (code, sig) => {
       this.exited = true;
-      for (const p of this.pending.values()) p.reject(new Error(`${mode} agent exited (${String(code ?? sig)}); see ${logFile}`));
+      for (const p of this.pending.values())
+        p.reject(new Error(`${mode} agent exited (${String(code ?? sig)}); see ${logFile}`));
       this.pending.clear();
     });
     this.child.stdin!.on('error', () => undefined);
@@ -526,18 +596,36 @@ export class Probe {
    * Knock `ports`, then poll :22 every POLL_MS until it is `want`
    * (closedOnSilence: a connect unanswered for silenceMs counts as closed).
    */
-  knock(ports: number[], want: Want, timeoutMs: number, extra: { closedOnSilence?: boolean; silenceMs?: number } = {}): Promise<ProbeResult> {
-    return this.agent.request<ProbeResult>({ op: 'knock', host: this.host, ports, want, timeoutMs, intervalMs: POLL_MS, ...extra }, timeoutMs + 10_000);
+  knock(
+    ports: number[],
+    want: Want,
+    timeoutMs: number,
+    extra: { closedOnSilence?: boolean; silenceMs?: number } = {},
+  ): Promise<ProbeResult> {
+    return this.agent.request<ProbeResult>(
+      { op: 'knock', host: this.host, ports, want, timeoutMs, intervalMs: POLL_MS, ...extra },
+      timeoutMs + 10_000,
+    );
   }
 
   /** Send one UDP datagram (an SPA packet, as hex) to `port`, then poll :22 until it is `want`; t0 just before the send. */
   spa(payloadHex: string, port: number, want: Want, timeoutMs: number): Promise<ProbeResult> {
-    return this.agent.request<ProbeResult>({ op: 'spa', host: this.host, payload: payloadHex, port, want, timeoutMs, intervalMs: POLL_MS }, timeoutMs + 10_000);
+    return this.agent.request<ProbeResult>(
+      { op: 'spa', host: this.host, payload: payloadHex, port, want, timeoutMs, intervalMs: POLL_MS },
+      timeoutMs + 10_000,
+    );
   }
 
   /** Poll :22 from now on until it is `want`. */
-  wait(want: Want, timeoutMs: number, extra: { closedOnSilence?: boolean; silenceMs?: number } = {}): Promise<ProbeResult> {
-    return this.agent.request<ProbeResult>({ op: 'knock', host: this.host, ports: [], want, timeoutMs, intervalMs: POLL_MS, ...extra }, timeoutMs + 10_000);
+  wait(
+    want: Want,
+    timeoutMs: number,
+    extra: { closedOnSilence?: boolean; silenceMs?: number } = {},
+  ): Promise<ProbeResult> {
+    return this.agent.request<ProbeResult>(
+      { op: 'knock', host: this.host, ports: [], want, timeoutMs, intervalMs: POLL_MS, ...extra },
+      timeoutMs + 10_000,
+    );
   }
 
   stop(): Promise<void> {
@@ -578,7 +666,10 @@ export class FirewalldAgent {
 export const nsDiffMs = (t1: string, t0: string): number => Number(BigInt(t1) - BigInt(t0)) / 1e6;
 
 /** Each line of `input` parsed as a JSON object (both ends of the agents' pipe); lines that are not JSON are skipped. */
-function onJsonLines(input: NodeJS.ReadableStream, fn: (msg: Record<string, unknown>) => void): ReturnType<typeof createInterface> {
+function onJsonLines(
+  input: NodeJS.ReadableStream,
+  fn: (msg: Record<string, unknown>) => void,
+): ReturnType<typeof createInterface> {
   const rl = createInterface({ input });
   rl.on('line', (line) => {
     let msg: Record<string, unknown>;
@@ -633,7 +724,9 @@ async function sendDatagram(host: string, port: number, payload: Buffer): Promis
   const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   await new Promise<void>((r) => sock.bind(0, r));
   const t0 = process.hrtime.bigint();
-  await new Promise<void>((resolve, reject) => sock.send(payload, port, host, (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    sock.send(payload, port, host, (err) => (err ? reject(err) : resolve())),
+  );
   sock.close();
   return t0;
 }
@@ -669,12 +762,15 @@ function pollPort22(
       const started = process.hrtime.bigint();
       const s = net.connect({ host, port: 22 });
       live.add(s);
-      const giveUp = setTimeout(() => {
-        live.delete(s);
-        s.destroy();
-        // Unanswered SYN: with the flood filling queues, the reject may be lost too.
-        if (closedOnSilence && want === 'closed') finish(started + BigInt(Math.round(silenceMs * 1e6)), 'silence');
-      }, closedOnSilence ? silenceMs : 1000);
+      const giveUp = setTimeout(
+        () => {
+          live.delete(s);
+          s.destroy();
+          // Unanswered SYN: with the flood filling queues, the reject may be lost too.
+          if (closedOnSilence && want === 'closed') finish(started + BigInt(Math.round(silenceMs * 1e6)), 'silence');
+        },
+        closedOnSilence ? silenceMs : 1000,
+      );
       s.once('connect', () => {
         const t = process.hrtime.bigint();
         clearTimeout(giveUp);
@@ -702,7 +798,10 @@ function runProbe(): void {
     if (msg.op !== 'knock' && msg.op !== 'spa') throw new Error(`unknown op ${String(msg.op)}`);
     const host = String(msg.host);
     const ports = (msg.ports as number[]) ?? [];
-    const t0 = msg.op === 'spa' ? await sendDatagram(host, Number(msg.port), Buffer.from(String(msg.payload), 'hex')) : await sendKnocks(host, ports);
+    const t0 =
+      msg.op === 'spa'
+        ? await sendDatagram(host, Number(msg.port), Buffer.from(String(msg.payload), 'hex'))
+        : await sendKnocks(host, ports);
     const r = await pollPort22(
       host,
       msg.want as Want,
@@ -809,7 +908,13 @@ export interface LatencyResult {
 
 const PAUSE_MS = 150;
 
-type FloorSamples = { addCall: number[]; addVisible: number[]; removeCall: number[]; removeVisible: number[]; failures: number };
+type FloorSamples = {
+  addCall: number[];
+  addVisible: number[];
+  removeCall: number[];
+  removeVisible: number[];
+  failures: number;
+};
 
 /** One floor trial: addRichRule straight over D-Bus, the probe sees :22 open; removeRichRule, it sees it closed. */
 async function floorTrial(probe: Probe, fw: FirewalldAgent, rule: string, into: FloorSamples | null): Promise<void> {
@@ -866,7 +971,9 @@ async function measureDaemon(
     await d.stop();
   }
   const r = { open, close, openStats: summarize(open), closeStats: summarize(close), failures };
-  log(`  ${DAEMON_LABEL[name]}: open ${fmtSummary(r.openStats)} ms, close ${fmtSummary(r.closeStats)} ms, failures ${failures}`);
+  log(
+    `  ${DAEMON_LABEL[name]}: open ${fmtSummary(r.openStats)} ms, close ${fmtSummary(r.closeStats)} ms, failures ${failures}`,
+  );
   return r;
 }
 
@@ -878,11 +985,17 @@ function floorResult(f: FloorSamples, log: (s: string) => void): LatencyResult['
     removeCallStats: summarize(f.removeCall),
     removeVisibleStats: summarize(f.removeVisible),
   };
-  log(`  floor: add call ${fmtSummary(r.addCallStats)} ms, add+visible ${fmtSummary(r.addVisibleStats)} ms, remove+visible ${fmtSummary(r.removeVisibleStats)} ms`);
+  log(
+    `  floor: add call ${fmtSummary(r.addCallStats)} ms, add+visible ${fmtSummary(r.addVisibleStats)} ms, remove+visible ${fmtSummary(r.removeVisibleStats)} ms`,
+  );
   return r;
 }
 
-export async function runLatencyBench(opts: { quick: boolean; lab?: Lab; log?: (s: string) => void }): Promise<LatencyResult> {
+export async function runLatencyBench(opts: {
+  quick: boolean;
+  lab?: Lab;
+  log?: (s: string) => void;
+}): Promise<LatencyResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const t0 = Date.now();
   const trials = opts.quick ? 5 : 30;
@@ -948,7 +1061,14 @@ export function latencyRows(r: LatencyResult): string[][] {
       fmtSummary(r.floor.removeVisibleStats),
       fmtRatio(r.ratios.oursOverFloorClose, 2),
     ],
-    ['  D-Bus call alone (add / remove), ms', '', '', '', `${fmtSummary(r.floor.addCallStats)} / ${fmtSummary(r.floor.removeCallStats)}`, ''],
+    [
+      '  D-Bus call alone (add / remove), ms',
+      '',
+      '',
+      '',
+      `${fmtSummary(r.floor.addCallStats)} / ${fmtSummary(r.floor.removeCallStats)}`,
+      '',
+    ],
     ['  failed trials', String(r.ours.failures), String(r.knockd08.failures), '', String(r.floor.failures), ''],
     [
       '  targets: ≥10× knockd (open) / ≤1.5× floor (open)',
@@ -961,7 +1081,14 @@ export function latencyRows(r: LatencyResult): string[][] {
   ];
 }
 
-export const LATENCY_HEADER = ['metric: median (min–max)', 'ours', 'knockd 0.8', 'knockd/ours', 'floor (D-Bus)', 'ours/floor'];
+export const LATENCY_HEADER = [
+  'metric: median (min–max)',
+  'ours',
+  'knockd 0.8',
+  'knockd/ours',
+  'floor (D-Bus)',
+  'ours/floor',
+];
 
 if (require.main === module) {
   const mode = process.argv[2];
@@ -972,7 +1099,9 @@ if (require.main === module) {
     runLatencyBench({ quick }).then(
       (r) => {
         const file = writeResult('latency', { ...r, quick, node: process.version, date: new Date().toISOString() });
-        process.stdout.write(`\nknock latency (${r.trials} trials each, ${r.seconds} s)\n${renderTable([LATENCY_HEADER, ...latencyRows(r)])}\n\n(${file})\n`);
+        process.stdout.write(
+          `\nknock latency (${r.trials} trials each, ${r.seconds} s)\n${renderTable([LATENCY_HEADER, ...latencyRows(r)])}\n\n(${file})\n`,
+        );
         process.exit(0);
       },
       (e: unknown) => {

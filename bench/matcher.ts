@@ -48,7 +48,8 @@ export function runMatcherBench(quick: boolean): MatcherBenchResult {
     const src = `172.${16 + ((i >> 16) & 15)}.${(i >> 8) & 255}.${i & 255}`;
     for (const port of [3333, 4444, 5555]) {
       frames.push(ipv4Frame({ src, dst: SERVER, dport: port }));
-      for (const o of others) frames.push(ipv4Frame({ src: `198.51.100.${(i + o) & 255}`, dst: SERVER, dport: o, flags: 0x18 }));
+      for (const o of others)
+        frames.push(ipv4Frame({ src: `198.51.100.${(i + o) & 255}`, dst: SERVER, dport: o, flags: 0x18 }));
     }
   }
   const total = quick ? 200_000 : 5_000_000;
@@ -82,7 +83,10 @@ if (require.main === module) {
   const r = runMatcherBench(quick);
   const outDir = join(__dirname, '..', '..', 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'matcher.json'), `${JSON.stringify({ ...r, node: process.version, date: new Date().toISOString() }, null, 2)}\n`);
+  writeFileSync(
+    join(outDir, 'matcher.json'),
+    `${JSON.stringify({ ...r, node: process.version, date: new Date().toISOString() }, null, 2)}\n`,
+  );
   const m = (x: number): string => `${(x / 1e6).toFixed(2)} M`;
   process.stdout.write(
     `matcher throughput (decode + match, 90% non-knock, knocks from ${SOURCES} sources, one core)\n` +

@@ -166,11 +166,16 @@ async function main(): Promise<void> {
 
   const outDir = join(__dirname, '..', '..', 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'reliability.json'), `${JSON.stringify({ date: new Date().toISOString(), runs, rows }, null, 2)}\n`);
+  writeFileSync(
+    join(outDir, 'reliability.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), runs, rows }, null, 2)}\n`,
+  );
   const lines = ['| fault | measured | result | median | min | max |', '| --- | --- | --- | --- | --- | --- |'];
   for (const r of rows) {
     const f = (x: number): string => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : '–');
-    lines.push(`| ${r.fault} | ${r.measure} | ${r.ok} of ${r.runs} | ${f(median(r.ms))} | ${f(Math.min(...r.ms))} | ${f(Math.max(...r.ms))} |`);
+    lines.push(
+      `| ${r.fault} | ${r.measure} | ${r.ok} of ${r.runs} | ${f(median(r.ms))} | ${f(Math.min(...r.ms))} | ${f(Math.max(...r.ms))} |`,
+    );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

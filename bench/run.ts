@@ -11,7 +11,15 @@
  */
 import * as os from 'node:os';
 import { runMatcherBench, type MatcherBenchResult } from './matcher';
-import { LATENCY_HEADER, latencyRows, renderTable, runLatencyBench, startBenchLab, writeResult, type LatencyResult } from './latency';
+import {
+  LATENCY_HEADER,
+  latencyRows,
+  renderTable,
+  runLatencyBench,
+  startBenchLab,
+  writeResult,
+  type LatencyResult,
+} from './latency';
 import { floodRows, runFloodBench, type FloodResult } from './flood';
 import { idleRows, runIdleBench, type IdleResult } from './idle';
 import { runSpaBench } from './spa-lab';
@@ -32,7 +40,10 @@ export interface AllResults {
 
 /** One table, six columns; flood/idle/matcher rows leave the floor columns empty. */
 export function combinedTable(r: AllResults): string {
-  const pad = (row: string[]): string[] => [...row, ...Array<string>(Math.max(0, LATENCY_HEADER.length - row.length)).fill('')];
+  const pad = (row: string[]): string[] => [
+    ...row,
+    ...Array<string>(Math.max(0, LATENCY_HEADER.length - row.length)).fill(''),
+  ];
   const m = (x: number): string => `${(x / 1e6).toFixed(2)} M`;
   const section = (title: string): string[] => pad([`[${title}]`]);
   return renderTable([
@@ -80,7 +91,12 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick,
     node: process.version,
-    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? '', memGB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
+    machine: {
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model ?? '',
+      memGB: Math.round(os.totalmem() / 2 ** 30),
+      kernel: os.release(),
+    },
     seconds: Math.round((Date.now() - t0) / 100) / 10,
     matcher,
     latency,

@@ -55,12 +55,42 @@ const CONF = `[openSSH]
 /** A fresh authentic SPA packet from the real client (hex), made in the client namespace. */
 function makePacket(lab: Lab, home: string): string {
   const file = join(home, 'pkt');
-  execFileSync('ip', ['netns', 'exec', lab.clientNs, 'env', `HOME=${home}`, 'fwknop', '--no-rc-file', '--no-save-args', '-A', 'tcp/22', '-a', lab.clientAddr, '-D', lab.serverAddr,
-    '--key-base64-rijndael', KEY, '--key-base64-hmac', HMAC, '--use-hmac', '-T', '-B', file], { stdio: 'ignore' });
+  execFileSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      lab.clientNs,
+      'env',
+      `HOME=${home}`,
+      'fwknop',
+      '--no-rc-file',
+      '--no-save-args',
+      '-A',
+      'tcp/22',
+      '-a',
+      lab.clientAddr,
+      '-D',
+      lab.serverAddr,
+      '--key-base64-rijndael',
+      KEY,
+      '--key-base64-hmac',
+      HMAC,
+      '--use-hmac',
+      '-T',
+      '-B',
+      file,
+    ],
+    { stdio: 'ignore' },
+  );
   return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'latin1').toString('hex');
 }
 
-export async function runSpaBench(opts: { quick: boolean; lab?: Lab; log?: (s: string) => void }): Promise<Record<string, unknown>> {
+export async function runSpaBench(opts: {
+  quick: boolean;
+  lab?: Lab;
+  log?: (s: string) => void;
+}): Promise<Record<string, unknown>> {
   const log = opts.log ?? ((s: string) => process.stdout.write(`${s}\n`));
   const trials = opts.quick ? 5 : 30;
   const floodSeconds = opts.quick ? 4 : 20;
@@ -83,16 +113,39 @@ export async function runSpaBench(opts: { quick: boolean; lab?: Lab; log?: (s: s
       const k = await probe.knock(OPEN_PORTS, 'open', 5000);
       if (k.ms !== null) knock.push(k.ms);
     }
-    log(`latency, ${trials} trials each (ms): SPA → open ${fmtSummary(summarize(spa))}; knock → open ${fmtSummary(summarize(knock))}`);
+    log(
+      `latency, ${trials} trials each (ms): SPA → open ${fmtSummary(summarize(spa))}; knock → open ${fmtSummary(summarize(knock))}`,
+    );
 
     // Flood: random-source UDP datagrams of SPA size at the SPA port; a fresh authentic packet about once a second.
     await fw.clear();
     const before = d.sample();
     // As in flood.ts: on two or more cores the generator (and the kernel receive path it drives) gets core 0.
     const pin = availableParallelism() >= 2 ? ['taskset', '-c', '0'] : [];
-    const hping = lab.spawnIn('client', [...pin, 'timeout', '-s', 'INT', '-k', '5', String(floodSeconds), 'hping3', '--udp', '--flood', '--rand-source', '-d', '204', '-p', String(SPA_PORT), lab.serverAddr], {
-      logFile: join(lab.tmpDir, 'hping3-spa.log'),
-    });
+    const hping = lab.spawnIn(
+      'client',
+      [
+        ...pin,
+        'timeout',
+        '-s',
+        'INT',
+        '-k',
+        '5',
+        String(floodSeconds),
+        'hping3',
+        '--udp',
+        '--flood',
+        '--rand-source',
+        '-d',
+        '204',
+        '-p',
+        String(SPA_PORT),
+        lab.serverAddr,
+      ],
+      {
+        logFile: join(lab.tmpDir, 'hping3-spa.log'),
+      },
+    );
     const t0 = Date.now();
     const opened: number[] = [];
     const knocked: number[] = [];
@@ -124,16 +177,34 @@ export async function runSpaBench(opts: { quick: boolean; lab?: Lab; log?: (s: s
       `flood: ${floodSent} datagrams in ${floodSeconds} s (${Math.round(floodSent / floodSeconds / 1000)} k/s), legit SPA ${opened.length}/${sent} opened, knocks ${knocked.length}/${knocks} opened (${fmtSummary(summarize(knocked))} ms), SPA ` +
         `${fmtSummary(summarize(opened))} ms; CPU ${cpu.toFixed(2)} s (${((cpu / floodSent) * 1e6).toFixed(1)} µs a datagram), RSS ${rss.toFixed(1)} MB`,
     );
-    const result = { trials, spa: summarize(spa), knock: summarize(knock), flood: { seconds: floodSeconds, sent: floodSent, legitSent: sent, legitOpened: opened.length, openMs: summarize(opened), knocks, knocksOpened: knocked.length, knockMs: summarize(knocked), cpuSeconds: cpu, rssMb: rss } };
+    const result = {
+      trials,
+      spa: summarize(spa),
+      knock: summarize(knock),
+      flood: {
+        seconds: floodSeconds,
+        sent: floodSent,
+        legitSent: sent,
+        legitOpened: opened.length,
+        openMs: summarize(opened),
+        knocks,
+        knocksOpened: knocked.length,
+        knockMs: summarize(knocked),
+        cpuSeconds: cpu,
+        rssMb: rss,
+      },
+    };
     writeResult('spa-lab', result);
-    log(renderTable([
-      ['metric', 'value'],
-      ['SPA → open (median ms)', fmtSummary(summarize(spa))],
-      ['knock → open (median ms)', fmtSummary(summarize(knock))],
-      ['UDP flood at SPA port', `${Math.round(floodSent / floodSeconds / 1000)} k/s`],
-      ['legit SPA opened under flood', `${opened.length}/${sent}`],
-      ['knocks opened under the SPA flood', `${knocked.length}/${knocks}`],
-    ]));
+    log(
+      renderTable([
+        ['metric', 'value'],
+        ['SPA → open (median ms)', fmtSummary(summarize(spa))],
+        ['knock → open (median ms)', fmtSummary(summarize(knock))],
+        ['UDP flood at SPA port', `${Math.round(floodSent / floodSeconds / 1000)} k/s`],
+        ['legit SPA opened under flood', `${opened.length}/${sent}`],
+        ['knocks opened under the SPA flood', `${knocked.length}/${knocks}`],
+      ]),
+    );
     return result;
   } finally {
     await d.stop();

@@ -48,7 +48,10 @@ function validPacket(i: number): Buffer {
 const sets: Record<string, () => Buffer[]> = {
   garbage: () => Array.from({ length: N }, () => rng.bytes(204)),
   short: () => Array.from({ length: N }, () => rng.bytes(rng.int(0, 139))),
-  forged: () => Array.from({ length: N }, () => Buffer.from(Array.from({ length: 204 }, () => rng.pick(ALPHABET)).join(''), 'latin1')),
+  forged: () =>
+    Array.from({ length: N }, () =>
+      Buffer.from(Array.from({ length: 204 }, () => rng.pick(ALPHABET)).join(''), 'latin1'),
+    ),
   valid: () => Array.from({ length: N }, (_, i) => validPacket(i)),
 };
 
@@ -80,11 +83,23 @@ for (const [name, make] of Object.entries(sets)) {
   }
   rates.sort((a, b) => a - b);
   const median = rates[Math.floor(rates.length / 2)] as number;
-  rows.push({ case: name, packets: N, ppsMedian: Math.round(median), usPerPacket: Number((1e6 / median).toFixed(2)), verdicts });
+  rows.push({
+    case: name,
+    packets: N,
+    ppsMedian: Math.round(median),
+    usPerPacket: Number((1e6 / median).toFixed(2)),
+    verdicts,
+  });
 }
 
 const outDir = join(__dirname, '..', '..', 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, 'spa.json'), `${JSON.stringify({ node: process.version, quick, rounds: ROUNDS, rows }, null, 2)}\n`);
+writeFileSync(
+  join(outDir, 'spa.json'),
+  `${JSON.stringify({ node: process.version, quick, rounds: ROUNDS, rows }, null, 2)}\n`,
+);
 process.stdout.write(`SPA decode+verify, one door, one core (${ROUNDS} rounds of ${N}, median)\n`);
-for (const r of rows) process.stdout.write(`${r.case.padEnd(8)} ${String(r.ppsMedian).padStart(10)} packets/s  ${String(r.usPerPacket).padStart(7)} µs/packet  ${JSON.stringify(r.verdicts)}\n`);
+for (const r of rows)
+  process.stdout.write(
+    `${r.case.padEnd(8)} ${String(r.ppsMedian).padStart(10)} packets/s  ${String(r.usPerPacket).padStart(7)} µs/packet  ${JSON.stringify(r.verdicts)}\n`,
+  );

@@ -34,7 +34,16 @@ export function defaultRoute4(text: string): string | undefined {
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length < 8) continue;
-    const [dev, dest, , flags, , , metric, mask] = f as [string, string, string, string, string, string, string, string];
+    const [dev, dest, , flags, , , metric, mask] = f as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const fl = parseInt(flags, 16);
     if (!IFNAME.test(dev) || dev === 'lo' || parseInt(dest, 16) !== 0 || parseInt(mask, 16) !== 0) continue;
     if (!(fl & RTF_UP) || fl & RTF_REJECT) continue;
@@ -54,7 +63,18 @@ export function defaultRoute6(text: string): string | undefined {
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length < 10) continue;
-    const [dest, plen, , , , metric, , , flags, dev] = f as [string, string, string, string, string, string, string, string, string, string];
+    const [dest, plen, , , , metric, , , flags, dev] = f as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const fl = parseInt(flags, 16);
     if (!IFNAME.test(dev) || dev === 'lo' || !/^0{32}$/.test(dest) || parseInt(plen, 16) !== 0) continue;
     if (!(fl & RTF_UP) || fl & RTF_REJECT) continue;
@@ -106,6 +126,11 @@ export function chooseInterface(given: string | undefined, src: Sources = {}): C
   const exists = src.exists ?? ((name: string) => existsSync(`/sys/class/net/${name}`));
   if (exists('eth0')) return { iface: 'eth0' };
   const dev = defaultRouteInterface(src);
-  if (dev !== undefined) return { iface: dev, note: `no -i given and no eth0: listening on ${dev}, the default-route interface` };
-  return { iface: 'eth0', warn: true, note: 'no -i given, no eth0 and no default route: waiting for eth0 (name the interface with -i, e.g. in /etc/sysconfig/knockd)' };
+  if (dev !== undefined)
+    return { iface: dev, note: `no -i given and no eth0: listening on ${dev}, the default-route interface` };
+  return {
+    iface: 'eth0',
+    warn: true,
+    note: 'no -i given, no eth0 and no default route: waiting for eth0 (name the interface with -i, e.g. in /etc/sysconfig/knockd)',
+  };
 }

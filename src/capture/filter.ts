@@ -30,10 +30,15 @@ function hostClause(addrs: readonly string[]): string {
  * port clause alone is used for doors without a Target (the matcher checks
  * the destination anyway).
  */
-export function buildFilter(doors: readonly FilterDoor[], localAddrs: readonly string[], spaPorts: readonly number[] = []): string {
+export function buildFilter(
+  doors: readonly FilterDoor[],
+  localAddrs: readonly string[],
+  spaPorts: readonly number[] = [],
+): string {
   const local = doors.filter((d) => d.target === undefined).flatMap((d) => d.sequence);
   const groups: string[] = [];
-  if (local.length) groups.push(localAddrs.length ? `(${hostClause(localAddrs)} and ${portClause(local)})` : portClause(local));
+  if (local.length)
+    groups.push(localAddrs.length ? `(${hostClause(localAddrs)} and ${portClause(local)})` : portClause(local));
   const byTarget = new Map<string, KnockPort[]>();
   for (const d of doors) {
     if (d.target === undefined) continue;

@@ -15,7 +15,10 @@ export type FrameHandler = (link: LinkType, buf: Buffer, len: number) => void;
 export type FailHandler = (err: CaptureError) => void;
 
 export class CaptureError extends Error {
-  constructor(message: string, readonly iface: string) {
+  constructor(
+    message: string,
+    readonly iface: string,
+  ) {
     super(message);
     this.name = 'CaptureError';
   }

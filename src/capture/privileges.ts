@@ -52,7 +52,13 @@ export function unprivilegedProblem(p: ProcessPrivileges): string | undefined {
   if (p.uid.length !== 4 || p.uid.some((u) => u === 0)) bad.push(`Uid ${p.uid.join(' ')}`);
   if (p.gid.length !== 4 || p.gid.some((g) => g === 0)) bad.push(`Gid ${p.gid.join(' ')}`);
   if (p.groups.length > 0) bad.push(`Groups ${p.groups.join(' ')}`);
-  for (const [k, v] of [['CapInh', p.capInh], ['CapPrm', p.capPrm], ['CapEff', p.capEff], ['CapBnd', p.capBnd], ['CapAmb', p.capAmb]] as const) {
+  for (const [k, v] of [
+    ['CapInh', p.capInh],
+    ['CapPrm', p.capPrm],
+    ['CapEff', p.capEff],
+    ['CapBnd', p.capBnd],
+    ['CapAmb', p.capAmb],
+  ] as const) {
     if (v !== 0n) bad.push(`${k} ${v.toString(16)}`);
   }
   if (!p.noNewPrivs) bad.push('NoNewPrivs 0');

@@ -89,6 +89,12 @@ export class SpaGate {
     }
     this.budget--;
     this.stats.forwarded++;
-    this.emit({ type: 'spa', door: door.name, src: formatAddress(p.buf, p.srcOff, p.family), family: p.family, payload: payload.toString('latin1') });
+    this.emit({
+      type: 'spa',
+      door: door.name,
+      src: formatAddress(p.buf, p.srcOff, p.family),
+      family: p.family,
+      payload: payload.toString('latin1'),
+    });
   }
 }

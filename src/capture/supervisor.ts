@@ -16,7 +16,15 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LinkType } from '../decode/types';
-import { SNAPLEN, type CaptureSetup, type CaptureStats, type ToCapture, type WireDoor, type WireEvent, type WireSpaDoor } from './protocol';
+import {
+  SNAPLEN,
+  type CaptureSetup,
+  type CaptureStats,
+  type ToCapture,
+  type WireDoor,
+  type WireEvent,
+  type WireSpaDoor,
+} from './protocol';
 import { captureUser } from './user';
 import { MessageGate } from './validate';
 import { privilegeProblem } from './privileges';
@@ -107,7 +115,9 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private knowDoors(doors: readonly WireDoor[], spa: readonly WireSpaDoor[]): void {
-    const next = new Map<string, WireDoor | WireSpaDoor>([...(this.setup?.doors ?? []), ...(this.setup?.spa ?? [])].map((d) => [d.name, d]));
+    const next = new Map<string, WireDoor | WireSpaDoor>(
+      [...(this.setup?.doors ?? []), ...(this.setup?.spa ?? [])].map((d) => [d.name, d]),
+    );
     for (const d of [...doors, ...spa]) next.set(d.name, d);
     this.doorNames = next;
   }
@@ -165,10 +175,16 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       this.flushStats(undefined);
       if (!this.setup) return; // stopped on purpose
       const why = signal ? `killed by ${signal}` : code === 3 ? this.lastError : `exited with status ${code}`;
-      const detail = stderr.trim().split('\n').filter((l) => !/^Warning: .*This may not actually work/.test(l)).pop();
+      const detail = stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !/^Warning: .*This may not actually work/.test(l))
+        .pop();
       if (signal || code !== 3) this.lastError = `capture on ${setup.ifaces.join(', ')} failed: ${why}`;
       if (wasListening || this.failures === 0) {
-        this.log.warn(`${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1]! / 1000} s at most)`);
+        this.log.warn(
+          `${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1]! / 1000} s at most)`,
+        );
       }
       this.scheduleRestart();
     });
@@ -214,7 +230,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.childClosed.add(m.iface);
         this.noteLoss(m.iface);
         // The capture process cannot open it again (it holds no privilege): the daemon restarts it once the interface is back.
-        if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0) this.log.warn(`${m.message}; the other interfaces capture meanwhile, and capture restarts when it is back`);
+        if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0)
+          this.log.warn(`${m.message}; the other interfaces capture meanwhile, and capture restarts when it is back`);
         return;
       case 'event':
         this.emit('event', m.e);

@@ -21,7 +21,8 @@ export function findUser(text: string, name: string): CaptureUser | undefined {
     if (f.length < 7 || f[0] !== name) continue;
     const uid = Number(f[2]);
     const gid = Number(f[3]);
-    if (!/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!) || uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe) return undefined;
+    if (!/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!) || uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe)
+      return undefined;
     return { name, uid, gid };
   }
   return undefined;
@@ -34,5 +35,7 @@ export function captureUser(passwd = '/etc/passwd'): CaptureUser {
     const u = findUser(text, name);
     if (u) return u;
   }
-  throw new Error(`no unprivileged user for the capture process: neither ${CAPTURE_USERS.join(' nor ')} is in ${passwd}`);
+  throw new Error(
+    `no unprivileged user for the capture process: neither ${CAPTURE_USERS.join(' nor ')} is in ${passwd}`,
+  );
 }

@@ -35,7 +35,16 @@ const allKeys =
 
 const FRAME_STATS = allKeys<FrameStats>()(['frames', 'malformed', 'ignored', 'knocks']);
 const SPA_STATS = allKeys<SpaGateStats>()(['seen', 'malformed', 'unauthenticated', 'forwarded', 'dropped']);
-const MATCHER_STATS = allKeys<MatcherStats>()(['candidates', 'ignored', 'stages', 'completed', 'spoiled', 'timeouts', 'evicted', 'retransmits']);
+const MATCHER_STATS = allKeys<MatcherStats>()([
+  'candidates',
+  'ignored',
+  'stages',
+  'completed',
+  'spoiled',
+  'timeouts',
+  'evicted',
+  'retransmits',
+]);
 /** Longest error text taken from the capture process (libpcap's are < 256). */
 const MAX_TEXT = 512;
 /** Longest filter text (knockd builds it: a few dozen bytes a door). */
@@ -82,11 +91,13 @@ export function show(v: unknown): string {
 
 /** The source address: canonical text of a family the door can be knocked from. */
 function source(v: unknown, door: WireDoor, family: 4 | 6 | undefined, ipv4Only: boolean): string {
-  if (typeof v !== 'string' || v.length > 45 || canonicalAddress(v) !== v) fail(`src is not a canonical IP address: ${show(v)}`);
+  if (typeof v !== 'string' || v.length > 45 || canonicalAddress(v) !== v)
+    fail(`src is not a canonical IP address: ${show(v)}`);
   const f = v.includes(':') ? 6 : 4;
   if (family !== undefined && family !== f) fail(`src ${v} is not an IPv${family} address`);
   if (f === 6 && ipv4Only) fail(`src ${v} is IPv6, but knockd runs with -4`);
-  if (door.target !== undefined && (door.target.includes(':') ? 6 : 4) !== f) fail(`src ${v} cannot knock on door ${door.name} (target ${door.target})`);
+  if (door.target !== undefined && (door.target.includes(':') ? 6 : 4) !== f)
+    fail(`src ${v} cannot knock on door ${door.name} (target ${door.target})`);
   return v;
 }
 
@@ -119,11 +130,23 @@ function event(e: unknown, doors: KnownDoors, ipv4Only: boolean): WireEvent {
     keys(e, 'spa event', ['type', 'door', 'src', 'family', 'payload']);
     const f = family(e.family);
     const src = e.src;
-    if (typeof src !== 'string' || src.length > 45 || canonicalAddress(src) !== src || (src.includes(':') ? 6 : 4) !== f) fail(`src is not a canonical IPv${f} address: ${show(src)}`);
+    if (
+      typeof src !== 'string' ||
+      src.length > 45 ||
+      canonicalAddress(src) !== src ||
+      (src.includes(':') ? 6 : 4) !== f
+    )
+      fail(`src is not a canonical IPv${f} address: ${show(src)}`);
     if (f === 6 && ipv4Only) fail(`src ${src} is IPv6, but knockd runs with -4`);
     const p = e.payload;
     // What the gate forwards passed fwknopd's outer checks: base64 text of an accepted length.
-    if (typeof p !== 'string' || p.length < MIN_SPA_PAYLOAD || p.length >= GPG_MIN_PAYLOAD || !/^[A-Za-z0-9+/]+$/.test(p)) fail('spa payload is not base64 text of an SPA packet\'s length');
+    if (
+      typeof p !== 'string' ||
+      p.length < MIN_SPA_PAYLOAD ||
+      p.length >= GPG_MIN_PAYLOAD ||
+      !/^[A-Za-z0-9+/]+$/.test(p)
+    )
+      fail("spa payload is not base64 text of an SPA packet's length");
     return { type: 'spa', door: name, src, family: f, payload: p };
   }
   const door = known;
@@ -131,26 +154,46 @@ function event(e: unknown, doors: KnownDoors, ipv4Only: boolean): WireEvent {
     case 'stage': {
       keys(e, 'stage event', ['type', 'door', 'src', 'family', 'stage']);
       const f = family(e.family);
-      return { type: 'stage', door: name, src: source(e.src, door, f, ipv4Only), family: f, stage: stage(e.stage, door, true) };
+      return {
+        type: 'stage',
+        door: name,
+        src: source(e.src, door, f, ipv4Only),
+        family: f,
+        stage: stage(e.stage, door, true),
+      };
     }
     case 'open':
     case 'close': {
       keys(e, `${e.type} event`, ['type', 'door', 'src', 'family']);
-      if (e.type !== door.action) fail(`door ${name} is a${door.action === 'open' ? 'n open' : ' close'} door, not ${e.type}`);
+      if (e.type !== door.action)
+        fail(`door ${name} is a${door.action === 'open' ? 'n open' : ' close'} door, not ${e.type}`);
       const f = family(e.family);
       return { type: e.type, door: name, src: source(e.src, door, f, ipv4Only), family: f };
     }
     case 'timeout': {
       keys(e, 'timeout event', ['type', 'door', 'src', 'stage']);
-      return { type: 'timeout', door: name, src: source(e.src, door, undefined, ipv4Only), stage: stage(e.stage, door, false) };
+      return {
+        type: 'timeout',
+        door: name,
+        src: source(e.src, door, undefined, ipv4Only),
+        stage: stage(e.stage, door, false),
+      };
     }
     case 'spoiled': {
       keys(e, 'spoiled event', ['type', 'door', 'src', 'stage', 'proto', 'port']);
       const proto = e.proto;
       if (proto !== 6 && proto !== 17) fail(`proto is not 6 (tcp) or 17 (udp): ${show(proto)}`);
       const port = e.port;
-      if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) fail(`port is not 0..65535: ${show(port)}`);
-      return { type: 'spoiled', door: name, src: source(e.src, door, undefined, ipv4Only), stage: stage(e.stage, door, false), proto, port };
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535)
+        fail(`port is not 0..65535: ${show(port)}`);
+      return {
+        type: 'spoiled',
+        door: name,
+        src: source(e.src, door, undefined, ipv4Only),
+        stage: stage(e.stage, door, false),
+        proto,
+        port,
+      };
     }
     default:
       fail(`unknown event type ${show(e.type)}`);
@@ -199,7 +242,15 @@ export function checkFromCapture(m: unknown, doors: KnownDoors, ipv4Only: boolea
       case 'listening': {
         keys(m, 'listening', ['t', 'iface', 'link', 'filter']);
         if (typeof m.link !== 'string' || !LINK_TYPES.includes(m.link)) fail(`unknown link type ${show(m.link)}`);
-        return { ok: true, msg: { t: 'listening', iface: iface(m.iface, ifaces), link: m.link as LinkType, filter: text(m.filter, 'filter', MAX_FILTER) } };
+        return {
+          ok: true,
+          msg: {
+            t: 'listening',
+            iface: iface(m.iface, ifaces),
+            link: m.link as LinkType,
+            filter: text(m.filter, 'filter', MAX_FILTER),
+          },
+        };
       }
       case 'error': {
         keys(m, 'error', ['t', 'iface', 'message']);
@@ -214,7 +265,13 @@ export function checkFromCapture(m: unknown, doors: KnownDoors, ipv4Only: boolea
         keys(m, 'suppressed', ['t', 'count', 'timeouts', 'evicted', 'inFlight']);
         return {
           ok: true,
-          msg: { t: 'suppressed', count: count(m.count, 'count'), timeouts: count(m.timeouts, 'timeouts'), evicted: count(m.evicted, 'evicted'), inFlight: count(m.inFlight, 'inFlight') },
+          msg: {
+            t: 'suppressed',
+            count: count(m.count, 'count'),
+            timeouts: count(m.timeouts, 'timeouts'),
+            evicted: count(m.evicted, 'evicted'),
+            inFlight: count(m.inFlight, 'inFlight'),
+          },
         };
       case 'stats':
         keys(m, 'stats', ['t', 'stats']);

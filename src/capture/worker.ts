@@ -108,7 +108,13 @@ class CaptureWorker {
     const evicted = this.matcher.stats.evicted - this.evictedBefore;
     this.evictedBefore = this.matcher.stats.evicted;
     if (this.suppressed > 0 || this.timeoutsHeld > 0 || evicted > 0) {
-      send({ t: 'suppressed', count: this.suppressed, timeouts: this.timeoutsHeld, evicted, inFlight: this.matcher.size });
+      send({
+        t: 'suppressed',
+        count: this.suppressed,
+        timeouts: this.timeoutsHeld,
+        evicted,
+        inFlight: this.matcher.size,
+      });
     }
     this.suppressed = 0;
     this.timeoutsHeld = 0;
@@ -127,7 +133,12 @@ class CaptureWorker {
    */
   open(): void {
     for (const iface of this.setup.ifaces) {
-      const pcap = new PcapCapture(this.onFrame, this.setup.ringMB * 1024 * 1024, (err) => this.lost(iface, err.message), this.setup.snaplen);
+      const pcap = new PcapCapture(
+        this.onFrame,
+        this.setup.ringMB * 1024 * 1024,
+        (err) => this.lost(iface, err.message),
+        this.setup.snaplen,
+      );
       try {
         this.links.set(iface, pcap.start(iface, this.setup.filter));
         this.pcaps.set(iface, pcap);
@@ -144,7 +155,9 @@ class CaptureWorker {
       // It dies with the daemon from now on (PR_SET_PDEATHSIG): unless the daemon is already gone.
       if (process.ppid !== PARENT) process.exit(0);
     } catch (err) {
-      this.fail(`capture process could not drop its privileges (to ${this.setup.user.name}): ${(err as Error).message}`);
+      this.fail(
+        `capture process could not drop its privileges (to ${this.setup.user.name}): ${(err as Error).message}`,
+      );
       return;
     }
     for (const [iface, link] of this.links) send({ t: 'listening', iface, link, filter: this.setup.filter });
@@ -179,7 +192,11 @@ class CaptureWorker {
 
   private spaGate(setup: CaptureSetup): SpaGate | undefined {
     if (setup.spa.length === 0) return undefined;
-    return new SpaGate(setup.spa, (e) => send({ t: 'event', e }), (addr) => this.setup.local.includes(addr));
+    return new SpaGate(
+      setup.spa,
+      (e) => send({ t: 'event', e }),
+      (addr) => this.setup.local.includes(addr),
+    );
   }
 
   setDoors(doors: DoorSpec[], spa: CaptureSetup['spa'], filter: string): void {
@@ -210,7 +227,15 @@ class CaptureWorker {
   }
 
   stats(): void {
-    send({ t: 'stats', stats: { frames: this.pipeline.stats, matcher: this.matcher.stats, inFlight: this.matcher.size, ...(this.pipeline.spa ? { spa: this.pipeline.spa.stats } : {}) } });
+    send({
+      t: 'stats',
+      stats: {
+        frames: this.pipeline.stats,
+        matcher: this.matcher.stats,
+        inFlight: this.matcher.size,
+        ...(this.pipeline.spa ? { spa: this.pipeline.spa.stats } : {}),
+      },
+    });
   }
 }
 

@@ -21,7 +21,9 @@ import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 
-export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+export const VERSION: string = (
+  JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
+).version;
 
 /** Same text as knock 0.8's usage(). */
 export const USAGE = `usage: knock [options] <host> <port[:proto]> [port[:proto]] ...
@@ -80,7 +82,9 @@ export function parsePortSpec(spec: string): PortSpec {
   const proto: Proto = colon >= 0 && spec.slice(colon + 1) === 'udp' ? 'udp' : 'tcp';
   const port = /^[0-9]+$/.test(portText) ? Number(portText) : NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`error: invalid port '${portText}' in '${spec}' (expected N, N:tcp or N:udp with N from 1 to 65535)`);
+    throw new Error(
+      `error: invalid port '${portText}' in '${spec}' (expected N, N:tcp or N:udp with N from 1 to 65535)`,
+    );
   }
   return { port, proto };
 }
@@ -136,13 +140,25 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
   // Apply one recognised option; returns a ParsedArgs to stop parsing.
   const apply = (short: string, value: string | undefined): ParsedArgs | undefined => {
     switch (short) {
-      case 'v': verbose = true; break;
-      case 'u': udp = true; break;
-      case 'd': delayText = value; break;
-      case '4': family = 4; break;
-      case '6': family = 6; break;
-      case 'V': return { kind: 'version' };
-      case 'h': return { kind: 'usage' };
+      case 'v':
+        verbose = true;
+        break;
+      case 'u':
+        udp = true;
+        break;
+      case 'd':
+        delayText = value;
+        break;
+      case '4':
+        family = 4;
+        break;
+      case '6':
+        family = 6;
+        break;
+      case 'V':
+        return { kind: 'version' };
+      case 'h':
+        return { kind: 'usage' };
     }
     return undefined;
   };
@@ -161,7 +177,10 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
       const candidates = exact ? [exact] : OPTIONS.filter((o) => o.long.startsWith(name));
       if (candidates.length === 0) return { kind: 'usage', error: `knock: unrecognized option '--${name}'` };
       if (candidates.length > 1) {
-        return { kind: 'usage', error: `knock: option '--${name}' is ambiguous; possibilities: ${candidates.map((o) => `'--${o.long}'`).join(' ')}` };
+        return {
+          kind: 'usage',
+          error: `knock: option '--${name}' is ambiguous; possibilities: ${candidates.map((o) => `'--${o.long}'`).join(' ')}`,
+        };
       }
       const opt = candidates[0]!;
       let value: string | undefined;
@@ -199,10 +218,12 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
   if (operands.length < 2) return { kind: 'usage' };
   let delayMs = 0;
   if (delayText !== undefined) {
-    if (!/^\s*[+-]?[0-9]+$/.test(delayText)) return { kind: 'error', message: `error: invalid delay '${delayText}' (expected milliseconds)` };
+    if (!/^\s*[+-]?[0-9]+$/.test(delayText))
+      return { kind: 'error', message: `error: invalid delay '${delayText}' (expected milliseconds)` };
     delayMs = Number(delayText);
     if (delayMs < 0) return { kind: 'error', message: 'error: delay cannot be negative' };
-    if (delayMs > MAX_DELAY_MS) return { kind: 'error', message: `error: delay too large (at most ${MAX_DELAY_MS} ms)` };
+    if (delayMs > MAX_DELAY_MS)
+      return { kind: 'error', message: `error: delay too large (at most ${MAX_DELAY_MS} ms)` };
   }
   const [host, ...portArgs] = operands as [string, ...string[]];
   const ports: PortSpec[] = [];
@@ -322,7 +343,10 @@ async function knock(o: KnockOptions, io: KnockIo): Promise<void> {
 // ---------------------------------------------------------------------------
 
 /** Run knock with `argv` (without node and script); resolves the exit code. */
-export async function main(argv: string[], io: KnockIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: KnockIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   const parsed = parseKnockArgs(argv);
   switch (parsed.kind) {
     case 'version':

@@ -19,7 +19,9 @@ import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { DEFAULT_RING_MB } from '../capture/protocol';
 import { chooseInterface } from '../capture/default-iface';
 
-export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+export const VERSION: string = (
+  JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
+).version;
 
 const USAGE = `usage: knockd [options]
 options:
@@ -91,9 +93,11 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
   const fmt = values['log-format'] ?? 'text';
   if (fmt !== 'text' && fmt !== 'json') throw new Error(`--log-format must be text or json, not "${fmt}"`);
   const max = values['max-attempts'] !== undefined ? Number(values['max-attempts']) : DEFAULT_MAX_ATTEMPTS;
-  if (!Number.isInteger(max) || max < 1) throw new Error(`--max-attempts must be a positive integer, not "${values['max-attempts']}"`);
+  if (!Number.isInteger(max) || max < 1)
+    throw new Error(`--max-attempts must be a positive integer, not "${values['max-attempts']}"`);
   const ring = values['capture-buffer'] !== undefined ? Number(values['capture-buffer']) : DEFAULT_RING_MB;
-  if (!Number.isInteger(ring) || ring < 1 || ring > 4096) throw new Error(`--capture-buffer must be a whole number of MiB from 1 to 4096, not "${values['capture-buffer']}"`);
+  if (!Number.isInteger(ring) || ring < 1 || ring > 4096)
+    throw new Error(`--capture-buffer must be a whole number of MiB from 1 to 4096, not "${values['capture-buffer']}"`);
   return {
     iface: values.interface,
     config: values.config ?? '/etc/knockd.conf',
@@ -156,7 +160,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(formatStatus(await queryStatus()));
       return 0;
     } catch (err) {
-      process.stderr.write(`knockd: cannot get the status of the running daemon: ${(err as Error).message} (is knockd running? "systemctl status knockd")\n`);
+      process.stderr.write(
+        `knockd: cannot get the status of the running daemon: ${(err as Error).message} (is knockd running? "systemctl status knockd")\n`,
+      );
       return 1;
     }
   }
@@ -167,14 +173,16 @@ export async function main(argv: string[]): Promise<number> {
       // With firewalld reachable, also check the config against it (zones, services, knock ports it opens).
       const fw = new FirewalldClient();
       try {
-        if (await withTimeout(fw.probe(), 3000)) res.warnings.push(...(await withTimeout(firewalldWarnings(res.config, fw), 5000)));
+        if (await withTimeout(fw.probe(), 3000))
+          res.warnings.push(...(await withTimeout(firewalldWarnings(res.config, fw), 5000)));
       } catch {
         /* no system bus or no firewalld: the file-only checks are all we can do */
       } finally {
         fw.close();
       }
     }
-    for (const i of [...res.errors, ...res.warnings].sort((a, b) => a.line - b.line)) process.stdout.write(`${formatIssue(i)}\n`);
+    for (const i of [...res.errors, ...res.warnings].sort((a, b) => a.line - b.line))
+      process.stdout.write(`${formatIssue(i)}\n`);
     if (res.errors.length) {
       process.stdout.write(`${cli.config}: ${res.errors.length} error(s), ${res.warnings.length} warning(s)\n`);
       return 1;
@@ -183,7 +191,9 @@ export async function main(argv: string[]): Promise<number> {
       if (d.spa === undefined) continue;
       // The client side of each SPA door; the keys stay in knockd.conf (placeholders name the directives).
       const c = spaClientConfig(d.spa);
-      process.stdout.write(`\n${d.name}: ${c.commandLine}\n${d.name}: or, in ~/.fwknoprc (then "fwknop -n ${d.name}"):\n${c.fwknoprc}`);
+      process.stdout.write(
+        `\n${d.name}: ${c.commandLine}\n${d.name}: or, in ~/.fwknoprc (then "fwknop -n ${d.name}"):\n${c.fwknoprc}`,
+      );
     }
     process.stdout.write(`${cli.config}: OK, ${res.config!.doors.length} door(s), ${res.warnings.length} warning(s)\n`);
     return 0;
@@ -214,7 +224,19 @@ export async function main(argv: string[]): Promise<number> {
   for (const w of config.warnings) logger.warn(issueForLog(w));
   if (choice.note !== undefined) (choice.warn ? logger.warn : logger.info).call(logger, choice.note);
 
-  const daemon = new Daemon(config, { iface, ipv4Only: cli.ipv4Only, lookup: cli.lookup, maxAttempts: cli.maxAttempts, stateDir: cli.stateDir, version: VERSION, captureBufferMB: cli.captureBufferMB }, logger);
+  const daemon = new Daemon(
+    config,
+    {
+      iface,
+      ipv4Only: cli.ipv4Only,
+      lookup: cli.lookup,
+      maxAttempts: cli.maxAttempts,
+      stateDir: cli.stateDir,
+      version: VERSION,
+      captureBufferMB: cli.captureBufferMB,
+    },
+    logger,
+  );
   const pidFile = cli.pidFile ?? config.options.pidFile ?? (cli.daemon ? '/var/run/knockd.pid' : undefined);
 
   // Signal handlers go in before start-up, so a signal that arrives early never kills us with the default action.
@@ -224,7 +246,9 @@ export async function main(argv: string[]): Promise<number> {
     if (stopping) {
       // A second signal while a stop hangs (a stop command that does not end, firewalld not answering): exit now.
       // What was not finished stays in the state files for the next start.
-      logger.warn(`${sig} again while shutting down: exiting now; unfinished work stays in ${cli.stateDir} for the next start`);
+      logger.warn(
+        `${sig} again while shutting down: exiting now; unfinished work stays in ${cli.stateDir} for the next start`,
+      );
       log.flush();
       process.exit(1);
     }
@@ -305,7 +329,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   return -1; // keep running
 }
-
 
 /** A config issue as a log line (the log line carries the level itself). */
 function issueForLog(i: ConfigIssue): string {

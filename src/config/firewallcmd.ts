@@ -279,7 +279,8 @@ interface ParsedRule {
 /** `limit value=…` as firewalld stores it: long units shortened (`1/minute` → `1/m`). */
 function normalizeLimit(value: string): string {
   const parts = value.split('/');
-  if (parts.length === 2 && ['second', 'minute', 'hour', 'day'].includes(parts[1]!)) return `${parts[0]}/${parts[1]!.slice(0, 1)}`;
+  if (parts.length === 2 && ['second', 'minute', 'hour', 'day'].includes(parts[1]!))
+    return `${parts[0]}/${parts[1]!.slice(0, 1)}`;
   return value;
 }
 
@@ -355,13 +356,33 @@ function parseRule(tokens: Token[]): ParsedRule | undefined {
 
 const REJECT_TYPES: Readonly<Record<'ipv4' | 'ipv6', readonly string[]>> = {
   ipv4: [
-    'icmp-host-prohibited', 'host-prohib', 'icmp-net-unreachable', 'net-unreach', 'icmp-host-unreachable', 'host-unreach',
-    'icmp-port-unreachable', 'port-unreach', 'icmp-proto-unreachable', 'proto-unreach', 'icmp-net-prohibited', 'net-prohib',
-    'tcp-reset', 'tcp-rst', 'icmp-admin-prohibited', 'admin-prohib',
+    'icmp-host-prohibited',
+    'host-prohib',
+    'icmp-net-unreachable',
+    'net-unreach',
+    'icmp-host-unreachable',
+    'host-unreach',
+    'icmp-port-unreachable',
+    'port-unreach',
+    'icmp-proto-unreachable',
+    'proto-unreach',
+    'icmp-net-prohibited',
+    'net-prohib',
+    'tcp-reset',
+    'tcp-rst',
+    'icmp-admin-prohibited',
+    'admin-prohib',
   ],
   ipv6: [
-    'icmp6-adm-prohibited', 'adm-prohibited', 'icmp6-no-route', 'no-route', 'icmp6-addr-unreachable', 'addr-unreach',
-    'icmp6-port-unreachable', 'port-unreach', 'tcp-reset',
+    'icmp6-adm-prohibited',
+    'adm-prohibited',
+    'icmp6-no-route',
+    'no-route',
+    'icmp6-addr-unreachable',
+    'addr-unreach',
+    'icmp6-port-unreachable',
+    'port-unreach',
+    'tcp-reset',
   ],
 };
 
@@ -375,10 +396,61 @@ const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp', 'dccp'];
  * looks names up with getprotobyname, so an exotic one is left to the shell).
  */
 const PROTOCOL_NAMES = [
-  'ip', 'icmp', 'igmp', 'ggp', 'ipencap', 'st', 'tcp', 'egp', 'igp', 'pup', 'udp', 'hmp', 'xns-idp', 'rdp', 'iso-tp4', 'dccp',
-  'xtp', 'ddp', 'idpr-cmtp', 'ipv6', 'ipv6-route', 'ipv6-frag', 'idrp', 'rsvp', 'gre', 'esp', 'ah', 'skip', 'ipv6-icmp',
-  'ipv6-nonxt', 'ipv6-opts', 'rspf', 'vmtp', 'eigrp', 'ospf', 'ax.25', 'ipip', 'etherip', 'encap', 'pim', 'ipcomp', 'vrrp',
-  'l2tp', 'isis', 'sctp', 'fc', 'mobility-header', 'udplite', 'mpls-in-ip', 'manet', 'hip', 'shim6', 'wesp', 'rohc', 'ethernet',
+  'ip',
+  'icmp',
+  'igmp',
+  'ggp',
+  'ipencap',
+  'st',
+  'tcp',
+  'egp',
+  'igp',
+  'pup',
+  'udp',
+  'hmp',
+  'xns-idp',
+  'rdp',
+  'iso-tp4',
+  'dccp',
+  'xtp',
+  'ddp',
+  'idpr-cmtp',
+  'ipv6',
+  'ipv6-route',
+  'ipv6-frag',
+  'idrp',
+  'rsvp',
+  'gre',
+  'esp',
+  'ah',
+  'skip',
+  'ipv6-icmp',
+  'ipv6-nonxt',
+  'ipv6-opts',
+  'rspf',
+  'vmtp',
+  'eigrp',
+  'ospf',
+  'ax.25',
+  'ipip',
+  'etherip',
+  'encap',
+  'pim',
+  'ipcomp',
+  'vrrp',
+  'l2tp',
+  'isis',
+  'sctp',
+  'fc',
+  'mobility-header',
+  'udplite',
+  'mpls-in-ip',
+  'manet',
+  'hip',
+  'shim6',
+  'wesp',
+  'rohc',
+  'ethernet',
 ];
 
 function digitsUpTo(s: string, max: number): boolean {
@@ -442,12 +514,14 @@ function checkRule(r: ParsedRule): boolean {
     if (c.limit !== undefined && !limitOk(c.limit)) return false;
   }
 
-  if (family === undefined && (source?.attrs.has('address') || destination || element?.name === 'forward-port')) return false;
+  if (family === undefined && (source?.attrs.has('address') || destination || element?.name === 'forward-port'))
+    return false;
   if (!element && (!log || priority === 0)) {
     if (!action) return false;
     if (!source && !destination && priority === 0) return false;
   }
-  if (!['icmp-block', 'forward-port', 'masquerade'].includes(element?.name ?? '') && !log && !audit && !action) return false;
+  if (!['icmp-block', 'forward-port', 'masquerade'].includes(element?.name ?? '') && !log && !audit && !action)
+    return false;
 
   // Every rule of ours is for one knocker: a source address (the placeholder, or the knocker's own).
   const addr = source?.attrs.get('address');
@@ -620,7 +694,10 @@ export function commandDoor(c: DoorCommands): FirewalldDoor | undefined {
     return a;
   };
   const families: Family[] = [];
-  for (const [start, stop] of [[start4, stop4], [start6, stop6]] as const) {
+  for (const [start, stop] of [
+    [start4, stop4],
+    [start6, stop6],
+  ] as const) {
     const s = read(start);
     const t = read(stop);
     if (s === 'foreign' || t === 'foreign') return undefined;

@@ -27,16 +27,7 @@
 import { promises as fsp } from 'node:fs';
 import { TextDecoder } from 'node:util';
 
-import {
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  TH_ACK,
-  TH_FIN,
-  TH_PSH,
-  TH_RST,
-  TH_SYN,
-  TH_URG,
-} from '../decode/types';
+import { IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_PSH, TH_RST, TH_SYN, TH_URG } from '../decode/types';
 import type { KnockProto } from '../decode/types';
 import { canonicalAddress } from '../decode/address';
 import { IP_PLACEHOLDER, knockerRule, ruleTemplates, type RuleTemplate } from '../model';
@@ -208,13 +199,7 @@ const DOOR_KEYS = new Map<string, DoorKey>([
 ]);
 
 /** Every spelling we know, for "did you mean" suggestions. */
-const KNOWN_SPELLINGS: string[] = [
-  ...DOOR_NAMES.values(),
-  'Timeout',
-  'Command',
-  'Command_6',
-  ...OPTION_NAMES.values(),
-];
+const KNOWN_SPELLINGS: string[] = [...DOOR_NAMES.values(), 'Timeout', 'Command', 'Command_6', ...OPTION_NAMES.values()];
 
 const COMMAND_KEYS: DoorKey[] = ['START_COMMAND', 'START_COMMAND_6', 'STOP_COMMAND', 'STOP_COMMAND_6'];
 
@@ -300,7 +285,10 @@ class Parser {
     let text = input;
     if (text.startsWith('\uFEFF')) {
       text = text.slice(1);
-      this.warn(1, 'the file starts with a UTF-8 byte-order mark (BOM); knockd 0.8 rejects the first line. Save the file without BOM.');
+      this.warn(
+        1,
+        'the file starts with a UTF-8 byte-order mark (BOM); knockd 0.8 rejects the first line. Save the file without BOM.',
+      );
     }
     const lines = text.split('\n').map(trimAscii);
 
@@ -310,7 +298,8 @@ class Parser {
     }
 
     // Stop at the first error past MAX_ERRORS: the file is rejected anyway.
-    for (let idx = 0; idx < lines.length && this.stopLine === undefined; idx++) this.line(lines[idx] as string, idx + 1);
+    for (let idx = 0; idx < lines.length && this.stopLine === undefined; idx++)
+      this.line(lines[idx] as string, idx + 1);
   }
 
   private line(l: string, lineNo: number): void {
@@ -318,7 +307,11 @@ class Parser {
 
     if (l.startsWith('[')) {
       if (isHeader(l)) this.header(trimAscii(l.slice(1, -1)), lineNo);
-      else this.error(lineNo, `malformed section header "${clip(l)}": a header line must end with "]" (no trailing comment)`);
+      else
+        this.error(
+          lineNo,
+          `malformed section header "${clip(l)}": a header line must end with "]" (no trailing comment)`,
+        );
       return;
     }
 
@@ -353,7 +346,11 @@ class Parser {
     const prev = this.doorNames.get(name);
     const b = newDoor(name, lineNo, prev !== undefined);
     if (prev !== undefined) {
-      this.error(lineNo, `duplicate door name: [${clip(name)}] is already defined at line ${prev}; give each door its own name`, name);
+      this.error(
+        lineNo,
+        `duplicate door name: [${clip(name)}] is already defined at line ${prev}; give each door its own name`,
+        name,
+      );
     } else {
       this.doorNames.set(name, lineNo);
     }
@@ -375,7 +372,11 @@ class Parser {
           return;
         case 'door':
           // knockd accepts a bare UseSyslog anywhere and applies it globally.
-          this.warn(lineNo, 'UseSyslog is a global option: it applies to every door, but belongs in the [options] section', this.section.b.door.name);
+          this.warn(
+            lineNo,
+            'UseSyslog is a global option: it applies to every door, but belongs in the [options] section',
+            this.section.b.door.name,
+          );
           this.setOption('USESYSLOG', l, undefined, lineNo);
           return;
       }
@@ -409,15 +410,26 @@ class Parser {
       case 'options':
         if (optionKey !== undefined) this.setOption(optionKey, key, value, lineNo);
         else if (doorKey !== undefined)
-          this.error(lineNo, `"${clip(key)}" is a door directive and cannot be used in [options]; put it under a door header such as [openSSH]`);
-        else this.error(lineNo, `unknown option "${clip(key)}" in [options] (expected LogFile, UseSyslog, PidFile or Interface)${suggestion(key)}`);
+          this.error(
+            lineNo,
+            `"${clip(key)}" is a door directive and cannot be used in [options]; put it under a door header such as [openSSH]`,
+          );
+        else
+          this.error(
+            lineNo,
+            `unknown option "${clip(key)}" in [options] (expected LogFile, UseSyslog, PidFile or Interface)${suggestion(key)}`,
+          );
         return;
 
       case 'door': {
         const name = this.section.b.door.name || undefined;
         if (doorKey !== undefined) this.setDoor(this.section.b, doorKey, key, value, lineNo);
         else if (optionKey !== undefined)
-          this.error(lineNo, `"${clip(key)}" is a global option and cannot be used in a door; move it to the [options] section`, name);
+          this.error(
+            lineNo,
+            `"${clip(key)}" is a global option and cannot be used in a door; move it to the [options] section`,
+            name,
+          );
         else this.error(lineNo, `unknown directive "${clip(key)}"${suggestion(key)}${hiddenSpaceHint(key)}`, name);
         return;
       }
@@ -429,7 +441,11 @@ class Parser {
         } else if (doorKey !== undefined) {
           this.setDoor(this.headerlessDoor(doorKey, lineNo), doorKey, key, value, lineNo);
         } else {
-          this.error(lineNo, `unknown directive "${clip(key)}"${suggestion(key)}${hiddenSpaceHint(key)}`, this.implicitDoor?.door.name);
+          this.error(
+            lineNo,
+            `unknown directive "${clip(key)}"${suggestion(key)}${hiddenSpaceHint(key)}`,
+            this.implicitDoor?.door.name,
+          );
         }
         return;
     }
@@ -453,7 +469,8 @@ class Parser {
   private headerlessDoor(key: DoorKey, lineNo: number): DoorBuilder {
     const cur = this.implicitDoor;
     const startsDoor = key === 'SEQUENCE' || key === 'ONE_TIME_SEQUENCES';
-    const curHasSequence = cur !== undefined && (cur.door.lines.SEQUENCE !== undefined || cur.door.lines.ONE_TIME_SEQUENCES !== undefined);
+    const curHasSequence =
+      cur !== undefined && (cur.door.lines.SEQUENCE !== undefined || cur.door.lines.ONE_TIME_SEQUENCES !== undefined);
     if (cur !== undefined && !(startsDoor && curHasSequence)) return cur;
 
     let name: string;
@@ -480,7 +497,10 @@ class Parser {
   private setOption(key: OptionKey, written: string, value: string | undefined, lineNo: number): void {
     const prev = this.optionLines.get(key);
     if (prev !== undefined) {
-      this.warn(lineNo, `${OPTION_NAMES.get(key) ?? written} is given twice (lines ${prev} and ${lineNo}); the last one wins`);
+      this.warn(
+        lineNo,
+        `${OPTION_NAMES.get(key) ?? written} is given twice (lines ${prev} and ${lineNo}); the last one wins`,
+      );
     }
     this.optionLines.set(key, lineNo);
 
@@ -519,7 +539,11 @@ class Parser {
     const prev = d.lines[key];
     if (prev !== undefined) {
       const alias = written.toUpperCase() !== key ? ` (alias of ${display})` : '';
-      this.warn(lineNo, `${written}${alias} repeats ${display} from line ${prev}; the last one (line ${lineNo}) wins, as in knockd`, name);
+      this.warn(
+        lineNo,
+        `${written}${alias} repeats ${display} from line ${prev}; the last one (line ${lineNo}) wins, as in knockd`,
+        name,
+      );
     }
     d.lines[key] = lineNo;
 
@@ -580,8 +604,12 @@ class Parser {
       }
       case 'FIREWALLD_ZONE':
         if (ZONE_RE.test(value)) b.fw.zone = value;
-        else if (value === '') err('firewalld_zone is empty: name a zone (e.g. public), or leave the line out to use the default zone');
-        else err(`invalid firewalld_zone "${clip(value)}": a zone name is 1-17 letters, digits, "_", "-" or "/" (no spaces or quotes)`);
+        else if (value === '')
+          err('firewalld_zone is empty: name a zone (e.g. public), or leave the line out to use the default zone');
+        else
+          err(
+            `invalid firewalld_zone "${clip(value)}": a zone name is 1-17 letters, digits, "_", "-" or "/" (no spaces or quotes)`,
+          );
         return;
       case 'FIREWALLD_SERVICE': {
         const r = parseServices(value);
@@ -629,7 +657,12 @@ class Parser {
       const last = this.errors[this.errors.length - 1]?.line ?? 0;
       const line = Math.max(this.stopLine, last);
       this.errors.push(
-        issue('error', this.file, line, `too many errors (more than ${MAX_ERRORS}); stopping at line ${line}: fix the errors above and check again`),
+        issue(
+          'error',
+          this.file,
+          line,
+          `too many errors (more than ${MAX_ERRORS}); stopping at line ${line}: fix the errors above and check again`,
+        ),
       );
     }
     if (this.warnings.length > MAX_WARNINGS) {
@@ -637,7 +670,14 @@ class Parser {
       const omitted = this.warnings.length - MAX_WARNINGS;
       const line = (this.warnings[MAX_WARNINGS] as ConfigIssue).line;
       this.warnings.length = MAX_WARNINGS;
-      this.warnings.push(issue('warning', this.file, line, `too many warnings: ${omitted} more not shown (at most ${MAX_WARNINGS} are reported)`));
+      this.warnings.push(
+        issue(
+          'warning',
+          this.file,
+          line,
+          `too many warnings: ${omitted} more not shown (at most ${MAX_WARNINGS} are reported)`,
+        ),
+      );
     }
     const result: ParseResult = { errors: this.errors, warnings: this.warnings };
     if (this.errors.length === 0) {
@@ -662,7 +702,11 @@ class Parser {
       return;
     }
     if (L.SEQUENCE === undefined && L.ONE_TIME_SEQUENCES === undefined) {
-      this.error(d.line, 'door has no knock sequence: add "Sequence = port1,port2,..." (or One_Time_Sequences = /path/to/file)', name);
+      this.error(
+        d.line,
+        'door has no knock sequence: add "Sequence = port1,port2,..." (or One_Time_Sequences = /path/to/file)',
+        name,
+      );
     }
     if (L.SEQUENCE !== undefined && L.ONE_TIME_SEQUENCES !== undefined) {
       this.warn(
@@ -677,7 +721,11 @@ class Parser {
     const actionLine = L.FIREWALLD_ACTION;
     if (actionLine !== undefined) {
       if (L.FIREWALLD_SERVICE === undefined && L.FIREWALLD_PORT === undefined) {
-        this.error(actionLine, 'firewalld_action needs firewalld_service and/or firewalld_port: say what to open or close', name);
+        this.error(
+          actionLine,
+          'firewalld_action needs firewalld_service and/or firewalld_port: say what to open or close',
+          name,
+        );
       }
       for (const k of COMMAND_KEYS) {
         const l = L[k];
@@ -698,17 +746,31 @@ class Parser {
         const ports = b.fw.ports ?? [];
         // Cmd_Timeout is the rule's own firewalld timeout; not written, knockd's default (10 s): no door opens for good unasked.
         const timeout = b.fw.action === 'open' ? d.cmdTimeout : 0;
-        d.firewalld = { action: b.fw.action, services, ports, rules: directiveRules(b.fw.zone, services, ports, timeout), from: 'directives' };
+        d.firewalld = {
+          action: b.fw.action,
+          services,
+          ports,
+          rules: directiveRules(b.fw.zone, services, ports, timeout),
+          from: 'directives',
+        };
         if (b.fw.zone !== undefined) d.firewalld.zone = b.fw.zone;
         if (b.fw.action === 'open' && d.cmdTimeoutSet && d.cmdTimeout === 0) {
-          this.warn(L.CMD_TIMEOUT!, 'Cmd_Timeout = 0: the rule never expires; it stays until a close knock or a firewalld reload after the grant ends. Give it a timeout (firewalld keeps established sessions after the rule goes)', name);
+          this.warn(
+            L.CMD_TIMEOUT!,
+            'Cmd_Timeout = 0: the rule never expires; it stays until a close knock or a firewalld reload after the grant ends. Give it a timeout (firewalld keeps established sessions after the rule goes)',
+            name,
+          );
         }
       }
     } else {
       for (const k of ['FIREWALLD_ZONE', 'FIREWALLD_SERVICE', 'FIREWALLD_PORT'] as const) {
         const l = L[k];
         if (l !== undefined) {
-          this.error(l, `${DOOR_NAMES.get(k) ?? k} does nothing without "firewalld_action = open" (or close) in the same door`, name);
+          this.error(
+            l,
+            `${DOOR_NAMES.get(k) ?? k} does nothing without "firewalld_action = open" (or close) in the same door`,
+            name,
+          );
         }
       }
     }
@@ -728,7 +790,11 @@ class Parser {
       d.oneTimeSequences !== undefined ||
       [d.startCommand, d.startCommand6, d.stopCommand, d.stopCommand6].some((c) => c !== undefined && c !== '');
     if (!doesSomething) {
-      this.warn(d.line, 'door does nothing but log "OPEN SESAME": add Start_Command (or firewalld_action and firewalld_service)', name);
+      this.warn(
+        d.line,
+        'door does nothing but log "OPEN SESAME": add Start_Command (or firewalld_action and firewalld_service)',
+        name,
+      );
     }
 
     const n = d.sequence.length;
@@ -746,10 +812,24 @@ class Parser {
   private checkSpaDoor(b: DoorBuilder): void {
     const d = b.door;
     const L = d.lines;
-    for (const k of ['SEQUENCE', 'ONE_TIME_SEQUENCES', 'TCPFLAGS', 'SEQ_TIMEOUT', 'TARGET', 'FIREWALLD_ACTION', 'FIREWALLD_SERVICE', 'FIREWALLD_PORT', ...COMMAND_KEYS] as const) {
+    for (const k of [
+      'SEQUENCE',
+      'ONE_TIME_SEQUENCES',
+      'TCPFLAGS',
+      'SEQ_TIMEOUT',
+      'TARGET',
+      'FIREWALLD_ACTION',
+      'FIREWALLD_SERVICE',
+      'FIREWALLD_PORT',
+      ...COMMAND_KEYS,
+    ] as const) {
       const l = L[k];
       if (l !== undefined) {
-        this.error(l, `${DOOR_NAMES.get(k) ?? k} has no place in an SPA door (spa_* directives): an SPA door opens spa_open_ports for the address its packet names; use a separate door for knocks`, d.name);
+        this.error(
+          l,
+          `${DOOR_NAMES.get(k) ?? k} has no place in an SPA door (spa_* directives): an SPA door opens spa_open_ports for the address its packet names; use a separate door for knocks`,
+          d.name,
+        );
       }
     }
     const r = validateSpaDoor({
@@ -772,7 +852,11 @@ class Parser {
    */
   private endlessRuleWarnings(): void {
     const doors = this.builders.map((b) => b.door);
-    const closes = new Set(doors.flatMap((d) => (d.firewalld?.action === 'close' ? ruleTemplates(d.firewalld).map((r) => `${r.zone ?? ''} ${r.rule}`) : [])));
+    const closes = new Set(
+      doors.flatMap((d) =>
+        d.firewalld?.action === 'close' ? ruleTemplates(d.firewalld).map((r) => `${r.zone ?? ''} ${r.rule}`) : [],
+      ),
+    );
     for (const d of doors) {
       const f = d.firewalld;
       if (f?.from !== 'commands' || f.action !== 'open') continue;
@@ -953,11 +1037,17 @@ function addToGroup(g: SeqGroup, rule: TcpFlagRule, index: number): void {
  * packed rule (a door is compatible with `rule` exactly when its packed rule
  * is a subset of compatibleMask(rule)).
  */
-function compatibleDoors(g: SeqGroup, rule: TcpFlagRule, limit: number, cache: boolean): { count: number; first: number[] } {
+function compatibleDoors(
+  g: SeqGroup,
+  rule: TcpFlagRule,
+  limit: number,
+  cache: boolean,
+): { count: number; first: number[] } {
   const packed = packRule(rule);
   let known: number | undefined;
   if (cache) {
-    if (g.allTcp && g.rules.length > SUBSET_SUM_MIN_RULES) known = (g.subsetSums ??= subsetSums(g))[compatibleMask(packed)];
+    if (g.allTcp && g.rules.length > SUBSET_SUM_MIN_RULES)
+      known = (g.subsetSums ??= subsetSums(g))[compatibleMask(packed)];
     else known = g.counts?.get(packed);
   }
   if (known !== undefined && (known === 0 || limit <= 0)) return { count: known, first: [] };
@@ -1006,9 +1096,13 @@ function sameSequenceMessage(text: string, earlier: { count: number; first: numb
     const o = doors[j] as DoorConfig;
     return `[${clip(o.name)}] (line ${o.lines.SEQUENCE ?? o.line})`;
   });
-  if (earlier.count === 1) return `same knock sequence (${text}) as door ${named[0] ?? ''}: one knock triggers both doors`;
+  if (earlier.count === 1)
+    return `same knock sequence (${text}) as door ${named[0] ?? ''}: one knock triggers both doors`;
   const more = earlier.count - named.length;
-  const list = more > 0 ? `${named.join(', ')} and ${more} more` : `${named.slice(0, -1).join(', ')} and ${named[named.length - 1] ?? ''}`;
+  const list =
+    more > 0
+      ? `${named.join(', ')} and ${more} more`
+      : `${named.slice(0, -1).join(', ')} and ${named[named.length - 1] ?? ''}`;
   return `same knock sequence (${text}) as doors ${list}: one knock triggers all ${earlier.count + 1} doors`;
 }
 
@@ -1046,10 +1140,12 @@ class ListProblems {
 /** `port[:tcp|udp],...`; spaces around items and around the `:` are allowed. */
 function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } {
   const ports: KnockPort[] = [];
-  if (value === '') return { ports, errors: ['Sequence is empty: list the ports to knock, e.g. "Sequence = 7000,8000:udp,9000"'] };
+  if (value === '')
+    return { ports, errors: ['Sequence is empty: list the ports to knock, e.g. "Sequence = 7000,8000:udp,9000"'] };
 
   const items = value.split(',');
-  const tooMany = items.length > SEQ_MAX ? `Sequence has ${items.length} ports; knockd allows at most ${SEQ_MAX}` : undefined;
+  const tooMany =
+    items.length > SEQ_MAX ? `Sequence has ${items.length} ports; knockd allows at most ${SEQ_MAX}` : undefined;
   const bad = new ListProblems();
 
   for (const raw of items) {
@@ -1065,7 +1161,9 @@ function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } 
       continue;
     }
     if (!/^\d+$/.test(portText)) {
-      bad.add(`invalid port "${clip(item)}" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp`);
+      bad.add(
+        `invalid port "${clip(item)}" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp`,
+      );
       continue;
     }
     const port = Number(portText);
@@ -1078,7 +1176,9 @@ function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } 
       const p = trimAscii(parts[1] ?? '').toUpperCase();
       if (p === 'UDP') proto = IPPROTO_UDP;
       else if (p !== 'TCP') {
-        bad.add(`unknown protocol "${clip(trimAscii(parts[1] ?? ''))}" in Sequence item "${clip(item)}" (expected tcp or udp)`);
+        bad.add(
+          `unknown protocol "${clip(trimAscii(parts[1] ?? ''))}" in Sequence item "${clip(item)}" (expected tcp or udp)`,
+        );
         continue;
       }
     }
@@ -1086,7 +1186,10 @@ function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } 
   }
   // One error for the line: the first bad item (if any), and the length.
   if (bad.count === 0) return { ports, errors: tooMany !== undefined ? [tooMany] : [] };
-  return { ports, errors: bad.errors(tooMany !== undefined ? `; besides, ${tooMany.charAt(0).toLowerCase()}${tooMany.slice(1)}` : '') };
+  return {
+    ports,
+    errors: bad.errors(tooMany !== undefined ? `; besides, ${tooMany.charAt(0).toLowerCase()}${tooMany.slice(1)}` : ''),
+  };
 }
 
 /** `syn,!ack,...`, case-insensitive. */
@@ -1130,7 +1233,9 @@ function parseSeconds(value: string, min: number, written: string, err: (m: stri
     return undefined;
   }
   if (n > MAX_TIMEOUT_SECONDS) {
-    err(`${written} = ${clip(value)} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 68 years: what firewalld takes)`);
+    err(
+      `${written} = ${clip(value)} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 68 years: what firewalld takes)`,
+    );
     return undefined;
   }
   return n;
@@ -1144,7 +1249,8 @@ function parseSeconds(value: string, min: number, written: string, err: (m: stri
 function checkAddress(value: string): string | undefined {
   if (value === '') return 'is empty: give an IPv4 or IPv6 address';
   if (value.includes('%')) return `"${clip(value)}" has a zone index (%...); give the plain address`;
-  if (canonicalAddress(value) === undefined) return `"${clip(value)}" is not an IPv4 or IPv6 address (host names and prefixes are not accepted)`;
+  if (canonicalAddress(value) === undefined)
+    return `"${clip(value)}" is not an IPv4 or IPv6 address (host names and prefixes are not accepted)`;
   return undefined;
 }
 
@@ -1155,7 +1261,8 @@ function parseServices(value: string): { services: string[]; errors: string[] } 
   for (const raw of value.split(',')) {
     const s = trimAscii(raw);
     if (s === '') bad.add(`empty item in firewalld_service "${clip(value)}" (a stray comma?)`);
-    else if (!SERVICE_RE.test(s)) bad.add(`invalid firewalld service name "${clip(s)}": use letters, digits, ".", "_", "-" or "+"`);
+    else if (!SERVICE_RE.test(s))
+      bad.add(`invalid firewalld service name "${clip(s)}": use letters, digits, ".", "_", "-" or "+"`);
     else services.push(s);
   }
   return { services, errors: bad.errors() };
@@ -1190,7 +1297,9 @@ function parseFirewalldPorts(value: string): { ports: FirewalldDoor['ports']; er
       continue;
     }
     if (!isFwProto(proto)) {
-      bad.add(`unknown protocol "${clip(m[3] ?? '')}" in firewalld_port "${clip(item)}" (expected tcp, udp, sctp or dccp)`);
+      bad.add(
+        `unknown protocol "${clip(m[3] ?? '')}" in firewalld_port "${clip(item)}" (expected tcp, udp, sctp or dccp)`,
+      );
       continue;
     }
     ports.push({ port: to !== undefined ? `${from}-${to}` : `${from}`, proto });
@@ -1226,7 +1335,8 @@ function typographyWarnings(cmd: string): string[] {
         : `contains a typographic dash "${token}" (${code}); if "-" or "--" was meant, retype it`,
     );
   }
-  if (moreDashes > 0) out.push(`contains ${moreDashes} more words with a typographic dash (U+2013 or U+2014): retype them with "-"`);
+  if (moreDashes > 0)
+    out.push(`contains ${moreDashes} more words with a typographic dash (U+2013 or U+2014): retype them with "-"`);
   const quotes = [...new Set(cmd.match(/[\u2018\u2019\u201C\u201D]/g) ?? [])];
   if (quotes.length > 0) {
     out.push(
@@ -1249,14 +1359,29 @@ function typographyWarnings(cmd: string): string[] {
 // ---------------------------------------------------------------------------
 
 /** The rule templates of a `firewalld_*` door: one per service, then one per port, for each family. */
-function directiveRules(zone: string | undefined, services: string[], ports: FirewalldDoor['ports'], timeout: number): FirewalldDoor['rules'] {
-  const what = [...services.map((name) => `service name="${name}"`), ...ports.map((p) => `port port="${p.port}" protocol="${p.proto}"`)];
+function directiveRules(
+  zone: string | undefined,
+  services: string[],
+  ports: FirewalldDoor['ports'],
+  timeout: number,
+): FirewalldDoor['rules'] {
+  const what = [
+    ...services.map((name) => `service name="${name}"`),
+    ...ports.map((p) => `port port="${p.port}" protocol="${p.proto}"`),
+  ];
   const z = zone !== undefined ? { zone } : {};
-  const family = (f: 4 | 6): RuleTemplate[] => what.map((w) => ({ ...z, rule: knockerRule(f, IP_PLACEHOLDER, w), timeout }));
+  const family = (f: 4 | 6): RuleTemplate[] =>
+    what.map((w) => ({ ...z, rule: knockerRule(f, IP_PLACEHOLDER, w), timeout }));
   return { 4: family(4), 6: family(6) };
 }
 
-function issue(severity: ConfigIssue['severity'], file: string, line: number, message: string, door?: string): ConfigIssue {
+function issue(
+  severity: ConfigIssue['severity'],
+  file: string,
+  line: number,
+  message: string,
+  door?: string,
+): ConfigIssue {
   const i: ConfigIssue = { severity, file, line, message };
   if (door !== undefined && door !== '') i.door = door;
   return i;

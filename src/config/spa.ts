@@ -19,7 +19,13 @@
  */
 import type { SpaCidr, SpaDoor, SpaHmacType, SpaPortSpec } from '../model';
 import { cidrText, parseCidr } from '../spa/cidr';
-import { DEFAULT_HMAC_TYPE, isSpaHmacType, makeSpaKeys, MAX_ENCRYPTION_KEY_BYTES, MAX_HMAC_KEY_BYTES } from '../spa/keys';
+import {
+  DEFAULT_HMAC_TYPE,
+  isSpaHmacType,
+  makeSpaKeys,
+  MAX_ENCRYPTION_KEY_BYTES,
+  MAX_HMAC_KEY_BYTES,
+} from '../spa/keys';
 
 export const DEFAULT_SPA_PORT = 62201;
 export const DEFAULT_SPA_OPEN_PORTS: readonly SpaPortSpec[] = [{ proto: 'tcp', port: 22 }];
@@ -90,13 +96,21 @@ function decodeKey(text: string): Buffer | string {
   if (!STRICT_B64.test(body)) {
     const i = [...body].findIndex((c) => !/[A-Za-z0-9+/]/.test(c));
     const c = body[i] as string;
-    const what = c === ' ' || c === '\t' ? 'a space' : c === '-' || c === '_' ? `"${c}" (URL-safe base64? fwknop uses the standard alphabet with + and /)` : c === '=' ? '"=" before the end' : 'a character outside A-Z a-z 0-9 + /';
+    const what =
+      c === ' ' || c === '\t'
+        ? 'a space'
+        : c === '-' || c === '_'
+          ? `"${c}" (URL-safe base64? fwknop uses the standard alphabet with + and /)`
+          : c === '='
+            ? '"=" before the end'
+            : 'a character outside A-Z a-z 0-9 + /';
     return `is not valid base64: character ${i + 1} is ${what}`;
   }
   if (body.length % 4 === 1) return 'is not valid base64 (its length is impossible: truncated?)';
   if (text.length !== body.length && text.length % 4 !== 0) return 'is not valid base64 (wrong "=" padding)';
   const bytes = Buffer.from(body, 'base64');
-  if (bytes.toString('base64').replace(/=+$/, '') !== body) return 'is not valid base64 (non-zero bits in its last character: truncated or mistyped?)';
+  if (bytes.toString('base64').replace(/=+$/, '') !== body)
+    return 'is not valid base64 (non-zero bits in its last character: truncated or mistyped?)';
   return bytes;
 }
 
@@ -131,11 +145,21 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
   if (d.spa_hmac_digest_type !== undefined) {
     const v = d.spa_hmac_digest_type.value.toLowerCase().replace('-', '_');
     if (isSpaHmacType(v)) hmacType = v;
-    else err(d.spa_hmac_digest_type.line, `spa_hmac_digest_type must be one of md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512 (fwknop's HMAC_DIGEST_TYPE), got "${clip(d.spa_hmac_digest_type.value)}"`);
+    else
+      err(
+        d.spa_hmac_digest_type.line,
+        `spa_hmac_digest_type must be one of md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512 (fwknop's HMAC_DIGEST_TYPE), got "${clip(d.spa_hmac_digest_type.value)}"`,
+      );
   }
 
   /** A key directive: present, base64, 1 to `max` bytes; a warning below `weakBelow` (fwknop --key-gen makes `genBytes`). */
-  const key = (name: 'spa_key_base64' | 'spa_hmac_key_base64', max: number, genBytes: number, weakBelow: number, missing: string): Buffer | undefined => {
+  const key = (
+    name: 'spa_key_base64' | 'spa_hmac_key_base64',
+    max: number,
+    genBytes: number,
+    weakBelow: number,
+    missing: string,
+  ): Buffer | undefined => {
     const raw = d[name];
     if (raw === undefined) {
       err(input.line, missing);
@@ -147,13 +171,23 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
       return undefined;
     }
     if (r.length < 1 || r.length > max) {
-      err(raw.line, `${name} decodes to ${r.length} bytes; fwknop takes 1 to ${max} (fwknop --key-gen makes ${genBytes})`);
+      err(
+        raw.line,
+        `${name} decodes to ${r.length} bytes; fwknop takes 1 to ${max} (fwknop --key-gen makes ${genBytes})`,
+      );
       return undefined;
     }
-    if (r.length < weakBelow) warn(raw.line, `${name} is only ${r.length} bytes; use a key from "fwknop --key-gen" (${genBytes} bytes)`);
+    if (r.length < weakBelow)
+      warn(raw.line, `${name} is only ${r.length} bytes; use a key from "fwknop --key-gen" (${genBytes} bytes)`);
     return r;
   };
-  const enc = key('spa_key_base64', MAX_ENCRYPTION_KEY_BYTES, 32, 16, 'SPA door has no spa_key_base64: add the KEY_BASE64 line printed by "fwknop --key-gen"');
+  const enc = key(
+    'spa_key_base64',
+    MAX_ENCRYPTION_KEY_BYTES,
+    32,
+    16,
+    'SPA door has no spa_key_base64: add the KEY_BASE64 line printed by "fwknop --key-gen"',
+  );
   const hmac = key(
     'spa_hmac_key_base64',
     MAX_HMAC_KEY_BYTES,
@@ -162,7 +196,10 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
     'SPA door has no spa_hmac_key_base64: add the HMAC_KEY_BASE64 line printed by "fwknop --key-gen" (SPA without HMAC is not supported)',
   );
   if (enc !== undefined && hmac !== undefined && enc.equals(hmac)) {
-    err((d.spa_hmac_key_base64 as SpaRawValue).line, 'spa_hmac_key_base64 is the same key as spa_key_base64; fwknop refuses that: use two different keys');
+    err(
+      (d.spa_hmac_key_base64 as SpaRawValue).line,
+      'spa_hmac_key_base64 is the same key as spa_key_base64; fwknop refuses that: use two different keys',
+    );
   }
 
   const sources: SpaCidr[] = [];
@@ -181,17 +218,23 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
         }
         const r = parseCidr(item);
         if ('error' in r) {
-          err(line, `spa_source: ${r.error} (expected ANY, or addresses / CIDR blocks such as 203.0.113.0/24, 2001:db8::/32)`);
+          err(
+            line,
+            `spa_source: ${r.error} (expected ANY, or addresses / CIDR blocks such as 203.0.113.0/24, 2001:db8::/32)`,
+          );
           continue;
         }
         if (r.hostBitsSet) warn(line, `spa_source: "${clip(item)}" has host bits set; it means ${cidrText(r.cidr)}`);
-        if (sources.some((s) => s.family === r.cidr.family && s.address === r.cidr.address && s.prefix === r.cidr.prefix)) {
+        if (
+          sources.some((s) => s.family === r.cidr.family && s.address === r.cidr.address && s.prefix === r.cidr.prefix)
+        ) {
           warn(line, `spa_source lists ${cidrText(r.cidr)} twice`);
           continue;
         }
         sources.push(r.cidr);
       }
-      if (items.length > 0 && sources.some((s) => s.prefix === 0)) warn(line, 'spa_source contains a /0 block: that is any address of its family');
+      if (items.length > 0 && sources.some((s) => s.prefix === 0))
+        warn(line, 'spa_source contains a /0 block: that is any address of its family');
     }
   }
 
@@ -205,12 +248,15 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
       const m = PORT_SPEC.exec(item);
       if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
         ok = false;
-        const swapped = /^[0-9]+\/(tcp|udp)$/i.test(item) ? ` (write proto/port, e.g. ${item.split('/')[1]?.toLowerCase()}/${item.split('/')[0]}, as fwknop does)` : '';
+        const swapped = /^[0-9]+\/(tcp|udp)$/i.test(item)
+          ? ` (write proto/port, e.g. ${item.split('/')[1]?.toLowerCase()}/${item.split('/')[0]}, as fwknop does)`
+          : '';
         err(line, `spa_open_ports: "${clip(item)}" is not tcp/PORT or udp/PORT with PORT 1-65535${swapped}`);
         continue;
       }
       const spec: SpaPortSpec = { proto: (m[1] as string).toLowerCase() as SpaPortSpec['proto'], port: Number(m[2]) };
-      if (list.some((p) => p.proto === spec.proto && p.port === spec.port)) warn(line, `spa_open_ports lists ${spec.proto}/${spec.port} twice`);
+      if (list.some((p) => p.proto === spec.proto && p.port === spec.port))
+        warn(line, `spa_open_ports lists ${spec.proto}/${spec.port} twice`);
       else list.push(spec);
     }
     if (ok) openPorts = list;
@@ -226,26 +272,46 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
   let defaultTimeout = DEFAULT_SPA_CMD_TIMEOUT;
   if (input.cmdTimeout !== undefined) {
     const { seconds, line } = input.cmdTimeout;
-    if (seconds < 1) err(line, 'cmd_timeout of an SPA door must be at least 1 second: an SPA grant always expires (fwknopd\'s FW_ACCESS_TIMEOUT)');
+    if (seconds < 1)
+      err(
+        line,
+        "cmd_timeout of an SPA door must be at least 1 second: an SPA grant always expires (fwknopd's FW_ACCESS_TIMEOUT)",
+      );
     else if (seconds > SPA_TIMEOUT_LIMIT) err(line, `cmd_timeout must be at most ${SPA_TIMEOUT_LIMIT} seconds`);
     else defaultTimeout = seconds;
   }
   if (errors.length === 0 && defaultTimeout > maxTimeout) {
-    warn(input.cmdTimeout?.line ?? input.line, `cmd_timeout (${defaultTimeout} s) is longer than spa_max_timeout (${maxTimeout} s): a client asking for no timeout gets more than one asking for the most`);
+    warn(
+      input.cmdTimeout?.line ?? input.line,
+      `cmd_timeout (${defaultTimeout} s) is longer than spa_max_timeout (${maxTimeout} s): a client asking for no timeout gets more than one asking for the most`,
+    );
   }
 
   let requireSourceAddress = false;
   if (d.spa_require_source_address !== undefined) {
     const v = d.spa_require_source_address.value.toLowerCase();
     if (TRUE_WORDS.has(v)) requireSourceAddress = true;
-    else if (!FALSE_WORDS.has(v)) err(d.spa_require_source_address.line, `spa_require_source_address expects yes or no, got "${clip(d.spa_require_source_address.value)}"`);
+    else if (!FALSE_WORDS.has(v))
+      err(
+        d.spa_require_source_address.line,
+        `spa_require_source_address expects yes or no, got "${clip(d.spa_require_source_address.value)}"`,
+      );
   }
 
   errors.sort((a, b) => a.line - b.line);
   warnings.sort((a, b) => a.line - b.line);
   if (errors.length > 0 || enc === undefined || hmac === undefined) return { errors, warnings };
   return {
-    door: { name: input.name, port, keys: makeSpaKeys(enc, hmac, hmacType), sources, openPorts, maxTimeout, defaultTimeout, requireSourceAddress },
+    door: {
+      name: input.name,
+      port,
+      keys: makeSpaKeys(enc, hmac, hmacType),
+      sources,
+      openPorts,
+      maxTimeout,
+      defaultTimeout,
+      requireSourceAddress,
+    },
     errors,
     warnings,
   };
@@ -268,7 +334,10 @@ function shellWord(s: string): string {
  * Without `revealKeys` the keys are shown as `<spa_key_base64 of [door]>`
  * placeholders, so the output is safe to paste into a ticket.
  */
-export function spaClientConfig(door: SpaDoor, opts: SpaClientConfigOptions = {}): { commandLine: string; fwknoprc: string } {
+export function spaClientConfig(
+  door: SpaDoor,
+  opts: SpaClientConfigOptions = {},
+): { commandLine: string; fwknoprc: string } {
   const server = opts.server ?? '<server address>';
   const key = opts.revealKeys ? door.keys.encryption.toString('base64') : `<spa_key_base64 of [${door.name}]>`;
   const hkey = opts.revealKeys ? door.keys.hmac.toString('base64') : `<spa_hmac_key_base64 of [${door.name}]>`;
@@ -285,13 +354,18 @@ export function spaClientConfig(door: SpaDoor, opts: SpaClientConfigOptions = {}
     ['SPA_SERVER_PORT', String(door.port)],
     ['SPA_SERVER_PROTO', 'udp'],
     ['ACCESS', access],
-    ...(door.requireSourceAddress ? [] : ([['# ALLOW_IP', 'source    (fwknop -s: the packet\'s source address)']] as [string, string][])),
+    ...(door.requireSourceAddress
+      ? []
+      : ([['# ALLOW_IP', "source    (fwknop -s: the packet's source address)"]] as [string, string][])),
     ['ALLOW_IP', allow],
     ['KEY_BASE64', key],
     ['HMAC_KEY_BASE64', hkey],
     ['USE_HMAC', 'Y'],
     ['HMAC_DIGEST_TYPE', door.keys.hmacType],
-    [`# FW_TIMEOUT`, `${Math.min(60, door.maxTimeout)}    (fwknop -f: ask for a timeout, at most ${door.maxTimeout} s)`],
+    [
+      `# FW_TIMEOUT`,
+      `${Math.min(60, door.maxTimeout)}    (fwknop -f: ask for a timeout, at most ${door.maxTimeout} s)`,
+    ],
   ];
   const fwknoprc = `[${door.name}]\n${rows.map(([k, v]) => `${k.padEnd(20)}${v}`).join('\n')}\n`;
   return { commandLine, fwknoprc };

@@ -51,7 +51,10 @@ export class Actions {
       try {
         this.commands.open(door.config, src, family);
       } catch (err) {
-        this.log.error({ src, door: door.name, err }, `${src}: ${door.name}: command not run: ${(err as Error).message}`);
+        this.log.error(
+          { src, door: door.name, err },
+          `${src}: ${door.name}: command not run: ${(err as Error).message}`,
+        );
       }
       return;
     }
@@ -71,7 +74,10 @@ export class Actions {
    * with the timeout it was granted, in the door's zone.
    */
   spa(door: RuntimeDoor, grant: SpaGrant): void {
-    const why = canonicalAddress(grant.address) !== grant.address ? 'not an address in canonical form' : impossibleSource(grant.address, this.hostAddrs());
+    const why =
+      canonicalAddress(grant.address) !== grant.address
+        ? 'not an address in canonical form'
+        : impossibleSource(grant.address, this.hostAddrs());
     if (why !== undefined) {
       this.refuse(door.name, grant.address, why);
       return;
@@ -101,6 +107,9 @@ export class Actions {
     if (last !== undefined && now - last < LOG_EVERY_MS) return;
     if (this.lastLogged.size >= MAX_REMEMBERED) this.lastLogged.clear();
     this.lastLogged.set(src, now);
-    this.log.warn({ src, door }, `${src}: ${door}: knock from ${why}: no rule and no command (a spoofed packet; logged once a minute per source)`);
+    this.log.warn(
+      { src, door },
+      `${src}: ${door}: knock from ${why}: no rule and no command (a spoofed packet; logged once a minute per source)`,
+    );
   }
 }

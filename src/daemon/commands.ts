@@ -212,7 +212,9 @@ function isPersistedStop(v: unknown): v is PersistedStop {
  */
 export async function loadPendingStops(file: string): Promise<StateRead<PersistedStop>> {
   return readStateFile(file, 'stops', [1, 2], (raw) =>
-    isPersistedStop(raw) ? { door: raw.door, src: raw.src, family: raw.family, stopCommand: raw.stopCommand, dueAt: raw.dueAt } : 'not a pending stop command (door, src, family, stopCommand, dueAt)',
+    isPersistedStop(raw)
+      ? { door: raw.door, src: raw.src, family: raw.family, stopCommand: raw.stopCommand, dueAt: raw.dueAt }
+      : 'not a pending stop command (door, src, family, stopCommand, dueAt)',
   );
 }
 
@@ -307,7 +309,9 @@ export class CommandRunner {
 
   /** Pending stop commands (door, src, due time), soonest first — for status output. */
   pending(): { door: string; src: string; dueAt: number }[] {
-    return [...this.waiting.values()].map((w) => ({ door: w.door, src: w.src, dueAt: w.dueAt })).sort((a, b) => a.dueAt - b.dueAt);
+    return [...this.waiting.values()]
+      .map((w) => ({ door: w.door, src: w.src, dueAt: w.dueAt }))
+      .sort((a, b) => a.dueAt - b.dueAt);
   }
 
   /** Resolves once no command is queued or running and the state file is written. */
@@ -342,7 +346,9 @@ export class CommandRunner {
     clearTimeout(timer);
     if (timedOut) {
       this.aborted = true;
-      this.log.error(`commands still running after ${this.flushTimeoutMs / 1000} s: killing ${this.children.size}, dropping ${this.slotQueue.length} queued`);
+      this.log.error(
+        `commands still running after ${this.flushTimeoutMs / 1000} s: killing ${this.children.size}, dropping ${this.slotQueue.length} queued`,
+      );
       for (const child of this.children) killGroup(child);
       // Queued jobs wake up, see `aborted` and return at once.
       for (const wake of this.slotQueue.splice(0)) wake(false);
@@ -365,12 +371,15 @@ export class CommandRunner {
     const key = keyOf(s.door, s.src);
     const entry: WaitingStop = {
       ...s,
-      timer: this.setTimer(() => {
-        if (this.waiting.get(key) !== entry) return;
-        this.waiting.delete(key);
-        this.log.info({ src: s.src, door: s.door }, `${s.src}: ${s.door}: command timeout`);
-        this.fire(key, entry);
-      }, Math.max(0, s.dueAt - this.now())),
+      timer: this.setTimer(
+        () => {
+          if (this.waiting.get(key) !== entry) return;
+          this.waiting.delete(key);
+          this.log.info({ src: s.src, door: s.door }, `${s.src}: ${s.door}: command timeout`);
+          this.fire(key, entry);
+        },
+        Math.max(0, s.dueAt - this.now()),
+      ),
     };
     this.waiting.set(key, entry);
     this.persist();
@@ -378,16 +387,24 @@ export class CommandRunner {
 
   /** Queue a due stop command; it leaves the state file once it has run. */
   private fire(key: string, w: PersistedStop): void {
-    const saved: PersistedStop = { door: w.door, src: w.src, family: w.family, stopCommand: w.stopCommand, dueAt: w.dueAt };
+    const saved: PersistedStop = {
+      door: w.door,
+      src: w.src,
+      family: w.family,
+      stopCommand: w.stopCommand,
+      dueAt: w.dueAt,
+    };
     this.firing.add(saved);
     this.persist();
-    void this.enqueue({ key, kind: 'stop', door: w.door, src: w.src, family: w.family, command: w.stopCommand }).then((result) => {
-      // Keep it for the next run only if shutdown prevented it from running to the end.
-      if (!result.aborted) {
-        this.firing.delete(saved);
-        this.persist();
-      }
-    });
+    void this.enqueue({ key, kind: 'stop', door: w.door, src: w.src, family: w.family, command: w.stopCommand }).then(
+      (result) => {
+        // Keep it for the next run only if shutdown prevented it from running to the end.
+        if (!result.aborted) {
+          this.firing.delete(saved);
+          this.persist();
+        }
+      },
+    );
   }
 
   /** Append a job to its (door, src) chain; resolves with its result, never rejects. */
@@ -418,8 +435,19 @@ export class CommandRunner {
     }
     if (this.aborted) {
       if (hasSlot) this.releaseSlot();
-      const result: CommandResult = { ...info(job), code: null, signal: null, stdout: '', stderr: '', aborted: true, durationMs: 0 };
-      this.log.error({ src: job.src, door: job.door }, `${job.src}: ${job.door}: shutting down, command not run: ${job.command}`);
+      const result: CommandResult = {
+        ...info(job),
+        code: null,
+        signal: null,
+        stdout: '',
+        stderr: '',
+        aborted: true,
+        durationMs: 0,
+      };
+      this.log.error(
+        { src: job.src, door: job.door },
+        `${job.src}: ${job.door}: shutting down, command not run: ${job.command}`,
+      );
       this.notify(result);
       return result;
     }
@@ -521,9 +549,15 @@ export class CommandRunner {
     const err = r.stderr ? `: ${oneLine(r.stderr)}` : '';
     if (r.stdout) this.log.debug({ ...ctx, stdout: r.stdout }, `${prefix}: command output: ${oneLine(r.stdout)}`);
     if (r.error) {
-      this.log.error({ ...ctx, err: r.error }, `${prefix}: error: cannot run command with ${this.shell}: ${r.error.message}`);
+      this.log.error(
+        { ...ctx, err: r.error },
+        `${prefix}: error: cannot run command with ${this.shell}: ${r.error.message}`,
+      );
     } else if (r.signal) {
-      this.log.warn({ ...ctx, stderr: r.stderr }, `${prefix}: command killed by signal ${r.signal}${r.aborted ? ' (shutdown)' : ''}${err}`);
+      this.log.warn(
+        { ...ctx, stderr: r.stderr },
+        `${prefix}: command killed by signal ${r.signal}${r.aborted ? ' (shutdown)' : ''}${err}`,
+      );
     } else if (r.code !== 0) {
       this.log.warn({ ...ctx, stderr: r.stderr }, `${prefix}: command returned non-zero status code (${r.code})${err}`);
     } else {
@@ -542,8 +576,18 @@ export class CommandRunner {
 
   /** The state file's content: waiting stops, then fired ones that have not completed. */
   private snapshot(): StateDoc {
-    const strip = (w: PersistedStop): PersistedStop => ({ door: w.door, src: w.src, family: w.family, stopCommand: w.stopCommand, dueAt: w.dueAt });
-    return { version: 2, key: 'stops', entries: [...[...this.waiting.values()].map(strip), ...[...this.firing].map(strip)] };
+    const strip = (w: PersistedStop): PersistedStop => ({
+      door: w.door,
+      src: w.src,
+      family: w.family,
+      stopCommand: w.stopCommand,
+      dueAt: w.dueAt,
+    });
+    return {
+      version: 2,
+      key: 'stops',
+      entries: [...[...this.waiting.values()].map(strip), ...[...this.firing].map(strip)],
+    };
   }
 
   /** Note that the set changed; (re)write the state file in the background. */

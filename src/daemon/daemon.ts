@@ -124,7 +124,14 @@ export class Daemon {
   ) {
     this.doors = toRuntimeDoors(config.doors);
     this.indexDoors();
-    this.ifaces = [...new Set(opts.iface.split(',').map((i) => i.trim()).filter((i) => i !== ''))];
+    this.ifaces = [
+      ...new Set(
+        opts.iface
+          .split(',')
+          .map((i) => i.trim())
+          .filter((i) => i !== ''),
+      ),
+    ];
     if (this.ifaces.length === 0) this.ifaces = [opts.iface];
     this.capture = new CaptureSupervisor(log);
     this.capture.on('event', (e) => this.onMatch(e));
@@ -147,13 +154,16 @@ export class Daemon {
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
   statusLine(): string {
     if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
-    if (!this.capture.listening) return this.waitingFor || this.capture.problem || `waiting for ${this.ifaces.join(', ')}`;
+    if (!this.capture.listening)
+      return this.waitingFor || this.capture.problem || `waiting for ${this.ifaces.join(', ')}`;
     const open = this.grantList.length + this.commands.pending().length;
     const closing = this.grants?.closingCount ?? 0;
     const waiting = (this.grants?.pendingCount ?? 0) - closing;
     const extra = `${waiting ? `, ${waiting} waiting for firewalld` : ''}${closing ? `, ${closing} closing (not yet confirmed by firewalld)` : ''}`;
     const on = this.capture.interfaces.map((i) => i.iface);
-    const notYet = this.ifaces.filter((i) => !on.includes(i)).map((i) => this.ifaceWait.get(i) || this.capture.problemOf(i) || `waiting for ${i}`);
+    const notYet = this.ifaces
+      .filter((i) => !on.includes(i))
+      .map((i) => this.ifaceWait.get(i) || this.capture.problemOf(i) || `waiting for ${i}`);
     return `listening on ${on.join(', ')}${notYet.length ? ` (${notYet.join('; ')})` : ''}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open - closing} open${extra}`;
   }
 
@@ -180,11 +190,16 @@ export class Daemon {
     const commandsFile = join(this.stateDir, 'commands.json');
     const stops = await loadPendingStops(commandsFile);
     for (const p of stops.problems) this.log.error(p);
-    if (stops.movedTo) this.log.error(`${commandsFile}: moved aside to ${stops.movedTo}; its ${stops.entries.length} valid stop command(s) are honoured`);
+    if (stops.movedTo)
+      this.log.error(
+        `${commandsFile}: moved aside to ${stops.movedTo}; its ${stops.entries.length} valid stop command(s) are honoured`,
+      );
     if (stops.keep) this.commands.holdState('could not be read at start-up');
     if (this.doors.some((d) => d.config.spa)) await this.spaReplay.load();
     if (stops.entries.length) {
-      this.log.info(`${stops.entries.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`);
+      this.log.info(
+        `${stops.entries.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`,
+      );
       this.commands.restore(stops.entries);
     }
     this.refreshInterface(true);
@@ -202,8 +217,17 @@ export class Daemon {
     for (const d of doors) {
       const f = d.config.firewalld;
       if (f?.from !== 'commands') continue;
-      const rules = [...new Set(ruleTemplates(f).map((r) => `zone ${r.zone ?? this.defaultZone}: ${r.rule}${f.action === 'open' ? ` (${r.timeout ? `timeout ${r.timeout}s` : 'no timeout'})` : ''}`))];
-      this.log.info(`${d.name}: firewall-cmd command lines carried out natively over D-Bus (no shell, no firewall-cmd process): ${f.action === 'open' ? 'add' : 'remove'} ${rules.join('; ')}`);
+      const rules = [
+        ...new Set(
+          ruleTemplates(f).map(
+            (r) =>
+              `zone ${r.zone ?? this.defaultZone}: ${r.rule}${f.action === 'open' ? ` (${r.timeout ? `timeout ${r.timeout}s` : 'no timeout'})` : ''}`,
+          ),
+        ),
+      ];
+      this.log.info(
+        `${d.name}: firewall-cmd command lines carried out natively over D-Bus (no shell, no firewall-cmd process): ${f.action === 'open' ? 'add' : 'remove'} ${rules.join('; ')}`,
+      );
     }
   }
 
@@ -220,10 +244,14 @@ export class Daemon {
       try {
         seq = await firstOneTimeSequence(file);
       } catch (err) {
-        throw new StartupError(`${this.config.file}:${d.config.lines.ONE_TIME_SEQUENCES ?? d.config.line}: [${d.name}] cannot read One_Time_Sequences file: ${(err as Error).message}`);
+        throw new StartupError(
+          `${this.config.file}:${d.config.lines.ONE_TIME_SEQUENCES ?? d.config.line}: [${d.name}] cannot read One_Time_Sequences file: ${(err as Error).message}`,
+        );
       }
       if (seq === undefined) {
-        this.log.warn(`no more sequences left in the one time sequences file ${file} for door ${d.name} --> disabling the door`);
+        this.log.warn(
+          `no more sequences left in the one time sequences file ${file} for door ${d.name} --> disabling the door`,
+        );
         continue;
       }
       this.oneTime.set(d.name, seq);
@@ -242,7 +270,9 @@ export class Daemon {
       if (used) await disableOneTimeSequence(file, used);
       next = await firstOneTimeSequence(file);
     } catch (err) {
-      this.log.error(`error while disabling used one time sequence for door ${door.name} (${(err as Error).message}) --> disabling the door`);
+      this.log.error(
+        `error while disabling used one time sequence for door ${door.name} (${(err as Error).message}) --> disabling the door`,
+      );
     }
     if (next) {
       this.oneTime.set(door.name, next);
@@ -251,7 +281,9 @@ export class Daemon {
     } else {
       this.oneTime.delete(door.name);
       this.doors = this.doors.filter((d) => d.name !== door.name);
-      this.log.warn(`no more sequences left in the one time sequences file ${file} for door ${door.name} --> disabling the door`);
+      this.log.warn(
+        `no more sequences left in the one time sequences file ${file} for door ${door.name} --> disabling the door`,
+      );
     }
     this.indexDoors();
     const w = this.wire(this.doors);
@@ -262,7 +294,15 @@ export class Daemon {
   private wire(doors: readonly RuntimeDoor[]): { doors: WireDoor[]; spa: WireSpaDoor[]; filter: string } {
     const knock = doors.filter((d) => d.config.spa === undefined);
     const spa = doors.flatMap((d) => (d.config.spa ? [wireSpaDoor(d.config.spa)] : []));
-    return { doors: knock.map(wireDoor), spa, filter: buildFilter(knock, this.localAddrs, spa.map((s) => s.port)) };
+    return {
+      doors: knock.map(wireDoor),
+      spa,
+      filter: buildFilter(
+        knock,
+        this.localAddrs,
+        spa.map((s) => s.port),
+      ),
+    };
   }
 
   /** Firewalld must be running, and every zone and service the doors name must exist. */
@@ -272,14 +312,17 @@ export class Daemon {
     if (fwDoors.length === 0 && spaDoors.length === 0) return;
     if (this.fw === undefined) {
       this.fw = new FirewalldClient();
-      this.fw.on('busError', (err) => this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`));
+      this.fw.on('busError', (err) =>
+        this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`),
+      );
       this.fw.on('down', () => this.log.warn('firewalld left the bus; open grants will be restored when it returns'));
       this.fw.on('up', () => this.log.info('firewalld is on the bus'));
       this.fw.on('reconnected', () => this.log.info('D-Bus connection re-established; checking the grants held'));
       this.grants = new Grants(this.fw, this.log, { stateFile: join(this.stateDir, 'grants.json') });
     }
     const fw = this.fw;
-    const where = (d: RuntimeDoor, key: string): string => `${this.config.file}:${d.config.lines[key] ?? d.config.line}: [${d.name}]`;
+    const where = (d: RuntimeDoor, key: string): string =>
+      `${this.config.file}:${d.config.lines[key] ?? d.config.line}: [${d.name}]`;
     let zones: string[];
     let services: string[];
     try {
@@ -294,22 +337,28 @@ export class Daemon {
     } catch (err) {
       if (err instanceof StartupError) throw err;
       const e = err as Error;
-      const hint = err instanceof FirewalldError && err.unreachable ? ' (is firewalld running? "systemctl status firewalld")' : '';
+      const hint =
+        err instanceof FirewalldError && err.unreachable ? ' (is firewalld running? "systemctl status firewalld")' : '';
       throw new StartupError(`cannot talk to firewalld over D-Bus: ${e.message}${hint}`);
     }
     const problems: string[] = [];
     for (const d of spaDoors) {
       const zone = d.config.spaZone ?? this.defaultZone;
-      if (!zones.includes(zone)) problems.push(`${where(d, 'FIREWALLD_ZONE')} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
+      if (!zones.includes(zone))
+        problems.push(`${where(d, 'FIREWALLD_ZONE')} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
     }
     for (const d of fwDoors) {
       const fwd = d.config.firewalld!;
       const key = fwd.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND';
       for (const zone of doorZones(d.config, this.defaultZone)) {
-        if (!zones.includes(zone)) problems.push(`${where(d, key)} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
+        if (!zones.includes(zone))
+          problems.push(`${where(d, key)} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
       }
       for (const s of fwd.services) {
-        if (!services.includes(s)) problems.push(`${where(d, 'FIREWALLD_SERVICE')} firewalld has no service "${s}" (see "firewall-cmd --get-services")`);
+        if (!services.includes(s))
+          problems.push(
+            `${where(d, 'FIREWALLD_SERVICE')} firewalld has no service "${s}" (see "firewall-cmd --get-services")`,
+          );
       }
     }
     if (problems.length) throw new StartupError(problems.join('\n'));
@@ -388,7 +437,9 @@ export class Daemon {
 
   private onListening(iface: string, link: string, again: boolean): void {
     if (!this.startedLogged) {
-      this.log.info(`starting up, listening on ${iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText({ sequence: [...d.sequence] })}`).join('; ')})`);
+      this.log.info(
+        `starting up, listening on ${iface} (${link}, ${this.doors.length} door(s): ${this.doors.map((d) => `${d.name} ${sequenceText({ sequence: [...d.sequence] })}`).join('; ')})`,
+      );
       this.startedLogged = true;
     } else if (again) {
       this.log.info(`listening on ${iface} again`);
@@ -438,7 +489,10 @@ export class Daemon {
         this.log.info(ctx, `${this.who(e.src)}: ${e.door}: sequence timeout (stage ${e.stage})`);
         return;
       case 'spoiled':
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`);
+        this.log.info(
+          ctx,
+          `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`,
+        );
         return;
       case 'spa': {
         const door = this.doorByName.get(e.door);
@@ -448,11 +502,17 @@ export class Daemon {
         }
         const v = this.spaReplay.judge(Buffer.from(e.payload, 'latin1'), e.src, door.config.spa);
         if (!v.ok) {
-          this.log.warn({ ...ctx, code: v.code }, `${this.who(e.src)}: ${e.door}: SPA packet refused (${v.code}): ${v.reason}`);
+          this.log.warn(
+            { ...ctx, code: v.code },
+            `${this.who(e.src)}: ${e.door}: SPA packet refused (${v.code}): ${v.reason}`,
+          );
           return;
         }
         const ports = v.grant.ports.map((p) => `${p.proto}/${p.port}`).join(',');
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: SPA packet accepted (user ${JSON.stringify(v.message.username)}): open ${ports} for ${v.grant.address}, ${v.grant.timeout}s`);
+        this.log.info(
+          ctx,
+          `${this.who(e.src)}: ${e.door}: SPA packet accepted (user ${JSON.stringify(v.message.username)}): open ${ports} for ${v.grant.address}, ${v.grant.timeout}s`,
+        );
         // Its digest is on disk before the rule goes in: a crash between the two cannot make this packet work twice.
         const grant = v.grant;
         void this.spaReplay.settled().then(() => this.actions?.spa(door, grant));
@@ -479,7 +539,7 @@ export class Daemon {
     this.doors = doors;
     this.indexDoors();
     const w = this.wire(doors);
-    if ((w.spa.length > 0) !== this.capture.snaplen > SNAPLEN) {
+    if (w.spa.length > 0 !== this.capture.snaplen > SNAPLEN) {
       // SPA doors came or went: the capture needs another snaplen, and a handle is only opened once.
       this.capture.stop();
       this.refreshInterface(false);
@@ -506,7 +566,9 @@ export class Daemon {
       listening: this.capture.listening,
       interfaces: this.ifaces.map((name) => {
         const on = this.capture.interfaces.find((i) => i.iface === name);
-        return on ? { name, listening: true, state: `listening (${on.link})` } : { name, listening: false, state: this.ifaceWait.get(name) || this.capture.problemOf(name) || 'waiting' };
+        return on
+          ? { name, listening: true, state: `listening (${on.link})` }
+          : { name, listening: false, state: this.ifaceWait.get(name) || this.capture.problemOf(name) || 'waiting' };
       }),
       doors: this.doors.map((d) => {
         const fwd = d.config.firewalld;
@@ -528,10 +590,10 @@ export class Daemon {
         applied: g.state === 'open',
         state: g.state,
       })),
-      pendingStops: this.commands.pending().map((p) => ({ door: p.door, src: p.src, secondsLeft: Math.max(0, Math.round((p.dueAt - now) / 1000)) })),
-      ...(cap
-        ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } }
-        : {}),
+      pendingStops: this.commands
+        .pending()
+        .map((p) => ({ door: p.door, src: p.src, secondsLeft: Math.max(0, Math.round((p.dueAt - now) / 1000)) })),
+      ...(cap ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } } : {}),
     };
   }
 
@@ -547,7 +609,9 @@ export class Daemon {
     // Queued firewalld calls finish, but a hung firewalld does not hold up the stop: what is
     // still closing stays in grants.json, and the next start confirms it.
     if (this.grants && !(await this.grants.stop(SHUTDOWN_FIREWALLD_MS))) {
-      this.log.warn(`firewalld did not answer within ${SHUTDOWN_FIREWALLD_MS / 1000} s; unfinished grants are kept in ${join(this.stateDir, 'grants.json')} for the next start`);
+      this.log.warn(
+        `firewalld did not answer within ${SHUTDOWN_FIREWALLD_MS / 1000} s; unfinished grants are kept in ${join(this.stateDir, 'grants.json')} for the next start`,
+      );
     }
     this.grants?.dispose();
     await this.spaReplay.settled();

@@ -41,7 +41,14 @@ export interface LogHandle {
   flush(): void;
 }
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warning',
+  50: 'error',
+  60: 'fatal',
+};
 
 function pad(n: number): string {
   return n < 10 ? `0${n}` : String(n);
@@ -136,7 +143,10 @@ export function createLogger(setup: LogSetup): LogHandle {
     // A log file that cannot be written must not bring the daemon down (knockd only warns).
     fileBoom.on('error', (err: Error) => process.stderr.write(`warning: log file ${setup.logFile}: ${err.message}\n`));
     booms.push(fileBoom);
-    streams.push({ level: setup.level === 'debug' || setup.level === 'trace' ? setup.level : 'info', stream: render(fileBoom, setup.format) });
+    streams.push({
+      level: setup.level === 'debug' || setup.level === 'trace' ? setup.level : 'info',
+      stream: render(fileBoom, setup.format),
+    });
   }
   if (setup.syslog) streams.push({ level: 'info', stream: new SyslogStream(setup.syslogSocket) });
   const minLevel = streams.some((s) => s.level === 'debug' || s.level === 'trace') ? setup.level : 'info';

@@ -36,7 +36,8 @@ export class SystemdNotifier {
       this.failed = false;
     } catch (err) {
       // Said once per run of failures, not once a second.
-      if (!this.failed) this.log.warn(`sd_notify to ${this.socket} failed (${(err as Error).message}); systemd does not see our state`);
+      if (!this.failed)
+        this.log.warn(`sd_notify to ${this.socket} failed (${(err as Error).message}); systemd does not see our state`);
       this.failed = true;
     }
   }

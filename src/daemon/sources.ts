@@ -60,6 +60,6 @@ export function impossibleSource(src: string, host: HostAddresses): string | und
     if (a! >= 240) return 'reserved (240.0.0.0/4)';
     if (host.broadcasts.has(v4.join('.'))) return 'a subnet broadcast address of this host';
   }
-  if (host.own.has(src)) return 'one of this host\'s own addresses';
+  if (host.own.has(src)) return "one of this host's own addresses";
   return undefined;
 }

@@ -21,7 +21,11 @@ export class SpaReplay {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.state = new StateWriter(file, () => ({ version: 1, key: 'entries', entries: this.cache.toJSON().entries }), log);
+    this.state = new StateWriter(
+      file,
+      () => ({ version: 1, key: 'entries', entries: this.cache.toJSON().entries }),
+      log,
+    );
   }
 
   async load(): Promise<void> {
@@ -31,7 +35,8 @@ export class SpaReplay {
     const { cache, dropped, expired } = ReplayCache.fromJSON({ version: 1, entries: read.entries }, this.now());
     for (const d of dropped) this.log.error(`${this.file}: entry ${d.index + 1} refused: ${d.reason}`);
     this.cache = cache;
-    if (cache.size || expired) this.log.info(`SPA replay cache: ${cache.size} packet digest(s) from the previous run (${expired} aged out)`);
+    if (cache.size || expired)
+      this.log.info(`SPA replay cache: ${cache.size} packet digest(s) from the previous run (${expired} aged out)`);
   }
 
   /** Judge one authenticated datagram for `door`; an authentic packet is remembered (and written) whatever the verdict. */

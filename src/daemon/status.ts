@@ -22,7 +22,15 @@ export interface StatusSnapshot {
   /** Each interface of `-i`/`Interface`: capturing or what it waits for. */
   interfaces?: { name: string; listening: boolean; state: string }[];
   doors: { name: string; sequence: string; action: string; zone?: string; rules?: string[]; commands: boolean }[];
-  grants: { src: string; door: string; zone: string; rule: string; secondsLeft: number | null; applied: boolean; state: 'opening' | 'open' | 'closing' }[];
+  grants: {
+    src: string;
+    door: string;
+    zone: string;
+    rule: string;
+    secondsLeft: number | null;
+    applied: boolean;
+    state: 'opening' | 'open' | 'closing';
+  }[];
   pendingStops: { door: string; src: string; secondsLeft: number }[];
   capture?: { frames: number; malformed: number; ignored: number; knocks: number; inFlight: number; evicted: number };
 }
@@ -58,7 +66,9 @@ export class StatusService {
       }
       this.bus = bus;
     } catch (err) {
-      this.log.warn(`"knockd --status" will not work: cannot publish ${STATUS_NAME} on the system bus (${(err as Error).message})`);
+      this.log.warn(
+        `"knockd --status" will not work: cannot publish ${STATUS_NAME} on the system bus (${(err as Error).message})`,
+      );
     }
   }
 
@@ -73,7 +83,9 @@ export async function queryStatus(timeoutMs = 3000): Promise<StatusSnapshot> {
   const bus = dbus.systemBus();
   bus.on('error', () => undefined);
   try {
-    const call = bus.call(new dbus.Message({ destination: STATUS_NAME, path: STATUS_PATH, interface: STATUS_IFACE, member: 'Status' }));
+    const call = bus.call(
+      new dbus.Message({ destination: STATUS_NAME, path: STATUS_PATH, interface: STATUS_IFACE, member: 'Status' }),
+    );
     const reply = await withTimeout(call, timeoutMs);
     return JSON.parse(String(reply?.body[0] ?? '{}')) as StatusSnapshot;
   } finally {
@@ -97,12 +109,21 @@ function table(rows: string[][]): string {
 /** Human-readable `knockd --status` output. */
 export function formatStatus(s: StatusSnapshot): string {
   const out: string[] = [`knockd ${s.version} (pid ${s.pid}): ${s.status}`, ''];
-  if (s.interfaces && s.interfaces.length > 1) out.push('interfaces:', table([['INTERFACE', 'STATE'], ...s.interfaces.map((i) => [i.name, i.state])]), '');
+  if (s.interfaces && s.interfaces.length > 1)
+    out.push('interfaces:', table([['INTERFACE', 'STATE'], ...s.interfaces.map((i) => [i.name, i.state])]), '');
   out.push('doors:');
   out.push(
     table([
       ['DOOR', 'SEQUENCE', 'ACTION'],
-      ...s.doors.map((d) => [d.name, d.sequence, d.rules ? `firewalld ${d.action} in zone ${d.zone}: ${d.rules.join(', ')}` : d.commands ? 'commands' : 'log only']),
+      ...s.doors.map((d) => [
+        d.name,
+        d.sequence,
+        d.rules
+          ? `firewalld ${d.action} in zone ${d.zone}: ${d.rules.join(', ')}`
+          : d.commands
+            ? 'commands'
+            : 'log only',
+      ]),
     ]),
   );
   out.push('', `grants held (${s.grants.length}):`);
@@ -110,17 +131,28 @@ export function formatStatus(s: StatusSnapshot): string {
     out.push(
       table([
         ['ADDRESS', 'DOOR', 'ZONE', 'LEFT', 'RULE'],
-        ...s.grants.map((g) => [g.src, g.door, g.zone, `${g.state === 'closing' ? 'closing (firewalld has not confirmed the removal; retrying)' : `${secs(g.secondsLeft)}${g.applied ? '' : ' (waiting for firewalld)'}`}`, g.rule]),
+        ...s.grants.map((g) => [
+          g.src,
+          g.door,
+          g.zone,
+          `${g.state === 'closing' ? 'closing (firewalld has not confirmed the removal; retrying)' : `${secs(g.secondsLeft)}${g.applied ? '' : ' (waiting for firewalld)'}`}`,
+          g.rule,
+        ]),
       ]),
     );
   }
   if (s.pendingStops.length) {
     out.push('', `stop commands pending (${s.pendingStops.length}):`);
-    out.push(table([['ADDRESS', 'DOOR', 'RUNS IN'], ...s.pendingStops.map((p) => [p.src, p.door, secs(p.secondsLeft)])]));
+    out.push(
+      table([['ADDRESS', 'DOOR', 'RUNS IN'], ...s.pendingStops.map((p) => [p.src, p.door, secs(p.secondsLeft)])]),
+    );
   }
   if (s.capture) {
     const c = s.capture;
-    out.push('', `capture: ${c.frames} frames, ${c.knocks} knock packets, ${c.malformed} malformed, ${c.inFlight} attempts in flight, ${c.evicted} evicted`);
+    out.push(
+      '',
+      `capture: ${c.frames} frames, ${c.knocks} knock packets, ${c.malformed} malformed, ${c.inFlight} attempts in flight, ${c.evicted} evicted`,
+    );
   }
   return `${out.join('\n')}\n`;
 }

@@ -65,7 +65,11 @@ export function formatAddress(buf: Buffer, off: number, family: 4 | 6): string {
     }
     if (i > 0) text += ':';
     // IPv4-mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d) address.
-    if (i === 6 && bestBase === 0 && (bestLen === 6 || (bestLen === 5 && buf[off + 10] === 0xff && buf[off + 11] === 0xff))) {
+    if (
+      i === 6 &&
+      bestBase === 0 &&
+      (bestLen === 6 || (bestLen === 5 && buf[off + 10] === 0xff && buf[off + 11] === 0xff))
+    ) {
       text += `${buf[off + 12]}.${buf[off + 13]}.${buf[off + 14]}.${buf[off + 15]}`;
       break;
     }

@@ -59,5 +59,16 @@ export interface Packet {
 }
 
 export function newPacket(): Packet {
-  return { family: 4, proto: IPPROTO_TCP, sport: 0, dport: 0, flags: 0, buf: Buffer.alloc(0), srcOff: 0, dstOff: 0, l4Off: 0, l4End: 0 };
+  return {
+    family: 4,
+    proto: IPPROTO_TCP,
+    sport: 0,
+    dport: 0,
+    flags: 0,
+    buf: Buffer.alloc(0),
+    srcOff: 0,
+    dstOff: 0,
+    l4Off: 0,
+    l4End: 0,
+  };
 }

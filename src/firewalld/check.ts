@@ -40,18 +40,31 @@ export async function firewalldWarnings(config: Config, fw: FirewalldClient): Pr
   };
   for (const d of config.doors) {
     for (const s of d.firewalld?.services ?? []) {
-      if (!services.has(s)) warn(d, 'FIREWALLD_SERVICE', `firewalld has no service "${s}" (see "firewall-cmd --get-services"); the daemon will refuse to start`);
+      if (!services.has(s))
+        warn(
+          d,
+          'FIREWALLD_SERVICE',
+          `firewalld has no service "${s}" (see "firewall-cmd --get-services"); the daemon will refuse to start`,
+        );
     }
     for (const zone of doorZones(d, defaultZone)) {
       if (!zones.has(zone)) {
-        warn(d, d.firewalld?.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND', `firewalld has no zone "${zone}" (zones: ${[...zones].join(', ')})`);
+        warn(
+          d,
+          d.firewalld?.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND',
+          `firewalld has no zone "${zone}" (zones: ${[...zones].join(', ')})`,
+        );
         continue;
       }
       const open = await portsOf(zone);
       for (const k of d.sequence) {
         const proto = k.proto === IPPROTO_TCP ? 'tcp' : 'udp';
         if (open.some(([range, p]) => p === proto && portIn(range, k.port))) {
-          warn(d, 'SEQUENCE', `knock port ${k.port}/${proto} is open in zone ${zone}: knocks there reach a service, and scanners see it answer; pick closed ports`);
+          warn(
+            d,
+            'SEQUENCE',
+            `knock port ${k.port}/${proto} is open in zone ${zone}: knocks there reach a service, and scanners see it answer; pick closed ports`,
+          );
         }
       }
     }

@@ -89,7 +89,8 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
 
   /** Connect (lazily, on first use) and subscribe to firewalld's name and Reloaded signal. */
   private async connection(): Promise<dbus.MessageBus> {
-    if (this.closed) throw new FirewalldError('firewalld client closed', 'org.freedesktop.DBus.Error.Disconnected', 'NOT_CONNECTED');
+    if (this.closed)
+      throw new FirewalldError('firewalld client closed', 'org.freedesktop.DBus.Error.Disconnected', 'NOT_CONNECTED');
     if (this.bus) return this.bus;
     this.connecting ??= this.open().finally(() => (this.connecting = undefined));
     return this.connecting;
@@ -182,7 +183,12 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
       // Not from firewalld as we know it: ignored.
     } else if (msg.interface === IFACE && msg.member === 'Reloaded') {
       this.emit('reloaded');
-    } else if (msg.interface === ZONE && msg.member === 'RichRuleRemoved' && typeof msg.body[0] === 'string' && typeof msg.body[1] === 'string') {
+    } else if (
+      msg.interface === ZONE &&
+      msg.member === 'RichRuleRemoved' &&
+      typeof msg.body[0] === 'string' &&
+      typeof msg.body[1] === 'string'
+    ) {
       this.emit('ruleRemoved', msg.body[0], msg.body[1]);
     }
   }
@@ -199,7 +205,13 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     return bus.call(new dbus.Message({ destination, path, interface: iface, member, signature, body }));
   }
 
-  private async call(iface: string, member: string, signature: string, body: unknown[], what: string): Promise<unknown> {
+  private async call(
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+    what: string,
+  ): Promise<unknown> {
     let bus: dbus.MessageBus;
     try {
       bus = await this.connection();
@@ -209,7 +221,14 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new FirewalldError(`${what}: no answer from firewalld within ${this.callTimeoutMs / 1000} s`, 'org.freedesktop.DBus.Error.NoReply', 'TIMEOUT')),
+        () =>
+          reject(
+            new FirewalldError(
+              `${what}: no answer from firewalld within ${this.callTimeoutMs / 1000} s`,
+              'org.freedesktop.DBus.Error.NoReply',
+              'TIMEOUT',
+            ),
+          ),
         this.callTimeoutMs,
       );
     });
@@ -234,7 +253,12 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
    */
   async identity(): Promise<string> {
     const bus = await this.connection();
-    if (this.owner === '') throw new FirewalldError('firewalld is not running', 'org.freedesktop.DBus.Error.NameHasNoOwner', 'NOT_CONNECTED');
+    if (this.owner === '')
+      throw new FirewalldError(
+        'firewalld is not running',
+        'org.freedesktop.DBus.Error.NameHasNoOwner',
+        'NOT_CONNECTED',
+      );
     const owner = this.owner;
     // One bus name on one bus connection is one firewalld process for its whole life: ask the bus once per
     // owner, not once per grant. Not across connections: a new dbus-daemon hands out the same unique names again.
@@ -280,7 +304,13 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
 
   /** The ports a service definition opens, as [port, protocol] pairs. */
   async getServicePorts(service: string): Promise<[string, string][]> {
-    const settings = (await this.call(IFACE, 'getServiceSettings2', 's', [service], `getServiceSettings2(${service})`)) as Record<string, { value: unknown }>;
+    const settings = (await this.call(
+      IFACE,
+      'getServiceSettings2',
+      's',
+      [service],
+      `getServiceSettings2(${service})`,
+    )) as Record<string, { value: unknown }>;
     return (settings.ports?.value as [string, string][] | undefined) ?? [];
   }
 

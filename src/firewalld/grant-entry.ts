@@ -19,10 +19,12 @@ export function validGrantEntry(raw: unknown): Grant | string {
   const { zone, rule, src, door, timeout, expiresAt } = e;
   if (typeof zone !== 'string' || !ZONE.test(zone)) return 'zone is not a zone name';
   if (typeof src !== 'string' || canonicalAddress(src) !== src) return 'src is not a canonical IP address';
-  if (typeof rule !== 'string' || rule.length > 2048 || normalizeRichRule(rule) !== rule) return 'rule is not a rich rule in firewalld\'s canonical text';
-  if (!rule.includes(`source address="${src}"`)) return 'rule is not for the entry\'s own src address';
+  if (typeof rule !== 'string' || rule.length > 2048 || normalizeRichRule(rule) !== rule)
+    return "rule is not a rich rule in firewalld's canonical text";
+  if (!rule.includes(`source address="${src}"`)) return "rule is not for the entry's own src address";
   if (typeof door !== 'string' || door.length === 0 || door.length > 256) return 'door is not a door name';
-  if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0 || timeout > MAX_FIREWALLD_TIMEOUT) return 'timeout is not a number of seconds';
+  if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0 || timeout > MAX_FIREWALLD_TIMEOUT)
+    return 'timeout is not a number of seconds';
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt < 0) return 'expiresAt is not a time';
   let state: GrantState;
   if (e.state !== undefined) {

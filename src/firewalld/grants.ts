@@ -72,7 +72,11 @@ const key = (zone: string, rule: string): string => `${zone}\u0000${rule}`;
 /** Why firewalld did not do it, in one of three kinds. */
 function classify(err: unknown): { kind: 'transient' | 'refused'; e: FirewalldError } {
   const e = err instanceof FirewalldError ? err : new FirewalldError(String(err), '', 'ERROR');
-  const transient = e.unreachable || e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied' || e.code === 'NOT_RUNNING' || e.code === 'RUNNING_BUT_FAILED';
+  const transient =
+    e.unreachable ||
+    e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied' ||
+    e.code === 'NOT_RUNNING' ||
+    e.code === 'RUNNING_BUT_FAILED';
   return { kind: transient ? 'transient' : 'refused', e };
 }
 
@@ -101,7 +105,11 @@ export class Grants {
     this.setTimer = opts.setTimer ?? setLongTimer;
     this.retryDelays = opts.retryDelaysMs ?? DEFAULT_RETRY_MS;
     this.state = opts.stateFile
-      ? new StateWriter(opts.stateFile, (): StateDoc => ({ version: STATE_VERSION, key: 'grants', entries: this.list() }), log)
+      ? new StateWriter(
+          opts.stateFile,
+          (): StateDoc => ({ version: STATE_VERSION, key: 'grants', entries: this.list() }),
+          log,
+        )
       : undefined;
     fw.on('up', () => void this.reapply('firewalld is back', 'reset'));
     fw.on('reloaded', () => void this.reapply('firewalld reloaded', 'reset'));
@@ -133,7 +141,16 @@ export class Grants {
     return this.serial(k, async () => {
       const expiresAt = timeout > 0 ? this.now() + timeout * 1000 : 0;
       const held = this.grants.get(k);
-      const grant: Grant = { zone, rule, src: who.src, door: who.door, timeout, expiresAt, state: held?.state ?? 'opening', firewalld: held?.firewalld ?? '' };
+      const grant: Grant = {
+        zone,
+        rule,
+        src: who.src,
+        door: who.door,
+        timeout,
+        expiresAt,
+        state: held?.state ?? 'opening',
+        firewalld: held?.firewalld ?? '',
+      };
       await this.add(grant, timeout, held ? 'refresh' : 'new');
     });
   }
@@ -156,11 +173,22 @@ export class Grants {
       try {
         present = await this.call(k, () => this.fw.queryRichRule(zone, rule));
       } catch (err) {
-        this.log.warn({ ...ctx, err }, `${who.src}: ${who.door}: firewalld: not held by knockd, and firewalld cannot say whether it is there (${(err as Error).message}); left alone: ${rule}`);
+        this.log.warn(
+          { ...ctx, err },
+          `${who.src}: ${who.door}: firewalld: not held by knockd, and firewalld cannot say whether it is there (${(err as Error).message}); left alone: ${rule}`,
+        );
         return;
       }
-      if (present) this.log.warn(ctx, `${who.src}: ${who.door}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`);
-      else this.log.info(ctx, `${who.src}: ${who.door}: firewalld: nothing to close in zone ${zone}: ${rule} was not open`);
+      if (present)
+        this.log.warn(
+          ctx,
+          `${who.src}: ${who.door}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`,
+        );
+      else
+        this.log.info(
+          ctx,
+          `${who.src}: ${who.door}: firewalld: nothing to close in zone ${zone}: ${rule} was not open`,
+        );
     });
   }
 
@@ -174,11 +202,16 @@ export class Grants {
   async restore(file: string): Promise<number> {
     const read = await readStateFile(file, 'grants', [1, STATE_VERSION], validGrantEntry, this.now);
     for (const p of read.problems) this.log.error(p);
-    if (read.movedTo) this.log.error(`${file}: moved aside to ${read.movedTo}; its ${read.entries.length} valid entr${read.entries.length === 1 ? 'y is' : 'ies are'} honoured`);
+    if (read.movedTo)
+      this.log.error(
+        `${file}: moved aside to ${read.movedTo}; its ${read.entries.length} valid entr${read.entries.length === 1 ? 'y is' : 'ies are'} honoured`,
+      );
     if (read.keep) this.state?.hold('could not be read at start-up');
     const now = this.now();
     const live = read.entries.filter((g) => g.state === 'closing' || g.expiresAt === 0 || g.expiresAt > now);
-    await Promise.all(live.map((g) => this.serial(key(g.zone, g.rule), () => this.reconcile({ ...g }, 'from the previous run'))));
+    await Promise.all(
+      live.map((g) => this.serial(key(g.zone, g.rule), () => this.reconcile({ ...g }, 'from the previous run'))),
+    );
     return live.length;
   }
 
@@ -192,7 +225,9 @@ export class Grants {
     if (this.stopping) return;
     const targets = this.list().filter((g) => mode !== 'pending' || g.state !== 'open');
     if (targets.length === 0) return;
-    this.log.info(`${why}: ${{ reset: 'restoring', check: 'checking', pending: 'retrying' }[mode]} ${targets.length} rule(s)`);
+    this.log.info(
+      `${why}: ${{ reset: 'restoring', check: 'checking', pending: 'retrying' }[mode]} ${targets.length} rule(s)`,
+    );
     await Promise.all(
       targets.map((g) =>
         this.serial(key(g.zone, g.rule), async () => {
@@ -227,12 +262,18 @@ export class Grants {
       const { kind, e } = classify(err);
       if (kind === 'refused') {
         this.untrack(k);
-        this.log.error({ ...ctx, err: e }, `${g.src}: ${g.door}: firewalld refused to say whether ${g.rule} is in zone ${g.zone} (${e.message}); grant dropped`);
+        this.log.error(
+          { ...ctx, err: e },
+          `${g.src}: ${g.door}: firewalld refused to say whether ${g.rule} is in zone ${g.zone} (${e.message}); grant dropped`,
+        );
         return;
       }
       g.state = 'opening';
       this.track(k, g);
-      this.log.error({ ...ctx, err: e }, `${g.src}: ${g.door}: firewalld is not reachable (${e.message}); ${g.rule} is checked again when it returns`);
+      this.log.error(
+        { ...ctx, err: e },
+        `${g.src}: ${g.door}: firewalld is not reachable (${e.message}); ${g.rule} is checked again when it returns`,
+      );
       this.scheduleRetry();
       return;
     }
@@ -282,7 +323,10 @@ export class Grants {
         if (!isCode(err, 'ALREADY_ENABLED')) throw err;
         if (why === 'new' || why === 'reset') {
           if (this.grants.get(k) === g) this.untrack(k);
-          this.log.warn(ctx, `${src}: ${door}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`);
+          this.log.warn(
+            ctx,
+            `${src}: ${door}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`,
+          );
           return;
         }
         if (why === 'restore' || why === 'retry') {
@@ -315,7 +359,10 @@ export class Grants {
         this.scheduleRetry();
       } else {
         if (this.grants.get(k) === g) this.untrack(k);
-        this.log.error({ ...ctx, err: e }, `${src}: ${door}: firewalld refused rule in zone ${zone}: ${e.message} (check firewalld_zone/firewalld_service in knockd.conf)`);
+        this.log.error(
+          { ...ctx, err: e },
+          `${src}: ${door}: firewalld refused rule in zone ${zone}: ${e.message} (check firewalld_zone/firewalld_service in knockd.conf)`,
+        );
       }
     }
   }
@@ -336,7 +383,10 @@ export class Grants {
         return;
       }
       const { e } = classify(err);
-      this.log.error({ ...ctx, err: e }, `${src}: ${door}: firewalld: could not remove rule from zone ${zone} (${e.message}); kept as closing and retried until firewalld confirms: ${rule}`);
+      this.log.error(
+        { ...ctx, err: e },
+        `${src}: ${door}: firewalld: could not remove rule from zone ${zone} (${e.message}); kept as closing and retried until firewalld confirms: ${rule}`,
+      );
       this.scheduleRetry();
     }
   }
@@ -365,7 +415,10 @@ export class Grants {
     } else if (g.expiresAt > 0 && this.now() >= g.expiresAt - EXPIRY_SLACK_MS) {
       this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${zone}: ${rule}`);
     } else {
-      this.log.warn(ctx, `${g.src}: ${g.door}: firewalld: rule removed outside knockd (firewall-cmd --remove-rich-rule?) in zone ${zone}: ${rule}; grant ended, it will not be put back`);
+      this.log.warn(
+        ctx,
+        `${g.src}: ${g.door}: firewalld: rule removed outside knockd (firewall-cmd --remove-rich-rule?) in zone ${zone}: ${rule}; grant ended, it will not be put back`,
+      );
     }
   }
 
@@ -397,7 +450,10 @@ export class Grants {
         this.setTimer(() => {
           if (this.grants.get(k) !== grant || grant.state === 'closing') return;
           this.untrack(k);
-          this.log.info({ src: grant.src, door: grant.door, zone: grant.zone, rule: grant.rule }, `${grant.src}: ${grant.door}: firewalld timeout: rule expired in zone ${grant.zone}: ${grant.rule}`);
+          this.log.info(
+            { src: grant.src, door: grant.door, zone: grant.zone, rule: grant.rule },
+            `${grant.src}: ${grant.door}: firewalld timeout: rule expired in zone ${grant.zone}: ${grant.rule}`,
+          );
         }, grant.expiresAt - this.now()),
       );
     }
@@ -430,7 +486,10 @@ export class Grants {
       while (this.queues.size > 0) await Promise.all([...this.queues.values()]);
     })();
     let timer: TimerHandle | undefined;
-    const finished = await Promise.race([done.then(() => true), new Promise<boolean>((r) => (timer = this.setTimer(() => r(false), deadlineMs)))]);
+    const finished = await Promise.race([
+      done.then(() => true),
+      new Promise<boolean>((r) => (timer = this.setTimer(() => r(false), deadlineMs))),
+    ]);
     timer?.cancel();
     await this.state?.settled();
     return finished;

@@ -164,9 +164,22 @@ export class Matcher {
   private sport = 0;
   private seq = 0;
   private readonly text = Buffer.alloc(16);
-  readonly stats: MatcherStats = { candidates: 0, ignored: 0, stages: 0, retransmits: 0, completed: 0, spoiled: 0, timeouts: 0, evicted: 0 };
+  readonly stats: MatcherStats = {
+    candidates: 0,
+    ignored: 0,
+    stages: 0,
+    retransmits: 0,
+    completed: 0,
+    spoiled: 0,
+    timeouts: 0,
+    evicted: 0,
+  };
 
-  constructor(doors: readonly DoorSpec[], private readonly listener: MatchListener, opts: MatcherOptions = {}) {
+  constructor(
+    doors: readonly DoorSpec[],
+    private readonly listener: MatchListener,
+    opts: MatcherOptions = {},
+  ) {
     this.max = Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.admit = opts.admitStage1 ?? (() => true);
     this.table = new AttemptTable(this.max, doors.length);
@@ -179,8 +192,13 @@ export class Matcher {
    * new door's timeout and flags apply from now on.
    */
   setDoors(doors: readonly DoorSpec[]): void {
-    const map = this.doors.map((d) => doors.findIndex((n) => n.name === d.spec.name && sameSequence(n.sequence, d.spec.sequence)));
-    this.doors = doors.map((spec) => ({ spec, target: spec.target !== undefined ? toWords(spec.target, `door ${spec.name}: target`) : undefined }));
+    const map = this.doors.map((d) =>
+      doors.findIndex((n) => n.name === d.spec.name && sameSequence(n.sequence, d.spec.sequence)),
+    );
+    this.doors = doors.map((spec) => ({
+      spec,
+      target: spec.target !== undefined ? toWords(spec.target, `door ${spec.name}: target`) : undefined,
+    }));
     this.table.remapDoors(map, doors.length);
     this.portIndex.clear();
     this.doors.forEach((d, i) => {
@@ -273,7 +291,8 @@ export class Matcher {
       const stage = t.stage[r]!;
       if (now - t.start[r]! >= spec.seqTimeoutMs) {
         this.stats.timeouts++;
-        if (stage !== 1 || this.admit('timeout')) this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
+        if (stage !== 1 || this.admit('timeout'))
+          this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
         t.remove(r);
       } else if (!matchFlags) {
         return; // knockd: a TCP packet with the wrong flags is ignored, it does not spoil
@@ -293,7 +312,13 @@ export class Matcher {
             t.stage[r] = stage + 1;
             t.setLast(r, proto === IPPROTO_TCP, this.sport, this.seq, dport);
             if (t.tier[r] === FRESH) t.promote(r);
-            this.listener({ type: 'stage', door: spec, src: this.srcText(r), family: t.family[r]! as 4 | 6, stage: stage + 1 });
+            this.listener({
+              type: 'stage',
+              door: spec,
+              src: this.srcText(r),
+              family: t.family[r]! as 4 | 6,
+              stage: stage + 1,
+            });
           }
           return;
         }
@@ -313,7 +338,8 @@ export class Matcher {
     if (t.size >= this.max) this.evictOne();
     const row = t.insert(di, s.family, s.w0, s.w1, s.w2, s.w3, now);
     t.setLast(row, proto === IPPROTO_TCP, this.sport, this.seq, dport);
-    if (this.admit('stage')) this.listener({ type: 'stage', door: spec, src: this.knockText(), family: s.family, stage: 1 });
+    if (this.admit('stage'))
+      this.listener({ type: 'stage', door: spec, src: this.knockText(), family: s.family, stage: 1 });
   }
 
   private complete(spec: DoorSpec, src: string, family: 4 | 6, stage: number): void {
@@ -356,9 +382,10 @@ export class Matcher {
       const spec = this.doors[d]!.spec;
       const limit = spec.seqTimeoutMs;
       // Stage-1 attempts are in start order: stop at the first live one.
-      for (let r = t.head(d, FRESH); r !== NONE && now - t.start[r]! >= limit; r = t.head(d, FRESH)) this.expire(spec, r);
+      for (let r = t.head(d, FRESH); r !== NONE && now - t.start[r]! >= limit; r = t.head(d, FRESH))
+        this.expire(spec, r);
       // Advanced attempts are in promotion order, not start order: look at all (few; bounded anyway).
-      for (let r = t.head(d, ADVANCED); r !== NONE; ) {
+      for (let r = t.head(d, ADVANCED); r !== NONE;) {
         const next = t.next[r]!;
         if (now - t.start[r]! >= limit) this.expire(spec, r);
         r = next;
@@ -370,7 +397,8 @@ export class Matcher {
     const t = this.table;
     const stage = t.stage[r]!;
     this.stats.timeouts++;
-    if (stage !== 1 || this.admit('timeout')) this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
+    if (stage !== 1 || this.admit('timeout'))
+      this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
     t.remove(r);
   }
 

@@ -188,7 +188,12 @@ export class AttemptTable {
 
   /** Whether a TCP packet repeats the one that last started or advanced a row (a retransmission). */
   repeatsLast(r: number, sport: number, seq: number, dport: number): boolean {
-    return this.lastTcp[r] === 1 && this.lastSeq[r] === (seq | 0) && this.lastSport[r] === sport && this.lastDport[r] === dport;
+    return (
+      this.lastTcp[r] === 1 &&
+      this.lastSeq[r] === (seq | 0) &&
+      this.lastSport[r] === sport &&
+      this.lastDport[r] === dport
+    );
   }
 
   /** Move a row from its door's fresh list to the tail of its advanced list. */
@@ -213,12 +218,28 @@ export class AttemptTable {
    */
   remapDoors(map: readonly number[], doors: number): void {
     // Copy the kept rows out in list order, then re-add them to an empty table.
-    const kept: { door: number; tier: Tier; family: 4 | 6; w: number[]; stage: number; start: number; last: [boolean, number, number, number] }[] = [];
+    const kept: {
+      door: number;
+      tier: Tier;
+      family: 4 | 6;
+      w: number[];
+      stage: number;
+      start: number;
+      last: [boolean, number, number, number];
+    }[] = [];
     for (const tier of [FRESH, ADVANCED] as const) {
       for (let d = 0; d < map.length; d++) {
         if (map[d]! < 0) continue;
         for (let r = this.head(d, tier); r !== NONE; r = this.next[r]!) {
-          kept.push({ door: map[d]!, tier, family: this.family[r] as 4 | 6, w: [0, 1, 2, 3].map((i) => this.word(r, i)), stage: this.stage[r]!, start: this.start[r]!, last: [this.lastTcp[r] === 1, this.lastSport[r]!, this.lastSeq[r]!, this.lastDport[r]!] });
+          kept.push({
+            door: map[d]!,
+            tier,
+            family: this.family[r] as 4 | 6,
+            w: [0, 1, 2, 3].map((i) => this.word(r, i)),
+            stage: this.stage[r]!,
+            start: this.start[r]!,
+            last: [this.lastTcp[r] === 1, this.lastSport[r]!, this.lastSeq[r]!, this.lastDport[r]!],
+          });
         }
       }
     }

@@ -25,22 +25,44 @@ function portsText(list: readonly { proto: string; port: number }[]): string {
  * @param nowMs  current Unix time in milliseconds (injectable clock)
  * @param maxAge seconds (default 120)
  */
-export function checkSpaAccess(msg: SpaMessage, source: string, door: SpaDoor, nowMs: number, maxAge = SPA_MAX_PACKET_AGE): SpaAccessResult {
+export function checkSpaAccess(
+  msg: SpaMessage,
+  source: string,
+  door: SpaDoor,
+  nowMs: number,
+  maxAge = SPA_MAX_PACKET_AGE,
+): SpaAccessResult {
   if (!sourceAllowed(door.sources, source)) {
     return refuse('source', `source ${source} is not in spa_source (${door.sources.map(cidrText).join(',')})`);
   }
 
   const skew = Math.floor(nowMs / 1000) - msg.timestamp;
-  if (skew > maxAge) return refuse('stale', `SPA packet is ${skew} s old (at most ${maxAge} s; replayed, or the client's clock is behind)`);
-  if (-skew > maxAge) return refuse('future', `SPA packet is timestamped ${-skew} s in the future (at most ${maxAge} s; the client's clock is ahead)`);
+  if (skew > maxAge)
+    return refuse(
+      'stale',
+      `SPA packet is ${skew} s old (at most ${maxAge} s; replayed, or the client's clock is behind)`,
+    );
+  if (-skew > maxAge)
+    return refuse(
+      'future',
+      `SPA packet is timestamped ${-skew} s in the future (at most ${maxAge} s; the client's clock is ahead)`,
+    );
 
-  if (msg.kind === 'nat') return refuse('nat', `NAT access message (type ${msg.type}, fwknop -N/--nat-local) is not supported; nothing opened`);
-  if (msg.kind === 'command') return refuse('command', 'command message (fwknop --server-cmd) is not supported; nothing opened');
+  if (msg.kind === 'nat')
+    return refuse(
+      'nat',
+      `NAT access message (type ${msg.type}, fwknop -N/--nat-local) is not supported; nothing opened`,
+    );
+  if (msg.kind === 'command')
+    return refuse('command', 'command message (fwknop --server-cmd) is not supported; nothing opened');
 
   let address: string;
   if (msg.allowIp === '0.0.0.0') {
     if (door.requireSourceAddress) {
-      return refuse('require-source', 'allow IP 0.0.0.0 (fwknop -s) is refused by spa_require_source_address; use fwknop -a <IP>');
+      return refuse(
+        'require-source',
+        'allow IP 0.0.0.0 (fwknop -s) is refused by spa_require_source_address; use fwknop -a <IP>',
+      );
     }
     const canon = canonicalAddress(source);
     if (canon === undefined) return refuse('source', `source "${source}" is not an IP address`);
@@ -59,9 +81,13 @@ export function checkSpaAccess(msg: SpaMessage, source: string, door: SpaDoor, n
         `${want.proto}/${want.port} is not in spa_open_ports (${portsText(door.openPorts)}); nothing of ${portsText(msg.access)} opened`,
       );
     }
-    if (!ports.some((p) => p.proto === want.proto && p.port === want.port)) ports.push({ proto: want.proto as SpaPortSpec['proto'], port: want.port });
+    if (!ports.some((p) => p.proto === want.proto && p.port === want.port))
+      ports.push({ proto: want.proto as SpaPortSpec['proto'], port: want.port });
   }
 
-  const timeout = msg.clientTimeout !== undefined && msg.clientTimeout > 0 ? Math.min(msg.clientTimeout, door.maxTimeout) : door.defaultTimeout;
+  const timeout =
+    msg.clientTimeout !== undefined && msg.clientTimeout > 0
+      ? Math.min(msg.clientTimeout, door.maxTimeout)
+      : door.defaultTimeout;
   return { ok: true, grant: { door: door.name, address, family, ports, timeout } };
 }

@@ -24,7 +24,8 @@ export function parseCidr(text: string): { cidr: SpaCidr; hostBitsSet: boolean }
   let prefix = max;
   if (slash >= 0) {
     const p = text.slice(slash + 1);
-    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > max) return { error: `prefix length "/${p}" must be 0..${max}` };
+    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > max)
+      return { error: `prefix length "/${p}" must be 0..${max}` };
     prefix = Number(p);
   }
   const masked = Buffer.from(parsed.bytes);

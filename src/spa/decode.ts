@@ -49,15 +49,25 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+
  */
 export function precheckSpaPayload(payload: Buffer): SpaRefusal | undefined {
   const n = payload.length;
-  if (n < MIN_SPA_PAYLOAD || n > MAX_SPA_PAYLOAD) return refuse('length', `payload of ${n} bytes is not an SPA packet (${MIN_SPA_PAYLOAD}..${MAX_SPA_PAYLOAD} bytes)`);
+  if (n < MIN_SPA_PAYLOAD || n > MAX_SPA_PAYLOAD)
+    return refuse(
+      'length',
+      `payload of ${n} bytes is not an SPA packet (${MIN_SPA_PAYLOAD}..${MAX_SPA_PAYLOAD} bytes)`,
+    );
   if (payload.subarray(0, PREFIX_BYTES.length).equals(PREFIX_BYTES)) {
-    return refuse('prefix', `payload starts with "${SALTED_PREFIX_B64}", which the fwknop client never sends (a disguised replay?)`);
+    return refuse(
+      'prefix',
+      `payload starts with "${SALTED_PREFIX_B64}", which the fwknop client never sends (a disguised replay?)`,
+    );
   }
   for (let i = 0; i < n; i++) {
     if (B64_BYTE[payload[i] as number] === 0) return refuse('charset', `payload byte ${i} is not a base64 character`);
   }
   if (n >= GPG_MIN_PAYLOAD) {
-    return refuse('too-long', `payload of ${n} characters would be GnuPG-encrypted for fwknopd; only Rijndael (under ${GPG_MIN_PAYLOAD}) is supported`);
+    return refuse(
+      'too-long',
+      `payload of ${n} characters would be GnuPG-encrypted for fwknopd; only Rijndael (under ${GPG_MIN_PAYLOAD}) is supported`,
+    );
   }
   return undefined;
 }
@@ -129,7 +139,10 @@ export function decodeSpaPacket(payload: Buffer, keys: SpaKeys): SpaDecodeResult
 export function decodeSpaAfterPrecheck(payload: Buffer, keys: SpaKeys): SpaDecodeResult {
   const body = verifySpaHmac(payload, keys);
   if (body === undefined) {
-    return refuse('hmac', `HMAC mismatch (wrong spa_hmac_key_base64, or the client's --hmac-digest-type is not ${keys.hmacType})`);
+    return refuse(
+      'hmac',
+      `HMAC mismatch (wrong spa_hmac_key_base64, or the client's --hmac-digest-type is not ${keys.hmacType})`,
+    );
   }
   const plain = decryptSpaBody(body, keys.encryption);
   if (plain === undefined) return refuse('decrypt', 'HMAC is valid but decryption failed (wrong spa_key_base64?)');

@@ -56,7 +56,8 @@ export function handleSpaPacket(
   }
 
   const digest = spaReplayDigest(payload);
-  if (replay.has(digest, nowMs)) return withDoor(refuse('replay', `replayed SPA packet from ${source} (digest already seen)`), candidates);
+  if (replay.has(digest, nowMs))
+    return withDoor(refuse('replay', `replayed SPA packet from ${source} (digest already seen)`), candidates);
 
   let best: SpaRefusal | undefined;
   let bestDoor: SpaDoor | undefined;
@@ -72,9 +73,21 @@ export function handleSpaPacket(
     const message = r.message;
     const ins = replay.insert(digest, nowMs);
     if (ins === 'full') {
-      return { ...refuse('replay-full', `replay cache is full (${replay.maxEntries} recent packets); refusing until entries age out`), door: door.name, message };
+      return {
+        ...refuse(
+          'replay-full',
+          `replay cache is full (${replay.maxEntries} recent packets); refusing until entries age out`,
+        ),
+        door: door.name,
+        message,
+      };
     }
-    if (ins === 'duplicate') return { ...refuse('replay', `replayed SPA packet from ${source} (digest already seen)`), door: door.name, message };
+    if (ins === 'duplicate')
+      return {
+        ...refuse('replay', `replayed SPA packet from ${source} (digest already seen)`),
+        door: door.name,
+        message,
+      };
     const access = checkSpaAccess(message, source, door, nowMs, maxAge);
     if (!access.ok) return { ...access, door: door.name, message };
     return { ok: true, door: door.name, grant: access.grant, message };

@@ -59,7 +59,11 @@ export interface SpaKeysWire {
 
 /** The inverse of `spaKeysFromWire`; the only way to get the bytes out in serializable form. */
 export function spaKeysToWire(keys: SpaKeys): SpaKeysWire {
-  return { encryptionBase64: keys.encryption.toString('base64'), hmacBase64: keys.hmac.toString('base64'), hmacType: keys.hmacType };
+  return {
+    encryptionBase64: keys.encryption.toString('base64'),
+    hmacBase64: keys.hmac.toString('base64'),
+    hmacType: keys.hmacType,
+  };
 }
 
 /** Rebuilds redacting keys from `spaKeysToWire()` output (trusted input: our own IPC). */

@@ -38,9 +38,21 @@ const BAD_USER = /["/\\[\]:;|=,+*?<>\x00-\x1f\x7f-\uffff]/;
 const DIGESTS_BY_LENGTH = new Map<number, readonly { type: SpaDigestType; hash: string }[]>([
   [22, [{ type: 'md5', hash: 'md5' }]],
   [27, [{ type: 'sha1', hash: 'sha1' }]],
-  [43, [{ type: 'sha256', hash: 'sha256' }, { type: 'sha3_256', hash: 'sha3-256' }]],
+  [
+    43,
+    [
+      { type: 'sha256', hash: 'sha256' },
+      { type: 'sha3_256', hash: 'sha3-256' },
+    ],
+  ],
   [64, [{ type: 'sha384', hash: 'sha384' }]],
-  [86, [{ type: 'sha512', hash: 'sha512' }, { type: 'sha3_512', hash: 'sha3-512' }]],
+  [
+    86,
+    [
+      { type: 'sha512', hash: 'sha512' },
+      { type: 'sha3_512', hash: 'sha3-512' },
+    ],
+  ],
 ]);
 
 /** Extra fields (after the message, before the digest) each type has. */
@@ -91,12 +103,21 @@ export function parseSpaPlaintext(text: string): { ok: true; message: SpaMessage
   // The digest first, as fwknop does.
   const digestField = text.slice(lastColon + 1);
   const candidates = DIGESTS_BY_LENGTH.get(digestField.length);
-  if (candidates === undefined || !B64.test(digestField)) return refuse('digest', 'SPA message digest has an unknown length or is not base64');
+  if (candidates === undefined || !B64.test(digestField))
+    return refuse('digest', 'SPA message digest has an unknown length or is not base64');
   const body = text.slice(0, lastColon);
   const hit = candidates.find((c) => digestMatches(c.hash, body, digestField));
   if (hit === undefined) return refuse('digest', 'SPA message digest does not match its contents');
 
-  const [rand, userB64, ts, version, typeText, msgB64, ...extra] = fields as [string, string, string, string, string, string, ...string[]];
+  const [rand, userB64, ts, version, typeText, msgB64, ...extra] = fields as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    ...string[],
+  ];
   if (!DIGITS16.test(rand)) return bad('random value is not 16 digits');
 
   const userBytes = b64Field(userB64, MAX_USER_CHARS);
@@ -106,7 +127,8 @@ export function parseSpaPlaintext(text: string): { ok: true; message: SpaMessage
   if (ts.length > MAX_TIMESTAMP_CHARS || !TIMESTAMP.test(ts)) return bad('invalid timestamp');
   const timestamp = Number(ts);
 
-  if (version.length === 0 || version.length > MAX_VERSION_CHARS || !VERSION.test(version)) return bad('invalid version');
+  if (version.length === 0 || version.length > MAX_VERSION_CHARS || !VERSION.test(version))
+    return bad('invalid version');
   if (!TYPE.test(typeText)) return bad(`unknown message type "${typeText.slice(0, 8)}"`);
   const type = Number(typeText) as SpaMessageType;
   if (!extraFieldsAllowed(type, extra.length)) return bad(`wrong number of fields for message type ${type}`);
@@ -122,7 +144,11 @@ export function parseSpaPlaintext(text: string): { ok: true; message: SpaMessage
   const rest = msg.slice(comma + 1);
 
   const kind: SpaMessage['kind'] =
-    type === SpaMessageType.Command ? 'command' : type === SpaMessageType.Access || type === SpaMessageType.ClientTimeoutAccess ? 'access' : 'nat';
+    type === SpaMessageType.Command
+      ? 'command'
+      : type === SpaMessageType.Access || type === SpaMessageType.ClientTimeoutAccess
+        ? 'access'
+        : 'nat';
   const access: SpaAccessSpec[] = [];
   if (kind === 'command') {
     if (rest === '') return bad('empty command');
@@ -156,7 +182,11 @@ export function parseSpaPlaintext(text: string): { ok: true; message: SpaMessage
   } else if ((type === SpaMessageType.Command || type === SpaMessageType.Access) && extra.length === 1) {
     if (b64Field(extra[next++] as string, MAX_SERVER_AUTH_CHARS) === undefined) return bad('invalid server_auth field');
   }
-  if (type === SpaMessageType.ClientTimeoutAccess || type === SpaMessageType.ClientTimeoutNatAccess || type === SpaMessageType.ClientTimeoutLocalNatAccess) {
+  if (
+    type === SpaMessageType.ClientTimeoutAccess ||
+    type === SpaMessageType.ClientTimeoutNatAccess ||
+    type === SpaMessageType.ClientTimeoutLocalNatAccess
+  ) {
     const t = extra[next++] as string;
     if (!TIMEOUT.test(t) || Number(t) > MAX_CLIENT_TIMEOUT) return bad('invalid client timeout');
     message.clientTimeout = Number(t);

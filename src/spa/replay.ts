@@ -61,7 +61,8 @@ export class ReplayCache {
   constructor(opts: ReplayCacheOptions = {}) {
     this.maxEntries = opts.maxEntries ?? DEFAULT_REPLAY_MAX_ENTRIES;
     this.windowMs = opts.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new RangeError('maxEntries must be a positive integer');
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1)
+      throw new RangeError('maxEntries must be a positive integer');
     if (!Number.isFinite(this.windowMs) || this.windowMs < 0) throw new RangeError('windowMs must be >= 0');
   }
 
@@ -115,8 +116,16 @@ export class ReplayCache {
     const cache = new ReplayCache(opts);
     const dropped: ReplayLoadResult['dropped'] = [];
     let expired = 0;
-    if (typeof data !== 'object' || data === null || (data as { version?: unknown }).version !== 1 || !Array.isArray((data as { entries?: unknown }).entries)) {
-      dropped.push({ index: -1, reason: 'not a replay cache (expected {"version": 1, "entries": [...]}); starting empty' });
+    if (
+      typeof data !== 'object' ||
+      data === null ||
+      (data as { version?: unknown }).version !== 1 ||
+      !Array.isArray((data as { entries?: unknown }).entries)
+    ) {
+      dropped.push({
+        index: -1,
+        reason: 'not a replay cache (expected {"version": 1, "entries": [...]}); starting empty',
+      });
       return { cache, dropped, expired };
     }
     const raw = (data as { entries: unknown[] }).entries;
@@ -125,8 +134,10 @@ export class ReplayCache {
     raw.forEach((e, index) => {
       if (!Array.isArray(e) || e.length !== 2) return void dropped.push({ index, reason: 'not a [digest, time] pair' });
       const [digest, t] = e as unknown[];
-      if (typeof digest !== 'string' || !DIGEST_RE.test(digest)) return void dropped.push({ index, reason: 'digest is not 43 base64 characters' });
-      if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) return void dropped.push({ index, reason: 'time is not a non-negative integer (ms)' });
+      if (typeof digest !== 'string' || !DIGEST_RE.test(digest))
+        return void dropped.push({ index, reason: 'digest is not 43 base64 characters' });
+      if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0)
+        return void dropped.push({ index, reason: 'time is not a non-negative integer (ms)' });
       if (seen.has(digest)) return void dropped.push({ index, reason: 'duplicate digest' });
       seen.add(digest);
       if (nowMs - t > cache.windowMs) {

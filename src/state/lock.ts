@@ -62,5 +62,7 @@ export async function lockStateDir(dir: string): Promise<StateDirLock> {
     // Stale: its process is gone. Remove it and try again (a racing start gets EEXIST and looks once more).
     await unlink(file).catch(() => undefined);
   }
-  throw new StateDirBusy(`state directory ${dir}: cannot take ${file} (another knockd is starting at the same time?); give each daemon its own --state-dir`);
+  throw new StateDirBusy(
+    `state directory ${dir}: cannot take ${file} (another knockd is starting at the same time?); give each daemon its own --state-dir`,
+  );
 }

@@ -76,7 +76,13 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * moved aside so the next write starts clean while the original stays for a
  * post-mortem.
  */
-export async function readStateFile<T>(file: string, key: string, versions: readonly number[], check: EntryCheck<T>, now: () => number = Date.now): Promise<StateRead<T>> {
+export async function readStateFile<T>(
+  file: string,
+  key: string,
+  versions: readonly number[],
+  check: EntryCheck<T>,
+  now: () => number = Date.now,
+): Promise<StateRead<T>> {
   const out: StateRead<T> = { entries: [], extra: {}, problems: [] };
   let text: string;
   try {
@@ -92,7 +98,10 @@ export async function readStateFile<T>(file: string, key: string, versions: read
   try {
     const data: unknown = JSON.parse(text);
     if (!isObject(data)) throw new Error('not a JSON object');
-    if (!versions.includes(data.version as number)) out.problems.push(`${file}: unknown version ${JSON.stringify(data.version)} (this knockd reads ${versions.join(', ')})`);
+    if (!versions.includes(data.version as number))
+      out.problems.push(
+        `${file}: unknown version ${JSON.stringify(data.version)} (this knockd reads ${versions.join(', ')})`,
+      );
     const list = data[key];
     if (!Array.isArray(list)) out.problems.push(`${file}: no "${key}" list`);
     else raws = list;
@@ -104,7 +113,8 @@ export async function readStateFile<T>(file: string, key: string, versions: read
   }
   raws.forEach((raw, i) => {
     const r = check(raw);
-    if (typeof r === 'string') out.problems.push(`${file}: entry ${i + 1} refused: ${r}: ${JSON.stringify(raw)?.slice(0, 200)}`);
+    if (typeof r === 'string')
+      out.problems.push(`${file}: entry ${i + 1} refused: ${r}: ${JSON.stringify(raw)?.slice(0, 200)}`);
     else out.entries.push(r);
   });
   if (out.problems.length > 0) {
@@ -156,7 +166,9 @@ export class StateWriter {
 
   hold(reason: string): void {
     this.held = reason;
-    this.log.error(`${this.file}: ${reason}: not writing it; state changes are kept in memory only until the daemon restarts`);
+    this.log.error(
+      `${this.file}: ${reason}: not writing it; state changes are kept in memory only until the daemon restarts`,
+    );
   }
 
   mark(): void {

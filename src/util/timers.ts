@@ -33,6 +33,8 @@ export const setLongTimer: SetTimer = (fn, ms) => {
  */
 export function withTimeout<T>(p: Promise<T>, ms: number, what = 'no answer'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms)));
+  const expired = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms)),
+  );
   return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }

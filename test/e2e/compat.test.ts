@@ -13,12 +13,13 @@ import { KNOCKD_BIN, debianKnock, knockFrom, sleep, sshRule, startKnockd, withLa
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
 
-
 test('the tutorial config as printed opens and closes SSH natively: no shell, no firewall-cmd process', async () => {
   const trace = join(lab.tmpDir, 'exec.trace');
   const pidFile = join(lab.tmpDir, 'traced.pid');
   // strace follows every process the daemon starts (its capture process included) and records each execve.
-  const d = await startKnockd(lab, SEED_004, ['-p', pidFile], { wrap: ['strace', '-f', '-qq', '-e', 'trace=execve', '-o', trace] });
+  const d = await startKnockd(lab, SEED_004, ['-p', pidFile], {
+    wrap: ['strace', '-f', '-qq', '-e', 'trace=execve', '-o', trace],
+  });
   try {
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
@@ -28,11 +29,25 @@ test('the tutorial config as printed opens and closes SSH natively: no shell, no
     await lab.waitFor(async () => (await lab.richRules()).length === 0, 2000, 20);
     assert.equal(await lab.sshBanner(), null);
     const log = await d.log();
-    assert.match(log, /knockd-\d+\.conf:2: \[door1\] directives outside any \[section\]; knockd 0.8 rejects this file. Add a header line such as "\[door1\]"/, "the missing headers are explained");
-    assert.match(log, /door1: firewall-cmd command lines carried out natively over D-Bus \(no shell, no firewall-cmd process\): add zone public: rule family="ipv4" source address="%IP%" service name="ssh" accept \(no timeout\)/);
-    assert.match(log, /door2: firewall-cmd command lines carried out natively over D-Bus .*: remove zone public: rule family="ipv4"/);
+    assert.match(
+      log,
+      /knockd-\d+\.conf:2: \[door1\] directives outside any \[section\]; knockd 0.8 rejects this file. Add a header line such as "\[door1\]"/,
+      'the missing headers are explained',
+    );
+    assert.match(
+      log,
+      /door1: firewall-cmd command lines carried out natively over D-Bus \(no shell, no firewall-cmd process\): add zone public: rule family="ipv4" source address="%IP%" service name="ssh" accept \(no timeout\)/,
+    );
+    assert.match(
+      log,
+      /door2: firewall-cmd command lines carried out natively over D-Bus .*: remove zone public: rule family="ipv4"/,
+    );
     assert.match(log, /door1: firewalld: added in zone public: /);
-    assert.match(log, /door2: firewalld: removed from zone public: /, 'the close door removes the rule the open door added: one grant table');
+    assert.match(
+      log,
+      /door2: firewalld: removed from zone public: /,
+      'the close door removes the rule the open door added: one grant table',
+    );
     assert.doesNotMatch(log, /running command/);
   } finally {
     // SIGTERM to the daemon itself (strace would only detach); strace exits with its tracee.
@@ -116,7 +131,10 @@ test('One_Time_Sequences: a sequence works once, not twice; the used line is dis
     // The next line does.
     await debianKnock(lab, lab.serverAddr, ['4444', '5555:udp', '6666']);
     await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
-    await d.waitForLog(/no more sequences left in the one time sequences file .* for door oneTime --> disabling the door/, 2000);
+    await d.waitForLog(
+      /no more sequences left in the one time sequences file .* for door oneTime --> disabling the door/,
+      2000,
+    );
     assert.equal(await readFile(file, 'utf8'), '# used before\n#111,2222,3333\n#444,5555:udp,6666\n');
   } finally {
     await d.stop();
@@ -126,14 +144,22 @@ test('One_Time_Sequences: a sequence works once, not twice; the used line is dis
 
 test('UseSyslog: knockd lines reach the system log with tag knockd', async () => {
   const sock = join(lab.tmpDir, 'syslog.sock');
-  const rx = spawn('python3', ['-c', `
+  const rx = spawn(
+    'python3',
+    [
+      '-c',
+      `
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 print("BOUND", flush=True)
 while True:
     print(s.recv(65536).decode(errors="replace"), flush=True)
-`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+`,
+      sock,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let got = '';
   rx.stdout!.on('data', (c: Buffer) => (got += c.toString()));
   try {
@@ -178,7 +204,10 @@ test('-l: knockers are named in the log (hosts file, looked up off the packet pa
     const d = await startKnockd(lab, `[door]\n  sequence = 3333,4444,5555\n  start_command = /bin/true\n`, ['-l']);
     try {
       await knockFrom(lab, lab.clientAddr, lab.serverAddr, [3333, 4444, 5555], 100);
-      await d.waitForLog(new RegExp(`${lab.clientAddr.replace(/\./g, '\\.')} \\(laptop\\.knock\\.test\\): door: OPEN SESAME`), 3000);
+      await d.waitForLog(
+        new RegExp(`${lab.clientAddr.replace(/\./g, '\\.')} \\(laptop\\.knock\\.test\\): door: OPEN SESAME`),
+        3000,
+      );
     } finally {
       await d.stop();
     }
@@ -192,14 +221,42 @@ test('-d detaches: the command returns at once, the pid file names the daemon, S
   const conf = join(lab.tmpDir, 'detached.conf');
   const log = join(lab.tmpDir, 'detached.log');
   await writeFile(conf, `[door]\n  sequence = 3333,4444,5555\n  start_command = /bin/true\n`);
-  const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '-d', '-i', lab.serverIf, '-c', conf, '-p', pidFile, '-g', log, '--state-dir', join(lab.tmpDir, 'detached-state')], { timeoutMs: 5000 });
+  const r = await lab.execIn(
+    'server',
+    [
+      process.execPath,
+      KNOCKD_BIN,
+      '-d',
+      '-i',
+      lab.serverIf,
+      '-c',
+      conf,
+      '-p',
+      pidFile,
+      '-g',
+      log,
+      '--state-dir',
+      join(lab.tmpDir, 'detached-state'),
+    ],
+    { timeoutMs: 5000 },
+  );
   assert.equal(r.code, 0, r.stderr);
-  const pid = await lab.waitFor(async () => Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined, 5000);
+  const pid = await lab.waitFor(
+    async () => Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined,
+    5000,
+  );
   await lab.waitFor(async () => (await readFile(log, 'utf8').catch(() => '')).includes('listening on'), 5000);
   await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
   await lab.waitFor(async () => (await readFile(log, 'utf8')).includes('door: OPEN SESAME'), 3000);
   process.kill(pid, 'SIGTERM');
-  await lab.waitFor(async () => !(await readFile(pidFile, 'utf8').then(() => true, () => false)), 5000);
+  await lab.waitFor(
+    async () =>
+      !(await readFile(pidFile, 'utf8').then(
+        () => true,
+        () => false,
+      )),
+    5000,
+  );
   // Gone, or a zombie waiting for whoever adopted it (in a container that may be nobody).
   const state = async (): Promise<string> => {
     const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
@@ -232,10 +289,20 @@ test('SIGHUP: a valid new config replaces the old without losing attempts in fli
     // logrotate: move the file away, signal, and the daemon writes a new one.
     await rename(d.logFile, `${d.logFile}.1`);
     process.kill(d.proc.pid!, 'SIGUSR1');
-    await lab.waitFor(async () => (await readFile(d.logFile, 'utf8').catch(() => '')).includes('log file reopened'), 3000);
+    await lab.waitFor(
+      async () => (await readFile(d.logFile, 'utf8').catch(() => '')).includes('log file reopened'),
+      3000,
+    );
     await knockFrom(lab, lab.clientAddr, lab.serverAddr, [7777, 8888]);
-    await lab.waitFor(async () => (await readFile(d.logFile, 'utf8').catch(() => '')).includes('other: OPEN SESAME'), 3000);
-    assert.match(await readFile(`${d.logFile}.1`, 'utf8'), /configuration reloaded/, 'older lines stay in the rotated file');
+    await lab.waitFor(
+      async () => (await readFile(d.logFile, 'utf8').catch(() => '')).includes('other: OPEN SESAME'),
+      3000,
+    );
+    assert.match(
+      await readFile(`${d.logFile}.1`, 'utf8'),
+      /configuration reloaded/,
+      'older lines stay in the rotated file',
+    );
   } finally {
     await d.stop();
   }

@@ -36,7 +36,10 @@ describe('no -i, no Interface', () => {
 
   test('with an eth0 it keeps eth0, as knockd does (even with the default route elsewhere)', async () => {
     // (no dummy module in every CI kernel: a veth pair, both ends in the server namespace)
-    const r = await lab.execIn('server', ['ip', '-batch', '-'], { input: 'link add eth0 type veth peer name eth0peer\naddr add 192.0.2.1/24 dev eth0\nlink set eth0peer up\nlink set eth0 up\n' });
+    const r = await lab.execIn('server', ['ip', '-batch', '-'], {
+      input:
+        'link add eth0 type veth peer name eth0peer\naddr add 192.0.2.1/24 dev eth0\nlink set eth0peer up\nlink set eth0 up\n',
+    });
     assert.equal(r.code, 0, r.stderr);
     d = await startKnockd(lab, DEFAULT_CONF(), [], { iface: null, waitFor: /starting up, listening on/ });
     const log = await d.log();

@@ -210,8 +210,10 @@ interface Pkt {
   t: number;
 }
 
-const flagsOk = (d: Door, p: Pkt): boolean => p.proto === UDP || ((p.flags & d.set) === d.set && (p.flags & d.clear) === 0);
-const isAt = (d: Door, stage: number, p: Pkt): boolean => d.seq[stage]!.proto === p.proto && d.seq[stage]!.port === p.port;
+const flagsOk = (d: Door, p: Pkt): boolean =>
+  p.proto === UDP || ((p.flags & d.set) === d.set && (p.flags & d.clear) === 0);
+const isAt = (d: Door, stage: number, p: Pkt): boolean =>
+  d.seq[stage]!.proto === p.proto && d.seq[stage]!.port === p.port;
 const usesPort = (d: Door, p: Pkt): boolean => d.seq.some((s) => s.proto === p.proto && s.port === p.port);
 /**
  * knockd's BPF filter: per door "dst host <own address> and ((tcp dst port <door's TCP ports> and <flag tests>)
@@ -302,7 +304,8 @@ class KnockdModel {
         const T = a.door.timeout;
         const lo = Math.floor((p.t - KNOCKD_MARGIN_MS) / 1000) - Math.floor((a.startMs + KNOCKD_MARGIN_MS) / 1000);
         const hi = Math.floor((p.t + KNOCKD_MARGIN_MS) / 1000) - Math.floor((a.startMs - KNOCKD_MARGIN_MS) / 1000);
-        if (lo < T && T <= hi) this.hooks.fragile?.(`${a.src} ${a.door.name} started ${a.startMs.toFixed(1)}, packet ${p.t.toFixed(1)}`);
+        if (lo < T && T <= hi)
+          this.hooks.fragile?.(`${a.src} ${a.door.name} started ${a.startMs.toFixed(1)}, packet ${p.t.toFixed(1)}`);
         if (pktSecs - a.seqStart >= T) {
           nix = true;
           const l = this.expired.get(a.src);
@@ -341,8 +344,7 @@ class KnockdModel {
         if (fm && isAt(a.door, a.stage, p)) {
           a.last = tcpId(p);
           this.processAttempt(a, opens);
-        }
-        else if (!fm) {
+        } else if (!fm) {
           // TCP flags didn't match: ignore the packet, keep the attempt
         } else a.stage = -1; // invalidated; removed by the next packet's cleanup
       }
@@ -370,8 +372,20 @@ class KnockdModel {
 // ---------------------------------------------------------------------------
 
 type Switches = Record<Quirk, boolean>;
-const NONE: Switches = { 'in-flight': false, 'spoil-restart': false, 'whole-second': false, 'list-wipe': false, retransmit: false };
-const ALL: Switches = { 'in-flight': true, 'spoil-restart': true, 'whole-second': true, 'list-wipe': true, retransmit: true };
+const NONE: Switches = {
+  'in-flight': false,
+  'spoil-restart': false,
+  'whole-second': false,
+  'list-wipe': false,
+  retransmit: false,
+};
+const ALL: Switches = {
+  'in-flight': true,
+  'spoil-restart': true,
+  'whole-second': true,
+  'list-wipe': true,
+  retransmit: true,
+};
 
 interface OAttempt {
   src: string;
@@ -488,11 +502,24 @@ class MatcherModel {
   }
   feed(p: Pkt, opens: string[]): void {
     this.opens = opens;
-    this.m.handle({ family: 4, proto: p.proto, dport: p.port, flags: p.flags, sport: p.sport, seq: p.seq, src: p.src, dst: this.server }, p.t);
+    this.m.handle(
+      {
+        family: 4,
+        proto: p.proto,
+        dport: p.port,
+        flags: p.flags,
+        sport: p.sport,
+        seq: p.seq,
+        src: p.src,
+        dst: this.server,
+      },
+      p.t,
+    );
   }
 }
 
-const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+const same = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Every model, fed with the whole packet stream batch by batch (as the daemons see it). */
 class Ensemble {
@@ -502,15 +529,24 @@ class Ensemble {
   readonly hybrid = new OursModel(ALL);
   /** Ours with exactly the quirks README.md lists. */
   readonly documented: OursModel;
-  readonly without = Object.fromEntries(QUIRKS.map((q) => [q, new OursModel({ ...ALL, [q]: false })])) as Record<Quirk, OursModel>;
-  readonly only = Object.fromEntries(QUIRKS.map((q) => [q, new OursModel({ ...NONE, [q]: true })])) as Record<Quirk, OursModel>;
+  readonly without = Object.fromEntries(QUIRKS.map((q) => [q, new OursModel({ ...ALL, [q]: false })])) as Record<
+    Quirk,
+    OursModel
+  >;
+  readonly only = Object.fromEntries(QUIRKS.map((q) => [q, new OursModel({ ...NONE, [q]: true })])) as Record<
+    Quirk,
+    OursModel
+  >;
   private quirks: { src: string; q: Quirk }[] = [];
   private fragileK: string[] = [];
   private fragileO = new Set<string>();
 
   constructor(server: string, documented: Switches) {
     this.documented = new OursModel(documented);
-    this.knockd = new KnockdModel({ quirk: (src, q) => this.quirks.push({ src, q }), fragile: (w) => this.fragileK.push(w) });
+    this.knockd = new KnockdModel({
+      quirk: (src, q) => this.quirks.push({ src, q }),
+      fragile: (w) => this.fragileK.push(w),
+    });
     this.ours = new OursModel(NONE, (src) => this.fragileO.add(src));
     this.matcher = new MatcherModel(server);
   }
@@ -605,8 +641,14 @@ function splitBatch(
   const mt = split(m.matcher, 'Matcher');
   const h = split(m.hybrid, 'hybrid model');
   const doc = split(m.documented, 'documented model');
-  const wo = Object.fromEntries(QUIRKS.map((q) => [q, split(m.without[q], `hybrid without ${q}`)])) as Record<Quirk, string[][]>;
-  const on = Object.fromEntries(QUIRKS.map((q) => [q, split(m.only[q], `ours with ${q}`)])) as Record<Quirk, string[][]>;
+  const wo = Object.fromEntries(QUIRKS.map((q) => [q, split(m.without[q], `hybrid without ${q}`)])) as Record<
+    Quirk,
+    string[][]
+  >;
+  const on = Object.fromEntries(QUIRKS.map((q) => [q, split(m.only[q], `ours with ${q}`)])) as Record<
+    Quirk,
+    string[][]
+  >;
   const rk = real ? split(real.knockd, 'real knockd') : undefined;
   const ro = real ? split(real.ours, 'real ours') : undefined;
   return per.map((x, i) => {
@@ -651,9 +693,21 @@ function causeLabel(r: ScenarioResult): string {
 // Scenario generator (seeded)
 // ---------------------------------------------------------------------------
 
-
 /** TCP flag combinations the sender uses. */
-const FLAG_COMBOS = [SYN, SYN | ACK, ACK, FIN, FIN | ACK, PSH | ACK, FIN | SYN, RST, RST | ACK, FIN | PSH, 0, FIN | PSH | URG];
+const FLAG_COMBOS = [
+  SYN,
+  SYN | ACK,
+  ACK,
+  FIN,
+  FIN | ACK,
+  PSH | ACK,
+  FIN | SYN,
+  RST,
+  RST | ACK,
+  FIN | PSH,
+  0,
+  FIN | PSH | URG,
+];
 const goodFlags = (d: Door): number[] => FLAG_COMBOS.filter((f) => (f & d.set) === d.set && (f & d.clear) === 0);
 const badFlags = (d: Door): number[] => FLAG_COMBOS.filter((f) => !((f & d.set) === d.set && (f & d.clear) === 0));
 
@@ -661,7 +715,8 @@ const badFlags = (d: Door): number[] => FLAG_COMBOS.filter((f) => !((f & d.set) 
 const POOL: Port[] = (() => {
   const all = new Map<string, Port>();
   for (const d of DOORS) for (const p of d.seq) all.set(`${p.proto}/${p.port}`, p);
-  for (const p of [tcp(7999), udp(7999), udp(7001), udp(7002), tcp(7101), tcp(7201), tcp(7401)]) all.set(`${p.proto}/${p.port}`, p);
+  for (const p of [tcp(7999), udp(7999), udp(7001), udp(7002), tcp(7101), tcp(7201), tcp(7401)])
+    all.set(`${p.proto}/${p.port}`, p);
   return [...all.values()];
 })();
 
@@ -693,7 +748,19 @@ interface Scenario {
   timed: boolean;
 }
 
-type Kind = 'correct' | 'flags' | 'order' | 'wrongport' | 'twodoors' | 'repeat' | 'prefix' | 'noise' | 'slow-retry' | 'slow-mid' | 'slow-noise' | 'retransmit';
+type Kind =
+  | 'correct'
+  | 'flags'
+  | 'order'
+  | 'wrongport'
+  | 'twodoors'
+  | 'repeat'
+  | 'prefix'
+  | 'noise'
+  | 'slow-retry'
+  | 'slow-mid'
+  | 'slow-noise'
+  | 'retransmit';
 const KIND_WEIGHTS: Record<Kind, number> = {
   correct: 15,
   flags: 11,
@@ -743,7 +810,10 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         for (let n = rng.int(1, 2); n > 0; n--) {
           const pos = rng.int(1, items.length);
           const want = d.seq[pos];
-          const target = want !== undefined && want.proto === TCP && rng.chance(0.7) ? want : rng.pick(d.seq.filter((p) => p.proto === TCP));
+          const target =
+            want !== undefined && want.proto === TCP && rng.chance(0.7)
+              ? want
+              : rng.pick(d.seq.filter((p) => p.proto === TCP));
           insertAt(items, pos, { proto: TCP, port: target.port, flags: rng.pick(badFlags(d)), gap: 0 });
         }
         items = timed([items]);
@@ -856,7 +926,13 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
       items[0]!.gap = first;
       items[1]!.gap = second - first;
       for (const it of items.slice(2)) it.gap = rng.int(5, 20);
-      out.push({ id, kind: straddle ? 'boundary' : 'boundary-control', offset: 0, sources: [{ kind: 'boundary', items }], timed: true });
+      out.push({
+        id,
+        kind: straddle ? 'boundary' : 'boundary-control',
+        offset: 0,
+        sources: [{ kind: 'boundary', items }],
+        timed: true,
+      });
       continue;
     }
     const n = rng.weighted({ 1: 45, 2: 35, 3: 20 } as Record<'1' | '2' | '3', number>);
@@ -942,7 +1018,10 @@ function assignBatches(scenarios: readonly Scenario[], pool: readonly string[]):
 }
 
 /** A batch's packets, per scenario and as one stream in send order (the Pkt objects are shared). */
-function planBatch(batch: readonly { sc: Scenario; srcs: string[] }[], start: number): { per: { sc: Scenario; srcs: string[]; pkts: Pkt[] }[]; all: Pkt[] } {
+function planBatch(
+  batch: readonly { sc: Scenario; srcs: string[] }[],
+  start: number,
+): { per: { sc: Scenario; srcs: string[]; pkts: Pkt[] }[]; all: Pkt[] } {
   const per = batch.map(({ sc, srcs }) => ({ sc, srcs, pkts: plan(sc, srcs, start) }));
   const all = per.flatMap((x) => x.pkts).sort((a, b) => a.t - b.t);
   return { per, all };
@@ -953,7 +1032,6 @@ async function documentedSwitches(): Promise<Switches> {
   const section = await readmeDifferences();
   return Object.fromEntries(QUIRKS.map((q) => [q, section.includes(QUIRK_README[q])])) as Switches;
 }
-
 
 function flagText(f: number): string {
   const s = [
@@ -975,7 +1053,10 @@ function describeScenario(sc: Scenario, pkts: readonly Pkt[]): string {
   return (
     `#${sc.id} [${sc.kind}] ` +
     pkts
-      .map((p) => `${p.src.split('.').pop()}:${p.proto === TCP ? `t${p.port}/${flagText(p.flags)}` : `u${p.port}`}${p.copy ? '(again)' : ''}@+${(p.t - t0).toFixed(0)}`)
+      .map(
+        (p) =>
+          `${p.src.split('.').pop()}:${p.proto === TCP ? `t${p.port}/${flagText(p.flags)}` : `u${p.port}`}${p.copy ? '(again)' : ''}@+${(p.t - t0).toFixed(0)}`,
+      )
       .join(' ')
   );
 }
@@ -1034,13 +1115,19 @@ json.dump(sent, open(sys.argv[2], 'w'))
 /** `<ip>: <door>: OPEN SESAME` lines (knockd -v stdout, our log file) → sorted "src door" list. */
 function parseOpens(text: string): string[] {
   const out: string[] = [];
-  for (const m of text.matchAll(/(\d+\.\d+\.\d+\.\d+)(?: \([^)]*\))?: (\S+): OPEN SESAME/g)) out.push(openKey(m[1]!, m[2]!));
+  for (const m of text.matchAll(/(\d+\.\d+\.\d+\.\d+)(?: \([^)]*\))?: (\S+): OPEN SESAME/g))
+    out.push(openKey(m[1]!, m[2]!));
   return out.sort();
 }
 
 function table(rows: (string | number)[][]): string[] {
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
-  return rows.map((r) => r.map((x, c) => (typeof x === 'number' ? String(x).padStart(w[c]!) : String(x).padEnd(w[c]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((x, c) => (typeof x === 'number' ? String(x).padStart(w[c]!) : String(x).padEnd(w[c]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** Summary tables: differences between the models by deciding quirk(s), and how often each quirk acted. */
@@ -1048,7 +1135,9 @@ function report(results: readonly ScenarioResult[], documented: Switches, real: 
   const listed = (c: string): string =>
     c
       .split(/ [+|] /)
-      .map((q) => (q in documented ? (documented[q as Quirk] ? `README: ${QUIRK_README[q as Quirk]}` : 'NOT IN README') : '?'))
+      .map((q) =>
+        q in documented ? (documented[q as Quirk] ? `README: ${QUIRK_README[q as Quirk]}` : 'NOT IN README') : '?',
+      )
       .join(' / ');
   const differ = results.filter((r) => !same(r.ours, r.knockd));
   const byCause = new Map<string, { n: number; real: number; example: number }>();
@@ -1064,7 +1153,13 @@ function report(results: readonly ScenarioResult[], documented: Switches, real: 
     ...table([
       ['deciding knockd quirk(s)', 'scenarios', ...(real ? ['real daemons differed'] : []), 'listed', 'e.g.'],
       ...causeRows.map(([c, e]) => [c, e.n, ...(real ? [e.real] : []), listed(c), `#${e.example}`]),
-      ['(total)', differ.length, ...(real ? [results.filter((r) => r.realKnockd && r.realOurs && !same(r.realKnockd, r.realOurs)).length] : []), '', ''],
+      [
+        '(total)',
+        differ.length,
+        ...(real ? [results.filter((r) => r.realKnockd && r.realOurs && !same(r.realKnockd, r.realOurs)).length] : []),
+        '',
+        '',
+      ],
     ]),
     ...table([
       ['knockd quirk', 'acted in', 'decisive in', 'what'],
@@ -1079,8 +1174,12 @@ function report(results: readonly ScenarioResult[], documented: Switches, real: 
 }
 
 function showResult(r: ScenarioResult): string {
-  const lines = [`${describeScenario(r.sc, r.pkts)}`, `    knockd model ${JSON.stringify(r.knockd)}   our model ${JSON.stringify(r.ours)}`];
-  if (r.realKnockd && r.realOurs) lines.push(`    real knockd  ${JSON.stringify(r.realKnockd)}   real ours ${JSON.stringify(r.realOurs)}`);
+  const lines = [
+    `${describeScenario(r.sc, r.pkts)}`,
+    `    knockd model ${JSON.stringify(r.knockd)}   our model ${JSON.stringify(r.ours)}`,
+  ];
+  if (r.realKnockd && r.realOurs)
+    lines.push(`    real knockd  ${JSON.stringify(r.realKnockd)}   real ours ${JSON.stringify(r.realOurs)}`);
   lines.push(`    knockd quirks acting: ${[...r.fired].join(', ') || '-'}; deciding: ${causeLabel(r)}`);
   return lines.join('\n');
 }
@@ -1098,7 +1197,9 @@ function notListed(
   const bad = results.filter((r) => !same(oursOf(r), knockdOf(r)) && !same(r.documented, knockdOf(r)));
   if (bad.length === 0) return [];
   const missing = QUIRKS.filter((q) => !documented[q]);
-  const per = missing.map((q) => `${q} (${QUIRK_WHAT[q]}; decisive in ${bad.filter((r) => deciding(r).includes(q)).length})`);
+  const per = missing.map(
+    (q) => `${q} (${QUIRK_WHAT[q]}; decisive in ${bad.filter((r) => deciding(r).includes(q)).length})`,
+  );
   return [
     `${bad.length} of ${results.length} scenarios differ in ways README.md's "Differences from knockd 0.8" does not list; ` +
       `quirks not listed: ${per.join('; ')}. Proposed README bullet(s): ${missing.map((q) => JSON.stringify(QUIRK_README[q])).join(', ')}`,
@@ -1136,15 +1237,31 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
     const { results, documented, problems } = await pureRun();
     assert.deepEqual(problems, []);
     const badMatcher = results.filter((r) => !same(r.ours, r.matcher));
-    assert.equal(badMatcher.length, 0, `our model differs from the Matcher class:\n${badMatcher.slice(0, 5).map(showResult).join('\n')}`);
+    assert.equal(
+      badMatcher.length,
+      0,
+      `our model differs from the Matcher class:\n${badMatcher.slice(0, 5).map(showResult).join('\n')}`,
+    );
     const unexplained = results.filter((r) => !same(r.hybrid, r.knockd));
-    assert.equal(unexplained.length, 0, `knockd model differences no modelled quirk explains:\n${unexplained.slice(0, 5).map((r) => `${showResult(r)}\n    ours+quirks ${JSON.stringify(r.hybrid)}`).join('\n')}`);
+    assert.equal(
+      unexplained.length,
+      0,
+      `knockd model differences no modelled quirk explains:\n${unexplained
+        .slice(0, 5)
+        .map((r) => `${showResult(r)}\n    ours+quirks ${JSON.stringify(r.hybrid)}`)
+        .join('\n')}`,
+    );
     for (const l of report(results, documented, false)) t.diagnostic(l);
   });
 
   test('models (pure): every difference is one README.md lists', async () => {
     const { results, documented } = await pureRun();
-    const msg = notListed(results, documented, (r) => r.knockd, (r) => r.ours);
+    const msg = notListed(
+      results,
+      documented,
+      (r) => r.knockd,
+      (r) => r.ours,
+    );
     if (msg.length > 0) assert.fail(msg.join('\n'));
   });
 
@@ -1165,7 +1282,9 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
       // ~240 more client addresses (.10-.250) for disjoint sources; the server needs no route back.
       const net = lab.serverAddr.split('.').slice(0, 3).join('.');
       const added = Array.from({ length: 241 }, (_, i) => `${net}.${10 + i}`);
-      const r = await lab.execIn('client', ['ip', '-batch', '-'], { input: added.map((a) => `addr add ${a}/${lab.prefix4} dev ${lab.clientIf}\n`).join('') });
+      const r = await lab.execIn('client', ['ip', '-batch', '-'], {
+        input: added.map((a) => `addr add ${a}/${lab.prefix4} dev ${lab.clientIf}\n`).join(''),
+      });
       assert.equal(r.code, 0, `adding client addresses: ${r.stderr}`);
       pool = [...lab.extraClientAddrs, ...added];
       senderPy = join(lab.tmpDir, 'rawsend.py');
@@ -1174,12 +1293,19 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
       const kconf = join(lab.tmpDir, 'debian-knockd.conf');
       await writeFile(kconf, knockdConf());
       knockdOut = join(lab.tmpDir, 'debian-knockd.out');
-      const proc = lab.spawnIn('server', [DEBIAN_KNOCKD, '-v', '-i', lab.serverIf, '-c', kconf], { logFile: knockdOut });
+      const proc = lab.spawnIn('server', [DEBIAN_KNOCKD, '-v', '-i', lab.serverIf, '-c', kconf], {
+        logFile: knockdOut,
+      });
       knockd = proc;
-      await lab.waitFor(async () => {
-        if (proc.exitCode !== null) throw new Error(`Debian knockd exited with ${proc.exitCode}:\n${await knockdLog()}`);
-        return (await knockdLog()).includes(`listening on ${lab.serverIf}`);
-      }, 10_000, 50);
+      await lab.waitFor(
+        async () => {
+          if (proc.exitCode !== null)
+            throw new Error(`Debian knockd exited with ${proc.exitCode}:\n${await knockdLog()}`);
+          return (await knockdLog()).includes(`listening on ${lab.serverIf}`);
+        },
+        10_000,
+        50,
+      );
       ours = await startKnockd(lab, oursConf());
     });
 
@@ -1199,9 +1325,17 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
     async function send(pkts: readonly Pkt[], name: string): Promise<number[]> {
       const planFile = join(lab.tmpDir, `${name}.plan.json`);
       const sentFile = join(lab.tmpDir, `${name}.sent.json`);
-      await writeFile(planFile, JSON.stringify({ dst: lab.serverAddr, packets: pkts.map((p) => [p.t, p.src, p.proto, p.port, p.flags, p.sport, p.seq]) }));
+      await writeFile(
+        planFile,
+        JSON.stringify({
+          dst: lab.serverAddr,
+          packets: pkts.map((p) => [p.t, p.src, p.proto, p.port, p.flags, p.sport, p.seq]),
+        }),
+      );
       const span = pkts.length ? pkts[pkts.length - 1]!.t - Date.now() : 0;
-      const r = await lab.execIn('client', [PYTHON, senderPy, planFile, sentFile], { timeoutMs: Math.max(0, span) + 20_000 });
+      const r = await lab.execIn('client', [PYTHON, senderPy, planFile, sentFile], {
+        timeoutMs: Math.max(0, span) + 20_000,
+      });
       assert.equal(r.code, 0, `raw sender failed (${String(r.code)}${r.timedOut ? ', timeout' : ''}): ${r.stderr}`);
       const sent = JSON.parse(await readFile(sentFile, 'utf8')) as number[];
       assert.equal(sent.length, pkts.length);
@@ -1220,87 +1354,127 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
       return prev;
     }
 
-    test(`${N_SCENARIOS} random scenarios: real daemons == their models, model differences == knockd's quirks (replay: DIFF_SEED=${SEED})`, { timeout: 600_000 }, async (t: TestContext) => {
-      const t0 = Date.now();
-      const documented = await documentedSwitches();
-      const ens = new Ensemble(lab.serverAddr, documented);
+    test(
+      `${N_SCENARIOS} random scenarios: real daemons == their models, model differences == knockd's quirks (replay: DIFF_SEED=${SEED})`,
+      { timeout: 600_000 },
+      async (t: TestContext) => {
+        const t0 = Date.now();
+        const documented = await documentedSwitches();
+        const ens = new Ensemble(lab.serverAddr, documented);
 
-      // Warm-up: one echo knock from the lab's main client address; both daemons must see it (the models too).
-      const warm: Pkt = { src: lab.clientAddr, proto: UDP, port: 7401, flags: 0, sport: 40000, seq: 0, t: guardSecond(Date.now() + 300) };
-      warm.t = (await send([warm], 'warmup'))[0]!;
-      ens.feed([warm]);
-      const want = `${lab.clientAddr}: echo: OPEN SESAME`;
-      await lab.waitFor(async () => (await knockdLog()).includes(want) && (await ours.log()).includes(want), 5000, 50);
-      const [k0, o0] = await settledLogs();
-      let kOff = k0.length;
-      let oOff = o0.length;
-      let lastSent = warm.t;
-
-      const results: ScenarioResult[] = [];
-      const problems: string[] = [];
-      let maxLate = 0;
-      let packets = 0;
-      const batches = assignBatches(scenarios, pool);
-      for (const [bi, batch] of batches.entries()) {
-        const start = Math.ceil(Math.max(Date.now() + 1200, lastSent + COOLDOWN) / 1000) * 1000;
-        const { per, all } = planBatch(batch, start);
-        const sent = await send(all, `batch${bi}`);
-        all.forEach((p, i) => {
-          maxLate = Math.max(maxLate, sent[i]! - p.t);
-          p.t = sent[i]!; // the models run on the real send times (the objects are shared with `per`)
-        });
-        packets += all.length;
-        lastSent = sent[sent.length - 1] ?? lastSent;
-        const m = ens.feed(all);
-        await sleep(Math.max(0, lastSent + 1000 - Date.now()));
-        const [kText, oText] = await settledLogs();
-        const real = { knockd: parseOpens(kText.slice(kOff)), ours: parseOpens(oText.slice(oOff)) };
-        kOff = kText.length;
-        oOff = oText.length;
-        results.push(...splitBatch(per, m, real, problems.length < 50 ? problems : []));
-        t.diagnostic(
-          `batch ${bi}: ${batch.length} scenarios, ${all.length} packets; OPEN SESAME: knockd ${real.knockd.length} (model ${m.knockd.length}), ` +
-            `ours ${real.ours.length} (model ${m.ours.length})${m.fragileKnockd.length ? `; fragile knockd timeouts: ${m.fragileKnockd.join('; ')}` : ''}`,
+        // Warm-up: one echo knock from the lab's main client address; both daemons must see it (the models too).
+        const warm: Pkt = {
+          src: lab.clientAddr,
+          proto: UDP,
+          port: 7401,
+          flags: 0,
+          sport: 40000,
+          seq: 0,
+          t: guardSecond(Date.now() + 300),
+        };
+        warm.t = (await send([warm], 'warmup'))[0]!;
+        ens.feed([warm]);
+        const want = `${lab.clientAddr}: echo: OPEN SESAME`;
+        await lab.waitFor(
+          async () => (await knockdLog()).includes(want) && (await ours.log()).includes(want),
+          5000,
+          50,
         );
-      }
+        const [k0, o0] = await settledLogs();
+        let kOff = k0.length;
+        let oOff = o0.length;
+        let lastSent = warm.t;
 
-      // (1) the real daemons do what their models say (a mismatch is excused only where a real timestamp
-      //     came within the margins of a timeout decision: none expected)
-      const mismatchK = results.filter((r) => !same(r.realKnockd!, r.knockd));
-      const mismatchO = results.filter((r) => !same(r.realOurs!, r.ours));
-      const badK = mismatchK.filter((r) => !r.fragileKnockd);
-      const badO = mismatchO.filter((r) => !r.fragileOurs);
-      const excused = new Set([...mismatchK, ...mismatchO].filter((r) => !badK.includes(r) && !badO.includes(r)));
-      const badMatcher = results.filter((r) => !same(r.ours, r.matcher));
-      // (2) the models differ only by knockd's quirks
-      const unexplained = results.filter((r) => !same(r.hybrid, r.knockd));
-      const realDiff = results.filter((r) => !same(r.realKnockd!, r.realOurs!));
+        const results: ScenarioResult[] = [];
+        const problems: string[] = [];
+        let maxLate = 0;
+        let packets = 0;
+        const batches = assignBatches(scenarios, pool);
+        for (const [bi, batch] of batches.entries()) {
+          const start = Math.ceil(Math.max(Date.now() + 1200, lastSent + COOLDOWN) / 1000) * 1000;
+          const { per, all } = planBatch(batch, start);
+          const sent = await send(all, `batch${bi}`);
+          all.forEach((p, i) => {
+            maxLate = Math.max(maxLate, sent[i]! - p.t);
+            p.t = sent[i]!; // the models run on the real send times (the objects are shared with `per`)
+          });
+          packets += all.length;
+          lastSent = sent[sent.length - 1] ?? lastSent;
+          const m = ens.feed(all);
+          await sleep(Math.max(0, lastSent + 1000 - Date.now()));
+          const [kText, oText] = await settledLogs();
+          const real = { knockd: parseOpens(kText.slice(kOff)), ours: parseOpens(oText.slice(oOff)) };
+          kOff = kText.length;
+          oOff = oText.length;
+          results.push(...splitBatch(per, m, real, problems.length < 50 ? problems : []));
+          t.diagnostic(
+            `batch ${bi}: ${batch.length} scenarios, ${all.length} packets; OPEN SESAME: knockd ${real.knockd.length} (model ${m.knockd.length}), ` +
+              `ours ${real.ours.length} (model ${m.ours.length})${m.fragileKnockd.length ? `; fragile knockd timeouts: ${m.fragileKnockd.join('; ')}` : ''}`,
+          );
+        }
 
-      const lines = [
-        `${results.length} scenarios in ${batches.length} batches, ${packets} packets, ${results.filter((r) => r.sc.timed).length} with a timing element; ` +
-          `max send lateness ${maxLate.toFixed(1)} ms; timestamps within the margins of a timeout decision: knockd ${results.filter((r) => r.fragileKnockd).length} scenarios, ours ${results.filter((r) => r.fragileOurs).length}`,
-        `real knockd 0.8 == knockd model: ${results.length - mismatchK.length}/${results.length}; real ours == our model: ${results.length - mismatchO.length}/${results.length}` +
-          `${excused.size ? ` (${excused.size} mismatches excused by timing ambiguity)` : ''}; ` +
-          `our model == Matcher: ${results.length - badMatcher.length}/${results.length}; model differences explained by knockd's quirks: ${results.length - unexplained.length}/${results.length}`,
-        `real daemons differed in ${realDiff.length} of ${results.length} scenarios (models: ${results.filter((r) => !same(r.ours, r.knockd)).length})`,
-        ...report(results, documented, true),
-        `runtime ${((Date.now() - t0) / 1000).toFixed(1)} s for the scenarios`,
-      ];
-      for (const l of lines) t.diagnostic(l);
-      e2e = { results: results.filter((r) => !excused.has(r)), documented };
+        // (1) the real daemons do what their models say (a mismatch is excused only where a real timestamp
+        //     came within the margins of a timeout decision: none expected)
+        const mismatchK = results.filter((r) => !same(r.realKnockd!, r.knockd));
+        const mismatchO = results.filter((r) => !same(r.realOurs!, r.ours));
+        const badK = mismatchK.filter((r) => !r.fragileKnockd);
+        const badO = mismatchO.filter((r) => !r.fragileOurs);
+        const excused = new Set([...mismatchK, ...mismatchO].filter((r) => !badK.includes(r) && !badO.includes(r)));
+        const badMatcher = results.filter((r) => !same(r.ours, r.matcher));
+        // (2) the models differ only by knockd's quirks
+        const unexplained = results.filter((r) => !same(r.hybrid, r.knockd));
+        const realDiff = results.filter((r) => !same(r.realKnockd!, r.realOurs!));
 
-      assert.deepEqual(problems, [], problems.join('\n'));
-      assert.equal(badK.length, 0, `real knockd 0.8 differs from the knockd model in ${badK.length} scenarios:\n${badK.slice(0, 8).map(showResult).join('\n')}`);
-      assert.equal(badO.length, 0, `our knockd differs from our model in ${badO.length} scenarios:\n${badO.slice(0, 8).map(showResult).join('\n')}`);
-      assert.equal(badMatcher.length, 0, `our model differs from the Matcher class:\n${badMatcher.slice(0, 5).map(showResult).join('\n')}`);
-      assert.equal(unexplained.length, 0, `differences no modelled knockd quirk explains:\n${unexplained.slice(0, 8).map(showResult).join('\n')}`);
-      assert.ok(excused.size <= results.length / 20, `too many mismatches excused by timing ambiguity: ${excused.size}`);
-    });
+        const lines = [
+          `${results.length} scenarios in ${batches.length} batches, ${packets} packets, ${results.filter((r) => r.sc.timed).length} with a timing element; ` +
+            `max send lateness ${maxLate.toFixed(1)} ms; timestamps within the margins of a timeout decision: knockd ${results.filter((r) => r.fragileKnockd).length} scenarios, ours ${results.filter((r) => r.fragileOurs).length}`,
+          `real knockd 0.8 == knockd model: ${results.length - mismatchK.length}/${results.length}; real ours == our model: ${results.length - mismatchO.length}/${results.length}` +
+            `${excused.size ? ` (${excused.size} mismatches excused by timing ambiguity)` : ''}; ` +
+            `our model == Matcher: ${results.length - badMatcher.length}/${results.length}; model differences explained by knockd's quirks: ${results.length - unexplained.length}/${results.length}`,
+          `real daemons differed in ${realDiff.length} of ${results.length} scenarios (models: ${results.filter((r) => !same(r.ours, r.knockd)).length})`,
+          ...report(results, documented, true),
+          `runtime ${((Date.now() - t0) / 1000).toFixed(1)} s for the scenarios`,
+        ];
+        for (const l of lines) t.diagnostic(l);
+        e2e = { results: results.filter((r) => !excused.has(r)), documented };
+
+        assert.deepEqual(problems, [], problems.join('\n'));
+        assert.equal(
+          badK.length,
+          0,
+          `real knockd 0.8 differs from the knockd model in ${badK.length} scenarios:\n${badK.slice(0, 8).map(showResult).join('\n')}`,
+        );
+        assert.equal(
+          badO.length,
+          0,
+          `our knockd differs from our model in ${badO.length} scenarios:\n${badO.slice(0, 8).map(showResult).join('\n')}`,
+        );
+        assert.equal(
+          badMatcher.length,
+          0,
+          `our model differs from the Matcher class:\n${badMatcher.slice(0, 5).map(showResult).join('\n')}`,
+        );
+        assert.equal(
+          unexplained.length,
+          0,
+          `differences no modelled knockd quirk explains:\n${unexplained.slice(0, 8).map(showResult).join('\n')}`,
+        );
+        assert.ok(
+          excused.size <= results.length / 20,
+          `too many mismatches excused by timing ambiguity: ${excused.size}`,
+        );
+      },
+    );
 
     test('end to end: every difference between the real daemons is one README.md lists', () => {
       assert.ok(e2e, 'the scenarios ran');
       // ours + the README's differences must do what the real knockd did
-      const msg = notListed(e2e.results, e2e.documented, (r) => r.realKnockd!, (r) => r.realOurs!);
+      const msg = notListed(
+        e2e.results,
+        e2e.documented,
+        (r) => r.realKnockd!,
+        (r) => r.realOurs!,
+      );
       if (msg.length > 0) assert.fail(msg.join('\n'));
     });
   });

@@ -10,7 +10,18 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon, clearRichRules } from './helpers';
+import {
+  DEFAULT_CONF,
+  KNOCKD_BIN,
+  debianKnock,
+  sleep,
+  sshRule,
+  startKnockd,
+  type RunningDaemon,
+  withLab,
+  withDaemon as sharedWithDaemon,
+  clearRichRules,
+} from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: true }, (l) => (lab = l));
@@ -27,10 +38,14 @@ async function status(): Promise<string> {
   return r.stdout;
 }
 
-const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = [], stateDir?: string): Promise<void> =>
-  sharedWithDaemon(lab, conf, fn, { args, ...(stateDir ? { stateDir } : {}) });
+const withDaemon = (
+  conf: string,
+  fn: (d: RunningDaemon) => Promise<void>,
+  args: string[] = [],
+  stateDir?: string,
+): Promise<void> => sharedWithDaemon(lab, conf, fn, { args, ...(stateDir ? { stateDir } : {}) });
 
-test('1. the admin\'s own rule (runtime + permanent) is never taken over, timed or removed by knocks', async () => {
+test("1. the admin's own rule (runtime + permanent) is never taken over, timed or removed by knocks", async () => {
   const rule = sshRule(lab.clientAddr);
   await lab.firewallCmd('--permanent', '--zone=public', `--add-rich-rule=${rule}`);
   await lab.firewallCmd('--zone=public', `--add-rich-rule=${rule}`);
@@ -49,7 +64,8 @@ test('1. the admin\'s own rule (runtime + permanent) is never taken over, timed 
       assert.doesNotMatch(await d.log(), /removed from zone|refreshed/);
     });
     // The same for tutorial firewall-cmd lines, which are carried out natively.
-    const seed = `[open]\n sequence = 3333,4444,5555\n command = /bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"\n` +
+    const seed =
+      `[open]\n sequence = 3333,4444,5555\n command = /bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"\n` +
       `[close]\n sequence = 6666,7777,8888\n command = /bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"\n`;
     await lab.firewallCmd('--zone=public', `--add-rich-rule=${rule}`);
     await withDaemon(seed, async (d) => {
@@ -100,7 +116,10 @@ test('2b. a rule removed while the daemon was down is not put back at the next s
   await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`);
   const d2 = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 300 }), [], { stateDir });
   try {
-    await d2.waitForLog(/is no longer in zone public \(removed by hand, or a reload, while knockd was not listening\); not put back/, 3000);
+    await d2.waitForLog(
+      /is no longer in zone public \(removed by hand, or a reload, while knockd was not listening\); not put back/,
+      3000,
+    );
     assert.deepEqual(await lab.richRules(), []);
   } finally {
     await d2.stop();
@@ -124,7 +143,10 @@ test('3. a close firewalld cannot do now is kept as closing (status, STATUS=, st
     const from = (await d.log()).length;
     await debianKnock(lab, lab.serverAddr, [3333]);
     await d.waitForLog(/openSSH: Stage 1/, 3000, from);
-    await d.waitForLog(/could not remove rule from zone public \(.*no answer from firewalld within 10 s\); kept as closing and retried/, 15_000);
+    await d.waitForLog(
+      /could not remove rule from zone public \(.*no answer from firewalld within 10 s\); kept as closing and retried/,
+      15_000,
+    );
     assert.match(await readFile(join(stateDir, 'grants.json'), 'utf8'), /"state":"closing"/);
     assert.match(await status(), /closing \(firewalld has not confirmed the removal; retrying\)/);
     assert.match(await status(), /1 closing \(not yet confirmed by firewalld\)/);
@@ -147,7 +169,7 @@ test('3. a close firewalld cannot do now is kept as closing (status, STATUS=, st
   }
 });
 
-test('4. no door is open without an end by default: an open door without cmd_timeout gets knockd\'s 10 s; --check warns about none', async () => {
+test("4. no door is open without an end by default: an open door without cmd_timeout gets knockd's 10 s; --check warns about none", async () => {
   const conf = `[open]\n sequence = 3333,4444,5555\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = ssh\n`;
   await withDaemon(conf, async (d) => {
     await debianKnock(lab, lab.serverAddr, OPEN);
@@ -162,11 +184,15 @@ test('4. no door is open without an end by default: an open door without cmd_tim
   const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--check', '-c', file]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /endless\.conf:5: warning: \[a\] Cmd_Timeout = 0: the rule never expires/);
-  assert.match(r.stdout, /endless\.conf:8: warning: \[b\] firewall-cmd --add-rich-rule with no --timeout, no Stop_Command that removes it and no door that closes it/);
+  assert.match(
+    r.stdout,
+    /endless\.conf:8: warning: \[b\] firewall-cmd --add-rich-rule with no --timeout, no Stop_Command that removes it and no door that closes it/,
+  );
 });
 
 test('5. timeouts beyond a Node timer (2^31 ms): firewalld gets the real value and the grant does not "expire" early', async () => {
-  const conf = `[open]\n sequence = 3333,4444,5555\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = ssh\n cmd_timeout = 3000000\n` +
+  const conf =
+    `[open]\n sequence = 3333,4444,5555\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = ssh\n cmd_timeout = 3000000\n` +
     `[cmd]\n sequence = 6666,7777,8888\n command = firewall-cmd --zone=public --add-rich-rule='rule family="ipv4" source address="%IP%" port port="2222" protocol="tcp" accept' --timeout=1000h\n`;
   await withDaemon(conf, async (d) => {
     await debianKnock(lab, lab.serverAddr, OPEN);
@@ -187,35 +213,82 @@ test('6. damaged state files: moved aside, every valid entry honoured, the error
   await mkdir(stateDir, { recursive: true });
   const rule = sshRule(lab.clientAddr);
   await lab.firewallCmd('--zone=public', `--add-rich-rule=${rule}`, '--timeout=300');
-  const good = { zone: 'public', rule, src: lab.clientAddr, door: 'openSSH', timeout: 300, expiresAt: Date.now() + 290_000, state: 'open', firewalld: '' };
-  await writeFile(join(stateDir, 'grants.json'), `{"version":2,"grants":[\n${JSON.stringify(good)},\n{"zone":"public","rule":"rule family=\\"ipv4\\" accept","src":"10.9.9.9"},\n{"zo`);
+  const good = {
+    zone: 'public',
+    rule,
+    src: lab.clientAddr,
+    door: 'openSSH',
+    timeout: 300,
+    expiresAt: Date.now() + 290_000,
+    state: 'open',
+    firewalld: '',
+  };
+  await writeFile(
+    join(stateDir, 'grants.json'),
+    `{"version":2,"grants":[\n${JSON.stringify(good)},\n{"zone":"public","rule":"rule family=\\"ipv4\\" accept","src":"10.9.9.9"},\n{"zo`,
+  );
   const marker = join(lab.tmpDir, 'stop-ran');
-  const stop = { door: 'shellDoor', src: '10.200.0.9', family: 4, stopCommand: `echo ran > ${marker}`, dueAt: Date.now() - 1000 };
-  await writeFile(join(stateDir, 'commands.json'), JSON.stringify({ version: 1, stops: [stop, { door: 'x', src: 'not-an-ip; reboot', family: 4, stopCommand: 'reboot', dueAt: 0 }] }));
-  await withDaemon(DEFAULT_CONF({ cmdTimeout: 300 }), async (d) => {
-    const log = await d.waitForLog(/took over 1 grant/, 3000);
-    assert.match(log, /grants\.json: not valid JSON/);
-    assert.match(log, /grants\.json: entry 2 refused: rule is not a rich rule in firewalld's canonical text/);
-    assert.match(log, /commands\.json: entry 2 refused: not a pending stop command/);
-    assert.match(log, /openSSH: firewalld: still open from the previous run in zone public/);
-    await lab.waitFor(async () => existsSync(marker), 3000);
-    const files = await readdir(stateDir);
-    assert.ok(files.some((f) => f.startsWith('grants.json.corrupt-')), files.join(' '));
-    assert.ok(files.some((f) => f.startsWith('commands.json.corrupt-')), files.join(' '));
-    assert.match(await status(), /grants held \(1\)/);
-  }, [], stateDir);
+  const stop = {
+    door: 'shellDoor',
+    src: '10.200.0.9',
+    family: 4,
+    stopCommand: `echo ran > ${marker}`,
+    dueAt: Date.now() - 1000,
+  };
+  await writeFile(
+    join(stateDir, 'commands.json'),
+    JSON.stringify({
+      version: 1,
+      stops: [stop, { door: 'x', src: 'not-an-ip; reboot', family: 4, stopCommand: 'reboot', dueAt: 0 }],
+    }),
+  );
+  await withDaemon(
+    DEFAULT_CONF({ cmdTimeout: 300 }),
+    async (d) => {
+      const log = await d.waitForLog(/took over 1 grant/, 3000);
+      assert.match(log, /grants\.json: not valid JSON/);
+      assert.match(log, /grants\.json: entry 2 refused: rule is not a rich rule in firewalld's canonical text/);
+      assert.match(log, /commands\.json: entry 2 refused: not a pending stop command/);
+      assert.match(log, /openSSH: firewalld: still open from the previous run in zone public/);
+      await lab.waitFor(async () => existsSync(marker), 3000);
+      const files = await readdir(stateDir);
+      assert.ok(
+        files.some((f) => f.startsWith('grants.json.corrupt-')),
+        files.join(' '),
+      );
+      assert.ok(
+        files.some((f) => f.startsWith('commands.json.corrupt-')),
+        files.join(' '),
+      );
+      assert.match(await status(), /grants held \(1\)/);
+    },
+    [],
+    stateDir,
+  );
 });
 
 test('7. two daemons cannot share a state directory: the second refuses, naming the directory and --state-dir', async () => {
   const stateDir = join(lab.tmpDir, 'shared-state');
-  await withDaemon(DEFAULT_CONF(), async (d) => {
-    const second = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', d.confFile, '--state-dir', stateDir], { timeoutMs: 15_000 });
-    assert.equal(second.code, 1, second.stdout + second.stderr);
-    assert.match(second.stdout + second.stderr, new RegExp(`state directory ${esc(stateDir)} is in use by another knockd \\(pid \\d+\\).*--state-dir`));
-  }, [], stateDir);
+  await withDaemon(
+    DEFAULT_CONF(),
+    async (d) => {
+      const second = await lab.execIn(
+        'server',
+        [process.execPath, KNOCKD_BIN, '-i', lab.serverIf, '-c', d.confFile, '--state-dir', stateDir],
+        { timeoutMs: 15_000 },
+      );
+      assert.equal(second.code, 1, second.stdout + second.stderr);
+      assert.match(
+        second.stdout + second.stderr,
+        new RegExp(`state directory ${esc(stateDir)} is in use by another knockd \\(pid \\d+\\).*--state-dir`),
+      );
+    },
+    [],
+    stateDir,
+  );
 });
 
-test('8. no rule and no command for an impossible source (unspecified, loopback, multicast, broadcast, the server\'s own)', async () => {
+test("8. no rule and no command for an impossible source (unspecified, loopback, multicast, broadcast, the server's own)", async () => {
   // Raw Ethernet frames from the client namespace, so the source can be anything.
   const sender = `
 import socket, struct, sys
@@ -247,7 +320,18 @@ for i, p in enumerate(ports):
     assert.equal(r.code, 0, r.stderr);
   };
   const net = lab.serverAddr.split('.').slice(0, 3).join('.');
-  const impossible = ['0.0.0.0', '127.0.0.1', '224.0.0.1', '255.255.255.255', `${net}.255`, lab.serverAddr, '::', '::1', 'ff02::1', lab.serverAddr6];
+  const impossible = [
+    '0.0.0.0',
+    '127.0.0.1',
+    '224.0.0.1',
+    '255.255.255.255',
+    `${net}.255`,
+    lab.serverAddr,
+    '::',
+    '::1',
+    'ff02::1',
+    lab.serverAddr6,
+  ];
   await withDaemon(DEFAULT_CONF({ cmdTimeout: 60 }), async (d) => {
     for (const src of impossible) {
       await send(src);
@@ -266,28 +350,57 @@ for i, p in enumerate(ports):
 
 test('9. -d passes every other flag through unchanged; a second SIGTERM ends a stalled shutdown', async () => {
   const conf = join(lab.tmpDir, 'detach.conf');
-  await writeFile(conf, `[shellDoor]\n sequence = 3333,4444,5555\n start_command = true\n stop_command = sleep 60\n cmd_timeout = 600\n`);
+  await writeFile(
+    conf,
+    `[shellDoor]\n sequence = 3333,4444,5555\n start_command = true\n stop_command = sleep 60\n cmd_timeout = 600\n`,
+  );
   const pidFile = join(lab.tmpDir, 'detach.pid');
   // -gdaemonlog: knockd 0.8-style glued value with a "d" in it (old code dropped every "d" of such a word).
-  const r = await lab.execIn('server', ['sh', '-c', `cd ${lab.tmpDir} && exec "$@"`, 'sh', process.execPath, KNOCKD_BIN, '-d', `-i${lab.serverIf}`, '-c', conf, '-p', pidFile, '-gdaemonlog', '--state-dir', join(lab.tmpDir, 'detach-state')], { timeoutMs: 5000 });
+  const r = await lab.execIn(
+    'server',
+    [
+      'sh',
+      '-c',
+      `cd ${lab.tmpDir} && exec "$@"`,
+      'sh',
+      process.execPath,
+      KNOCKD_BIN,
+      '-d',
+      `-i${lab.serverIf}`,
+      '-c',
+      conf,
+      '-p',
+      pidFile,
+      '-gdaemonlog',
+      '--state-dir',
+      join(lab.tmpDir, 'detach-state'),
+    ],
+    { timeoutMs: 5000 },
+  );
   assert.equal(r.code, 0, r.stderr);
   const logFile = join(lab.tmpDir, 'daemonlog');
   await lab.waitFor(async () => /listening on/.test(await readFile(logFile, 'utf8').catch(() => '')), 10_000);
-  const pid = Number(await lab.waitFor(async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim() || undefined, 5000));
+  const pid = Number(
+    await lab.waitFor(async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim() || undefined, 5000),
+  );
   await debianKnock(lab, lab.serverAddr, OPEN);
   await lab.waitFor(async () => /shellDoor: command finished/.test(await readFile(logFile, 'utf8')), 3000);
   process.kill(pid, 'SIGTERM'); // runs the pending stop command now: sleep 60 stalls the shutdown
   await lab.waitFor(async () => /running stop command now/.test(await readFile(logFile, 'utf8')), 3000);
   const t0 = Date.now();
   process.kill(pid, 'SIGTERM');
-  await lab.waitFor(async () => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 3000, 20);
+  await lab.waitFor(
+    async () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    3000,
+    20,
+  );
   assert.ok(Date.now() - t0 < 3000);
   assert.match(await readFile(logFile, 'utf8'), /SIGTERM again while shutting down: exiting now/);
 });
@@ -295,7 +408,9 @@ test('9. -d passes every other flag through unchanged; a second SIGTERM ends a s
 test('9. SIGHUPs are serialised: after a burst, the config running is the last one written', async () => {
   await withDaemon(DEFAULT_CONF(), async (d) => {
     const one = `[only]\n sequence = 1111,2222,3333\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = ssh\n`;
-    const three = DEFAULT_CONF() + `[third]\n sequence = 4000,5000\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = http\n`;
+    const three =
+      DEFAULT_CONF() +
+      `[third]\n sequence = 4000,5000\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = http\n`;
     for (let i = 0; i < 6; i++) {
       await writeFile(d.confFile, i % 2 ? three : one);
       d.proc.kill('SIGHUP');

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon, knockUntilOpen } from './helpers';
+import {
+  DEFAULT_CONF,
+  debianKnock,
+  sleep,
+  sshRule,
+  startKnockd,
+  type RunningDaemon,
+  withLab,
+  withDaemon as sharedWithDaemon,
+  knockUntilOpen,
+} from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -18,12 +28,17 @@ const open = async (): Promise<void> => {
 };
 const rulesNow = (): Promise<string[]> => lab.richRules();
 const waitRule = (ms: number): Promise<string[]> =>
-  lab.waitFor(async () => {
-    const r = await lab.richRules().catch(() => []);
-    return r.length ? r : undefined;
-  }, ms, 25);
+  lab.waitFor(
+    async () => {
+      const r = await lab.richRules().catch(() => []);
+      return r.length ? r : undefined;
+    },
+    ms,
+    25,
+  );
 
-const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = []): Promise<void> => sharedWithDaemon(lab, conf, fn, { args });
+const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, args: string[] = []): Promise<void> =>
+  sharedWithDaemon(lab, conf, fn, { args });
 
 test('1. firewalld restarts while a grant is open: the grant is back within 2 s of its return, with its remaining time', async () => {
   await withDaemon(DEFAULT_CONF({ cmdTimeout: 120 }), async (d) => {
@@ -173,7 +188,19 @@ test('5c. interface deleted and re-created: knocks work again within 5 s', async
       const r = await lab.execIn(ns, ['ip', ...a]);
       assert.equal(r.code, 0, `ip ${a.join(' ')}: ${r.stderr}`);
     };
-    await ip('server', 'link', 'add', lab.serverIf, 'type', 'veth', 'peer', 'name', lab.clientIf, 'netns', lab.clientNs);
+    await ip(
+      'server',
+      'link',
+      'add',
+      lab.serverIf,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      lab.clientIf,
+      'netns',
+      lab.clientNs,
+    );
     await ip('server', 'addr', 'add', `${lab.serverAddr}/${lab.prefix4}`, 'dev', lab.serverIf);
     await ip('client', 'addr', 'add', `${lab.clientAddr}/${lab.prefix4}`, 'dev', lab.clientIf);
     await ip('server', 'link', 'set', lab.serverIf, 'up');
@@ -204,7 +231,13 @@ test('6. firewalld gone for good: a clear log line, STATUS says so, retries, no 
 test('7. SIGHUP with a broken config: the old config keeps working, the error names the line', async () => {
   await withDaemon(DEFAULT_CONF(), async (d) => {
     const from = (await d.log()).length;
-    await writeFile(d.confFile, DEFAULT_CONF().replace('tcpflags          = syn\n    firewalld_action  = open', 'tcpflags          = sin\n    firewalld_action  = open'));
+    await writeFile(
+      d.confFile,
+      DEFAULT_CONF().replace(
+        'tcpflags          = syn\n    firewalld_action  = open',
+        'tcpflags          = sin\n    firewalld_action  = open',
+      ),
+    );
     process.kill(d.proc.pid!, 'SIGHUP');
     const text = await d.waitForLog(/reload refused, keeping the running config/, 3000, from);
     assert.match(text, /knockd-\d+\.conf:8: \[openSSH\] unknown TCP flag "sin"/);

@@ -25,16 +25,33 @@ test('a spoofed-source SYN flood (hping3 --rand-source) starves no legitimate kn
   const d = await startKnockd(lab, DEFAULT_CONF(), ['--max-attempts', String(MAX_ATTEMPTS)]);
   // On two or more cores the generator (and the kernel receive path it drives) gets core 0, as in the bench.
   const pin = availableParallelism() >= 2 ? ['taskset', '-c', '0'] : [];
-  const flood = lab.spawnIn('client', [...pin, 'timeout', '-s', 'INT', '120', 'hping3', '--flood', '--rand-source', '-S', '-p', '3333', lab.serverAddr]);
+  const flood = lab.spawnIn('client', [
+    ...pin,
+    'timeout',
+    '-s',
+    'INT',
+    '120',
+    'hping3',
+    '--flood',
+    '--rand-source',
+    '-S',
+    '-p',
+    '3333',
+    lab.serverAddr,
+  ]);
   try {
     // Long enough for the attempt table to fill and evictions to start.
     await d.waitForLog(/attempt\(s\) evicted/, 20_000);
     for (let round = 1; round <= 3; round++) {
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      const rules = await lab.waitFor(async () => {
-        const r = await lab.richRules();
-        return r.length ? r : undefined;
-      }, 5000, 50);
+      const rules = await lab.waitFor(
+        async () => {
+          const r = await lab.richRules();
+          return r.length ? r : undefined;
+        },
+        5000,
+        50,
+      );
       assert.deepEqual(rules, [sshRule(lab.clientAddr)], `round ${round}: the open knock got through the flood`);
       await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
       await lab.waitFor(async () => (await lab.richRules()).length === 0, 5000, 50);

@@ -37,7 +37,12 @@ export interface StartOptions {
 }
 
 /** Start bin/knockd in the server namespace with `conf` as its config; resolves once it is listening. */
-export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = [], opts: StartOptions = {}): Promise<RunningDaemon> {
+export async function startKnockd(
+  lab: Lab,
+  conf: string,
+  extraArgs: string[] = [],
+  opts: StartOptions = {},
+): Promise<RunningDaemon> {
   const n = ++seq;
   const confFile = join(lab.tmpDir, `knockd-${n}.conf`);
   const logFile = join(lab.tmpDir, `knockd-${n}.log`);
@@ -46,9 +51,29 @@ export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = 
   const env = opts.env ?? {};
   const envArgv = Object.keys(env).length ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : [];
   const stateDir = opts.stateDir ?? join(lab.tmpDir, `state-${n}`);
-  const proc = lab.spawnIn('server', [...envArgv, ...(opts.wrap ?? []), process.execPath, KNOCKD_BIN, ...(opts.iface === null ? [] : ['-i', opts.iface ?? lab.serverIf]), '-c', confFile, '-g', logFile, '--state-dir', stateDir, ...extraArgs], { logFile: outFile });
+  const proc = lab.spawnIn(
+    'server',
+    [
+      ...envArgv,
+      ...(opts.wrap ?? []),
+      process.execPath,
+      KNOCKD_BIN,
+      ...(opts.iface === null ? [] : ['-i', opts.iface ?? lab.serverIf]),
+      '-c',
+      confFile,
+      '-g',
+      logFile,
+      '--state-dir',
+      stateDir,
+      ...extraArgs,
+    ],
+    { logFile: outFile },
+  );
   const readLog = async (): Promise<string> => {
-    const [a, b] = await Promise.all([readFile(logFile, 'utf8').catch(() => ''), readFile(outFile, 'utf8').catch(() => '')]);
+    const [a, b] = await Promise.all([
+      readFile(logFile, 'utf8').catch(() => ''),
+      readFile(outFile, 'utf8').catch(() => ''),
+    ]);
     return a.length ? a : b;
   };
   const d: RunningDaemon = {
@@ -60,7 +85,8 @@ export async function startKnockd(lab: Lab, conf: string, extraArgs: string[] = 
       lab.waitFor(async () => {
         const text = (await readLog()).slice(from);
         if (re.test(text)) return text;
-        if (proc.exitCode !== null) throw new Error(`knockd exited with ${proc.exitCode}:\n${await readFile(outFile, 'utf8').catch(() => '')}`);
+        if (proc.exitCode !== null)
+          throw new Error(`knockd exited with ${proc.exitCode}:\n${await readFile(outFile, 'utf8').catch(() => '')}`);
         return undefined;
       }, timeoutMs),
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
@@ -86,7 +112,12 @@ export async function clearRichRules(lab: Lab): Promise<void> {
 }
 
 /** Run `fn` with a daemon on `conf`; stop it and clear zone public's rich rules afterwards, whatever happened. */
-export async function withDaemon(lab: Lab, conf: string, fn: (d: RunningDaemon) => Promise<void>, opts: StartOptions & { args?: string[] } = {}): Promise<void> {
+export async function withDaemon(
+  lab: Lab,
+  conf: string,
+  fn: (d: RunningDaemon) => Promise<void>,
+  opts: StartOptions & { args?: string[] } = {},
+): Promise<void> {
   const d = await startKnockd(lab, conf, opts.args ?? [], opts);
   try {
     await fn(d);
@@ -98,14 +129,23 @@ export async function withDaemon(lab: Lab, conf: string, fn: (d: RunningDaemon) 
 
 /** Knock the default open sequence with Debian's knock until a rich rule appears, for at most `withinMs` (after a fault). */
 export async function knockUntilOpen(lab: Lab, withinMs: number): Promise<void> {
-  await lab.waitFor(async () => {
-    await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-    return (await lab.richRules()).length > 0;
-  }, withinMs, 300);
+  await lab.waitFor(
+    async () => {
+      await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
+      return (await lab.richRules()).length > 0;
+    },
+    withinMs,
+    300,
+  );
 }
 
 /** Debian's knock 0.8 client, run in the client namespace. */
-export async function debianKnock(lab: Lab, host: string, ports: (number | string)[], extra: string[] = []): Promise<void> {
+export async function debianKnock(
+  lab: Lab,
+  host: string,
+  ports: (number | string)[],
+  extra: string[] = [],
+): Promise<void> {
   const r = await lab.execIn('client', ['knock', ...extra, host, ...ports.map(String)], { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`knock failed (${r.code}): ${r.stderr}`);
 }
@@ -127,14 +167,19 @@ const [src, host, delay, ...ports] = process.argv.slice(1);
     if (Number(delay)) await new Promise((r) => setTimeout(r, Number(delay)));
   }
 })();`;
-  const r = await lab.execIn('client', [process.execPath, '-e', script, source, host, String(delayMs), ...ports.map(String)], { timeoutMs: 15_000 });
+  const r = await lab.execIn(
+    'client',
+    [process.execPath, '-e', script, source, host, String(delayMs), ...ports.map(String)],
+    { timeoutMs: 15_000 },
+  );
   if (r.code !== 0) throw new Error(`knockFrom failed (${r.code}): ${r.stderr}`);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The rich rule our daemon adds for a knocker. */
-export const sshRule = (src: string, family: 4 | 6 = 4): string => `rule family="ipv${family}" source address="${src}" service name="ssh" accept`;
+export const sshRule = (src: string, family: 4 | 6 = 4): string =>
+  `rule family="ipv${family}" source address="${src}" service name="ssh" accept`;
 
 export const DEFAULT_CONF = (opts: { cmdTimeout?: number; seqTimeout?: number; tcpflags?: string } = {}): string => `
 [options]
@@ -180,7 +225,10 @@ async function descendants(pid: number): Promise<number[]> {
   const walk = async (p: number): Promise<void> => {
     const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
     for (const t of tasks) {
-      const kids = (await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number);
+      const kids = (await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => ''))
+        .split(' ')
+        .filter(Boolean)
+        .map(Number);
       for (const k of kids) {
         out.push(k);
         await walk(k);
@@ -193,12 +241,16 @@ async function descendants(pid: number): Promise<number[]> {
 
 /** The pid of the daemon's capture process (dist/src/capture/worker.js), waiting up to `timeoutMs` for one other than `not`. */
 export async function capturePid(lab: Lab, d: RunningDaemon, not?: number, timeoutMs = 5000): Promise<number> {
-  return lab.waitFor(async () => {
-    for (const p of await descendants(d.proc.pid!)) {
-      if (p === not) continue;
-      const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.includes('capture/worker.js')) return p;
-    }
-    return undefined;
-  }, timeoutMs, 25);
+  return lab.waitFor(
+    async () => {
+      for (const p of await descendants(d.proc.pid!)) {
+        if (p === not) continue;
+        const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+        if (cmd.includes('capture/worker.js')) return p;
+      }
+      return undefined;
+    },
+    timeoutMs,
+    25,
+  );
 }

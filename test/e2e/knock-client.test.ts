@@ -64,10 +64,14 @@ describe('our knock client against real daemons', () => {
 
   /** Wait (polling every 20 ms) until the public zone's rich rules are non-empty; resolves them. */
   const waitForRules = (timeoutMs = 1000): Promise<string[]> =>
-    lab.waitFor(async () => {
-      const r = await lab.richRules();
-      return r.length ? r : undefined;
-    }, timeoutMs, 20);
+    lab.waitFor(
+      async () => {
+        const r = await lab.richRules();
+        return r.length ? r : undefined;
+      },
+      timeoutMs,
+      20,
+    );
 
   const waitForNoRules = (timeoutMs = 1000): Promise<boolean> =>
     lab.waitFor(async () => (await lab.richRules()).length === 0, timeoutMs, 20);
@@ -109,7 +113,10 @@ describe('our knock client against real daemons', () => {
     });
 
     test('(c) a UDP door opens with -u and with port:udp', async () => {
-      for (const args of [['-u', lab.serverAddr, '2222', '3333'], [lab.serverAddr, '2222:udp', '3333:udp']]) {
+      for (const args of [
+        ['-u', lab.serverAddr, '2222', '3333'],
+        [lab.serverAddr, '2222:udp', '3333:udp'],
+      ]) {
         const from = (await d.log()).length;
         await knock(...args);
         assert.deepEqual(await waitForRules(), [sshRule(lab.clientAddr)], args.join(' '));
@@ -148,12 +155,20 @@ describe('our knock client against real daemons', () => {
       const conf = join(lab.tmpDir, 'debian-knockd.conf');
       outFile = join(lab.tmpDir, 'debian-knockd.out');
       await writeFile(conf, DEBIAN_CONF);
-      proc = lab.spawnIn('server', [DEBIAN_KNOCKD, '-i', lab.serverIf, '-c', conf, '-p', join(lab.tmpDir, 'debian-knockd.pid'), '-v'], { logFile: outFile });
+      proc = lab.spawnIn(
+        'server',
+        [DEBIAN_KNOCKD, '-i', lab.serverIf, '-c', conf, '-p', join(lab.tmpDir, 'debian-knockd.pid'), '-v'],
+        { logFile: outFile },
+      );
       // knockd -v prints "listening on <iface>..." once its pcap handle is open.
-      await lab.waitFor(async () => {
-        if (proc.exitCode !== null) throw new Error(`Debian knockd exited with ${proc.exitCode}:\n${await output()}`);
-        return (await output()).includes(`listening on ${lab.serverIf}`);
-      }, 10_000, 50);
+      await lab.waitFor(
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`Debian knockd exited with ${proc.exitCode}:\n${await output()}`);
+          return (await output()).includes(`listening on ${lab.serverIf}`);
+        },
+        10_000,
+        50,
+      );
     });
     after(async () => {
       if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
@@ -165,10 +180,14 @@ describe('our knock client against real daemons', () => {
 
     /** Wait for `re` in knockd's output (text after `from`), up to 1 s. */
     const waitForOutput = (re: RegExp, from: number): Promise<string> =>
-      lab.waitFor(async () => {
-        const text = (await output()).slice(from);
-        return re.test(text) ? text : undefined;
-      }, 1000, 20);
+      lab.waitFor(
+        async () => {
+          const text = (await output()).slice(from);
+          return re.test(text) ? text : undefined;
+        },
+        1000,
+        20,
+      );
 
     test('(b) knock 3333 4444 5555 makes knockd 0.8 say OPEN SESAME and run the command', async () => {
       const from = (await output()).length;
@@ -180,13 +199,19 @@ describe('our knock client against real daemons', () => {
       assert.doesNotMatch(text, /openUDP: OPEN SESAME/);
     });
 
-    test('(c) knock -u and port:udp open knockd 0.8\'s UDP door', async () => {
-      for (const args of [['-u', lab.serverAddr, '2222', '3333'], [lab.serverAddr, '2222:udp', '3333:udp']]) {
+    test("(c) knock -u and port:udp open knockd 0.8's UDP door", async () => {
+      for (const args of [
+        ['-u', lab.serverAddr, '2222', '3333'],
+        [lab.serverAddr, '2222:udp', '3333:udp'],
+      ]) {
         const from = (await output()).length;
         await knock(...args);
         // knockd's own line and its command's output reach the log in either order.
         const opened = `UDPOPENED ${escapeRe(lab.clientAddr)}\\n`;
-        const text = await waitForOutput(new RegExp(`openUDP: OPEN SESAME[\\s\\S]*${opened}|${opened}[\\s\\S]*openUDP: OPEN SESAME`), from);
+        const text = await waitForOutput(
+          new RegExp(`openUDP: OPEN SESAME[\\s\\S]*${opened}|${opened}[\\s\\S]*openUDP: OPEN SESAME`),
+          from,
+        );
         assert.match(text, /openUDP: OPEN SESAME/, args.join(' '));
       }
     });

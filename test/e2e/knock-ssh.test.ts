@@ -6,7 +6,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, knockFrom, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import {
+  DEFAULT_CONF,
+  debianKnock,
+  knockFrom,
+  sleep,
+  sshRule,
+  startKnockd,
+  type RunningDaemon,
+  withLab,
+} from './helpers';
 
 describe('knock opens and closes SSH in a real firewalld', () => {
   let lab!: Lab;
@@ -30,10 +39,14 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     test('2. Debian knock opens SSH within 1 s, with exactly the expected rule', async () => {
       const t0 = Date.now();
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      const rules = await lab.waitFor(async () => {
-        const r = await lab.richRules();
-        return r.length ? r : undefined;
-      }, 1000, 20);
+      const rules = await lab.waitFor(
+        async () => {
+          const r = await lab.richRules();
+          return r.length ? r : undefined;
+        },
+        1000,
+        20,
+      );
       const ms = Date.now() - t0;
       assert.deepEqual(rules, [sshRule(lab.clientAddr)]);
       assert.ok(ms <= 1000, `rule present after ${ms} ms`);
@@ -69,13 +82,24 @@ describe('knock opens and closes SSH in a real firewalld', () => {
       assert.equal(await lab.sshBanner(), null);
     });
 
-    test('5b. knocks sent to an address that is not the server\'s open nothing', async () => {
+    test("5b. knocks sent to an address that is not the server's open nothing", async () => {
       // Make the client send frames for 10.x.y.99 to the server's MAC: the
       // server's interface sees them (pcap is promiscuous) but they are not for it.
       const other = lab.serverAddr.replace(/\.\d+$/, '.99');
       const link = await lab.execIn('server', ['ip', '-j', 'link', 'show', lab.serverIf]);
       const mac = (JSON.parse(link.stdout) as { address: string }[])[0]!.address;
-      await lab.execIn('client', ['ip', 'neigh', 'replace', other, 'lladdr', mac, 'dev', lab.clientIf, 'nud', 'permanent']);
+      await lab.execIn('client', [
+        'ip',
+        'neigh',
+        'replace',
+        other,
+        'lladdr',
+        mac,
+        'dev',
+        lab.clientIf,
+        'nud',
+        'permanent',
+      ]);
       const from = (await d.log()).length;
       await debianKnock(lab, other, [3333, 4444, 5555]);
       await sleep(500);

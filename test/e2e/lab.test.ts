@@ -57,7 +57,8 @@ function assertNothingLeft(lab: Lab): void {
 
 /** The lab's basic invariants: names, addressing, routes, host untouched. */
 async function assertTopology(lab: Lab): Promise<void> {
-  for (const ifname of [lab.serverIf, lab.clientIf]) assert.ok(ifname.length <= 15, `interface name too long: ${ifname}`);
+  for (const ifname of [lab.serverIf, lab.clientIf])
+    assert.ok(ifname.length <= 15, `interface name too long: ${ifname}`);
   const names = netnsNames();
   assert.ok(names.includes(lab.serverNs) && names.includes(lab.clientNs), 'namespaces are listed');
   assert.match(lab.serverAddr, /^10\.200\.\d{1,3}\.1$/);
@@ -81,69 +82,80 @@ test('requireRoot: root and ip netns are available (fails, never skips)', () => 
   requireRoot();
 });
 
-test('lab: firewalld blocks ssh until a rich rule allows the client (IPv4 + IPv6), then cleans up', { timeout: 120_000 }, async (t) => {
-  requireRoot();
-  const t0 = Date.now();
-  const lab = await startLab({ extraClientAddrs: 2 });
-  t.diagnostic(`startLab: ${Date.now() - t0} ms (${lab.serverNs}, ${lab.serverAddr}, ${lab.serverAddr6})`);
-  try {
-    await assertTopology(lab);
-    assert.equal(lab.extraClientAddrs.length, 2);
+test(
+  'lab: firewalld blocks ssh until a rich rule allows the client (IPv4 + IPv6), then cleans up',
+  { timeout: 120_000 },
+  async (t) => {
+    requireRoot();
+    const t0 = Date.now();
+    const lab = await startLab({ extraClientAddrs: 2 });
+    t.diagnostic(`startLab: ${Date.now() - t0} ms (${lab.serverNs}, ${lab.serverAddr}, ${lab.serverAddr6})`);
+    try {
+      await assertTopology(lab);
+      assert.equal(lab.extraClientAddrs.length, 2);
 
-    // firewalld is up on the private bus with the lab's zone setup.
-    assert.equal(await lab.firewallCmd('--state'), 'running');
-    const all = await lab.firewallCmd('--zone=public', '--list-all');
-    const field = (name: string): string[] =>
-      (all.split('\n').find((l) => l.trim().startsWith(`${name}:`)) ?? '').trim().split(/\s+/).slice(1);
-    assert.ok(field('interfaces').includes(lab.serverIf), `public zone lacks ${lab.serverIf}:\n${all}`);
-    assert.ok(!field('services').includes('ssh'), `ssh service still in public:\n${all}`);
-    assert.deepEqual(await lab.richRules(), []);
+      // firewalld is up on the private bus with the lab's zone setup.
+      assert.equal(await lab.firewallCmd('--state'), 'running');
+      const all = await lab.firewallCmd('--zone=public', '--list-all');
+      const field = (name: string): string[] =>
+        (all.split('\n').find((l) => l.trim().startsWith(`${name}:`)) ?? '').trim().split(/\s+/).slice(1);
+      assert.ok(field('interfaces').includes(lab.serverIf), `public zone lacks ${lab.serverIf}:\n${all}`);
+      assert.ok(!field('services').includes('ssh'), `ssh service still in public:\n${all}`);
+      assert.deepEqual(await lab.richRules(), []);
 
-    // sshd runs, but only loopback inside the server namespace reaches it.
-    assert.match((await lab.sshBanner({ from: 'server', host: '127.0.0.1' })) ?? '<null>', SSH_BANNER);
-    assert.match((await lab.sshBanner({ from: 'server', host: '::1' })) ?? '<null>', SSH_BANNER);
-    const tBlocked = Date.now();
-    assert.equal(await lab.sshBanner(), null, 'client reached sshd before any rule');
-    t.diagnostic(`blocked probe answered in ${Date.now() - tBlocked} ms (REJECT, not a timeout)`);
-    assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null, 'client reached sshd over IPv6 before any rule');
+      // sshd runs, but only loopback inside the server namespace reaches it.
+      assert.match((await lab.sshBanner({ from: 'server', host: '127.0.0.1' })) ?? '<null>', SSH_BANNER);
+      assert.match((await lab.sshBanner({ from: 'server', host: '::1' })) ?? '<null>', SSH_BANNER);
+      const tBlocked = Date.now();
+      assert.equal(await lab.sshBanner(), null, 'client reached sshd before any rule');
+      t.diagnostic(`blocked probe answered in ${Date.now() - tBlocked} ms (REJECT, not a timeout)`);
+      assert.equal(
+        await lab.sshBanner({ host: lab.serverAddr6 }),
+        null,
+        'client reached sshd over IPv6 before any rule',
+      );
 
-    // An IPv4 rich rule for the client's address opens ssh for that source only.
-    await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv4Rule(lab.clientAddr)}`, '--timeout=5');
-    assert.deepEqual(await lab.richRules(), [ipv4Rule(lab.clientAddr)]);
-    assert.match((await lab.sshBanner()) ?? '<null>', SSH_BANNER);
-    assert.equal(await lab.sshBanner({ source: lab.extraClientAddrs[0] }), null, 'other client source was let in');
-    assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null, 'IPv4 rule opened IPv6');
+      // An IPv4 rich rule for the client's address opens ssh for that source only.
+      await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv4Rule(lab.clientAddr)}`, '--timeout=5');
+      assert.deepEqual(await lab.richRules(), [ipv4Rule(lab.clientAddr)]);
+      assert.match((await lab.sshBanner()) ?? '<null>', SSH_BANNER);
+      assert.equal(await lab.sshBanner({ source: lab.extraClientAddrs[0] }), null, 'other client source was let in');
+      assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null, 'IPv4 rule opened IPv6');
 
-    // The rule is per source, not per destination: a second server address works too.
-    const prefix = lab.serverAddr.split('.').slice(0, 3).join('.');
-    await lab.addServerAddress(`${prefix}.9/24`);
-    assert.match((await lab.sshBanner({ host: `${prefix}.9` })) ?? '<null>', SSH_BANNER);
-    await lab.delServerAddress(`${prefix}.9/24`);
-    assert.equal(await lab.sshBanner({ host: `${prefix}.9`, timeoutMs: 500 }), null, 'removed address still answers');
+      // The rule is per source, not per destination: a second server address works too.
+      const prefix = lab.serverAddr.split('.').slice(0, 3).join('.');
+      await lab.addServerAddress(`${prefix}.9/24`);
+      assert.match((await lab.sshBanner({ host: `${prefix}.9` })) ?? '<null>', SSH_BANNER);
+      await lab.delServerAddress(`${prefix}.9/24`);
+      assert.equal(await lab.sshBanner({ host: `${prefix}.9`, timeoutMs: 500 }), null, 'removed address still answers');
 
-    // IPv6: family ipv6 rule for the client's ULA.
-    await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv6Rule(lab.clientAddr6)}`, '--timeout=5');
-    assert.ok((await lab.richRules()).includes(ipv6Rule(lab.clientAddr6)), 'IPv6 rule listed verbatim');
-    assert.match((await lab.sshBanner({ host: lab.serverAddr6 })) ?? '<null>', SSH_BANNER);
+      // IPv6: family ipv6 rule for the client's ULA.
+      await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv6Rule(lab.clientAddr6)}`, '--timeout=5');
+      assert.ok((await lab.richRules()).includes(ipv6Rule(lab.clientAddr6)), 'IPv6 rule listed verbatim');
+      assert.match((await lab.sshBanner({ host: lab.serverAddr6 })) ?? '<null>', SSH_BANNER);
 
-    // --timeout rules expire by themselves and access is gone again.
-    const tExpire = Date.now();
-    await lab.waitFor(async () => (await lab.richRules()).length === 0, 15_000, 250);
-    t.diagnostic(`timed rules expired ${Date.now() - tExpire} ms after the check started`);
-    assert.equal(await lab.sshBanner(), null, 'access survived rule expiry');
-    assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null, 'IPv6 access survived rule expiry');
+      // --timeout rules expire by themselves and access is gone again.
+      const tExpire = Date.now();
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, 15_000, 250);
+      t.diagnostic(`timed rules expired ${Date.now() - tExpire} ms after the check started`);
+      assert.equal(await lab.sshBanner(), null, 'access survived rule expiry');
+      assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null, 'IPv6 access survived rule expiry');
 
-    // waitFor reports a timeout as an error.
-    await assert.rejects(lab.waitFor(async () => false, 300), /not met within 300 ms/);
-  } finally {
-    const t1 = Date.now();
-    await lab.stop();
-    t.diagnostic(`stop: ${Date.now() - t1} ms`);
-  }
-  assertNothingLeft(lab);
-  await lab.stop(); // idempotent
-  await assert.rejects(lab.execIn('server', ['true']), /stopped/);
-});
+      // waitFor reports a timeout as an error.
+      await assert.rejects(
+        lab.waitFor(async () => false, 300),
+        /not met within 300 ms/,
+      );
+    } finally {
+      const t1 = Date.now();
+      await lab.stop();
+      t.diagnostic(`stop: ${Date.now() - t1} ms`);
+    }
+    assertNothingLeft(lab);
+    await lab.stop(); // idempotent
+    await assert.rejects(lab.execIn('server', ['true']), /stopped/);
+  },
+);
 
 test('lab: firewalld restart (stopFirewalld/startFirewalld)', { timeout: 120_000 }, async (t) => {
   requireRoot();

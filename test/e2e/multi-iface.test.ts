@@ -40,14 +40,16 @@ ${iface !== undefined ? `    interface = ${iface}\n` : ''}
     cmd_timeout       = 2
 `;
 
-const portRule = (src: string): string => `rule family="ipv4" source address="${src}" port port="2022" protocol="tcp" accept`;
+const portRule = (src: string): string =>
+  `rule family="ipv4" source address="${src}" port port="2022" protocol="tcp" accept`;
 
 describe('two interfaces, one daemon', () => {
   let lab!: Lab;
   withLab({ ipv6: false, secondLink: true }, (l) => (lab = l));
   let d: RunningDaemon;
 
-  const hasRule = (rule: string): Promise<boolean> => lab.waitFor(async () => (await lab.richRules()).includes(rule), 3000, 50);
+  const hasRule = (rule: string): Promise<boolean> =>
+    lab.waitFor(async () => (await lab.richRules()).includes(rule), 3000, 50);
   const noRules = (): Promise<boolean> => lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
   /** Open from one side (the client's address on that link), check, and close again. */
   async function openAndClose(server: string, client: string): Promise<void> {
@@ -60,11 +62,16 @@ describe('two interfaces, one daemon', () => {
 
   /** Wait until `knockd --status` shows the second link not capturing (and, with `firstListening`, the first one capturing). */
   const secondLinkLost = (timeoutMs: number, firstListening: boolean): Promise<boolean> =>
-    lab.waitFor(async () => {
-      const s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
-      if (s.code !== 0 || (firstListening && !new RegExp(`listening on ${lab.serverIf}\\b`).test(s.stdout))) return false;
-      return new RegExp(`${lab.serverIf2}\\s+(?!listening)`).test(s.stdout);
-    }, timeoutMs, 50);
+    lab.waitFor(
+      async () => {
+        const s = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
+        if (s.code !== 0 || (firstListening && !new RegExp(`listening on ${lab.serverIf}\\b`).test(s.stdout)))
+          return false;
+        return new RegExp(`${lab.serverIf2}\\s+(?!listening)`).test(s.stdout);
+      },
+      timeoutMs,
+      50,
+    );
 
   describe('Interface = a,b in the config, no -i', () => {
     before(async () => {
@@ -80,8 +87,16 @@ describe('two interfaces, one daemon', () => {
       assert.match(log, /starting up, listening on ks\w+ \(ETHERNET/);
       const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, new RegExp(`^knockd \\S+ \\(pid \\d+\\): listening on ${lab.serverIf}, ${lab.serverIf2}, 3 doors, 0 open`));
-      assert.match(r.stdout, new RegExp(`interfaces:\\n\\s+INTERFACE\\s+STATE\\n\\s+${lab.serverIf}\\s+listening \\(ETHERNET\\)\\n\\s+${lab.serverIf2}\\s+listening \\(ETHERNET\\)`));
+      assert.match(
+        r.stdout,
+        new RegExp(`^knockd \\S+ \\(pid \\d+\\): listening on ${lab.serverIf}, ${lab.serverIf2}, 3 doors, 0 open`),
+      );
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `interfaces:\\n\\s+INTERFACE\\s+STATE\\n\\s+${lab.serverIf}\\s+listening \\(ETHERNET\\)\\n\\s+${lab.serverIf2}\\s+listening \\(ETHERNET\\)`,
+        ),
+      );
     });
 
     test('a knock opens from either side', async () => {
@@ -93,7 +108,11 @@ describe('two interfaces, one daemon', () => {
       await debianKnock(lab, lab.serverAddr, [1111, 2222]);
       await debianKnock(lab, lab.serverAddr2, [1111, 2222]);
       await hasRule(portRule(lab.clientAddr2));
-      assert.deepEqual(await lab.richRules(), [portRule(lab.clientAddr2)], 'the knock to the first link\'s address opened nothing');
+      assert.deepEqual(
+        await lab.richRules(),
+        [portRule(lab.clientAddr2)],
+        "the knock to the first link's address opened nothing",
+      );
       await lab.waitFor(async () => (await lab.richRules()).length === 0, 6000, 100); // cmd_timeout
     });
 
@@ -114,7 +133,8 @@ describe('two interfaces, one daemon', () => {
       await d.waitForLog(new RegExp(`listening on ${lab.serverIf2} again`), 10_000, from);
       await openAndClose(lab.serverAddr2, lab.clientAddr2);
       await openAndClose(lab.serverAddr, lab.clientAddr);
-      for (const l of (await d.log()).slice(from).split('\n')) if (!/Stage|OPEN SESAME|firewalld:/.test(l) && l) t.diagnostic(l);
+      for (const l of (await d.log()).slice(from).split('\n'))
+        if (!/Stage|OPEN SESAME|firewalld:/.test(l) && l) t.diagnostic(l);
     });
     test("a flap shorter than the daemon's look at the interfaces (2 s) is picked up too", async () => {
       // libpcap sees the link go and the capture process reports it; the daemon, which looks at the
@@ -150,7 +170,18 @@ describe('two interfaces, one daemon', () => {
       // a knock to an address the server does not have opens nothing (sent to the server's MAC on the first link)
       const other = lab.serverAddr.replace(/\.1$/, '.77');
       const mac = (await lab.execIn('server', ['cat', `/sys/class/net/${lab.serverIf}/address`])).stdout.trim();
-      const n = await lab.execIn('client', ['ip', 'neigh', 'replace', other, 'lladdr', mac, 'dev', lab.clientIf, 'nud', 'permanent']);
+      const n = await lab.execIn('client', [
+        'ip',
+        'neigh',
+        'replace',
+        other,
+        'lladdr',
+        mac,
+        'dev',
+        lab.clientIf,
+        'nud',
+        'permanent',
+      ]);
       assert.equal(n.code, 0, n.stderr);
       const from = (await d.log()).length;
       await debianKnock(lab, other, [3333, 4444, 5555]);
@@ -161,7 +192,9 @@ describe('two interfaces, one daemon', () => {
   });
   describe('a NIC that appears after the start', () => {
     before(async () => {
-      d = await startKnockd(lab, CONF(undefined, lab.serverAddr2), [], { iface: `${lab.serverIf},${lab.serverIf.replace(/^ks/, 'kl')}` });
+      d = await startKnockd(lab, CONF(undefined, lab.serverAddr2), [], {
+        iface: `${lab.serverIf},${lab.serverIf.replace(/^ks/, 'kl')}`,
+      });
     });
     after(async () => {
       await d?.stop();
@@ -179,7 +212,9 @@ describe('two interfaces, one daemon', () => {
         input: `link add ${late} type veth peer name ${peer} netns ${lab.clientNs}\naddr add ${net}.1/24 dev ${late}\nlink set ${late} up\n`,
       });
       assert.equal(r.code, 0, r.stderr);
-      const c = await lab.execIn('client', ['ip', '-batch', '-'], { input: `addr add ${net}.2/24 dev ${peer}\nlink set ${peer} up\n` });
+      const c = await lab.execIn('client', ['ip', '-batch', '-'], {
+        input: `addr add ${net}.2/24 dev ${peer}\nlink set ${peer} up\n`,
+      });
       assert.equal(c.code, 0, c.stderr);
       await lab.firewallCmd('--zone=public', `--add-interface=${late}`);
       await d.waitForLog(new RegExp(`listening on ${late} \\(ETHERNET\\)`), 10_000);

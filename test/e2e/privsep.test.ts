@@ -12,12 +12,25 @@ import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
-import { capturePid, DEFAULT_CONF, debianKnock, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon, knockUntilOpen } from './helpers';
+import {
+  capturePid,
+  DEFAULT_CONF,
+  debianKnock,
+  REPO,
+  sleep,
+  sshRule,
+  startKnockd,
+  type RunningDaemon,
+  withLab,
+  withDaemon as sharedWithDaemon,
+  knockUntilOpen,
+} from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
 
-const status = async (pid: number): Promise<ProcessPrivileges> => parseStatus(await readFile(`/proc/${pid}/status`, 'utf8'));
+const status = async (pid: number): Promise<ProcessPrivileges> =>
+  parseStatus(await readFile(`/proc/${pid}/status`, 'utf8'));
 
 /** The whole issue-12 claim about one capture process, main thread and every other thread. */
 async function assertUnprivileged(pid: number): Promise<ProcessPrivileges> {
@@ -31,7 +44,11 @@ async function assertUnprivileged(pid: number): Promise<ProcessPrivileges> {
     // Every thread: same ids, nothing permitted or effective, no_new_privs, the no-exec seccomp filter.
     // (The bounding set is per thread; node's SIGUSR1 watchdog thread blocks every signal and keeps it: see vendor/README.md.)
     assert.deepEqual([s.uid, s.gid, s.groups], [p.uid, p.gid, []], `thread ${t}`);
-    assert.deepEqual([s.capEff, s.capPrm, s.capInh, s.capAmb, s.noNewPrivs, s.seccomp], [0n, 0n, 0n, 0n, true, 2], `thread ${t}`);
+    assert.deepEqual(
+      [s.capEff, s.capPrm, s.capInh, s.capAmb, s.noNewPrivs, s.seccomp],
+      [0n, 0n, 0n, 0n, true, 2],
+      `thread ${t}`,
+    );
   }
   return p;
 }
@@ -49,7 +66,15 @@ const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, state
 /** `argv` in the server namespace with exactly the capture process's credentials: its uid/gid, no groups, no capabilities, no_new_privs. */
 function asCapture(p: ProcessPrivileges, argv: string[]): ReturnType<Lab['execIn']> {
   return lab.execIn('server', [
-    'setpriv', `--reuid=${p.uid[0]}`, `--regid=${p.gid[0]}`, '--clear-groups', '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--no-new-privs', ...argv,
+    'setpriv',
+    `--reuid=${p.uid[0]}`,
+    `--regid=${p.gid[0]}`,
+    '--clear-groups',
+    '--inh-caps=-all',
+    '--ambient-caps=-all',
+    '--bounding-set=-all',
+    '--no-new-privs',
+    ...argv,
   ]);
 }
 
@@ -75,8 +100,15 @@ test('with the capture process credentials: firewalld refuses the D-Bus call, th
       const p = await assertUnprivileged(await capturePid(lab, d));
       const rule = `rule family="ipv4" source address="${lab.clientAddr}" service name="ssh" accept`;
       const call = [
-        'dbus-send', '--system', '--print-reply', '--dest=org.fedoraproject.FirewallD1', '/org/fedoraproject/FirewallD1',
-        'org.fedoraproject.FirewallD1.zone.addRichRule', 'string:public', `string:${rule}`, 'int32:0',
+        'dbus-send',
+        '--system',
+        '--print-reply',
+        '--dest=org.fedoraproject.FirewallD1',
+        '/org/fedoraproject/FirewallD1',
+        'org.fedoraproject.FirewallD1.zone.addRichRule',
+        'string:public',
+        `string:${rule}`,
+        'int32:0',
       ];
       // As the lab stands, the bus socket sits in a root-only directory: not even a connection.
       const r1 = await asCapture(p, call);
@@ -89,7 +121,9 @@ test('with the capture process credentials: firewalld refuses the D-Bus call, th
         const r2 = await asCapture(p, call);
         assert.notEqual(r2.code, 0, 'dbus-send must fail');
         assert.match(r2.stderr, /NotAuthorized|AccessDenied/);
-        process.stdout.write(`D-Bus call as uid ${p.uid[0]}: ${r1.stderr.trim().split('\n')[0]} / ${r2.stderr.trim().split('\n')[0]}\n`);
+        process.stdout.write(
+          `D-Bus call as uid ${p.uid[0]}: ${r1.stderr.trim().split('\n')[0]} / ${r2.stderr.trim().split('\n')[0]}\n`,
+        );
       } finally {
         await chmod(lab.tmpDir, 0o700);
       }
@@ -149,16 +183,29 @@ test('SIGHUP with a changed door: the new sequence opens (new filter on the open
 
 test("under the unit's capability bounding set: knocks open, SIGTERM exits 0 and ends the capture process; after SIGKILL it dies with the daemon", async () => {
   const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
-  const caps = /^CapabilityBoundingSet=(.*)$/m.exec(unit)![1]!.trim().split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  const caps = /^CapabilityBoundingSet=(.*)$/m
+    .exec(unit)![1]!
+    .trim()
+    .split(/\s+/)
+    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
   // No CAP_KILL among them: the daemon cannot signal its capture process once that runs as another user.
   assert.ok(!caps.includes('+kill'));
   const wrap = ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', '--no-new-privs'];
-  const gone = (pid: number): Promise<boolean> => lab.waitFor(async () => ((await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')) === '' ? true : undefined), 3000, 25);
+  const gone = (pid: number): Promise<boolean> =>
+    lab.waitFor(
+      async () => ((await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')) === '' ? true : undefined),
+      3000,
+      25,
+    );
 
   const d = await startKnockd(lab, DEFAULT_CONF(), [], { wrap });
   let pid: number;
   try {
-    assert.notEqual((await status(d.proc.pid!)).capBnd, (1n << 41n) - 1n, 'the daemon runs with the reduced bounding set');
+    assert.notEqual(
+      (await status(d.proc.pid!)).capBnd,
+      (1n << 41n) - 1n,
+      'the daemon runs with the reduced bounding set',
+    );
     pid = await capturePid(lab, d);
     await assertUnprivileged(pid);
     await knockOpens();

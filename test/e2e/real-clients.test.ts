@@ -78,7 +78,10 @@ async function synsIn(lab: Lab, file: string): Promise<string[]> {
   const r = await lab.execIn('server', ['tcpdump', '-nn', '-r', file, 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn']);
   assert.equal(r.code, 0, `tcpdump -r: ${r.stderr}`);
   const out: string[] = [];
-  for (const m of r.stdout.matchAll(/IP \d+\.\d+\.\d+\.\d+\.(\d+) > \d+\.\d+\.\d+\.\d+\.(\d+): Flags \[S\], seq (\d+)/g)) out.push(`${m[1]} ${m[2]} ${m[3]}`);
+  for (const m of r.stdout.matchAll(
+    /IP \d+\.\d+\.\d+\.\d+\.(\d+) > \d+\.\d+\.\d+\.\d+\.(\d+): Flags \[S\], seq (\d+)/g,
+  ))
+    out.push(`${m[1]} ${m[2]} ${m[3]}`);
   return out;
 }
 
@@ -103,7 +106,7 @@ describe('real clients (nc, telnet, bash /dev/tcp) open a door in a zone with ta
     await d?.stop();
   });
 
-  test('the zone drops (no answer: clients retransmit); the change went to the lab\'s private config, not the host\'s', async () => {
+  test("the zone drops (no answer: clients retransmit); the change went to the lab's private config, not the host's", async () => {
     assert.equal(await lab.firewallCmd('--permanent', '--zone=public', '--get-target'), 'DROP');
     const zones = await lab.firewallCmd('--get-active-zones');
     assert.match(zones, new RegExp(`public\\s+interfaces: ${lab.serverIf}`), 'the veth is in zone public');
@@ -127,41 +130,61 @@ describe('real clients (nc, telnet, bash /dev/tcp) open a door in a zone with ta
   }
 
   for (const c of cases) {
-    test(`${c.client}: ${c.door} (${c.ports.join(',')}) opens, the retransmitted SYNs notwithstanding`, { timeout: 90_000 }, async () => {
-      const from = (await d.log()).length;
-      const pcap = join(lab.tmpDir, `${c.client}-${c.door}.pcap`);
-      const dumpLog = join(lab.tmpDir, `${c.client}-${c.door}.tcpdump.log`);
-      const dump: ChildProcess = lab.spawnIn('server', ['tcpdump', '-i', lab.serverIf, '-nn', '-U', '-w', pcap, 'tcp or udp'], { logFile: dumpLog });
-      try {
-        await lab.waitFor(async () => existsSync(dumpLog) && readFileSync(dumpLog, 'utf8').includes('listening on'), 10_000, 50);
-        for (const p of c.ports) {
-          const { argv, input } = knockArgv(c.client, lab.serverAddr, p);
-          const r = await lab.execIn('client', argv, { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });
-          if (!p.endsWith(':udp')) assert.notEqual(r.code, 0, `${argv.join(' ')}: a knock port never accepts`);
+    test(
+      `${c.client}: ${c.door} (${c.ports.join(',')}) opens, the retransmitted SYNs notwithstanding`,
+      { timeout: 90_000 },
+      async () => {
+        const from = (await d.log()).length;
+        const pcap = join(lab.tmpDir, `${c.client}-${c.door}.pcap`);
+        const dumpLog = join(lab.tmpDir, `${c.client}-${c.door}.tcpdump.log`);
+        const dump: ChildProcess = lab.spawnIn(
+          'server',
+          ['tcpdump', '-i', lab.serverIf, '-nn', '-U', '-w', pcap, 'tcp or udp'],
+          { logFile: dumpLog },
+        );
+        try {
+          await lab.waitFor(
+            async () => existsSync(dumpLog) && readFileSync(dumpLog, 'utf8').includes('listening on'),
+            10_000,
+            50,
+          );
+          for (const p of c.ports) {
+            const { argv, input } = knockArgv(c.client, lab.serverAddr, p);
+            const r = await lab.execIn('client', argv, {
+              timeoutMs: 10_000,
+              ...(input !== undefined ? { input } : {}),
+            });
+            if (!p.endsWith(':udp')) assert.notEqual(r.code, 0, `${argv.join(' ')}: a knock port never accepts`);
+          }
+          await sleep(300);
+        } finally {
+          dump.kill('SIGTERM');
+          await lab
+            .waitFor(async () => dump.exitCode !== null || dump.signalCode !== null, 5000, 50)
+            .catch(() => undefined);
         }
-        await sleep(300);
-      } finally {
-        dump.kill('SIGTERM');
-        await lab.waitFor(async () => dump.exitCode !== null || dump.signalCode !== null, 5000, 50).catch(() => undefined);
-      }
-      const syns = await synsIn(lab, pcap);
-      const tcpPorts = c.ports.filter((p) => !p.includes(':'));
-      for (const port of tcpPorts) {
-        const mine = syns.filter((s) => s.split(' ')[1] === port);
-        assert.ok(mine.length >= 2 && new Set(mine).size === 1, `${c.client} sent one SYN to ${port} and retransmitted it: ${JSON.stringify(mine)}`);
-      }
-      await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
-      assert.match(await lab.sshBanner({ timeoutMs: 3000 }) ?? '', /^SSH-2\.0-OpenSSH/);
-      const log = (await d.log()).slice(from);
-      assert.match(log, new RegExp(`: ${c.door}: OPEN SESAME`));
-      assert.doesNotMatch(log, new RegExp(`: ${c.door}: wrong knock`), 'no retransmission spoiled the attempt');
+        const syns = await synsIn(lab, pcap);
+        const tcpPorts = c.ports.filter((p) => !p.includes(':'));
+        for (const port of tcpPorts) {
+          const mine = syns.filter((s) => s.split(' ')[1] === port);
+          assert.ok(
+            mine.length >= 2 && new Set(mine).size === 1,
+            `${c.client} sent one SYN to ${port} and retransmitted it: ${JSON.stringify(mine)}`,
+          );
+        }
+        await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
+        assert.match((await lab.sshBanner({ timeoutMs: 3000 })) ?? '', /^SSH-2\.0-OpenSSH/);
+        const log = (await d.log()).slice(from);
+        assert.match(log, new RegExp(`: ${c.door}: OPEN SESAME`));
+        assert.doesNotMatch(log, new RegExp(`: ${c.door}: wrong knock`), 'no retransmission spoiled the attempt');
 
-      // close again for the next case
-      const before = (await d.log()).length;
-      await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-      await d.waitForLog(/closeSSH: OPEN SESAME/, 5000, before);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
-      assert.equal(await lab.sshBanner(), null);
-    });
+        // close again for the next case
+        const before = (await d.log()).length;
+        await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
+        await d.waitForLog(/closeSSH: OPEN SESAME/, 5000, before);
+        await lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
+        assert.equal(await lab.sshBanner(), null);
+      },
+    );
   }
 });

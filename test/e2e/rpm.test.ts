@@ -28,11 +28,16 @@ import * as dbus from 'dbus-next';
 
 const execFileP = promisify(execFile);
 const REPO = resolve(__dirname, '..', '..', '..');
-const PKG = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> };
+const PKG = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+};
 const APPDIR = '/usr/lib/knockd';
 
 function have(cmd: string): boolean {
-  return ['/usr/bin', '/usr/sbin', '/bin', '/sbin', ...(process.env.PATH ?? '').split(':')].some((d) => d && existsSync(join(d, cmd)));
+  return ['/usr/bin', '/usr/sbin', '/bin', '/sbin', ...(process.env.PATH ?? '').split(':')].some(
+    (d) => d && existsSync(join(d, cmd)),
+  );
 }
 
 interface Run {
@@ -42,13 +47,26 @@ interface Run {
 }
 
 /** Run a command; never throws for a non-zero exit. */
-async function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Run> {
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): Promise<Run> {
   try {
-    const r = await execFileP(cmd, args, { maxBuffer: 64 * 1024 * 1024, timeout: opts.timeout ?? 60_000, cwd: opts.cwd, env: opts.env ?? process.env });
+    const r = await execFileP(cmd, args, {
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: opts.timeout ?? 60_000,
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''}${typeof e.code === 'number' ? '' : `\n${e.message}`}` };
+    return {
+      code: typeof e.code === 'number' ? e.code : -1,
+      stdout: e.stdout ?? '',
+      stderr: `${e.stderr ?? ''}${typeof e.code === 'number' ? '' : `\n${e.message}`}`,
+    };
   }
 }
 
@@ -89,7 +107,13 @@ before(
     const lines = r.stdout.trim().split('\n');
     rpmPath = lines[lines.length - 1] ?? '';
     srpmPath = lines[lines.length - 2] ?? '';
-    if (r.code !== 0 || !rpmPath.endsWith('.x86_64.rpm') || !existsSync(rpmPath) || !srpmPath.endsWith('.src.rpm') || !existsSync(srpmPath)) {
+    if (
+      r.code !== 0 ||
+      !rpmPath.endsWith('.x86_64.rpm') ||
+      !existsSync(rpmPath) ||
+      !srpmPath.endsWith('.src.rpm') ||
+      !existsSync(srpmPath)
+    ) {
       buildError = new Error(`build-rpm.sh failed (exit ${r.code}):\n${tail(r.stderr)}\n${tail(r.stdout)}`);
       return;
     }
@@ -108,10 +132,13 @@ function built(): string {
 async function rpmQuery(...args: string[]): Promise<string[]> {
   const r = await run('rpm', ['-qp', ...args, built()]);
   assert.equal(r.code, 0, r.stderr);
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
-test('build-rpm.sh builds one x86_64 RPM whose version is package.json\'s', { timeout: 600_000 }, async () => {
+test("build-rpm.sh builds one x86_64 RPM whose version is package.json's", { timeout: 600_000 }, async () => {
   need(noRpm);
   const [nvra] = await rpmQuery('--qf', '%{NAME} %{VERSION} %{ARCH}\\n');
   assert.equal(nvra, `knockd ${PKG.version.replace(/-/g, '~')} x86_64`);
@@ -134,7 +161,8 @@ test('the source RPM holds the project, its production node_modules sources and 
   ]);
   r = await run('rpm', ['-qp', '--requires', srpmPath]);
   const breqs = r.stdout.split('\n').map((l) => l.trim());
-  for (const b of ['nodejs-devel >= 1:20', 'npm', 'libpcap-devel', 'gcc-c++', 'make', 'python3']) assert.ok(breqs.includes(b), `BuildRequires ${b}: ${breqs.join(' | ')}`);
+  for (const b of ['nodejs-devel >= 1:20', 'npm', 'libpcap-devel', 'gcc-c++', 'make', 'python3'])
+    assert.ok(breqs.includes(b), `BuildRequires ${b}: ${breqs.join(' | ')}`);
   // The binary RPM was built by rpmbuild --rebuild of this SRPM: same source RPM name.
   const [sourcerpm] = await rpmQuery('--qf', '%{SOURCERPM}\\n');
   assert.equal(sourcerpm, srpmPath.split('/').pop());
@@ -147,40 +175,66 @@ test('the source RPM holds the project, its production node_modules sources and 
   r = await run('tar', ['-tzf', join(dir, 'SOURCES', `knockd-${v}-nm-prod.tgz`)]);
   assert.equal(r.code, 0, r.stderr);
   const prod = r.stdout.split('\n');
-  assert.ok(prod.includes('node_modules/cap/binding.gyp') && prod.includes('node_modules/cap/src/binding.cc'), 'cap sources in Source1');
-  assert.deepEqual(prod.filter((f) => /\.node$|^node_modules\/(usocket|node-gyp|typescript)\//.test(f)), []);
+  assert.ok(
+    prod.includes('node_modules/cap/binding.gyp') && prod.includes('node_modules/cap/src/binding.cc'),
+    'cap sources in Source1',
+  );
+  assert.deepEqual(
+    prod.filter((f) => /\.node$|^node_modules\/(usocket|node-gyp|typescript)\//.test(f)),
+    [],
+  );
   r = await run('tar', ['-tzf', join(dir, 'SOURCES', `knockd-${v}-nm-dev.tgz`)]);
   assert.ok(r.stdout.split('\n').includes('node_modules/typescript/bin/tsc'), 'tsc in Source2');
   // The vendored cap (whatever vendor/ holds) is what Source1 carries.
   const vendorTgz = (await run('bash', ['-c', `ls ${join(REPO, 'vendor')}/cap-*.tgz`])).stdout.trim();
-  const vendorPkg = JSON.parse((await run('tar', ['-xzOf', vendorTgz, 'package/package.json'])).stdout) as { version: string };
-  const srcPkg = JSON.parse((await run('tar', ['-xzOf', join(dir, 'SOURCES', `knockd-${v}-nm-prod.tgz`), 'node_modules/cap/package.json'])).stdout) as { version: string };
+  const vendorPkg = JSON.parse((await run('tar', ['-xzOf', vendorTgz, 'package/package.json'])).stdout) as {
+    version: string;
+  };
+  const srcPkg = JSON.parse(
+    (await run('tar', ['-xzOf', join(dir, 'SOURCES', `knockd-${v}-nm-prod.tgz`), 'node_modules/cap/package.json']))
+      .stdout,
+  ) as { version: string };
   assert.equal(srcPkg.version, vendorPkg.version);
 });
 
-test('the SRPM rebuilds offline: rpmbuild --rebuild with no network and an empty HOME', { timeout: 300_000 }, async () => {
-  need(noRpm || (process.getuid?.() !== 0 ? 'needs root (unshare -n)' : !have('unshare') ? 'unshare not installed' : false));
-  built();
-  const top = await tmp('knockd-rebuild-');
-  const home = await tmp('knockd-home-');
-  // Debian: rpm's database does not know dpkg's packages, hence --nodeps (build-rpm.sh says the same).
-  const nodeps = have('dpkg-query') ? '--nodeps' : '';
-  // Node.js headers beside this node (as build-rpm.sh finds them), else the spec's default /usr.
-  const nodedir = dirname(dirname(realpathSync(process.execPath)));
-  const nodedirDef = existsSync(join(nodedir, 'include/node/node.h')) ? `--define "nodedir ${nodedir}"` : '';
-  const r = await run(
-    'unshare',
-    ['-n', 'bash', '-c', `ip link show | grep -v 'LOOPBACK' | grep -q 'state UP' && exit 99; rpmbuild --rebuild ${nodeps} ${nodedirDef} --define "_topdir ${top}" ${srpmPath}`],
-    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, npm_config_cache: join(home, 'npm-cache') }, timeout: 290_000 },
-  );
-  assert.notEqual(r.code, 99, 'a network interface is up inside unshare -n');
-  assert.equal(r.code, 0, `rebuild without network:\n${tail(r.stderr, 60)}`);
-  assert.match(r.stdout + r.stderr, /gyp info ok/, 'cap was compiled by node-gyp');
-  const out = (await run('bash', ['-c', `ls ${top}/RPMS/*/knockd-*.rpm`])).stdout.trim();
-  assert.ok(out.endsWith('.rpm'), `no RPM in ${top}/RPMS`);
-  const a = (await run('rpm', ['-qpl', out])).stdout;
-  assert.equal(a, (await run('rpm', ['-qpl', built()])).stdout, 'same payload as build-rpm.sh\'s');
-});
+test(
+  'the SRPM rebuilds offline: rpmbuild --rebuild with no network and an empty HOME',
+  { timeout: 300_000 },
+  async () => {
+    need(
+      noRpm ||
+        (process.getuid?.() !== 0 ? 'needs root (unshare -n)' : !have('unshare') ? 'unshare not installed' : false),
+    );
+    built();
+    const top = await tmp('knockd-rebuild-');
+    const home = await tmp('knockd-home-');
+    // Debian: rpm's database does not know dpkg's packages, hence --nodeps (build-rpm.sh says the same).
+    const nodeps = have('dpkg-query') ? '--nodeps' : '';
+    // Node.js headers beside this node (as build-rpm.sh finds them), else the spec's default /usr.
+    const nodedir = dirname(dirname(realpathSync(process.execPath)));
+    const nodedirDef = existsSync(join(nodedir, 'include/node/node.h')) ? `--define "nodedir ${nodedir}"` : '';
+    const r = await run(
+      'unshare',
+      [
+        '-n',
+        'bash',
+        '-c',
+        `ip link show | grep -v 'LOOPBACK' | grep -q 'state UP' && exit 99; rpmbuild --rebuild ${nodeps} ${nodedirDef} --define "_topdir ${top}" ${srpmPath}`,
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, npm_config_cache: join(home, 'npm-cache') },
+        timeout: 290_000,
+      },
+    );
+    assert.notEqual(r.code, 99, 'a network interface is up inside unshare -n');
+    assert.equal(r.code, 0, `rebuild without network:\n${tail(r.stderr, 60)}`);
+    assert.match(r.stdout + r.stderr, /gyp info ok/, 'cap was compiled by node-gyp');
+    const out = (await run('bash', ['-c', `ls ${top}/RPMS/*/knockd-*.rpm`])).stdout.trim();
+    assert.ok(out.endsWith('.rpm'), `no RPM in ${top}/RPMS`);
+    const a = (await run('rpm', ['-qpl', out])).stdout;
+    assert.equal(a, (await run('rpm', ['-qpl', built()])).stdout, "same payload as build-rpm.sh's");
+  },
+);
 
 test('the payload has the app, its native addon, launchers, configs, unit, man pages and docs', async () => {
   need(noRpm);
@@ -224,7 +278,9 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
   // Lean: no build tooling or its download stack, no addon sources, no tests.
   const tooling = [...files].filter(
     (f) =>
-      /\/node_modules\/(node-gyp|tar|cacache|make-fetch-happen|minipass-fetch|usocket|nan|typescript|ini)\//.test(`${f}/`) ||
+      /\/node_modules\/(node-gyp|tar|cacache|make-fetch-happen|minipass-fetch|usocket|nan|typescript|ini)\//.test(
+        `${f}/`,
+      ) ||
       /\.(c|cc|cpp|h|hpp|gyp|gypi|ts|map)$/.test(f) ||
       /\/node_modules\/.*\/(test|tests|__tests__|examples?|benchmarks?)(\/|$)/.test(f),
   );
@@ -237,12 +293,15 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
 
   const docs = await rpmQuery('-d');
   assert.ok(docs.includes('/usr/share/doc/knockd/README.md'), `%doc: ${docs.join(', ')}`);
-  assert.ok(docs.some((d) => d.startsWith('/usr/share/man/man8/knockd.8')), 'man page marked as doc');
+  assert.ok(
+    docs.some((d) => d.startsWith('/usr/share/man/man8/knockd.8')),
+    'man page marked as doc',
+  );
   const licenses = await rpmQuery('-L');
   assert.deepEqual(licenses, ['/usr/share/licenses/knockd/LICENSE']);
 });
 
-test('the RPM requires nodejs >= 20 (and its ABI), firewalld and the libpcap cap.node was linked with here; conflicts with EPEL\'s knock', async () => {
+test("the RPM requires nodejs >= 20 (and its ABI), firewalld and the libpcap cap.node was linked with here; conflicts with EPEL's knock", async () => {
   need(noRpm);
   const reqs = await rpmQuery('--requires');
   assert.ok(reqs.includes('nodejs >= 1:20'), `nodejs requirement (RHEL's nodejs has Epoch 1): ${reqs.join(' | ')}`);
@@ -256,13 +315,29 @@ test('the RPM requires nodejs >= 20 (and its ABI), firewalld and the libpcap cap
   const hostPcap = /\b(libpcap\.so\.[0-9.]+) \(libc6,x86-64\)/.exec(ld)?.[1];
   assert.ok(hostPcap, `no libpcap on this host:\n${ld}`);
   assert.ok(reqs.includes(`${hostPcap}()(64bit)`), `requires ${hostPcap}()(64bit): ${reqs.join(' | ')}`);
-  assert.deepEqual(reqs.filter((r) => /^libpcap/.test(r)), [`${hostPcap}()(64bit)`]);
+  assert.deepEqual(
+    reqs.filter((r) => /^libpcap/.test(r)),
+    [`${hostPcap}()(64bit)`],
+  );
   // Nothing from inside node_modules (shebangs of bundled scripts), no provides but the package's own and its bundled modules.
-  assert.deepEqual(reqs.filter((r) => /^\/(usr\/)?bin\/(bash|node|python)/.test(r)), []);
+  assert.deepEqual(
+    reqs.filter((r) => /^\/(usr\/)?bin\/(bash|node|python)/.test(r)),
+    [],
+  );
   const provides = await rpmQuery('--provides');
-  assert.deepEqual(provides.filter((p) => !/^(knockd|config\(knockd\)|knockd\(x86-64\)) = |^bundled\(nodejs-[^)]+\) = /.test(p)), []);
-  for (const m of ['cap', 'dbus-next', 'pino', 'xml2js']) assert.ok(provides.some((p) => p.startsWith(`bundled(nodejs-${m}) = `)), `bundled(nodejs-${m})`);
-  assert.ok(provides.some((p) => /^bundled\(nodejs-xml2js\) = 0\.([5-9]|\d\d)/.test(p)), 'xml2js >= 0.5 (CVE-2023-0842)');
+  assert.deepEqual(
+    provides.filter((p) => !/^(knockd|config\(knockd\)|knockd\(x86-64\)) = |^bundled\(nodejs-[^)]+\) = /.test(p)),
+    [],
+  );
+  for (const m of ['cap', 'dbus-next', 'pino', 'xml2js'])
+    assert.ok(
+      provides.some((p) => p.startsWith(`bundled(nodejs-${m}) = `)),
+      `bundled(nodejs-${m})`,
+    );
+  assert.ok(
+    provides.some((p) => /^bundled\(nodejs-xml2js\) = 0\.([5-9]|\d\d)/.test(p)),
+    'xml2js >= 0.5 (CVE-2023-0842)',
+  );
   const conflicts = await rpmQuery('--conflicts');
   assert.deepEqual(conflicts.sort(), ['knock', 'knock-server']);
   assert.equal((await rpmQuery('--qf', '%{ARCH}\\n'))[0], 'x86_64');
@@ -271,7 +346,8 @@ test('the RPM requires nodejs >= 20 (and its ABI), firewalld and the libpcap cap
 test('/etc/knockd.conf and /etc/sysconfig/knockd are config files (and the config is root-only)', async () => {
   need(noRpm);
   const configs = await rpmQuery('--configfiles');
-  for (const f of ['/etc/knockd.conf', '/etc/sysconfig/knockd', '/etc/logrotate.d/knockd']) assert.ok(configs.includes(f), `${f} in ${configs.join(', ')}`);
+  for (const f of ['/etc/knockd.conf', '/etc/sysconfig/knockd', '/etc/logrotate.d/knockd'])
+    assert.ok(configs.includes(f), `${f} in ${configs.join(', ')}`);
   // File flags: c = %config, n = noreplace; and the mode.
   const flags = new Map(
     (await rpmQuery('--qf', '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEMODES:perms}\\n]')).map((l) => {
@@ -279,7 +355,8 @@ test('/etc/knockd.conf and /etc/sysconfig/knockd are config files (and the confi
       return [name!, { fl: fl!, mode: mode! }];
     }),
   );
-  for (const f of ['/etc/knockd.conf', '/etc/sysconfig/knockd', '/etc/logrotate.d/knockd']) assert.equal(flags.get(f)?.fl, 'cn', `${f} is %config(noreplace)`);
+  for (const f of ['/etc/knockd.conf', '/etc/sysconfig/knockd', '/etc/logrotate.d/knockd'])
+    assert.equal(flags.get(f)?.fl, 'cn', `${f} is %config(noreplace)`);
   assert.equal(flags.get('/etc/knockd.conf')?.mode, '-rw-------', 'knock sequences are secrets: 0600');
   assert.equal(flags.get('/etc/sysconfig/knockd')?.mode, '-rw-r--r--');
 });
@@ -287,69 +364,101 @@ test('/etc/knockd.conf and /etc/sysconfig/knockd are config files (and the confi
 test('the scriptlets use the systemd macros (or their fallbacks)', async () => {
   need(noRpm);
   const scripts = (await run('rpm', ['-qp', '--scripts', built()])).stdout;
-  assert.match(scripts, /preinstall scriptlet[\s\S]*knockd/, 'the capture user (knockd.sysusers) is created before install');
+  assert.match(
+    scripts,
+    /preinstall scriptlet[\s\S]*knockd/,
+    'the capture user (knockd.sysusers) is created before install',
+  );
   assert.match(scripts, /postinstall scriptlet[\s\S]*knockd\.service/);
   assert.match(scripts, /preuninstall scriptlet[\s\S]*knockd\.service/);
   assert.match(scripts, /postuninstall scriptlet[\s\S]*knockd\.service/);
 });
 
-test('installed into a scratch root, the app runs: --version, --check, knock --version', { timeout: 120_000 }, async () => {
-  need(noRpm);
-  root = await tmp('knockd-rpmroot-');
-  let r = await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '--initdb']);
-  assert.equal(r.code, 0, `rpm --initdb: ${r.stderr}`);
-  r = await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '--nodeps', '--noscripts', '-i', built()]);
-  assert.equal(r.code, 0, `rpm -i: ${r.stderr}`);
-  r = await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '-q', 'knockd']);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^knockd-/);
+test(
+  'installed into a scratch root, the app runs: --version, --check, knock --version',
+  { timeout: 120_000 },
+  async () => {
+    need(noRpm);
+    root = await tmp('knockd-rpmroot-');
+    let r = await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '--initdb']);
+    assert.equal(r.code, 0, `rpm --initdb: ${r.stderr}`);
+    r = await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '--nodeps', '--noscripts', '-i', built()]);
+    assert.equal(r.code, 0, `rpm -i: ${r.stderr}`);
+    r = await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '-q', 'knockd']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^knockd-/);
 
-  // Launchers hard-code /usr/lib/knockd.
-  assert.equal(await readFile(join(root, 'usr/sbin/knockd'), 'utf8'), `#!/bin/sh\nexec /usr/bin/node ${APPDIR}/bin/knockd "$@"\n`);
-  assert.equal(await readFile(join(root, 'usr/bin/knock'), 'utf8'), `#!/bin/sh\nexec /usr/bin/node ${APPDIR}/bin/knock "$@"\n`);
+    // Launchers hard-code /usr/lib/knockd.
+    assert.equal(
+      await readFile(join(root, 'usr/sbin/knockd'), 'utf8'),
+      `#!/bin/sh\nexec /usr/bin/node ${APPDIR}/bin/knockd "$@"\n`,
+    );
+    assert.equal(
+      await readFile(join(root, 'usr/bin/knock'), 'utf8'),
+      `#!/bin/sh\nexec /usr/bin/node ${APPDIR}/bin/knock "$@"\n`,
+    );
 
-  // cap.node was compiled here (rpmbuild --rebuild), so it links this host's libpcap soname
-  // and loads with no shim; nothing rewrote it (no patchelf).
-  const neededLibs = async (addon: string): Promise<string[]> => {
-    const dynamic = (await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release', addon)])).stdout;
-    return [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
-  };
-  const libs = await neededLibs('cap.node');
-  const ld = (await run('ldconfig', ['-p'])).stdout;
-  const pcapLibs = libs.filter((l) => l.startsWith('libpcap'));
-  assert.equal(pcapLibs.length, 1, `cap.node NEEDs one libpcap: ${libs.join(', ')}`);
-  assert.ok(ld.includes(`${pcapLibs[0]} (libc6,x86-64)`), `cap.node NEEDs ${pcapLibs[0]}, which this host has`);
-  // The daemon's sd_notify addon links no libpcap: the daemon does not capture.
-  const notifyLibs = await neededLibs('sdnotify.node');
-  assert.ok(notifyLibs.length > 0 && notifyLibs.every((l) => /^(libc|libstdc\+\+|libm|libgcc_s)\.so/.test(l)), `sdnotify.node NEEDs ${notifyLibs.join(', ')}`);
+    // cap.node was compiled here (rpmbuild --rebuild), so it links this host's libpcap soname
+    // and loads with no shim; nothing rewrote it (no patchelf).
+    const neededLibs = async (addon: string): Promise<string[]> => {
+      const dynamic = (
+        await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release', addon)])
+      ).stdout;
+      return [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
+    };
+    const libs = await neededLibs('cap.node');
+    const ld = (await run('ldconfig', ['-p'])).stdout;
+    const pcapLibs = libs.filter((l) => l.startsWith('libpcap'));
+    assert.equal(pcapLibs.length, 1, `cap.node NEEDs one libpcap: ${libs.join(', ')}`);
+    assert.ok(ld.includes(`${pcapLibs[0]} (libc6,x86-64)`), `cap.node NEEDs ${pcapLibs[0]}, which this host has`);
+    // The daemon's sd_notify addon links no libpcap: the daemon does not capture.
+    const notifyLibs = await neededLibs('sdnotify.node');
+    assert.ok(
+      notifyLibs.length > 0 && notifyLibs.every((l) => /^(libc|libstdc\+\+|libm|libgcc_s)\.so/.test(l)),
+      `sdnotify.node NEEDs ${notifyLibs.join(', ')}`,
+    );
 
-  const app = join(root, APPDIR.slice(1));
-  r = await run(process.execPath, [join(app, 'bin/knockd'), '--version'], {});
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`^knockd ${PKG.version.replace(/\./g, '\\.')}\\b`));
+    const app = join(root, APPDIR.slice(1));
+    r = await run(process.execPath, [join(app, 'bin/knockd'), '--version'], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^knockd ${PKG.version.replace(/\./g, '\\.')}\\b`));
 
-  r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(root, 'etc/knockd.conf')], {});
-  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-  assert.match(r.stdout, /: OK\b/);
+    r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(root, 'etc/knockd.conf')], {});
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /: OK\b/);
 
-  r = await run(process.execPath, [join(app, 'bin/knock'), '--version'], {});
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`^knock ${PKG.version.replace(/\./g, '\\.')}\\b`));
+    r = await run(process.execPath, [join(app, 'bin/knock'), '--version'], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^knock ${PKG.version.replace(/\./g, '\\.')}\\b`));
 
-  // Every runtime dependency loads from the installed tree; dbus-next without usocket.
-  assert.ok(!existsSync(join(app, 'node_modules/usocket')), 'usocket is not installed');
-  const mods = Object.keys(PKG.dependencies);
-  r = await run(process.execPath, ['-e', `for (const m of ${JSON.stringify(mods)}) require(require.resolve(m, { paths: [${JSON.stringify(app)}] }));`], { cwd: app });
-  assert.equal(r.code, 0, `requiring ${mods.join(', ')}: ${r.stderr}`);
+    // Every runtime dependency loads from the installed tree; dbus-next without usocket.
+    assert.ok(!existsSync(join(app, 'node_modules/usocket')), 'usocket is not installed');
+    const mods = Object.keys(PKG.dependencies);
+    r = await run(
+      process.execPath,
+      [
+        '-e',
+        `for (const m of ${JSON.stringify(mods)}) require(require.resolve(m, { paths: [${JSON.stringify(app)}] }));`,
+      ],
+      { cwd: app },
+    );
+    assert.equal(r.code, 0, `requiring ${mods.join(', ')}: ${r.stderr}`);
 
-  // The installed config, unit and friends are the checkout's.
-  assert.equal(await readFile(join(root, 'etc/knockd.conf'), 'utf8'), await readFile(join(REPO, 'knockd.conf'), 'utf8'));
-  assert.equal(await readFile(join(root, 'etc/sysconfig/knockd'), 'utf8'), await readFile(join(REPO, 'knockd.sysconfig'), 'utf8'));
-  assert.equal(
-    await readFile(join(root, 'usr/lib/systemd/system/knockd.service'), 'utf8'),
-    await readFile(join(REPO, 'packaging/knockd.service'), 'utf8'),
-  );
-});
+    // The installed config, unit and friends are the checkout's.
+    assert.equal(
+      await readFile(join(root, 'etc/knockd.conf'), 'utf8'),
+      await readFile(join(REPO, 'knockd.conf'), 'utf8'),
+    );
+    assert.equal(
+      await readFile(join(root, 'etc/sysconfig/knockd'), 'utf8'),
+      await readFile(join(REPO, 'knockd.sysconfig'), 'utf8'),
+    );
+    assert.equal(
+      await readFile(join(root, 'usr/lib/systemd/system/knockd.service'), 'utf8'),
+      await readFile(join(REPO, 'packaging/knockd.service'), 'utf8'),
+    );
+  },
+);
 
 // ---------------------------------------------------------------------------
 // Next to EPEL's knock and knock-server
@@ -406,63 +515,91 @@ const TUTORIAL_CONF = `[options]
     tcpflags    = syn
 `;
 
-test('next to EPEL\'s knock-server and knock (stand-ins owning the same paths) the RPM is refused; after rpm -e the admin\'s config is in .rpmsave and works as it is; one left in place is kept (.rpmnew)', { timeout: 120_000 }, async () => {
-  need(noRpm);
-  built();
-  const top = await tmp('knockd-standin-');
-  await mkdir(join(top, 'SPECS'), { recursive: true });
-  await writeFile(join(top, 'SPECS/knock.spec'), STANDIN_SPEC);
-  let r = await run('rpmbuild', ['-bb', '--define', `_topdir ${top}`, join(top, 'SPECS/knock.spec')]);
-  assert.equal(r.code, 0, `stand-in build: ${tail(r.stderr)}`);
-  const standins = (await run('bash', ['-c', `ls ${top}/RPMS/noarch/knock-*.rpm`])).stdout.trim().split('\n');
-  assert.equal(standins.length, 2, standins.join(', '));
+test(
+  "next to EPEL's knock-server and knock (stand-ins owning the same paths) the RPM is refused; after rpm -e the admin's config is in .rpmsave and works as it is; one left in place is kept (.rpmnew)",
+  { timeout: 120_000 },
+  async () => {
+    need(noRpm);
+    built();
+    const top = await tmp('knockd-standin-');
+    await mkdir(join(top, 'SPECS'), { recursive: true });
+    await writeFile(join(top, 'SPECS/knock.spec'), STANDIN_SPEC);
+    let r = await run('rpmbuild', ['-bb', '--define', `_topdir ${top}`, join(top, 'SPECS/knock.spec')]);
+    assert.equal(r.code, 0, `stand-in build: ${tail(r.stderr)}`);
+    const standins = (await run('bash', ['-c', `ls ${top}/RPMS/noarch/knock-*.rpm`])).stdout.trim().split('\n');
+    assert.equal(standins.length, 2, standins.join(', '));
 
-  const sroot = await tmp('knockd-swaproot-');
-  const rpmIn = (...a: string[]): Promise<Run> => run('rpm', ['--root', sroot, '--dbpath', '/var/lib/rpm', ...a]);
-  assert.equal((await rpmIn('--initdb')).code, 0);
-  r = await rpmIn('-i', '--nodeps', '--noscripts', ...standins);
-  assert.equal(r.code, 0, `installing the stand-ins: ${r.stderr}`);
-  await writeFile(join(sroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 }); // the admin's doors
+    const sroot = await tmp('knockd-swaproot-');
+    const rpmIn = (...a: string[]): Promise<Run> => run('rpm', ['--root', sroot, '--dbpath', '/var/lib/rpm', ...a]);
+    assert.equal((await rpmIn('--initdb')).code, 0);
+    r = await rpmIn('-i', '--nodeps', '--noscripts', ...standins);
+    assert.equal(r.code, 0, `installing the stand-ins: ${r.stderr}`);
+    await writeFile(join(sroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 }); // the admin's doors
 
-  // The dependency check refuses it by name (Conflicts:) ...
-  r = await rpmIn('-i', '--noscripts', built());
-  assert.notEqual(r.code, 0, 'installed next to knock-server');
-  assert.match(r.stderr, /knock-server conflicts with knockd-|knockd-\S+ conflicts with knock-server|knock-server is in conflict/i, r.stderr);
-  assert.match(r.stderr, /\bknock conflicts with knockd-|knockd-\S+ conflicts with knock\b(?!-)/, r.stderr);
-  // ... and, with the dependency check off, the files still collide.
-  r = await rpmIn('-i', '--nodeps', '--noscripts', built());
-  assert.notEqual(r.code, 0, 'installed over knock-server\'s files with --nodeps');
-  for (const f of ['/usr/sbin/knockd', '/usr/bin/knock', '/usr/lib/systemd/system/knockd.service', '/etc/knockd.conf']) {
-    assert.match(r.stderr, new RegExp(`file ${f} from install of knockd-\\S+ conflicts with file from package knock(-server)?-0\\.8`), `${f}: ${r.stderr}`);
-  }
-  assert.equal(await readFile(join(sroot, 'usr/sbin/knockd'), 'utf8'), '#!/bin/sh\necho knockd 0.8 stand-in\n', 'nothing was replaced');
+    // The dependency check refuses it by name (Conflicts:) ...
+    r = await rpmIn('-i', '--noscripts', built());
+    assert.notEqual(r.code, 0, 'installed next to knock-server');
+    assert.match(
+      r.stderr,
+      /knock-server conflicts with knockd-|knockd-\S+ conflicts with knock-server|knock-server is in conflict/i,
+      r.stderr,
+    );
+    assert.match(r.stderr, /\bknock conflicts with knockd-|knockd-\S+ conflicts with knock\b(?!-)/, r.stderr);
+    // ... and, with the dependency check off, the files still collide.
+    r = await rpmIn('-i', '--nodeps', '--noscripts', built());
+    assert.notEqual(r.code, 0, "installed over knock-server's files with --nodeps");
+    for (const f of [
+      '/usr/sbin/knockd',
+      '/usr/bin/knock',
+      '/usr/lib/systemd/system/knockd.service',
+      '/etc/knockd.conf',
+    ]) {
+      assert.match(
+        r.stderr,
+        new RegExp(`file ${f} from install of knockd-\\S+ conflicts with file from package knock(-server)?-0\\.8`),
+        `${f}: ${r.stderr}`,
+      );
+    }
+    assert.equal(
+      await readFile(join(sroot, 'usr/sbin/knockd'), 'utf8'),
+      '#!/bin/sh\necho knockd 0.8 stand-in\n',
+      'nothing was replaced',
+    );
 
-  // The switch (README): remove, keeping the modified config as .rpmsave, then install ours.
-  r = await rpmIn('-e', '--noscripts', 'knock-server', 'knock');
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /\/etc\/knockd\.conf saved as \/etc\/knockd\.conf\.rpmsave/, r.stderr);
-  assert.equal(await readFile(join(sroot, 'etc/knockd.conf.rpmsave'), 'utf8'), TUTORIAL_CONF);
-  r = await rpmIn('-i', '--nodeps', '--noscripts', built());
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(await readFile(join(sroot, 'etc/knockd.conf'), 'utf8'), await readFile(join(REPO, 'knockd.conf'), 'utf8'), 'a fresh install lays our seed config');
-  // The admin's knockd 0.8 config is accepted as it is (a ';' in a command is data).
-  const app = join(sroot, APPDIR.slice(1));
-  r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(sroot, 'etc/knockd.conf.rpmsave')]);
-  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-  assert.match(r.stdout, /: OK\b/);
+    // The switch (README): remove, keeping the modified config as .rpmsave, then install ours.
+    r = await rpmIn('-e', '--noscripts', 'knock-server', 'knock');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /\/etc\/knockd\.conf saved as \/etc\/knockd\.conf\.rpmsave/, r.stderr);
+    assert.equal(await readFile(join(sroot, 'etc/knockd.conf.rpmsave'), 'utf8'), TUTORIAL_CONF);
+    r = await rpmIn('-i', '--nodeps', '--noscripts', built());
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      await readFile(join(sroot, 'etc/knockd.conf'), 'utf8'),
+      await readFile(join(REPO, 'knockd.conf'), 'utf8'),
+      'a fresh install lays our seed config',
+    );
+    // The admin's knockd 0.8 config is accepted as it is (a ';' in a command is data).
+    const app = join(sroot, APPDIR.slice(1));
+    r = await run(process.execPath, [join(app, 'bin/knockd'), '--check', '-c', join(sroot, 'etc/knockd.conf.rpmsave')]);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /: OK\b/);
 
-  // An edited /etc/knockd.conf still in place at install (owned by no package): kept, ours goes to .rpmnew.
-  const kroot = await tmp('knockd-keeproot-');
-  const rpmK = (...a: string[]): Promise<Run> => run('rpm', ['--root', kroot, '--dbpath', '/var/lib/rpm', ...a]);
-  assert.equal((await rpmK('--initdb')).code, 0);
-  await mkdir(join(kroot, 'etc'));
-  await writeFile(join(kroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 });
-  r = await rpmK('-i', '--nodeps', '--noscripts', built());
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /\/etc\/knockd\.conf created as \/etc\/knockd\.conf\.rpmnew/, r.stderr);
-  assert.equal(await readFile(join(kroot, 'etc/knockd.conf'), 'utf8'), TUTORIAL_CONF);
-  assert.equal(await readFile(join(kroot, 'etc/knockd.conf.rpmnew'), 'utf8'), await readFile(join(REPO, 'knockd.conf'), 'utf8'));
-});
+    // An edited /etc/knockd.conf still in place at install (owned by no package): kept, ours goes to .rpmnew.
+    const kroot = await tmp('knockd-keeproot-');
+    const rpmK = (...a: string[]): Promise<Run> => run('rpm', ['--root', kroot, '--dbpath', '/var/lib/rpm', ...a]);
+    assert.equal((await rpmK('--initdb')).code, 0);
+    await mkdir(join(kroot, 'etc'));
+    await writeFile(join(kroot, 'etc/knockd.conf'), TUTORIAL_CONF, { mode: 0o600 });
+    r = await rpmK('-i', '--nodeps', '--noscripts', built());
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /\/etc\/knockd\.conf created as \/etc\/knockd\.conf\.rpmnew/, r.stderr);
+    assert.equal(await readFile(join(kroot, 'etc/knockd.conf'), 'utf8'), TUTORIAL_CONF);
+    assert.equal(
+      await readFile(join(kroot, 'etc/knockd.conf.rpmnew'), 'utf8'),
+      await readFile(join(REPO, 'knockd.conf'), 'utf8'),
+    );
+  },
+);
 
 // ---------------------------------------------------------------------------
 // The unit
@@ -482,7 +619,9 @@ test('systemd-analyze verify accepts knockd.service', async () => {
   await writeFile(join(dir, 'knockd.service'), unit);
   await mkdir(join(dir, 'man/man8'), { recursive: true });
   await copyFile(join(REPO, 'packaging/knockd.8'), join(dir, 'man/man8/knockd.8'));
-  const r = await run('systemd-analyze', ['verify', join(dir, 'knockd.service')], { env: { ...process.env, MANPATH: join(dir, 'man') } });
+  const r = await run('systemd-analyze', ['verify', join(dir, 'knockd.service')], {
+    env: { ...process.env, MANPATH: join(dir, 'man') },
+  });
   assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
   assert.equal(r.stderr.trim(), '', 'no warnings');
 });
@@ -515,7 +654,12 @@ test('knockd.service has the settings the daemon relies on', async () => {
 
 test('systemd-analyze security rates knockd.service at most 2.3', async () => {
   need(noAnalyze);
-  const r = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', join(REPO, 'packaging/knockd.service')]);
+  const r = await run('systemd-analyze', [
+    'security',
+    '--offline=true',
+    '--no-pager',
+    join(REPO, 'packaging/knockd.service'),
+  ]);
   const m = /Overall exposure level for knockd\.service: (\d+(?:\.\d+)?)/.exec(r.stdout);
   assert.ok(m, `no overall exposure line:\n${r.stdout}${r.stderr}`);
   const score = Number(m[1]);
@@ -558,45 +702,59 @@ f.load()
 os.execvp(sys.argv[2], sys.argv[2:])
 `;
 
-test('the daemon captures knocks under the unit\'s system call filter and capability bounding set', { timeout: 120_000 }, async () => {
-  need(process.getuid?.() !== 0
-      ? 'needs root'
-      : !have('systemd-analyze') || !have('unshare') || !have('setpriv') || !have('python3') || !have('ip')
-        ? 'needs systemd-analyze, unshare, setpriv, python3, ip'
-        : false);
-  const pyEnv = { ...process.env, PYTHONPATH: '/usr/lib/python3/dist-packages' };
-  if ((await run('python3', ['-c', 'import seccomp'], { env: pyEnv })).code !== 0) {
-    throw new Error('python3 seccomp bindings missing (Debian: apt-get install python3-seccomp; scripts/setup.sh does)');
-  }
-  const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
-  // SystemCallFilter=: the first line is an allow list, "~" lines take away.
-  const allowed = new Set<string>();
-  for (const m of unit.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
-    for (const item of m[2]!.trim().split(/\s+/)) {
-      for (const n of await expandSyscalls(item)) {
-        if (m[1] === '~') allowed.delete(n);
-        else allowed.add(n);
+test(
+  "the daemon captures knocks under the unit's system call filter and capability bounding set",
+  { timeout: 120_000 },
+  async () => {
+    need(
+      process.getuid?.() !== 0
+        ? 'needs root'
+        : !have('systemd-analyze') || !have('unshare') || !have('setpriv') || !have('python3') || !have('ip')
+          ? 'needs systemd-analyze, unshare, setpriv, python3, ip'
+          : false,
+    );
+    const pyEnv = { ...process.env, PYTHONPATH: '/usr/lib/python3/dist-packages' };
+    if ((await run('python3', ['-c', 'import seccomp'], { env: pyEnv })).code !== 0) {
+      throw new Error(
+        'python3 seccomp bindings missing (Debian: apt-get install python3-seccomp; scripts/setup.sh does)',
+      );
+    }
+    const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
+    // SystemCallFilter=: the first line is an allow list, "~" lines take away.
+    const allowed = new Set<string>();
+    for (const m of unit.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
+      for (const item of m[2]!.trim().split(/\s+/)) {
+        for (const n of await expandSyscalls(item)) {
+          if (m[1] === '~') allowed.delete(n);
+          else allowed.add(n);
+        }
       }
     }
-  }
-  assert.ok(allowed.size > 100 && !allowed.has('init_module') && !allowed.has('setrlimit'), `filter: ${allowed.size} calls`);
-  assert.match(unit, /^SystemCallErrorNumber=EPERM$/m);
-  const caps = /^CapabilityBoundingSet=(.*)$/m.exec(unit)![1]!.trim().split(/\s+/).map((c) => c.replace(/^CAP_/, '').toLowerCase());
+    assert.ok(
+      allowed.size > 100 && !allowed.has('init_module') && !allowed.has('setrlimit'),
+      `filter: ${allowed.size} calls`,
+    );
+    assert.match(unit, /^SystemCallErrorNumber=EPERM$/m);
+    const caps = /^CapabilityBoundingSet=(.*)$/m
+      .exec(unit)![1]!
+      .trim()
+      .split(/\s+/)
+      .map((c) => c.replace(/^CAP_/, '').toLowerCase());
 
-  const dir = await tmp('knockd-sandbox-');
-  await writeFile(join(dir, 'allowed.txt'), [...allowed].join('\n'));
-  await writeFile(join(dir, 'sandbox-exec.py'), SECCOMP_PY);
-  const log = join(dir, 'knockd.log');
-  await writeFile(
-    join(dir, 'knockd.conf'),
-    `[options]\n    LogFile = ${log}\n[sandboxDoor]\n    Sequence      = 7001,7002:udp,7003\n    Seq_Timeout   = 10\n    TCPFlags      = syn\n    Start_Command = /bin/true %IP%\n`,
-  );
-  // The packaged app when the RPM test ran, else this checkout's.
-  const appRoot = root ? join(root, APPDIR.slice(1)) : REPO;
-  const knockd = join(appRoot, 'bin/knockd');
-  const knock = join(appRoot, 'bin/knock');
-  // In a network namespace of our own: 10.77.0.1 on lo, knocked from the same namespace.
-  const script = `
+    const dir = await tmp('knockd-sandbox-');
+    await writeFile(join(dir, 'allowed.txt'), [...allowed].join('\n'));
+    await writeFile(join(dir, 'sandbox-exec.py'), SECCOMP_PY);
+    const log = join(dir, 'knockd.log');
+    await writeFile(
+      join(dir, 'knockd.conf'),
+      `[options]\n    LogFile = ${log}\n[sandboxDoor]\n    Sequence      = 7001,7002:udp,7003\n    Seq_Timeout   = 10\n    TCPFlags      = syn\n    Start_Command = /bin/true %IP%\n`,
+    );
+    // The packaged app when the RPM test ran, else this checkout's.
+    const appRoot = root ? join(root, APPDIR.slice(1)) : REPO;
+    const knockd = join(appRoot, 'bin/knockd');
+    const knock = join(appRoot, 'bin/knock');
+    // In a network namespace of our own: 10.77.0.1 on lo, knocked from the same namespace.
+    const script = `
 set -u
 ip link set lo up
 ip addr add 10.77.0.1/8 dev lo
@@ -610,19 +768,23 @@ for i in $(seq 50); do grep -q 'OPEN SESAME' ${log} 2>/dev/null && break; sleep 
 kill -HUP $D; sleep 0.5; kill -USR1 $D; sleep 0.5; kill -TERM $D
 wait $D; echo "exit=$?"
 `;
-  const r = await run('unshare', ['-n', 'bash', '-c', script], { env: { ...process.env, PYTHONPATH: pyEnv.PYTHONPATH }, timeout: 60_000 });
-  const out = await readFile(join(dir, 'out'), 'utf8').catch(() => '');
-  const logText = await readFile(log, 'utf8').catch(() => '');
-  const why = `\n--- script ---\n${r.stdout}${r.stderr}\n--- daemon ---\n${out}\n--- log ---\n${logText}`;
-  assert.match(r.stdout, /exit=0/, `clean exit on SIGTERM${why}`);
-  assert.match(logText, /10\.77\.0\.1: sandboxDoor: Stage 3/, why);
-  assert.match(logText, /10\.77\.0\.1: sandboxDoor: OPEN SESAME/, why);
-  assert.match(logText, /re-reading config file/, why);
-  assert.match(logText, /log file reopened \(SIGUSR1\)/, why);
-  assert.doesNotMatch(out + logText, /Operation not permitted|EPERM|Bad system call/, why);
-  const { mode } = statSync(log);
-  assert.equal(mode & 0o777, 0o600, 'UMask=0077: the log file is root-only');
-});
+    const r = await run('unshare', ['-n', 'bash', '-c', script], {
+      env: { ...process.env, PYTHONPATH: pyEnv.PYTHONPATH },
+      timeout: 60_000,
+    });
+    const out = await readFile(join(dir, 'out'), 'utf8').catch(() => '');
+    const logText = await readFile(log, 'utf8').catch(() => '');
+    const why = `\n--- script ---\n${r.stdout}${r.stderr}\n--- daemon ---\n${out}\n--- log ---\n${logText}`;
+    assert.match(r.stdout, /exit=0/, `clean exit on SIGTERM${why}`);
+    assert.match(logText, /10\.77\.0\.1: sandboxDoor: Stage 3/, why);
+    assert.match(logText, /10\.77\.0\.1: sandboxDoor: OPEN SESAME/, why);
+    assert.match(logText, /re-reading config file/, why);
+    assert.match(logText, /log file reopened \(SIGUSR1\)/, why);
+    assert.doesNotMatch(out + logText, /Operation not permitted|EPERM|Bad system call/, why);
+    const { mode } = statSync(log);
+    assert.equal(mode & 0o777, 0o600, 'UMask=0077: the log file is root-only');
+  },
+);
 
 // ---------------------------------------------------------------------------
 // Man pages, D-Bus policy
@@ -636,21 +798,40 @@ test('man pages render without groff warnings', async () => {
     assert.equal(r.stderr, '', `${page}: ${r.stderr}`);
   }
   const r = await run('groff', ['-man', '-Tascii', '-P-cbou', join(REPO, 'packaging/knockd.8')]);
-  for (const word of ['--interface', '--max-attempts', '--log-format', 'firewalld_action', 'One_Time_Sequences', 'SIGUSR1', '/etc/sysconfig/knockd']) {
+  for (const word of [
+    '--interface',
+    '--max-attempts',
+    '--log-format',
+    'firewalld_action',
+    'One_Time_Sequences',
+    'SIGUSR1',
+    '/etc/sysconfig/knockd',
+  ]) {
     assert.ok(r.stdout.includes(word), `knockd.8 mentions ${word}`);
   }
 });
 
 test('D-Bus policy: root may own and call org.knockd.Knockd1, other users may not', { timeout: 30_000 }, async () => {
-  need(!have('dbus-daemon') || !have('dbus-send') ? 'dbus-daemon/dbus-send not installed' : process.getuid?.() !== 0 ? 'needs root' : false);
+  need(
+    !have('dbus-daemon') || !have('dbus-send')
+      ? 'dbus-daemon/dbus-send not installed'
+      : process.getuid?.() !== 0
+        ? 'needs root'
+        : false,
+  );
   const dir = await tmp('knockd-dbus-');
   await chmod(dir, 0o755);
   await mkdir(join(dir, 'system.d'));
   await copyFile(join(REPO, 'packaging/org.knockd.Knockd1.conf'), join(dir, 'system.d/org.knockd.Knockd1.conf'));
   const socket = join(dir, 'bus');
   // The system bus's own defaults (as in dbus's system.conf): deny owning and calling, allow the bus driver.
-  await writeFile(join(dir, 'bus.conf'), systemBusConfig(socket, { includeDirs: [join(dir, 'system.d')], rootMayDoAnything: false }));
-  const bus = spawn('dbus-daemon', ['--config-file', join(dir, 'bus.conf'), '--nofork', '--print-address'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await writeFile(
+    join(dir, 'bus.conf'),
+    systemBusConfig(socket, { includeDirs: [join(dir, 'system.d')], rootMayDoAnything: false }),
+  );
+  const bus = spawn('dbus-daemon', ['--config-file', join(dir, 'bus.conf'), '--nofork', '--print-address'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   bus.stderr.on('data', (c: Buffer) => (err += c.toString()));
   try {
@@ -659,8 +840,17 @@ test('D-Bus policy: root may own and call org.knockd.Knockd1, other users may no
       bus.once('exit', (code) => rej(new Error(`dbus-daemon exited (${code}): ${err}`)));
     });
     const address = `unix:path=${socket}`;
-    const requestName = ['--bus=' + address, '--print-reply', '--dest=org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.RequestName', 'string:org.knockd.Knockd1', 'uint32:0'];
-    const asNobody = (args: string[]): Promise<Run> => run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'dbus-send', ...args]);
+    const requestName = [
+      '--bus=' + address,
+      '--print-reply',
+      '--dest=org.freedesktop.DBus',
+      '/org/freedesktop/DBus',
+      'org.freedesktop.DBus.RequestName',
+      'string:org.knockd.Knockd1',
+      'uint32:0',
+    ];
+    const asNobody = (args: string[]): Promise<Run> =>
+      run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'dbus-send', ...args]);
 
     let r = await asNobody(requestName);
     assert.notEqual(r.code, 0, 'nobody must not own org.knockd.Knockd1');
@@ -670,7 +860,13 @@ test('D-Bus policy: root may own and call org.knockd.Knockd1, other users may no
     const owner = dbus.sessionBus({ busAddress: address });
     try {
       assert.equal(await owner.requestName('org.knockd.Knockd1', 0), 1, 'root may own the name');
-      const ping = ['--bus=' + address, '--print-reply', '--dest=org.knockd.Knockd1', '/org/knockd/Knockd1', 'org.freedesktop.DBus.Peer.Ping'];
+      const ping = [
+        '--bus=' + address,
+        '--print-reply',
+        '--dest=org.knockd.Knockd1',
+        '/org/knockd/Knockd1',
+        'org.freedesktop.DBus.Peer.Ping',
+      ];
       r = await run('dbus-send', ping);
       assert.doesNotMatch(r.stderr, /AccessDenied|ServiceUnknown/, `root may call the daemon: ${r.stderr}`);
       r = await asNobody(ping);

@@ -10,7 +10,17 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab, withDaemon as sharedWithDaemon } from './helpers';
+import {
+  DEFAULT_CONF,
+  KNOCKD_BIN,
+  debianKnock,
+  sleep,
+  sshRule,
+  startKnockd,
+  type RunningDaemon,
+  withLab,
+  withDaemon as sharedWithDaemon,
+} from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -31,20 +41,36 @@ const CONF = (extra = ''): string => `[spaSSH]
     firewalld_zone      = public
 ${extra}`;
 
-const portRule = (src: string, port: number, proto = 'tcp'): string => `rule family="ipv4" source address="${src}" port port="${port}" protocol="${proto}" accept`;
+const portRule = (src: string, port: number, proto = 'tcp'): string =>
+  `rule family="ipv4" source address="${src}" port port="${port}" protocol="${proto}" accept`;
 
 let home = '';
 /** The real client, in the client namespace, with no rc file and a private HOME. */
 async function fwknop(args: string[], keys: { key?: string; hmac?: string } = {}): Promise<void> {
   home ||= await mkdtemp(join(lab.tmpDir, 'fwknop-home-'));
-  const argv = ['env', `HOME=${home}`, 'fwknop', '--no-rc-file', '--no-save-args', '-D', lab.serverAddr, '--key-base64-rijndael', keys.key ?? KEY, '--key-base64-hmac', keys.hmac ?? HMAC, '--use-hmac', ...args];
+  const argv = [
+    'env',
+    `HOME=${home}`,
+    'fwknop',
+    '--no-rc-file',
+    '--no-save-args',
+    '-D',
+    lab.serverAddr,
+    '--key-base64-rijndael',
+    keys.key ?? KEY,
+    '--key-base64-hmac',
+    keys.hmac ?? HMAC,
+    '--use-hmac',
+    ...args,
+  ];
   const r = await lab.execIn('client', argv, { timeoutMs: 10_000 });
   assert.equal(r.code, 0, `fwknop ${args.join(' ')}: ${r.stdout}${r.stderr}`);
 }
 
 /** Send exactly these bytes as one datagram to the SPA port. */
 async function sendRaw(payload: Buffer): Promise<void> {
-  const py = 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.sendto(bytes.fromhex(sys.argv[1]),(sys.argv[2],62201))';
+  const py =
+    'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.sendto(bytes.fromhex(sys.argv[1]),(sys.argv[2],62201))';
   const r = await lab.execIn('client', ['python3', '-c', py, payload.toString('hex'), lab.serverAddr]);
   assert.equal(r.code, 0, r.stderr);
 }
@@ -54,19 +80,30 @@ const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, state
 
 const rulesNow = (): Promise<string[]> => lab.richRules();
 const waitRules = (want: string[], ms = 3000): Promise<string[]> =>
-  lab.waitFor(async () => {
-    const r = await rulesNow();
-    return want.every((w) => r.includes(w)) ? r : undefined;
-  }, ms, 25);
+  lab.waitFor(
+    async () => {
+      const r = await rulesNow();
+      return want.every((w) => r.includes(w)) ? r : undefined;
+    },
+    ms,
+    25,
+  );
 
 test('SPA: fwknop -A tcp/22 -a IP opens exactly that port for IP with cmd_timeout, SSH connects; the SPA port stays closed', async () => {
   await withDaemon(CONF(), async (d) => {
     await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr]);
     assert.deepEqual(await waitRules([portRule(lab.clientAddr, 22)]), [portRule(lab.clientAddr, 22)]);
     await d.waitForLog(/spaSSH: SPA packet accepted .*open tcp\/22 for [\d.]+, 30s/, 3000);
-    await d.waitForLog(/spaSSH: firewalld: added in zone public: rule family="ipv4" source address="[\d.]+" port port="22" protocol="tcp" accept \(timeout 30s\)/, 3000);
+    await d.waitForLog(
+      /spaSSH: firewalld: added in zone public: rule family="ipv4" source address="[\d.]+" port port="22" protocol="tcp" accept \(timeout 30s\)/,
+      3000,
+    );
     assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
-    assert.equal(await lab.firewallCmd('--zone=public', '--query-port=62201/udp').catch((e: Error) => e.message), 'firewall-cmd --zone=public --query-port=62201/udp failed (exit 1): no', 'stealthy: the SPA port is not open');
+    assert.equal(
+      await lab.firewallCmd('--zone=public', '--query-port=62201/udp').catch((e: Error) => e.message),
+      'firewall-cmd --zone=public --query-port=62201/udp failed (exit 1): no',
+      'stealthy: the SPA port is not open',
+    );
     assert.doesNotMatch(await d.log(), new RegExp(KEY.slice(0, 12).replace(/[+/]/g, '.')), 'keys never in the log');
   });
 });
@@ -85,9 +122,15 @@ test('SPA: -s (allow the source), multi-port -A tcp/22,udp/53, -f N within spa_m
 });
 
 test('SPA: what fwknopd refuses opens nothing (keys, port, source, NAT, command, stale, future)', async () => {
-  const conf = CONF() + `[spaOffice]\n    spa_port = 62202\n    spa_key_base64 = ${KEY}\n    spa_hmac_key_base64 = ${HMAC}\n    spa_source = 192.0.2.0/24\n`;
+  const conf =
+    CONF() +
+    `[spaOffice]\n    spa_port = 62202\n    spa_key_base64 = ${KEY}\n    spa_hmac_key_base64 = ${HMAC}\n    spa_source = 192.0.2.0/24\n`;
   await withDaemon(conf, async (d) => {
-    const refused = async (args: string[], code: RegExp | null, keys: { key?: string; hmac?: string } = {}): Promise<void> => {
+    const refused = async (
+      args: string[],
+      code: RegExp | null,
+      keys: { key?: string; hmac?: string } = {},
+    ): Promise<void> => {
       const from = (await d.log()).length;
       await fwknop(args, keys);
       if (code) await d.waitForLog(code, 3000, from);
@@ -100,15 +143,23 @@ test('SPA: what fwknopd refuses opens nothing (keys, port, source, NAT, command,
     await refused(['-A', 'tcp/22', '-a', lab.clientAddr, '-p', '62202'], /spaOffice: SPA packet refused \(source\)/);
     await refused(['-A', 'tcp/22', '-a', lab.clientAddr, '-N', '10.0.0.5:22'], /SPA packet refused \(nat\)/);
     await refused(['-a', lab.clientAddr, '--server-cmd', 'touch /tmp/pwned'], /SPA packet refused \(command\)/);
-    await refused(['-A', 'tcp/22', '-a', lab.clientAddr, '--time-offset-minus', '300s'], /SPA packet refused \(stale\)/);
-    await refused(['-A', 'tcp/22', '-a', lab.clientAddr, '--time-offset-plus', '300s'], /SPA packet refused \(future\)/);
+    await refused(
+      ['-A', 'tcp/22', '-a', lab.clientAddr, '--time-offset-minus', '300s'],
+      /SPA packet refused \(stale\)/,
+    );
+    await refused(
+      ['-A', 'tcp/22', '-a', lab.clientAddr, '--time-offset-plus', '300s'],
+      /SPA packet refused \(future\)/,
+    );
     const cap = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
     assert.equal(cap.code, 0, cap.stderr);
   });
 });
 
-test('SPA: the HMAC digest type must be the door\'s (spa_hmac_digest_type): a sha512 client at a sha256 door opens nothing, and the other way round', async () => {
-  const conf = CONF() + `[spa512]\n    spa_port = 62203\n    spa_key_base64 = ${KEY}\n    spa_hmac_key_base64 = ${HMAC}\n    spa_hmac_digest_type = sha512\n`;
+test("SPA: the HMAC digest type must be the door's (spa_hmac_digest_type): a sha512 client at a sha256 door opens nothing, and the other way round", async () => {
+  const conf =
+    CONF() +
+    `[spa512]\n    spa_port = 62203\n    spa_key_base64 = ${KEY}\n    spa_hmac_key_base64 = ${HMAC}\n    spa_hmac_digest_type = sha512\n`;
   await withDaemon(conf, async () => {
     await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr, '--hmac-digest-type', 'sha512']); // to spaSSH (sha256)
     await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr, '-p', '62203']); // sha256 to spa512
@@ -128,28 +179,40 @@ test('SPA: a packet sent again, disguised, or after a restart never opens anythi
   const removeByHand = async (): Promise<void> => {
     await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`);
   };
-  await withDaemon(CONF(), async (d) => {
-    await sendRaw(packet);
-    await waitRules([rule]);
-    await removeByHand();
-    await d.waitForLog(/rule removed outside knockd/, 3000);
-    let from = (await d.log()).length;
-    await sendRaw(packet);
-    await d.waitForLog(/SPA packet refused \(replay\)/, 3000, from);
-    for (const disguised of [Buffer.concat([packet, Buffer.from('\n')]), Buffer.concat([Buffer.from('U2FsdGVkX1'), packet]), Buffer.concat([packet, Buffer.from('==')])]) {
-      await sendRaw(disguised);
-    }
-    await sleep(700);
-    assert.deepEqual(await rulesNow(), []);
-    from = (await d.log()).length;
-    assert.doesNotMatch((await d.log()).slice(from), /accepted/);
-  }, stateDir);
-  await withDaemon(CONF(), async (d) => {
-    await d.waitForLog(/SPA replay cache: 1 packet digest\(s\) from the previous run/, 3000);
-    await sendRaw(packet);
-    await d.waitForLog(/SPA packet refused \(replay\)/, 3000);
-    assert.deepEqual(await rulesNow(), []);
-  }, stateDir);
+  await withDaemon(
+    CONF(),
+    async (d) => {
+      await sendRaw(packet);
+      await waitRules([rule]);
+      await removeByHand();
+      await d.waitForLog(/rule removed outside knockd/, 3000);
+      let from = (await d.log()).length;
+      await sendRaw(packet);
+      await d.waitForLog(/SPA packet refused \(replay\)/, 3000, from);
+      for (const disguised of [
+        Buffer.concat([packet, Buffer.from('\n')]),
+        Buffer.concat([Buffer.from('U2FsdGVkX1'), packet]),
+        Buffer.concat([packet, Buffer.from('==')]),
+      ]) {
+        await sendRaw(disguised);
+      }
+      await sleep(700);
+      assert.deepEqual(await rulesNow(), []);
+      from = (await d.log()).length;
+      assert.doesNotMatch((await d.log()).slice(from), /accepted/);
+    },
+    stateDir,
+  );
+  await withDaemon(
+    CONF(),
+    async (d) => {
+      await d.waitForLog(/SPA replay cache: 1 packet digest\(s\) from the previous run/, 3000);
+      await sendRaw(packet);
+      await d.waitForLog(/SPA packet refused \(replay\)/, 3000);
+      assert.deepEqual(await rulesNow(), []);
+    },
+    stateDir,
+  );
 });
 
 test('SPA: knockd --check validates the keys and prints the matching client command line and ~/.fwknoprc stanza', async () => {
@@ -162,7 +225,11 @@ test('SPA: knockd --check validates the keys and prints the matching client comm
     assert.match(r.stdout, /SPA_SERVER_PORT\s+62201/);
     assert.ok(!r.stdout.includes(KEY) && !r.stdout.includes(HMAC), 'keys are not printed');
     const bad = join(lab.tmpDir, 'badkey.conf');
-    await lab.execIn('server', ['sh', '-c', `sed 's#^    spa_key_base64 .*#    spa_key_base64 = not*base64#' ${d.confFile} > ${bad}`]);
+    await lab.execIn('server', [
+      'sh',
+      '-c',
+      `sed 's#^    spa_key_base64 .*#    spa_key_base64 = not*base64#' ${d.confFile} > ${bad}`,
+    ]);
     const b = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--check', '-c', bad]);
     assert.equal(b.code, 1);
     assert.match(b.stdout, /badkey\.conf:3: error: \[spaSSH\] spa_key_base64/);
@@ -176,7 +243,22 @@ test('SPA: a random-source UDP flood of SPA-sized datagrams at the SPA port star
   await withDaemon(DEFAULT_CONF() + CONF(), async (d) => {
     // As in flood.test.ts: on two or more cores the generator (and the kernel receive path it drives) gets core 0.
     const pin = availableParallelism() >= 2 ? ['taskset', '-c', '0'] : [];
-    const flood = lab.spawnIn('client', [...pin, 'timeout', '-s', 'INT', '60', 'hping3', '--udp', '--flood', '--rand-source', '-d', '204', '-p', '62201', lab.serverAddr]);
+    const flood = lab.spawnIn('client', [
+      ...pin,
+      'timeout',
+      '-s',
+      'INT',
+      '60',
+      'hping3',
+      '--udp',
+      '--flood',
+      '--rand-source',
+      '-d',
+      '204',
+      '-p',
+      '62201',
+      lab.serverAddr,
+    ]);
     try {
       await sleep(2000);
       for (let i = 0; i < 3; i++) {
@@ -192,6 +274,10 @@ test('SPA: a random-source UDP flood of SPA-sized datagrams at the SPA port star
     } finally {
       flood.kill('SIGINT');
     }
-    assert.doesNotMatch(await d.log(), /SPA packet refused/, 'the flood never reached the daemon: its datagrams fail the HMAC in the capture process');
+    assert.doesNotMatch(
+      await d.log(),
+      /SPA packet refused/,
+      'the flood never reached the daemon: its datagrams fail the HMAC in the capture process',
+    );
   });
 });

@@ -21,7 +21,10 @@ test('knockd --status lists the doors and the grants held, with time left', asyn
     assert.match(out, /grants held \(1\):/);
     const row = out.split('\n').find((l) => l.includes(lab.clientAddr) && l.includes('openSSH'));
     assert.ok(row, out);
-    assert.match(row, /public\s+(59m\d\ds|1h00m)\s+rule family="ipv4" source address="[\d.]+" service name="ssh" accept/);
+    assert.match(
+      row,
+      /public\s+(59m\d\ds|1h00m)\s+rule family="ipv4" source address="[\d.]+" service name="ssh" accept/,
+    );
     assert.match(out, /capture: \d+ frames, 3 knock packets, 0 malformed/);
   } finally {
     await d.stop();

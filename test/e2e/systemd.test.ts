@@ -76,7 +76,7 @@ test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async
     const stopping = await lab.waitFor(async () => sock.find(/STOPPING=1/), 5000);
     assert.match(stopping, /STATUS=stopping/);
     const others = sock.messages.filter((m) => m !== 'BOUND' && !m.startsWith(`pid=${d.proc.pid} `));
-    assert.deepEqual(others, [], 'every message comes from the daemon\'s own process');
+    assert.deepEqual(others, [], "every message comes from the daemon's own process");
   } finally {
     await d.stop();
     sock.close();
@@ -87,7 +87,10 @@ test('a missing interface: the daemon waits (STATUS=waiting for ...), READY=1 co
   const sock = new NotifySocket(join(lab.tmpDir, 'notify-2.sock'));
   await sock.bound(lab);
   const iface = `kd${lab.id.slice(-6)}`;
-  const d = await startKnockd(lab, DEFAULT_CONF(), ['-i', iface], { env: { NOTIFY_SOCKET: sock.path }, waitFor: /waiting for/ });
+  const d = await startKnockd(lab, DEFAULT_CONF(), ['-i', iface], {
+    env: { NOTIFY_SOCKET: sock.path },
+    waitFor: /waiting for/,
+  });
   try {
     await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for ${iface}`)), 5000);
     assert.equal(sock.find(/READY=1/), undefined, 'not ready without the interface');

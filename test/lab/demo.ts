@@ -26,12 +26,16 @@ async function listAll(lab: Lab): Promise<void> {
 async function ssh(lab: Lab): Promise<void> {
   step(`client: connect to ${lab.serverAddr}:22 and read the SSH banner`);
   const banner = await lab.sshBanner();
-  process.stdout.write(indent(banner ? `${banner}   <- connected\n` : 'no answer: the firewall rejects the connection\n'));
+  process.stdout.write(
+    indent(banner ? `${banner}   <- connected\n` : 'no answer: the firewall rejects the connection\n'),
+  );
 }
 
 async function knock(lab: Lab, ports: number[]): Promise<void> {
   const debian = existsSync('/usr/bin/knock');
-  const argv = debian ? ['knock', '-v', lab.serverAddr, ...ports.map(String)] : [process.execPath, join(REPO, 'bin', 'knock'), '-v', lab.serverAddr, ...ports.map(String)];
+  const argv = debian
+    ? ['knock', '-v', lab.serverAddr, ...ports.map(String)]
+    : [process.execPath, join(REPO, 'bin', 'knock'), '-v', lab.serverAddr, ...ports.map(String)];
   step(`client: ${debian ? 'knock' : 'bin/knock'} -v ${lab.serverAddr} ${ports.join(' ')}`);
   const r = await lab.execIn('client', argv);
   process.stdout.write(indent(r.stdout || r.stderr));
@@ -43,12 +47,19 @@ async function main(): Promise<void> {
   const lab = await startLab();
   let d: RunningDaemon | undefined;
   try {
-    process.stdout.write(indent(`server ${lab.serverNs} (${lab.serverIf} ${lab.serverAddr})  client ${lab.clientNs} (${lab.clientIf} ${lab.clientAddr})\n`));
+    process.stdout.write(
+      indent(
+        `server ${lab.serverNs} (${lab.serverIf} ${lab.serverAddr})  client ${lab.clientNs} (${lab.clientIf} ${lab.clientAddr})\n`,
+      ),
+    );
     process.stdout.write(indent(`DBUS_SYSTEM_BUS_ADDRESS=${lab.busAddress}\n`));
     await listAll(lab);
     await ssh(lab);
 
-    const conf = (await readFile(join(REPO, 'knockd.conf'), 'utf8')).replace(/logfile\s*=.*/i, `logfile = ${join(lab.tmpDir, 'knockd.log')}`);
+    const conf = (await readFile(join(REPO, 'knockd.conf'), 'utf8')).replace(
+      /logfile\s*=.*/i,
+      `logfile = ${join(lab.tmpDir, 'knockd.log')}`,
+    );
     step(`server: knockd -i ${lab.serverIf} -c knockd.conf   (the project's knockd.conf)`);
     d = await startKnockd(lab, conf);
 

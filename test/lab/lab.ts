@@ -660,30 +660,51 @@ class LabImpl implements Lab {
       ...this.extraClientAddrs.map((a) => `addr add ${a}/${this.prefix4} dev ${this.clientIf}`),
       ...(this.opts.ipv6 ? [`addr add ${this.clientAddr6}/${this.prefix6} dev ${this.clientIf} nodad`] : []),
       `link set ${this.clientIf} up`,
-      ...(this.clientIf2 ? [`addr add ${this.clientAddr2}/${this.prefix4} dev ${this.clientIf2}`, `link set ${this.clientIf2} up`] : []),
+      ...(this.clientIf2
+        ? [`addr add ${this.clientAddr2}/${this.prefix4} dev ${this.clientIf2}`, `link set ${this.clientIf2} up`]
+        : []),
     ];
     await this.mustRun([IP, '-n', this.clientNs, '-batch', '-'], client.join('\n') + '\n');
     // Carrier/operstate follow a moment after `link set up` (linkwatch runs
     // deferred); wait so the first packet of a test is never sent on a link
     // still reported NO-CARRIER.
     const t0 = Date.now();
-    await this.waitFor(async () => {
-      for (const [ns, dev] of [
-        [this.serverNs, this.serverIf],
-        [this.clientNs, this.clientIf],
-        ...(this.serverIf2 ? ([[this.serverNs, this.serverIf2], [this.clientNs, this.clientIf2]] as const) : []),
-      ] as const) {
-        const r = await runCmd([IP, '-n', ns, '-o', 'link', 'show', 'dev', dev]);
-        if (!/\bstate UP\b/.test(r.stdout)) return false;
-      }
-      return true;
-    }, 5_000, 20);
+    await this.waitFor(
+      async () => {
+        for (const [ns, dev] of [
+          [this.serverNs, this.serverIf],
+          [this.clientNs, this.clientIf],
+          ...(this.serverIf2
+            ? ([
+                [this.serverNs, this.serverIf2],
+                [this.clientNs, this.clientIf2],
+              ] as const)
+            : []),
+        ] as const) {
+          const r = await runCmd([IP, '-n', ns, '-o', 'link', 'show', 'dev', dev]);
+          if (!/\bstate UP\b/.test(r.stdout)) return false;
+        }
+        return true;
+      },
+      5_000,
+      20,
+    );
     this.log(`veth operstate UP after ${Date.now() - t0} ms`);
   }
 
   async addServerAddress(cidr: string): Promise<void> {
     this.assertRunning();
-    await this.mustRun([IP, '-n', this.serverNs, 'addr', 'add', cidr, 'dev', this.serverIf, ...(cidr.includes(':') ? ['nodad'] : [])]);
+    await this.mustRun([
+      IP,
+      '-n',
+      this.serverNs,
+      'addr',
+      'add',
+      cidr,
+      'dev',
+      this.serverIf,
+      ...(cidr.includes(':') ? ['nodad'] : []),
+    ]);
   }
 
   async delServerAddress(cidr: string): Promise<void> {
@@ -786,7 +807,8 @@ class LabImpl implements Lab {
       }
       if (Date.now() >= deadline) {
         throw new Error(
-          `waitFor: condition not met within ${timeoutMs} ms` + (lastErr !== undefined ? ` (last error: ${errMsg(lastErr)})` : ''),
+          `waitFor: condition not met within ${timeoutMs} ms` +
+            (lastErr !== undefined ? ` (last error: ${errMsg(lastErr)})` : ''),
         );
       }
       await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
@@ -813,7 +835,10 @@ class LabImpl implements Lab {
     // socket is listening, so it doubles as the readiness signal.
     const printed = await new Promise<string>((resolve, reject) => {
       let buf = '';
-      const timer = setTimeout(() => finish(new Error(`dbus-daemon did not print its address within ${DBUS_START_TIMEOUT_MS} ms`)), DBUS_START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => finish(new Error(`dbus-daemon did not print its address within ${DBUS_START_TIMEOUT_MS} ms`)),
+        DBUS_START_TIMEOUT_MS,
+      );
       const onData = (d: string): void => {
         buf += d;
         const i = buf.indexOf('\n');
@@ -851,7 +876,8 @@ class LabImpl implements Lab {
    */
   private async writeFirewalldConfig(): Promise<string> {
     const dir = path.join(this.tmpDir, 'firewalld-etc');
-    if (!fs.existsSync(dir) && fs.existsSync('/etc/firewalld')) await fsp.cp('/etc/firewalld', dir, { recursive: true });
+    if (!fs.existsSync(dir) && fs.existsSync('/etc/firewalld'))
+      await fsp.cp('/etc/firewalld', dir, { recursive: true });
     for (const sub of ['zones', 'services', 'icmptypes', 'ipsets', 'helpers', 'policies']) {
       await fsp.mkdir(path.join(dir, sub), { recursive: true });
     }
@@ -894,9 +920,22 @@ class LabImpl implements Lab {
     // Its own mount namespace (private propagation) with the lab's copy bind-mounted over /etc/firewalld:
     // firewalld reads and writes /etc/firewalld as on a real server, and the host's stays untouched.
     const argv = [
-      'unshare', '--mount', '--propagation', 'private', '--',
-      'sh', '-c', 'mount --bind "$0" /etc/firewalld && exec "$@"', etc,
-      'firewalld', '--nofork', '--nopid', '--log-target', 'file', '--log-file', logFile,
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      'mount --bind "$0" /etc/firewalld && exec "$@"',
+      etc,
+      'firewalld',
+      '--nofork',
+      '--nopid',
+      '--log-target',
+      'file',
+      '--log-file',
+      logFile,
     ];
     if (this.opts.firewalldDebug !== undefined) argv.push(`--debug=${this.opts.firewalldDebug}`);
     const m = this.startManaged('server', 'firewalld', argv, consoleLog);
@@ -914,7 +953,9 @@ class LabImpl implements Lab {
       const r = await this.execIn('server', ['firewall-cmd', '--state'], { timeoutMs: 10_000 });
       if (r.code === 0 && r.stdout.trim() === 'running') break;
       if (Date.now() - t0 > FIREWALLD_START_TIMEOUT_MS) {
-        throw failure(`not running after ${FIREWALLD_START_TIMEOUT_MS} ms (last --state: ${(r.stdout + r.stderr).trim()})`);
+        throw failure(
+          `not running after ${FIREWALLD_START_TIMEOUT_MS} ms (last --state: ${(r.stdout + r.stderr).trim()})`,
+        );
       }
       await sleep(100);
     }
@@ -926,7 +967,14 @@ class LabImpl implements Lab {
     const all = await this.firewallCmd('--zone=public', '--list-all');
     const field = (name: string): string[] => {
       const line = all.split('\n').find((l) => l.trim().startsWith(`${name}:`));
-      return line ? line.trim().slice(name.length + 1).trim().split(/\s+/).filter((s) => s !== '') : [];
+      return line
+        ? line
+            .trim()
+            .slice(name.length + 1)
+            .trim()
+            .split(/\s+/)
+            .filter((s) => s !== '')
+        : [];
     };
     if (!this.serverIfs.every((i) => field('interfaces').includes(i)) || field('services').includes('ssh')) {
       throw failure(`zone setup did not take effect; --list-all:\n${all}`);
@@ -944,7 +992,8 @@ class LabImpl implements Lab {
 
   pauseFirewalld(paused: boolean): void {
     const pid = this.firewalldProc?.child.pid;
-    if (pid === undefined || !this.firewalldProc || !this.managed.has(this.firewalldProc)) throw new Error('pauseFirewalld: firewalld is not running');
+    if (pid === undefined || !this.firewalldProc || !this.managed.has(this.firewalldProc))
+      throw new Error('pauseFirewalld: firewalld is not running');
     process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
     this.log(`firewalld ${paused ? 'paused (SIGSTOP)' : 'resumed (SIGCONT)'}`);
   }
@@ -972,7 +1021,9 @@ class LabImpl implements Lab {
       const r = await this.execIn('server', ['nc', '-z', '-w1', '127.0.0.1', '22'], { timeoutMs: 5_000 });
       if (r.code === 0) break;
       if (Date.now() - t0 > SSHD_START_TIMEOUT_MS) {
-        throw new Error(`sshd not accepting on 127.0.0.1:22 after ${SSHD_START_TIMEOUT_MS} ms\n--- sshd.log ---\n${tailFile(m.logFile)}`);
+        throw new Error(
+          `sshd not accepting on 127.0.0.1:22 after ${SSHD_START_TIMEOUT_MS} ms\n--- sshd.log ---\n${tailFile(m.logFile)}`,
+        );
       }
       await sleep(100);
     }
@@ -984,10 +1035,20 @@ class LabImpl implements Lab {
   async sshBanner(opts: SshBannerOptions = {}): Promise<string | null> {
     const host = opts.host ?? this.serverAddr;
     const timeoutMs = opts.timeoutMs ?? 1_500;
-    const argv = [process.execPath, '-e', BANNER_PROBE, host, String(opts.port ?? 22), opts.source ?? '', String(timeoutMs)];
+    const argv = [
+      process.execPath,
+      '-e',
+      BANNER_PROBE,
+      host,
+      String(opts.port ?? 22),
+      opts.source ?? '',
+      String(timeoutMs),
+    ];
     const from = opts.from ?? 'client';
     const r = await this.execIn(from, argv, { timeoutMs: timeoutMs + 10_000 });
-    this.log(`sshBanner[${from}] ${host}:${opts.port ?? 22} from ${opts.source ?? '(default)'} -> ${r.code === 0 ? JSON.stringify(r.stdout) : `null (${r.stderr.trim()})`}`);
+    this.log(
+      `sshBanner[${from}] ${host}:${opts.port ?? 22} from ${opts.source ?? '(default)'} -> ${r.code === 0 ? JSON.stringify(r.stdout) : `null (${r.stderr.trim()})`}`,
+    );
     return r.code === 0 ? r.stdout : null;
   }
 
@@ -1018,7 +1079,9 @@ class LabImpl implements Lab {
     if (process.env.KNLAB_KEEP_TMP === '1') {
       process.stderr.write(`knlab: keeping ${this.tmpDir} (KNLAB_KEEP_TMP=1)\n`);
     } else {
-      await fsp.rm(this.tmpDir, { recursive: true, force: true }).catch((e: unknown) => errors.push(`rm ${this.tmpDir}: ${errMsg(e)}`));
+      await fsp
+        .rm(this.tmpDir, { recursive: true, force: true })
+        .catch((e: unknown) => errors.push(`rm ${this.tmpDir}: ${errMsg(e)}`));
     }
     activeLabs.delete(this);
     if (activeLabs.size === 0) uninstallHooks();
@@ -1054,7 +1117,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
 
   const rand = randomBytes(3).toString('hex');
   const id = `${process.pid}-${rand}`;
-  const subnet = 1 + (randomBytes(1)[0] ?? 0) % 254; // 10.200.<1..254>.0/24
+  const subnet = 1 + ((randomBytes(1)[0] ?? 0) % 254); // 10.200.<1..254>.0/24
   const tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), `${TMP_PREFIX}${id}-`));
   if (path.join(tmpDir, 'bus.sock').length > MAX_UNIX_PATH) {
     await fsp.rm(tmpDir, { recursive: true, force: true });

@@ -42,7 +42,11 @@ export async function run(cmd: string, args: string[], timeout = 60_000): Promis
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: `${e.stderr ?? ''}${typeof e.code === 'number' ? '' : `\n${e.message}`}` };
+    return {
+      code: typeof e.code === 'number' ? e.code : -1,
+      stdout: e.stdout ?? '',
+      stderr: `${e.stderr ?? ''}${typeof e.code === 'number' ? '' : `\n${e.message}`}`,
+    };
   }
 }
 
@@ -95,9 +99,15 @@ export async function ensureRootfs(): Promise<Rootfs> {
   const t0 = Date.now();
   const mirror = debianMirror();
   // flock: one build at a time; the second run finds DEST built when it gets the lock.
-  const r = await run('flock', [`${path}.lock`, 'bash', '-c', `[ -d "$1" ] || bash "$2" "$1" "$3"`, 'build', path, ROOTFS_SCRIPT, mirror], 1_500_000);
+  const r = await run(
+    'flock',
+    [`${path}.lock`, 'bash', '-c', `[ -d "$1" ] || bash "$2" "$1" "$3"`, 'build', path, ROOTFS_SCRIPT, mirror],
+    1_500_000,
+  );
   if (r.code !== 0 || !existsSync(join(path, 'usr/lib/systemd/systemd'))) {
-    throw new Error(`building the container root file system from ${mirror} failed (exit ${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+    throw new Error(
+      `building the container root file system from ${mirror} failed (exit ${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`,
+    );
   }
   return { path, builtSeconds: (Date.now() - t0) / 1000 };
 }
@@ -119,7 +129,10 @@ export class Machine {
   private boots = 0;
   private mounted = false;
 
-  constructor(readonly rootfs: string, private readonly opts: MachineOptions = {}) {
+  constructor(
+    readonly rootfs: string,
+    private readonly opts: MachineOptions = {},
+  ) {
     // ve-<name> must fit in 15 characters.
     this.name = `kd${randomBytes(4).toString('hex')}`;
     this.hostIf = `ve-${this.name}`;
@@ -153,19 +166,34 @@ export class Machine {
     const timeoutMs = opts.timeoutMs ?? 90_000;
     if (!this.mounted) {
       for (const d of ['upper', 'work', 'root']) await mkdir(join(this.runDir, d), { recursive: true });
-      const m = await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${this.rootfs},upperdir=${this.runDir}/upper,workdir=${this.runDir}/work`, this.root]);
+      const m = await run('mount', [
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=${this.rootfs},upperdir=${this.runDir}/upper,workdir=${this.runDir}/work`,
+        this.root,
+      ]);
       if (m.code !== 0) throw new Error(`overlay mount: ${m.stderr}`);
       this.mounted = true;
     }
     this.boots++;
     const args = [
-      '--quiet', '-D', this.root, '-M', this.name, '-b',
+      '--quiet',
+      '-D',
+      this.root,
+      '-M',
+      this.name,
+      '-b',
       '--network-veth',
       // What RHEL 9's systemd has: BPF for IPAddressDeny= and friends (with the unified hierarchy below).
-      '--capability=CAP_BPF', '--system-call-filter=bpf',
+      '--capability=CAP_BPF',
+      '--system-call-filter=bpf',
       // No machined/systemd on the host side: do not register, stay in our own cgroup.
-      '--register=no', '--keep-unit',
-      '--link-journal=no', '--console=passive',
+      '--register=no',
+      '--keep-unit',
+      '--link-journal=no',
+      '--console=passive',
       ...(this.opts.bindRo ?? []).map((p) => `--bind-ro=${p}`),
     ];
     const out = createWriteStream(join(this.runDir, `console-${this.boots}.log`));
@@ -184,8 +212,10 @@ export class Machine {
     void this.exited.then((c) => (exitCode = c));
     // PID 1 of the container: nspawn's child, once it runs systemd.
     for (;;) {
-      if (exitCode !== undefined) throw new Error(`systemd-nspawn exited (${exitCode}) before booting:\n${this.consoleLog()}`);
-      if (Date.now() > deadline) throw new Error(`no systemd in the container after ${timeoutMs} ms:\n${this.consoleLog()}`);
+      if (exitCode !== undefined)
+        throw new Error(`systemd-nspawn exited (${exitCode}) before booting:\n${this.consoleLog()}`);
+      if (Date.now() > deadline)
+        throw new Error(`no systemd in the container after ${timeoutMs} ms:\n${this.consoleLog()}`);
       const pid = this.childOf(child.pid!);
       if (pid && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd') {
         this.leaderPid = pid;
@@ -197,7 +227,10 @@ export class Machine {
       for (;;) {
         const r = await this.exec(['systemctl', 'is-active', ...opts.units]);
         if (r.code === 0) return;
-        if (Date.now() > deadline) throw new Error(`${opts.units.join(', ')} not active after ${timeoutMs} ms: ${r.stdout}\n${this.consoleLog()}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `${opts.units.join(', ')} not active after ${timeoutMs} ms: ${r.stdout}\n${this.consoleLog()}`,
+          );
         await sleep(200);
       }
     }
@@ -210,7 +243,8 @@ export class Machine {
         const failed = await this.exec(['systemctl', '--failed', '--no-pager', '--plain']);
         throw new Error(`the container booted degraded:\n${failed.stdout}\n${this.consoleLog()}`);
       }
-      if (Date.now() > deadline) throw new Error(`the container did not finish booting (${state}):\n${this.consoleLog()}`);
+      if (Date.now() > deadline)
+        throw new Error(`the container did not finish booting (${state}):\n${this.consoleLog()}`);
       await sleep(200);
     }
   }

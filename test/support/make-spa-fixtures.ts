@@ -56,12 +56,30 @@ export interface SpaFixtureFile {
 const A = ['-a', '10.99.0.2'];
 const SPECS: Omit<SpaFixture, 'client' | 'timestamp' | 'packet' | 'hmacType'>[] = [
   { name: 'access-a', note: '-A tcp/22 -a IP', args: ['-A', 'tcp/22', ...A], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'access-s', note: '-A tcp/22 -s (allow IP 0.0.0.0)', args: ['-A', 'tcp/22', '-s'], encKey: 'K1', hmacKey: 'H1' },
+  {
+    name: 'access-s',
+    note: '-A tcp/22 -s (allow IP 0.0.0.0)',
+    args: ['-A', 'tcp/22', '-s'],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
   { name: 'multi', note: '-A tcp/22,udp/53', args: ['-A', 'tcp/22,udp/53', ...A], encKey: 'K1', hmacKey: 'H1' },
   { name: 'timeout-60', note: '-f 60 (type 3)', args: ['-A', 'tcp/22', ...A, '-f', '60'], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'timeout-9999', note: '-f 9999, above spa_max_timeout', args: ['-A', 'tcp/22', ...A, '-f', '9999'], encKey: 'K1', hmacKey: 'H1' },
+  {
+    name: 'timeout-9999',
+    note: '-f 9999, above spa_max_timeout',
+    args: ['-A', 'tcp/22', ...A, '-f', '9999'],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
   { name: 'user-alice', note: '-U alice', args: ['-A', 'tcp/22', ...A, '-U', 'alice'], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'passphrase', note: '--key-rijndael passphrase (not base64)', args: ['-A', 'tcp/22', ...A], encKey: 'PASS', hmacKey: 'H1' },
+  {
+    name: 'passphrase',
+    note: '--key-rijndael passphrase (not base64)',
+    args: ['-A', 'tcp/22', ...A],
+    encKey: 'PASS',
+    hmacKey: 'H1',
+  },
   ...(['md5', 'sha1', 'sha384', 'sha512', 'sha3_256', 'sha3_512'] as const).map((h) => ({
     name: `hmac-${h}`,
     note: `--hmac-digest-type ${h}`,
@@ -76,31 +94,100 @@ const SPECS: Omit<SpaFixture, 'client' | 'timestamp' | 'packet' | 'hmacType'>[] 
     encKey: 'K1' as const,
     hmacKey: 'H1' as const,
   })),
-  { name: 'port-80', note: '-A tcp/80 (not in the default spa_open_ports)', args: ['-A', 'tcp/80', ...A], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'wrong-hmac-key', note: 'door keys K1 with another HMAC key', args: ['-A', 'tcp/22', ...A], encKey: 'K1', hmacKey: 'H2' },
-  { name: 'wrong-rijndael-key', note: 'right HMAC key, another Rijndael key', args: ['-A', 'tcp/22', ...A], encKey: 'K2', hmacKey: 'H1' },
-  { name: 'nat', note: '-N 192.168.1.2:22 (type 2)', args: ['-A', 'tcp/22', ...A, '-N', '192.168.1.2:22'], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'nat-timeout', note: '-N 192.168.1.2:22 -f 60 (type 4)', args: ['-A', 'tcp/22', ...A, '-N', '192.168.1.2:22', '-f', '60'], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'nat-local', note: '--nat-local (type 5)', args: ['-A', 'tcp/22', ...A, '--nat-local'], encKey: 'K1', hmacKey: 'H1' },
-  { name: 'command', note: "--server-cmd 'echo hi' (type 0)", args: [...A, '--server-cmd', 'echo hi'], encKey: 'K1', hmacKey: 'H1' },
+  {
+    name: 'port-80',
+    note: '-A tcp/80 (not in the default spa_open_ports)',
+    args: ['-A', 'tcp/80', ...A],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
+  {
+    name: 'wrong-hmac-key',
+    note: 'door keys K1 with another HMAC key',
+    args: ['-A', 'tcp/22', ...A],
+    encKey: 'K1',
+    hmacKey: 'H2',
+  },
+  {
+    name: 'wrong-rijndael-key',
+    note: 'right HMAC key, another Rijndael key',
+    args: ['-A', 'tcp/22', ...A],
+    encKey: 'K2',
+    hmacKey: 'H1',
+  },
+  {
+    name: 'nat',
+    note: '-N 192.168.1.2:22 (type 2)',
+    args: ['-A', 'tcp/22', ...A, '-N', '192.168.1.2:22'],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
+  {
+    name: 'nat-timeout',
+    note: '-N 192.168.1.2:22 -f 60 (type 4)',
+    args: ['-A', 'tcp/22', ...A, '-N', '192.168.1.2:22', '-f', '60'],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
+  {
+    name: 'nat-local',
+    note: '--nat-local (type 5)',
+    args: ['-A', 'tcp/22', ...A, '--nat-local'],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
+  {
+    name: 'command',
+    note: "--server-cmd 'echo hi' (type 0)",
+    args: [...A, '--server-cmd', 'echo hi'],
+    encKey: 'K1',
+    hmacKey: 'H1',
+  },
   {
     name: 'long',
     note: '16-port access list: 400+ characters, GnuPG for fwknopd',
-    args: ['-A', 'tcp/22,udp/53,tcp/80,tcp/443,udp/1000,udp/2000,tcp/3000,tcp/4000,tcp/5000,tcp/6000,tcp/7000,tcp/8000,tcp/9000,tcp/10000,tcp/11000,tcp/12000', ...A],
+    args: [
+      '-A',
+      'tcp/22,udp/53,tcp/80,tcp/443,udp/1000,udp/2000,tcp/3000,tcp/4000,tcp/5000,tcp/6000,tcp/7000,tcp/8000,tcp/9000,tcp/10000,tcp/11000,tcp/12000',
+      ...A,
+    ],
     encKey: 'K1',
     hmacKey: 'H1',
   },
 ];
 
 /** Runs the client in test mode; returns the saved packet and the field dump. */
-export function runFwknop(args: readonly string[], encKey: string, hmacKey: string, opts: { encIsPassphrase?: boolean; server?: string } = {}): { packet: string; client: Record<string, string> } {
+export function runFwknop(
+  args: readonly string[],
+  encKey: string,
+  hmacKey: string,
+  opts: { encIsPassphrase?: boolean; server?: string } = {},
+): { packet: string; client: Record<string, string> } {
   const home = mkdtempSync(join(tmpdir(), 'spa-fixture-'));
   try {
     const out = join(home, 'packet.txt');
     const keyArgs = opts.encIsPassphrase ? ['--key-rijndael', encKey] : ['--key-base64-rijndael', encKey];
-    const full = ['--no-rc-file', '--no-save-args', '-T', '-v', '-D', opts.server ?? '127.0.0.1', ...keyArgs, '--key-base64-hmac', hmacKey, '--use-hmac', '-B', out, ...args];
-    const r = spawnSync('fwknop', full, { env: { ...process.env, HOME: home, LOGNAME: 'root', USER: 'root' }, encoding: 'utf8' });
-    if (r.status !== 0 && !/SPA packet not actually sent/.test(r.stdout)) throw new Error(`fwknop ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+    const full = [
+      '--no-rc-file',
+      '--no-save-args',
+      '-T',
+      '-v',
+      '-D',
+      opts.server ?? '127.0.0.1',
+      ...keyArgs,
+      '--key-base64-hmac',
+      hmacKey,
+      '--use-hmac',
+      '-B',
+      out,
+      ...args,
+    ];
+    const r = spawnSync('fwknop', full, {
+      env: { ...process.env, HOME: home, LOGNAME: 'root', USER: 'root' },
+      encoding: 'utf8',
+    });
+    if (r.status !== 0 && !/SPA packet not actually sent/.test(r.stdout))
+      throw new Error(`fwknop ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
     const packet = readFileSync(out, 'latin1').replace(/\n$/, '');
     const client: Record<string, string> = {};
     // The first "SPA Field Values" block: "   Name: value".
@@ -118,12 +205,15 @@ export function runFwknop(args: readonly string[], encKey: string, hmacKey: stri
 function main(): void {
   const repo = resolve(__dirname, '..', '..', '..');
   const file = join(repo, 'test', 'fixtures', 'spa', 'packets.json');
-  const version = spawnSync('fwknop', ['--version', '--no-rc-file'], { encoding: 'utf8', env: { ...process.env, HOME: tmpdir() } }).stdout.trim();
+  const version = spawnSync('fwknop', ['--version', '--no-rc-file'], {
+    encoding: 'utf8',
+    env: { ...process.env, HOME: tmpdir() },
+  }).stdout.trim();
   const k = SPA_TEST_KEYS;
   const fixtures: SpaFixture[] = SPECS.map((s) => {
     const enc = s.encKey === 'PASS' ? k.PASS : k[s.encKey];
     const { packet, client } = runFwknop(s.args, enc, k[s.hmacKey], { encIsPassphrase: s.encKey === 'PASS' });
-    const hmacType = (s.args[s.args.indexOf('--hmac-digest-type') + 1] ?? 'sha256');
+    const hmacType = s.args[s.args.indexOf('--hmac-digest-type') + 1] ?? 'sha256';
     return {
       ...s,
       hmacType: s.args.includes('--hmac-digest-type') ? hmacType : 'sha256',
@@ -132,7 +222,13 @@ function main(): void {
       packet,
     };
   });
-  const data: SpaFixtureFile = { generator: 'test/support/make-spa-fixtures.ts', fwknopVersion: version, createdAt: new Date().toISOString(), keys: k, fixtures };
+  const data: SpaFixtureFile = {
+    generator: 'test/support/make-spa-fixtures.ts',
+    fwknopVersion: version,
+    createdAt: new Date().toISOString(),
+    keys: k,
+    fixtures,
+  };
   writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
   process.stdout.write(`wrote ${fixtures.length} fixtures to ${file}\n`);
 }

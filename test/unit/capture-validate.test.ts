@@ -68,7 +68,20 @@ test('the door must be one the daemon gave the capture process, of the event kin
 });
 
 test('src must be a canonical IP literal of the stated family, knockable on that door', () => {
-  for (const src of ['10.0.0.02', '010.0.0.2', ' 10.0.0.2', '10.0.0.2\n', '10.0.0.2; rm -rf /', '1.2.3', '256.0.0.1', 'localhost', '', 'FD00::2', '2001:0db8::1', '::ffff:10.0.0.2x']) {
+  for (const src of [
+    '10.0.0.02',
+    '010.0.0.2',
+    ' 10.0.0.2',
+    '10.0.0.2\n',
+    '10.0.0.2; rm -rf /',
+    '1.2.3',
+    '256.0.0.1',
+    'localhost',
+    '',
+    'FD00::2',
+    '2001:0db8::1',
+    '::ffff:10.0.0.2x',
+  ]) {
     refused(ev({ ...OPEN, src }), /not a canonical IP address/);
   }
   refused(ev({ ...OPEN, src: 7 }), /not a canonical IP address/);
@@ -82,7 +95,10 @@ test('family, stage, proto and port are within range', () => {
   refused(ev({ ...OPEN, family: 5 }), /family is not 4 or 6/);
   refused(ev({ ...OPEN, family: '4' }), /family is not 4 or 6/);
   for (const stage of [0, -1, 4, 1.5, '1', null, Number.NaN, Infinity]) {
-    refused(ev({ type: 'stage', door: 'openSSH', src: '10.0.0.2', family: 4, stage }), /stage .* is outside 1\.\.3 for door openSSH/);
+    refused(
+      ev({ type: 'stage', door: 'openSSH', src: '10.0.0.2', family: 4, stage }),
+      /stage .* is outside 1\.\.3 for door openSSH/,
+    );
   }
   refused(ev({ type: 'timeout', door: 'openSSH', src: '10.0.0.2', stage: 3 }), /outside 1\.\.2/);
   const sp = { type: 'spoiled', door: 'openSSH', src: '10.0.0.2', stage: 1, proto: 6, port: 80 };
@@ -98,11 +114,17 @@ test('no field more, none missing; counters are non-negative integers', () => {
   refused({ t: 'event', e: [OPEN] }, /event is not an object/);
   refused({ t: 'suppressed', count: -1, timeouts: 0, evicted: 0, inFlight: 0 }, /count is not a count/);
   refused({ t: 'suppressed', count: 1e300, timeouts: 0, evicted: 0, inFlight: 0 }, /count is not a count/);
-  refused({ t: 'stats', stats: { ...STATS, frames: { ...STATS.frames, knocks: 'many' } } }, /stats\.frames\.knocks is not a count/);
+  refused(
+    { t: 'stats', stats: { ...STATS, frames: { ...STATS.frames, knocks: 'many' } } },
+    /stats\.frames\.knocks is not a count/,
+  );
   refused({ t: 'stats', stats: { ...STATS, matcher: { ...STATS.matcher, bogus: 1 } } }, /unexpected field "bogus"/);
   refused({ t: 'listening', iface: 'eth0', link: 'IEEE802_11_RADIO', filter: '' }, /unknown link type/);
   refused({ t: 'listening', iface: 'eth0', link: 'ETHERNET', filter: 'x'.repeat(70_000) }, /filter is longer than/);
-  refused({ t: 'listening', iface: 'wlan9', link: 'ETHERNET', filter: '' }, /iface "wlan9" is not one the capture process was given/);
+  refused(
+    { t: 'listening', iface: 'wlan9', link: 'ETHERNET', filter: '' },
+    /iface "wlan9" is not one the capture process was given/,
+  );
   refused({ t: 'error', iface: 'eth0', message: 'x'.repeat(600) }, /longer than 512/);
   refused({ t: 'grant', door: 'openSSH' }, /unknown message type "grant"/);
   refused(null, /message is not an object/);
@@ -116,7 +138,8 @@ test('error text is made printable before it reaches the log', () => {
 });
 
 test('the capture user: knockd, else nobody, never root', () => {
-  const passwd = 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nknockd:x:990:985:knockd:/:/sbin/nologin\n';
+  const passwd =
+    'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nknockd:x:990:985:knockd:/:/sbin/nologin\n';
   assert.deepEqual(findUser(passwd, 'knockd'), { name: 'knockd', uid: 990, gid: 985 });
   assert.deepEqual(findUser(passwd, 'nobody'), { name: 'nobody', uid: 65534, gid: 65534 });
   assert.equal(findUser(passwd, 'root'), undefined);
@@ -125,10 +148,17 @@ test('the capture user: knockd, else nobody, never root', () => {
 });
 
 test('unprivilegedProblem names what a process still holds', () => {
-  const base = 'Name:\tnode\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n';
+  const base =
+    'Name:\tnode\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n';
   assert.equal(unprivilegedProblem(parseStatus(base)), undefined);
-  assert.match(unprivilegedProblem(parseStatus(base.replace('Uid:\t65534\t65534\t65534\t65534', 'Uid:\t65534\t0\t65534\t65534')))!, /Uid 65534 0/);
-  assert.match(unprivilegedProblem(parseStatus(base.replace('CapBnd:\t0000000000000000', 'CapBnd:\t0000000000002000')))!, /CapBnd 2000/);
+  assert.match(
+    unprivilegedProblem(parseStatus(base.replace('Uid:\t65534\t65534\t65534\t65534', 'Uid:\t65534\t0\t65534\t65534')))!,
+    /Uid 65534 0/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(base.replace('CapBnd:\t0000000000000000', 'CapBnd:\t0000000000002000')))!,
+    /CapBnd 2000/,
+  );
   assert.match(unprivilegedProblem(parseStatus(base.replace('NoNewPrivs:\t1', 'NoNewPrivs:\t0')))!, /NoNewPrivs 0/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Groups:\t', 'Groups:\t4 27')))!, /Groups 4 27/);
 });
@@ -137,7 +167,10 @@ test('MessageGate: a bad message gets one clear log line and is dropped; the goo
   const { MessageGate, REFUSED_LINES_PER_SECOND } = await import('../../src/capture/validate');
   const lines: string[] = [];
   let now = 1_000_000;
-  const gate = new MessageGate((l) => lines.push(l), () => now);
+  const gate = new MessageGate(
+    (l) => lines.push(l),
+    () => now,
+  );
   const out: unknown[] = [];
   const feed = (m: unknown): void => {
     const r = gate.admit(m, DOORS, false, IFACES);
@@ -147,7 +180,9 @@ test('MessageGate: a bad message gets one clear log line and is dropped; the goo
   feed(ev({ ...OPEN, src: '10.0.0.2; reboot' }));
   feed(ev({ ...OPEN, src: '10.0.0.3' }));
   assert.deepEqual(out, [ev(OPEN), ev({ ...OPEN, src: '10.0.0.3' })]);
-  assert.deepEqual(lines, ['capture process sent an invalid message, dropped: src is not a canonical IP address: "10.0.0.2; reboot"']);
+  assert.deepEqual(lines, [
+    'capture process sent an invalid message, dropped: src is not a canonical IP address: "10.0.0.2; reboot"',
+  ]);
   // A flood of bad messages: a few lines a second, then a count; good messages still pass.
   for (let i = 0; i < 1000; i++) feed({ t: 'bogus' });
   feed(ev({ ...OPEN, src: '10.0.0.4' }));

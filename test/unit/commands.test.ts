@@ -80,7 +80,10 @@ function fakeTimers() {
 // ------------------------------------------------------------ substitution and selection
 
 test('substituteIp: every %IP%, IPv4 and IPv6, knockd left-to-right semantics', () => {
-  assert.equal(substituteIp('iptables -A INPUT -s %IP% -j ACCEPT # %IP%', '10.0.0.2'), 'iptables -A INPUT -s 10.0.0.2 -j ACCEPT # 10.0.0.2');
+  assert.equal(
+    substituteIp('iptables -A INPUT -s %IP% -j ACCEPT # %IP%', '10.0.0.2'),
+    'iptables -A INPUT -s 10.0.0.2 -j ACCEPT # 10.0.0.2',
+  );
   assert.equal(substituteIp('ip6tables -s %IP%/128', '2001:db8::1'), 'ip6tables -s 2001:db8::1/128');
   assert.equal(substituteIp('a %IP%IP% b', '::ffff:1.2.3.4'), 'a ::ffff:1.2.3.4IP% b');
   assert.equal(substituteIp('no token', '1.2.3.4'), 'no token');
@@ -88,7 +91,21 @@ test('substituteIp: every %IP%, IPv4 and IPv6, knockd left-to-right semantics', 
 });
 
 test('substituteIp: anything but an address literal throws, so a packet can never inject shell syntax', () => {
-  for (const bad of ['', 'localhost', '1.2.3.4; touch /tmp/x', '1.2.3.4 ', ' 1.2.3.4', '$(reboot)', '`id`', 'fe80::1%eth0', '[::1]', '1.2.3', '01.2.3.4', '1.2.3.4/32', '1.2.3.4\n']) {
+  for (const bad of [
+    '',
+    'localhost',
+    '1.2.3.4; touch /tmp/x',
+    '1.2.3.4 ',
+    ' 1.2.3.4',
+    '$(reboot)',
+    '`id`',
+    'fe80::1%eth0',
+    '[::1]',
+    '1.2.3',
+    '01.2.3.4',
+    '1.2.3.4/32',
+    '1.2.3.4\n',
+  ]) {
     assert.throws(() => substituteIp('echo %IP%', bad), /not an IPv4\/IPv6 address/, JSON.stringify(bad));
   }
 });
@@ -101,7 +118,10 @@ test('selectCommands: _6 forms, fallback to IPv4 when absent, empty means nothin
   assert.deepEqual(selectCommands(both, 4), { start: 'a', stop: 'b' });
   assert.deepEqual(selectCommands(both, 6), { start: 'a6', stop: 'b6' });
   // An explicitly empty _6 does not fall back.
-  assert.deepEqual(selectCommands(door({ startCommand: 'a', startCommand6: '', stopCommand: 'b', stopCommand6: '' }), 6), {});
+  assert.deepEqual(
+    selectCommands(door({ startCommand: 'a', startCommand6: '', stopCommand: 'b', stopCommand6: '' }), 6),
+    {},
+  );
   assert.deepEqual(selectCommands(door({ startCommand: 'a', stopCommand: 'b', stopCommand6: '' }), 6), { start: 'a' });
   assert.deepEqual(selectCommands(door({ startCommand: '', stopCommand: '' }), 4), {});
   assert.deepEqual(selectCommands(door(), 4), {});
@@ -109,7 +129,9 @@ test('selectCommands: _6 forms, fallback to IPv4 when absent, empty means nothin
 
 test('open: an invalid source throws before anything runs', async () => {
   const { runner, results } = rig();
-  assert.throws(() => runner.open(door({ startCommand: 'echo %IP%', stopCommand: 'echo %IP%' }), '1.2.3.4; touch /tmp/x', 4));
+  assert.throws(() =>
+    runner.open(door({ startCommand: 'echo %IP%', stopCommand: 'echo %IP%' }), '1.2.3.4; touch /tmp/x', 4),
+  );
   await runner.idle();
   assert.deepEqual(results, []);
   assert.deepEqual(runner.pending(), []);
@@ -123,7 +145,11 @@ test('open: IPv6 knocker runs the IPv4 command when no _6 form exists; an empty 
     runner.open(door({ startCommand: `echo v4 %IP% >> ${f}` }), '2001:db8::9', 6);
     await runner.idle();
     assert.equal(readFileSync(f, 'utf8'), 'v4 2001:db8::9\n');
-    runner.open(door({ startCommand: `echo v4 %IP% >> ${f}`, startCommand6: '', stopCommand: `echo stop >> ${f}` }), '2001:db8::9', 6);
+    runner.open(
+      door({ startCommand: `echo v4 %IP% >> ${f}`, startCommand6: '', stopCommand: `echo stop >> ${f}` }),
+      '2001:db8::9',
+      6,
+    );
     await runner.idle();
     assert.equal(results.length, 1);
     assert.deepEqual(runner.pending(), []);
@@ -223,7 +249,11 @@ test('the stop command runs cmdTimeout seconds after the start, after "command t
     const f = join(dir, 'f');
     const { runner, msgs, results } = rig();
     const t0 = Date.now();
-    runner.open(door({ startCommand: `echo start %IP% >> ${f}`, stopCommand: `echo stop %IP% >> ${f}`, cmdTimeout: 0.2 }), '10.0.0.2', 4);
+    runner.open(
+      door({ startCommand: `echo start %IP% >> ${f}`, stopCommand: `echo stop %IP% >> ${f}`, cmdTimeout: 0.2 }),
+      '10.0.0.2',
+      4,
+    );
     const pend = runner.pending();
     assert.equal(pend.length, 1);
     assert.equal(pend[0]!.door, 'openSSH');
@@ -235,7 +265,11 @@ test('the stop command runs cmdTimeout seconds after the start, after "command t
     assert.equal(stop.command, `echo stop 10.0.0.2 >> ${f}`);
     assert.equal(readFileSync(f, 'utf8'), 'start 10.0.0.2\nstop 10.0.0.2\n');
     const m = msgs().filter((x) => x.includes('running command') || x.includes('command timeout'));
-    assert.deepEqual(m, [`10.0.0.2: openSSH: running command: echo start 10.0.0.2 >> ${f}`, '10.0.0.2: openSSH: command timeout', `10.0.0.2: openSSH: running command: echo stop 10.0.0.2 >> ${f}`]);
+    assert.deepEqual(m, [
+      `10.0.0.2: openSSH: running command: echo start 10.0.0.2 >> ${f}`,
+      '10.0.0.2: openSSH: command timeout',
+      `10.0.0.2: openSSH: running command: echo stop 10.0.0.2 >> ${f}`,
+    ]);
     assert.deepEqual(runner.pending(), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -247,7 +281,11 @@ test('the stop command never overtakes a slow start command of the same (door, s
   try {
     const f = join(dir, 'f');
     const { runner, results } = rig();
-    runner.open(door({ startCommand: `sleep 0.4; echo start >> ${f}`, stopCommand: `echo stop >> ${f}`, cmdTimeout: 0.05 }), '10.0.0.2', 4);
+    runner.open(
+      door({ startCommand: `sleep 0.4; echo start >> ${f}`, stopCommand: `echo stop >> ${f}`, cmdTimeout: 0.05 }),
+      '10.0.0.2',
+      4,
+    );
     while (results.length < 2) await sleep(20);
     assert.equal(readFileSync(f, 'utf8'), 'start\nstop\n');
   } finally {
@@ -280,7 +318,7 @@ test('a repeated open runs the start again and reschedules the single pending st
   assert.deepEqual(runner.pending(), []);
 });
 
-test('a Cmd_Timeout beyond setTimeout\'s 24.8-day limit does not fire at once', async () => {
+test("a Cmd_Timeout beyond setTimeout's 24.8-day limit does not fire at once", async () => {
   const { runner, results } = rig();
   runner.open(door({ startCommand: 'true', stopCommand: 'true', cmdTimeout: 3_000_000 }), '10.0.0.2', 4);
   await runner.idle();
@@ -331,7 +369,10 @@ test('flush() is bounded: it kills what still runs and keeps unrun stops in the 
     assert.equal(stop.aborted, true); // queued behind the killed start: never ran
     assert.ok(lines.some((l) => l.level === 50 && l.msg.includes('killing 1')));
     const left = (await loadPendingStops(state)).entries;
-    assert.deepEqual(left.map((s) => [s.door, s.src, s.stopCommand]), [['openSSH', '10.0.0.2', 'echo stop 10.0.0.2']]);
+    assert.deepEqual(
+      left.map((s) => [s.door, s.src, s.stopCommand]),
+      [['openSSH', '10.0.0.2', 'echo stop 10.0.0.2']],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -365,7 +406,12 @@ test('state file: written atomically (0600, no temp file left) on every change, 
     const state = join(dir, 'pending.json');
     const clock = fakeTimers();
     const { runner } = rig({ stateFile: state, now: clock.now, setTimer: clock.setTimer });
-    const d = door({ startCommand: 'true', stopCommand: 'firewall-cmd --remove-rich-rule="rule family=ipv4 source address=%IP% accept"', stopCommand6: 'echo v6 %IP%', cmdTimeout: 30 });
+    const d = door({
+      startCommand: 'true',
+      stopCommand: 'firewall-cmd --remove-rich-rule="rule family=ipv4 source address=%IP% accept"',
+      stopCommand6: 'echo v6 %IP%',
+      cmdTimeout: 30,
+    });
     runner.open(d, '10.0.0.2', 4);
     runner.open(d, '2001:db8::2', 6);
     await runner.idle();
@@ -374,7 +420,13 @@ test('state file: written atomically (0600, no temp file left) on every change, 
     const loaded = (await loadPendingStops(state)).entries;
     const due = clock.now() + 30_000;
     assert.deepEqual(loaded, [
-      { door: 'openSSH', src: '10.0.0.2', family: 4, stopCommand: 'firewall-cmd --remove-rich-rule="rule family=ipv4 source address=10.0.0.2 accept"', dueAt: due },
+      {
+        door: 'openSSH',
+        src: '10.0.0.2',
+        family: 4,
+        stopCommand: 'firewall-cmd --remove-rich-rule="rule family=ipv4 source address=10.0.0.2 accept"',
+        dueAt: due,
+      },
       { door: 'openSSH', src: '2001:db8::2', family: 6, stopCommand: 'echo v6 2001:db8::2', dueAt: due },
     ]);
     // Once the stops have run, the file is empty again.
@@ -400,10 +452,19 @@ test('loadPendingStops: missing file is empty; a damaged file is moved aside and
     assert.ok(!existsSync(state));
 
     const good = { door: 'd', src: '10.0.0.9', family: 4, stopCommand: 'true', dueAt: 1 };
-    writeFileSync(state, JSON.stringify({ version: 1, stops: [{ door: 'd', src: '1.2.3.4; reboot', family: 4, stopCommand: 'x', dueAt: 1 }, good] }));
+    writeFileSync(
+      state,
+      JSON.stringify({
+        version: 1,
+        stops: [{ door: 'd', src: '1.2.3.4; reboot', family: 4, stopCommand: 'x', dueAt: 1 }, good],
+      }),
+    );
     r = await loadPendingStops(state);
     assert.deepEqual(r.entries, [good]);
-    assert.match(r.problems.join('\n'), /pending\.json: entry 1 refused: not a pending stop command .*1\.2\.3\.4; reboot/);
+    assert.match(
+      r.problems.join('\n'),
+      /pending\.json: entry 1 refused: not a pending stop command .*1\.2\.3\.4; reboot/,
+    );
     // Cut short: the whole entry lines before the cut are still honoured.
     const text = `{"version":2,"stops":[\n${JSON.stringify(good)},\n{"door":"e","src":"10.0.0`;
     writeFileSync(state, text);
@@ -412,12 +473,24 @@ test('loadPendingStops: missing file is empty; a damaged file is moved aside and
     assert.ok(r.movedTo !== undefined);
 
     const f = join(dir, 'out');
-    writeFileSync(state, JSON.stringify({ version: 1, stops: [{ door: 'd', src: '10.0.0.7', family: 4, stopCommand: `echo restored >> ${f}`, dueAt: Date.now() - 1000 }, { door: 'e', src: '10.0.0.8', family: 4, stopCommand: 'true', dueAt: Date.now() + 3_600_000 }] }));
+    writeFileSync(
+      state,
+      JSON.stringify({
+        version: 1,
+        stops: [
+          { door: 'd', src: '10.0.0.7', family: 4, stopCommand: `echo restored >> ${f}`, dueAt: Date.now() - 1000 },
+          { door: 'e', src: '10.0.0.8', family: 4, stopCommand: 'true', dueAt: Date.now() + 3_600_000 },
+        ],
+      }),
+    );
     const { runner, results } = rig();
     runner.restore((await loadPendingStops(state)).entries);
     while (results.length < 1) await sleep(20);
     assert.equal(readFileSync(f, 'utf8'), 'restored\n');
-    assert.deepEqual(runner.pending().map((p) => p.door), ['e']);
+    assert.deepEqual(
+      runner.pending().map((p) => p.door),
+      ['e'],
+    );
     runner.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });

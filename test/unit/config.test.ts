@@ -23,7 +23,16 @@ import {
 } from '../../src/config/parse';
 import type { ParseResult } from '../../src/config/parse';
 import type { ConfigIssue, DoorConfig, FirewalldDoor } from '../../src/config/types';
-import { IPPROTO_TCP as TCP, IPPROTO_UDP as UDP, TH_ACK, TH_FIN, TH_PSH, TH_RST, TH_SYN, TH_URG } from '../../src/decode/types';
+import {
+  IPPROTO_TCP as TCP,
+  IPPROTO_UDP as UDP,
+  TH_ACK,
+  TH_FIN,
+  TH_PSH,
+  TH_RST,
+  TH_SYN,
+  TH_URG,
+} from '../../src/decode/types';
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -32,7 +41,8 @@ import { IPPROTO_TCP as TCP, IPPROTO_UDP as UDP, TH_ACK, TH_FIN, TH_PSH, TH_RST,
 /** The rule templates a firewalld door makes: one per target, for each family. */
 function fwRules(zone: string | undefined, targets: string[], timeout: number): FirewalldDoor['rules'] {
   const z = zone !== undefined ? { zone } : {};
-  const f = (n: 4 | 6) => targets.map((t) => ({ ...z, rule: `rule family="ipv${n}" source address="%IP%" ${t} accept`, timeout }));
+  const f = (n: 4 | 6) =>
+    targets.map((t) => ({ ...z, rule: `rule family="ipv${n}" source address="%IP%" ${t} accept`, timeout }));
   return { 4: f(4), 6: f(6) };
 }
 
@@ -139,8 +149,23 @@ test('the project knockd.conf parses to exactly the expected doors', () => {
       tcpFlags: { set: TH_SYN, clear: 0 },
       cmdTimeout: 3600,
       cmdTimeoutSet: true,
-      firewalld: { action: 'open', zone: 'public', services: ['ssh'], ports: [], rules: fwRules('public', ['service name="ssh"'], 3600), from: 'directives' },
-      lines: { SEQUENCE: 5, SEQ_TIMEOUT: 6, TCPFLAGS: 7, FIREWALLD_ACTION: 8, FIREWALLD_ZONE: 9, FIREWALLD_SERVICE: 10, CMD_TIMEOUT: 11 },
+      firewalld: {
+        action: 'open',
+        zone: 'public',
+        services: ['ssh'],
+        ports: [],
+        rules: fwRules('public', ['service name="ssh"'], 3600),
+        from: 'directives',
+      },
+      lines: {
+        SEQUENCE: 5,
+        SEQ_TIMEOUT: 6,
+        TCPFLAGS: 7,
+        FIREWALLD_ACTION: 8,
+        FIREWALLD_ZONE: 9,
+        FIREWALLD_SERVICE: 10,
+        CMD_TIMEOUT: 11,
+      },
     },
     {
       name: 'closeSSH',
@@ -154,8 +179,22 @@ test('the project knockd.conf parses to exactly the expected doors', () => {
       tcpFlags: { set: TH_SYN, clear: 0 },
       cmdTimeout: 10, // knockd's default; a close door's rules have no timeout
       cmdTimeoutSet: false,
-      firewalld: { action: 'close', zone: 'public', services: ['ssh'], ports: [], rules: fwRules('public', ['service name="ssh"'], 0), from: 'directives' },
-      lines: { SEQUENCE: 14, SEQ_TIMEOUT: 15, TCPFLAGS: 16, FIREWALLD_ACTION: 17, FIREWALLD_ZONE: 18, FIREWALLD_SERVICE: 19 },
+      firewalld: {
+        action: 'close',
+        zone: 'public',
+        services: ['ssh'],
+        ports: [],
+        rules: fwRules('public', ['service name="ssh"'], 0),
+        from: 'directives',
+      },
+      lines: {
+        SEQUENCE: 14,
+        SEQ_TIMEOUT: 15,
+        TCPFLAGS: 16,
+        FIREWALLD_ACTION: 17,
+        FIREWALLD_ZONE: 18,
+        FIREWALLD_SERVICE: 19,
+      },
     },
   ]);
 });
@@ -192,7 +231,14 @@ test('seed 000 (header-less) parses to one door, with header and typographic-das
     { ...d, lines: undefined },
     { ...defaults({ name: 'door1', line: 3, ...SEED_000_DOOR }), lines: undefined },
   );
-  assert.deepEqual(d.lines, { SEQUENCE: 3, SEQ_TIMEOUT: 4, START_COMMAND: 5, CMD_TIMEOUT: 6, TCPFLAGS: 7, STOP_COMMAND: 8 });
+  assert.deepEqual(d.lines, {
+    SEQUENCE: 3,
+    SEQ_TIMEOUT: 4,
+    START_COMMAND: 5,
+    CMD_TIMEOUT: 6,
+    TCPFLAGS: 7,
+    STOP_COMMAND: 8,
+  });
 
   oneWarning(warnings, 1, /Add a header line "\[options\]" above line 1\./);
   const h = oneWarning(warnings, 3, /such as "\[door1\]"/, 'door1');
@@ -218,7 +264,10 @@ test('seed 000 with headers added: same door, no header warning', () => {
   const { doors, warnings, r } = ok(text);
   assert.deepEqual(r.config?.options, { logFile: '/var/log/knockd.log', useSyslog: false });
   assert.equal(doors.length, 1);
-  assert.deepEqual({ ...doors[0], lines: undefined }, { ...defaults({ name: 'openSSH', line: 4, ...SEED_000_DOOR }), lines: undefined });
+  assert.deepEqual(
+    { ...doors[0], lines: undefined },
+    { ...defaults({ name: 'openSSH', line: 4, ...SEED_000_DOOR }), lines: undefined },
+  );
   assert.equal(warnings.filter((w) => HEADERLESS.test(w.message)).length, 0);
   assert.deepEqual(
     warnings.map((w) => w.line),
@@ -240,9 +289,21 @@ test('seed 004 (header-less) parses to two doors, each with a header warning', (
       startCommand: RICH(op),
       lines: { SEQUENCE: line, SEQ_TIMEOUT: line + 1, TCPFLAGS: line + 2, START_COMMAND: line + 3 },
       // The firewall-cmd line becomes a firewalld door when the config is loaded.
-      firewalld: { action: op === 'add' ? 'open' : 'close', services: [], ports: [], rules: { 4: [{ zone: 'public', rule: SSH_RULE_T, timeout: 0 }], 6: [{ zone: 'public', rule: SSH_RULE_T, timeout: 0 }] }, from: 'commands' },
+      firewalld: {
+        action: op === 'add' ? 'open' : 'close',
+        services: [],
+        ports: [],
+        rules: {
+          4: [{ zone: 'public', rule: SSH_RULE_T, timeout: 0 }],
+          6: [{ zone: 'public', rule: SSH_RULE_T, timeout: 0 }],
+        },
+        from: 'commands',
+      },
     });
-  assert.deepEqual(doors, [expected('door1', 2, [3333, 4444, 5555], 'add'), expected('door2', 7, [6666, 7777, 8888], 'remove')]);
+  assert.deepEqual(doors, [
+    expected('door1', 2, [3333, 4444, 5555], 'add'),
+    expected('door2', 7, [6666, 7777, 8888], 'remove'),
+  ]);
   oneWarning(warnings, 1, /Add a header line "\[options\]" above line 1\./);
   oneWarning(warnings, 2, /Add a header line such as "\[door1\]" above line 2\./, 'door1');
   oneWarning(warnings, 7, /Add a header line such as "\[door2\]" above line 7\./, 'door2');
@@ -285,14 +346,20 @@ test('header-less: a door directive before the first Sequence starts door1', () 
 test('header-less options at the top, then sections (mixed)', () => {
   const { doors, warnings, r } = ok('UseSyslog\nLogFile = /tmp/k.log\n\n[open]\nsequence = 1,2\ncommand = x\n');
   assert.deepEqual(r.config?.options, { useSyslog: true, logFile: '/tmp/k.log' });
-  assert.deepEqual(doors.map((d) => d.name), ['open']);
+  assert.deepEqual(
+    doors.map((d) => d.name),
+    ['open'],
+  );
   assert.equal(warnings.length, 1);
   oneWarning(warnings, 1, /Add a header line "\[options\]" above line 1\./);
 });
 
 test('header-less door names skip names used by [sections] later in the file', () => {
   const { doors } = ok('sequence = 1,2\ncommand = a\n[door1]\nsequence = 3,4\ncommand = b\n');
-  assert.deepEqual(doors.map((d) => d.name), ['door2', 'door1']);
+  assert.deepEqual(
+    doors.map((d) => d.name),
+    ['door2', 'door1'],
+  );
 });
 
 test('header-less One_Time_Sequences also starts a new door', () => {
@@ -311,8 +378,15 @@ test('header-less One_Time_Sequences also starts a new door', () => {
 // ---------------------------------------------------------------------------
 
 test('[options]: LogFile, UseSyslog (bare), PidFile, Interface', () => {
-  const { r } = ok('[options]\nLogFile = /var/log/k.log\nUseSyslog\nPidFile = /run/knockd.pid\nInterface = enp1s0\n' + door(''));
-  assert.deepEqual(r.config?.options, { logFile: '/var/log/k.log', useSyslog: true, pidFile: '/run/knockd.pid', interface: 'enp1s0' });
+  const { r } = ok(
+    '[options]\nLogFile = /var/log/k.log\nUseSyslog\nPidFile = /run/knockd.pid\nInterface = enp1s0\n' + door(''),
+  );
+  assert.deepEqual(r.config?.options, {
+    logFile: '/var/log/k.log',
+    useSyslog: true,
+    pidFile: '/run/knockd.pid',
+    interface: 'enp1s0',
+  });
 });
 
 test('[options] defaults, and [OPTIONS] in any case', () => {
@@ -381,7 +455,17 @@ test('every door directive, with aliases', () => {
       startCommand6: '/bin/open6 %IP%',
       stopCommand: '/bin/close %IP%',
       stopCommand6: '',
-      lines: { SEQUENCE: 2, SEQ_TIMEOUT: 3, TCPFLAGS: 4, CMD_TIMEOUT: 5, TARGET: 6, START_COMMAND: 7, START_COMMAND_6: 8, STOP_COMMAND: 9, STOP_COMMAND_6: 10 },
+      lines: {
+        SEQUENCE: 2,
+        SEQ_TIMEOUT: 3,
+        TCPFLAGS: 4,
+        CMD_TIMEOUT: 5,
+        TARGET: 6,
+        START_COMMAND: 7,
+        START_COMMAND_6: 8,
+        STOP_COMMAND: 9,
+        STOP_COMMAND_6: 10,
+      },
     },
     {
       name: 'otp',
@@ -395,7 +479,14 @@ test('every door directive, with aliases', () => {
       target: '2001:db8::1',
       startCommand: '/bin/a',
       startCommand6: '/bin/b',
-      lines: { ONE_TIME_SEQUENCES: 12, SEQ_TIMEOUT: 13, TCPFLAGS: 14, TARGET: 15, START_COMMAND: 16, START_COMMAND_6: 17 },
+      lines: {
+        ONE_TIME_SEQUENCES: 12,
+        SEQ_TIMEOUT: 13,
+        TCPFLAGS: 14,
+        TARGET: 15,
+        START_COMMAND: 16,
+        START_COMMAND_6: 17,
+      },
     },
   ]);
 });
@@ -429,7 +520,16 @@ test('Sequence: port 0 and 65535, 32 ports, and sequenceText', () => {
     { port: 0, proto: TCP },
     { port: 65535, proto: UDP },
   ]);
-  assert.equal(sequenceText({ sequence: [{ port: 3333, proto: TCP }, { port: 4444, proto: TCP }, { port: 5555, proto: UDP }] }), '3333:tcp,4444:tcp,5555:udp');
+  assert.equal(
+    sequenceText({
+      sequence: [
+        { port: 3333, proto: TCP },
+        { port: 4444, proto: TCP },
+        { port: 5555, proto: UDP },
+      ],
+    }),
+    '3333:tcp,4444:tcp,5555:udp',
+  );
 });
 
 test('firewalld directives: ports, several services, no zone, timeouts', () => {
@@ -459,12 +559,20 @@ test('firewalld directives: ports, several services, no zone, timeouts', () => {
     ],
     rules: fwRules(
       undefined,
-      ['service name="http"', 'service name="https"', 'service name="my-svc.v2+x"', 'port port="8080" protocol="tcp"', 'port port="60000-61000" protocol="udp"', 'port port="9" protocol="sctp"', 'port port="10-10" protocol="dccp"'],
+      [
+        'service name="http"',
+        'service name="https"',
+        'service name="my-svc.v2+x"',
+        'port port="8080" protocol="tcp"',
+        'port port="60000-61000" protocol="udp"',
+        'port port="9" protocol="sctp"',
+        'port port="10-10" protocol="dccp"',
+      ],
       10,
     ),
     from: 'directives',
   });
-  assert.equal(open.cmdTimeout, 10, 'firewalld open door without cmd_timeout: knockd\'s default 10 s, never no timeout');
+  assert.equal(open.cmdTimeout, 10, "firewalld open door without cmd_timeout: knockd's default 10 s, never no timeout");
   assert.equal(open.cmdTimeoutSet, false);
   assert.deepEqual(close.firewalld, {
     action: 'close',
@@ -474,7 +582,10 @@ test('firewalld directives: ports, several services, no zone, timeouts', () => {
     rules: fwRules('internal/x-1', ['port port="8080" protocol="tcp"'], 0),
     from: 'directives',
   });
-  const r = parseConfigText('[t]\nsequence = 1,2\nfirewalld_action = open\nfirewalld_service = ssh\ncmd_timeout = 0\n', 'k.conf');
+  const r = parseConfigText(
+    '[t]\nsequence = 1,2\nfirewalld_action = open\nfirewalld_service = ssh\ncmd_timeout = 0\n',
+    'k.conf',
+  );
   const timed = r.config!.doors[0] as DoorConfig;
   assert.equal(timed.cmdTimeout, 0);
   assert.equal(timed.firewalld?.rules[4][0]?.timeout, 0, 'cmd_timeout = 0 is allowed: no timeout');
@@ -543,12 +654,20 @@ test('error: missing key before =', () => {
 });
 
 test('error: unknown option key, naming it', () => {
-  oneError('[options]\nLogfiel = /x\n' + door(''), 2, /unknown option "Logfiel" in \[options\].*did you mean LogFile\?/);
+  oneError(
+    '[options]\nLogfiel = /x\n' + door(''),
+    2,
+    /unknown option "Logfiel" in \[options\].*did you mean LogFile\?/,
+  );
   oneError('[options]\nVerbose = 1\n' + door(''), 2, /unknown option "Verbose"/);
 });
 
 test('error: door directive in [options] and option in a door', () => {
-  oneError('[options]\nsequence = 1,2\n' + door(''), 2, /"sequence" is a door directive and cannot be used in \[options\]/);
+  oneError(
+    '[options]\nsequence = 1,2\n' + door(''),
+    2,
+    /"sequence" is a door directive and cannot be used in \[options\]/,
+  );
   oneError(door('logfile = /x'), 4, /"logfile" is a global option and cannot be used in a door/, 'd');
 });
 
@@ -577,30 +696,73 @@ test('error: Sequence items (non-numeric, empty, out of range, protocol, too man
 
 test('error: a list value gives one error per line, naming the first bad item', () => {
   const seq = (s: string): string => `[d]\ncommand = x\nsequence = ${s}\n`;
-  oneError(seq('1,,x,70000'), 3, /^empty item in Sequence "1,,x,70000" \(a stray comma\?\) \(and 2 more bad items\)$/, 'd');
-  oneError(seq('x,1'), 3, /^invalid port "x" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp$/, 'd');
+  oneError(
+    seq('1,,x,70000'),
+    3,
+    /^empty item in Sequence "1,,x,70000" \(a stray comma\?\) \(and 2 more bad items\)$/,
+    'd',
+  );
+  oneError(
+    seq('x,1'),
+    3,
+    /^invalid port "x" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp$/,
+    'd',
+  );
   const many = Array.from({ length: 40 }, (_, i) => (i === 5 ? 'x' : String(i + 1))).join(',');
-  oneError(seq(many), 3, /^invalid port "x" in Sequence.*; besides, sequence has 40 ports; knockd allows at most 32$/, 'd');
-  oneError(door('tcpflags = syn,!syn,ack,!ack'), 4, /^TCP flag "syn" is both required and excluded \("syn" and "!syn"\): keep one \(and 1 more bad item\)$/, 'd');
+  oneError(
+    seq(many),
+    3,
+    /^invalid port "x" in Sequence.*; besides, sequence has 40 ports; knockd allows at most 32$/,
+    'd',
+  );
+  oneError(
+    door('tcpflags = syn,!syn,ack,!ack'),
+    4,
+    /^TCP flag "syn" is both required and excluded \("syn" and "!syn"\): keep one \(and 1 more bad item\)$/,
+    'd',
+  );
   oneError(door('tcpflags = sin,,!fyn'), 4, /^unknown TCP flag "sin" .* \(and 2 more bad items\)$/, 'd');
-  oneError(fw('firewalld_action = open\nfirewalld_service = a b,,c d'), 4, /^invalid firewalld service name "a b".*\(and 2 more bad items\)$/, 'fw');
-  oneError(fw('firewalld_action = open\nfirewalld_port = 22,0/tcp,,22/icmp'), 4, /^invalid firewalld_port "22" .*\(and 3 more bad items\)$/, 'fw');
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = a b,,c d'),
+    4,
+    /^invalid firewalld service name "a b".*\(and 2 more bad items\)$/,
+    'fw',
+  );
+  oneError(
+    fw('firewalld_action = open\nfirewalld_port = 22,0/tcp,,22/icmp'),
+    4,
+    /^invalid firewalld_port "22" .*\(and 3 more bad items\)$/,
+    'fw',
+  );
   // 100 000 commas: one error, not 100 002 quoting the whole line (10 GB of text).
   const r = parse(`[d]\ncommand = x\nsequence = ${','.repeat(100_000)}\n`);
   assert.equal(r.errors.length, 1);
-  assert.match(r.errors[0]?.message ?? '', /^empty item in Sequence ",+…\(100000 characters\)" \(a stray comma\?\) \(and 100000 more bad items\); besides, sequence has 100001 ports/);
+  assert.match(
+    r.errors[0]?.message ?? '',
+    /^empty item in Sequence ",+…\(100000 characters\)" \(a stray comma\?\) \(and 100000 more bad items\); besides, sequence has 100001 ports/,
+  );
   assert.ok((r.errors[0]?.message.length ?? 0) < MAX_QUOTE + 200);
 });
 
 test(`values quoted in messages are cut after ${MAX_QUOTE} characters`, () => {
   const long = 'x'.repeat(5000);
-  const e = oneError(door(`target = ${long}`), 4, new RegExp(`^Target "x{${MAX_QUOTE}}…\\(5000 characters\\)" is not an IPv4 or IPv6 address`), 'd');
+  const e = oneError(
+    door(`target = ${long}`),
+    4,
+    new RegExp(`^Target "x{${MAX_QUOTE}}…\\(5000 characters\\)" is not an IPv4 or IPv6 address`),
+    'd',
+  );
   assert.ok(e.message.length < MAX_QUOTE + 150, String(e.message.length));
   oneError(door(`seq_timeout = ${'9'.repeat(5000)}`), 4, /^seq_timeout = 9+…\(5000 characters\) is too long/, 'd');
   oneError(door(`${long}`), 4, /^syntax error: "x+…\(5000 characters\)" is neither/, 'd');
   oneError(`[${long}\n`, 1, /^malformed section header "\[x+…\(5001 characters\)"/);
   // No "did you mean" for keys far longer than any known one (the edit distance would be costly).
-  oneError(door(`seq_timeout${'x'.repeat(100_000)} = 1`), 4, /^unknown directive "seq_timeoutx+…\(100011 characters\)"$/, 'd');
+  oneError(
+    door(`seq_timeout${'x'.repeat(100_000)} = 1`),
+    4,
+    /^unknown directive "seq_timeoutx+…\(100011 characters\)"$/,
+    'd',
+  );
   oneError(door(`${'k'.repeat(100_000)} = 1`), 4, /^unknown directive "k+…\(100000 characters\)"$/, 'd');
   // A surrogate pair is not cut in half.
   const emoji = oneError(door(`target = ${'\u{1f600}'.repeat(150)}`), 4, /not an IPv4/, 'd');
@@ -615,7 +777,10 @@ test('white space inside a line is kept, however long; only ASCII white space is
   assert.equal(d.startCommand, 'x  y');
   const nb = ok('[d]\nsequence = 1,2\ncommand = \u00a0x\u00a0\n');
   assert.equal((nb.doors[0] as DoorConfig).startCommand, '\u00a0x\u00a0');
-  assert.equal((ok(`[d]\nsequence = 1,2\ncommand = x${' '.repeat(50_000)}\n`).doors[0] as DoorConfig).startCommand, 'x');
+  assert.equal(
+    (ok(`[d]\nsequence = 1,2\ncommand = x${' '.repeat(50_000)}\n`).doors[0] as DoorConfig).startCommand,
+    'x',
+  );
 });
 
 test(`at most ${MAX_ERRORS} errors, then "too many errors" and the scan stops`, () => {
@@ -625,12 +790,21 @@ test(`at most ${MAX_ERRORS} errors, then "too many errors" and the scan stops`, 
   assert.equal(r.errors.length, MAX_ERRORS + 1);
   const last = r.errors[MAX_ERRORS] as ConfigIssue;
   assert.equal(last.line, 4 + MAX_ERRORS);
-  assert.match(last.message, new RegExp(`^too many errors \\(more than ${MAX_ERRORS}\\); stopping at line ${4 + MAX_ERRORS}`));
-  assert.deepEqual(r.errors.slice(0, -1).map((e) => e.line), Array.from({ length: MAX_ERRORS }, (_, i) => 4 + i));
+  assert.match(
+    last.message,
+    new RegExp(`^too many errors \\(more than ${MAX_ERRORS}\\); stopping at line ${4 + MAX_ERRORS}`),
+  );
+  assert.deepEqual(
+    r.errors.slice(0, -1).map((e) => e.line),
+    Array.from({ length: MAX_ERRORS }, (_, i) => 4 + i),
+  );
   // Exactly MAX_ERRORS errors: all reported, no "too many".
   const exact = parse('[d]\nsequence = 1\ncommand = x\n' + 'frobnicate\n'.repeat(MAX_ERRORS));
   assert.equal(exact.errors.length, MAX_ERRORS);
-  assert.equal(exact.errors.some((e) => /too many/.test(e.message)), false);
+  assert.equal(
+    exact.errors.some((e) => /too many/.test(e.message)),
+    false,
+  );
 });
 
 test(`at most ${MAX_WARNINGS} warnings (the first by line), then one summary; the config is still accepted`, () => {
@@ -638,7 +812,10 @@ test(`at most ${MAX_WARNINGS} warnings (the first by line), then one summary; th
   const { warnings, doors } = ok(text);
   assert.equal(doors.length, 1);
   assert.equal(warnings.length, MAX_WARNINGS + 1);
-  assert.deepEqual(warnings.slice(0, -1).map((w) => w.line), Array.from({ length: MAX_WARNINGS }, (_, i) => 5 + i));
+  assert.deepEqual(
+    warnings.slice(0, -1).map((w) => w.line),
+    Array.from({ length: MAX_WARNINGS }, (_, i) => 5 + i),
+  );
   const last = warnings[MAX_WARNINGS] as ConfigIssue;
   assert.equal(last.line, 5 + MAX_WARNINGS);
   assert.equal(last.message, `too many warnings: 20 more not shown (at most ${MAX_WARNINGS} are reported)`);
@@ -649,7 +826,10 @@ test('typographic dashes: at most 10 words listed per command, then one summary'
   const { warnings } = ok(`[d]\nsequence = 1,2\ncommand = ${cmd}\n`);
   assert.equal(warnings.length, 11);
   assert.match(warnings[0]?.message ?? '', /^command: `\u2013opt0` looks like `--opt0`/);
-  assert.equal(warnings[10]?.message, 'command: contains 5 more words with a typographic dash (U+2013 or U+2014): retype them with "-"');
+  assert.equal(
+    warnings[10]?.message,
+    'command: contains 5 more words with a typographic dash (U+2013 or U+2014): retype them with "-"',
+  );
 });
 
 test('all errors are collected, not just the first', () => {
@@ -677,7 +857,10 @@ test('error: Cmd_Timeout must be a non-negative whole number', () => {
 
 test('error: unknown TCP flag, formatted as knockd.conf:line: error: [door] ...', () => {
   const e = oneError(door('tcpflags = syn,sin'), 4, /unknown TCP flag "sin"/, 'd');
-  assert.equal(formatIssue(e), 'knockd.conf:4: error: [d] unknown TCP flag "sin" (expected fin, syn, rst, psh, ack, urg, each optionally with !)');
+  assert.equal(
+    formatIssue(e),
+    'knockd.conf:4: error: [d] unknown TCP flag "sin" (expected fin, syn, rst, psh, ack, urg, each optionally with !)',
+  );
   const r = parse('[openSSH]\nsequence = 1,2\ncommand = x\n\n\n\n\n\n\n\n\ntcpflags = sin\n');
   assert.equal(
     formatIssue(r.errors[0] as ConfigIssue),
@@ -708,18 +891,48 @@ test('error: One_Time_Sequences without a path', () => {
 const fw = (body: string): string => `[fw]\nsequence = 1,2\n${body}\n`;
 
 test('error: firewalld_action must be open or close', () => {
-  oneError(fw('firewalld_action = opne\nfirewalld_service = ssh'), 3, /firewalld_action must be "open" or "close", got "opne"/, 'fw');
+  oneError(
+    fw('firewalld_action = opne\nfirewalld_service = ssh'),
+    3,
+    /firewalld_action must be "open" or "close", got "opne"/,
+    'fw',
+  );
 });
 
 test('error: firewalld_zone with spaces, quotes or too long', () => {
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone = my zone'), 5, /invalid firewalld_zone "my zone"/, 'fw');
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone = "public"'), 5, /invalid firewalld_zone/, 'fw');
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone = abcdefghijklmnopqr'), 5, /invalid firewalld_zone/, 'fw');
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone ='), 5, /firewalld_zone is empty/, 'fw');
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone = my zone'),
+    5,
+    /invalid firewalld_zone "my zone"/,
+    'fw',
+  );
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone = "public"'),
+    5,
+    /invalid firewalld_zone/,
+    'fw',
+  );
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone = abcdefghijklmnopqr'),
+    5,
+    /invalid firewalld_zone/,
+    'fw',
+  );
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh\nfirewalld_zone ='),
+    5,
+    /firewalld_zone is empty/,
+    'fw',
+  );
 });
 
 test('error: firewalld_service names', () => {
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh,my service'), 4, /invalid firewalld service name "my service"/, 'fw');
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh,my service'),
+    4,
+    /invalid firewalld service name "my service"/,
+    'fw',
+  );
   oneError(fw('firewalld_action = open\nfirewalld_service = ssh,'), 4, /empty item in firewalld_service/, 'fw');
   oneError(fw('firewalld_action = open\nfirewalld_service ='), 4, /firewalld_service is empty/, 'fw');
 });
@@ -743,11 +956,21 @@ test('error: a door without a sequence', () => {
 });
 
 test('error: firewalld_action without firewalld_service or firewalld_port', () => {
-  oneError(fw('firewalld_action = open\nfirewalld_zone = public'), 3, /firewalld_action needs firewalld_service and\/or firewalld_port/, 'fw');
+  oneError(
+    fw('firewalld_action = open\nfirewalld_zone = public'),
+    3,
+    /firewalld_action needs firewalld_service and\/or firewalld_port/,
+    'fw',
+  );
 });
 
 test('error: firewalld_service/port/zone without firewalld_action', () => {
-  oneError(fw('command = x\nfirewalld_service = ssh'), 4, /firewalld_service does nothing without "firewalld_action = open"/, 'fw');
+  oneError(
+    fw('command = x\nfirewalld_service = ssh'),
+    4,
+    /firewalld_service does nothing without "firewalld_action = open"/,
+    'fw',
+  );
   oneError(fw('command = x\nfirewalld_port = 22/tcp'), 4, /firewalld_port does nothing without/, 'fw');
   oneError(fw('command = x\nfirewalld_zone = public'), 4, /firewalld_zone does nothing without/, 'fw');
 });
@@ -759,8 +982,18 @@ test('error: firewalld_action together with shell commands', () => {
     /Start_Command cannot be combined with firewalld_action \(line 3\)/,
     'fw',
   );
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh\ncommand = /bin/true'), 5, /Start_Command cannot be combined/, 'fw');
-  oneError(fw('firewalld_action = open\nfirewalld_service = ssh\nstop_command = /bin/true'), 5, /Stop_Command cannot be combined/, 'fw');
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh\ncommand = /bin/true'),
+    5,
+    /Start_Command cannot be combined/,
+    'fw',
+  );
+  oneError(
+    fw('firewalld_action = open\nfirewalld_service = ssh\nstop_command = /bin/true'),
+    5,
+    /Stop_Command cannot be combined/,
+    'fw',
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -772,7 +1005,12 @@ test('warning: a directive given twice (last one wins), aliases included', () =>
   const d = doors[0] as DoorConfig;
   assert.equal(d.seqTimeout, 9);
   assert.equal(d.startCommand, 'b');
-  oneWarning(warnings, 5, /^Timeout \(alias of Seq_Timeout\) repeats Seq_Timeout from line 3; the last one \(line 5\) wins/, 'd');
+  oneWarning(
+    warnings,
+    5,
+    /^Timeout \(alias of Seq_Timeout\) repeats Seq_Timeout from line 3; the last one \(line 5\) wins/,
+    'd',
+  );
   oneWarning(warnings, 6, /^start_command repeats Start_Command from line 4/, 'd');
   const opt = ok('[options]\nlogfile = /a\nLOGFILE = /b\n' + door(''));
   assert.equal(opt.r.config?.options.logFile, '/b');
@@ -799,11 +1037,18 @@ test('warning: typographic dashes, curly quotes and non-breaking spaces in comma
 
 test('warning: the same sequence in two doors', () => {
   const { warnings } = ok('[a]\nsequence = 1,2:udp\ncommand = x\n[b]\nsequence = 1, 2:UDP\ncommand = y\n');
-  oneWarning(warnings, 5, /same knock sequence \(1:tcp,2:udp\) as door \[a\] \(line 2\): one knock triggers both doors/, 'b');
+  oneWarning(
+    warnings,
+    5,
+    /same knock sequence \(1:tcp,2:udp\) as door \[a\] \(line 2\): one knock triggers both doors/,
+    'b',
+  );
 });
 
 test('no same-sequence warning when TCP flag rules cannot both match', () => {
-  const { warnings } = ok('[a]\nsequence = 1,2\ntcpflags = syn\ncommand = x\n[b]\nsequence = 1,2\ntcpflags = !syn\ncommand = y\n');
+  const { warnings } = ok(
+    '[a]\nsequence = 1,2\ntcpflags = syn\ncommand = x\n[b]\nsequence = 1,2\ntcpflags = !syn\ncommand = y\n',
+  );
   assert.deepEqual(warnings, []);
 });
 
@@ -815,16 +1060,24 @@ test('warning: one sequence a prefix of another', () => {
 });
 
 test('warning: the same sequence in three doors: one warning per door, naming the earlier ones', () => {
-  const { warnings } = ok('[a]\nsequence = 1,2\ncommand = x\n[b]\nsequence = 1,2\ncommand = y\n[c]\nsequence = 1,2\ncommand = z\n');
+  const { warnings } = ok(
+    '[a]\nsequence = 1,2\ncommand = x\n[b]\nsequence = 1,2\ncommand = y\n[c]\nsequence = 1,2\ncommand = z\n',
+  );
   assert.deepEqual(
     warnings.map((w) => [w.line, w.door, w.message]),
     [
       [5, 'b', 'same knock sequence (1:tcp,2:tcp) as door [a] (line 2): one knock triggers both doors'],
-      [8, 'c', 'same knock sequence (1:tcp,2:tcp) as doors [a] (line 2) and [b] (line 5): one knock triggers all 3 doors'],
+      [
+        8,
+        'c',
+        'same knock sequence (1:tcp,2:tcp) as doors [a] (line 2) and [b] (line 5): one knock triggers all 3 doors',
+      ],
     ],
   );
   // Flag rules still keep doors apart: [b] (!syn) cannot be confused with [a] (syn); [c] (any flags) with both.
-  const f = ok('[a]\nsequence = 1\ntcpflags = syn\ncommand = x\n[b]\nsequence = 1\ntcpflags = !syn\ncommand = y\n[c]\nsequence = 1\ncommand = z\n');
+  const f = ok(
+    '[a]\nsequence = 1\ntcpflags = syn\ncommand = x\n[b]\nsequence = 1\ntcpflags = !syn\ncommand = y\n[c]\nsequence = 1\ncommand = z\n',
+  );
   assert.deepEqual(
     f.warnings.map((w) => [w.line, w.door, w.message]),
     [[10, 'c', 'same knock sequence (1:tcp) as doors [a] (line 2) and [b] (line 6): one knock triggers all 3 doors']],
@@ -848,31 +1101,51 @@ test('warning: the same sequence in many doors names the first three, then "and 
 });
 
 test('warning: prefix and same-sequence warnings on one line come in the order of the other door', () => {
-  const w1 = ok('[s]\nsequence = 1\ncommand = x\n[a]\nsequence = 1,2\ncommand = x\n[l]\nsequence = 1,2\ncommand = x\n').warnings;
+  const w1 = ok(
+    '[s]\nsequence = 1\ncommand = x\n[a]\nsequence = 1,2\ncommand = x\n[l]\nsequence = 1,2\ncommand = x\n',
+  ).warnings;
   assert.deepEqual(
     w1.filter((w) => w.door === 'l').map((w) => w.message.slice(0, 40)),
     ['the sequence starts with the whole seque', 'same knock sequence (1:tcp,2:tcp) as doo'],
   );
-  const w2 = ok('[a]\nsequence = 1,2\ncommand = x\n[s]\nsequence = 1\ncommand = x\n[l]\nsequence = 1,2\ncommand = x\n').warnings;
+  const w2 = ok(
+    '[a]\nsequence = 1,2\ncommand = x\n[s]\nsequence = 1\ncommand = x\n[l]\nsequence = 1,2\ncommand = x\n',
+  ).warnings;
   assert.deepEqual(
     w2.filter((w) => w.door === 'l').map((w) => w.message.slice(0, 40)),
     ['same knock sequence (1:tcp,2:tcp) as doo', 'the sequence starts with the whole seque'],
   );
   // Several prefixes of one sequence.
-  const w3 = ok('[abc]\nsequence = 1,2,3\ncommand = x\n[ab]\nsequence = 1,2\ncommand = x\n[a]\nsequence = 1\ncommand = x\n').warnings;
+  const w3 = ok(
+    '[abc]\nsequence = 1,2,3\ncommand = x\n[ab]\nsequence = 1,2\ncommand = x\n[a]\nsequence = 1\ncommand = x\n',
+  ).warnings;
   assert.deepEqual(
     w3.map((w) => [w.line, w.door, w.message]),
     [
-      [2, 'abc', 'the sequence starts with the whole sequence of door [ab] (line 5): knocking it also triggers [ab] after 2 ports'],
-      [2, 'abc', 'the sequence starts with the whole sequence of door [a] (line 8): knocking it also triggers [a] after 1 ports'],
-      [5, 'ab', 'the sequence starts with the whole sequence of door [a] (line 8): knocking it also triggers [a] after 1 ports'],
+      [
+        2,
+        'abc',
+        'the sequence starts with the whole sequence of door [ab] (line 5): knocking it also triggers [ab] after 2 ports',
+      ],
+      [
+        2,
+        'abc',
+        'the sequence starts with the whole sequence of door [a] (line 8): knocking it also triggers [a] after 1 ports',
+      ],
+      [
+        5,
+        'ab',
+        'the sequence starts with the whole sequence of door [a] (line 8): knocking it also triggers [a] after 1 ports',
+      ],
     ],
   );
 });
 
 test(`warning: at most ${MAX_PREFIX_WARNINGS} prefix warnings, then one summary`, () => {
   const n = MAX_PREFIX_WARNINGS + 50;
-  const text = '[short]\nsequence = 1\ncommand = x\n' + Array.from({ length: n }, (_, i) => `[l${i}]\nsequence = 1,${i + 2}\ncommand = x\n`).join('');
+  const text =
+    '[short]\nsequence = 1\ncommand = x\n' +
+    Array.from({ length: n }, (_, i) => `[l${i}]\nsequence = 1,${i + 2}\ncommand = x\n`).join('');
   const { warnings } = ok(text);
   const prefix = warnings.filter((w) => /starts with the whole sequence of door \[short\]/.test(w.message));
   assert.equal(prefix.length, MAX_PREFIX_WARNINGS);
@@ -880,7 +1153,11 @@ test(`warning: at most ${MAX_PREFIX_WARNINGS} prefix warnings, then one summary`
     prefix.map((w) => w.door),
     Array.from({ length: MAX_PREFIX_WARNINGS }, (_, i) => `l${i}`),
   );
-  const summary = oneWarning(warnings, 5 + 3 * MAX_PREFIX_WARNINGS, /^\.\.\. and 50 more cases of a door whose sequence starts with another door's whole sequence/);
+  const summary = oneWarning(
+    warnings,
+    5 + 3 * MAX_PREFIX_WARNINGS,
+    /^\.\.\. and 50 more cases of a door whose sequence starts with another door's whole sequence/,
+  );
   assert.equal(warnings[warnings.length - 1], summary);
 });
 
@@ -928,7 +1205,11 @@ function pairwiseCrossDoorWarnings(doors: DoorConfig[]): [number, string | undef
     for (const it of items) out.push([line, l.name, it.message]);
   });
   if (omitted > 0) {
-    out.push([omittedLine, undefined, `... and ${omitted} more cases of a door whose sequence starts with another door's whole sequence (only the first ${MAX_PREFIX_WARNINGS} are listed)`]);
+    out.push([
+      omittedLine,
+      undefined,
+      `... and ${omitted} more cases of a door whose sequence starts with another door's whole sequence (only the first ${MAX_PREFIX_WARNINGS} are listed)`,
+    ]);
   }
   return out.sort((x, y) => x[0] - y[0]);
 }
@@ -962,7 +1243,9 @@ test('cross-door warnings equal a pairwise comparison (random configs, all 729 f
     const cross = r.warnings
       .filter((w) => /^(same knock sequence|the sequence starts with|\.\.\. and \d+ more cases)/.test(w.message))
       .map((w): [number, string | undefined, string] => [w.line, w.door, w.message]);
-    const expected = pairwiseCrossDoorWarnings(doors.filter((d) => d.sequence.length > 0 && d.oneTimeSequences === undefined));
+    const expected = pairwiseCrossDoorWarnings(
+      doors.filter((d) => d.sequence.length > 0 && d.oneTimeSequences === undefined),
+    );
     if (r.warnings.length <= MAX_WARNINGS) assert.deepEqual(cross, expected, `round ${round}:\n${text.slice(0, 2000)}`);
     else assert.deepEqual(cross, expected.slice(0, cross.length), `round ${round} (warnings capped)`);
     compared += cross.length;
@@ -1005,8 +1288,14 @@ test('warning: byte-order mark', () => {
 
 test('formatIssue with and without door, and for whole-file issues', () => {
   assert.equal(formatIssue({ severity: 'warning', file: 'k.conf', line: 3, message: 'm' }), 'k.conf:3: warning: m');
-  assert.equal(formatIssue({ severity: 'error', file: 'k.conf', line: 3, door: 'x', message: 'm' }), 'k.conf:3: error: [x] m');
-  assert.equal(formatIssue({ severity: 'error', file: '/etc/k.conf', line: 0, message: 'gone' }), '/etc/k.conf: error: gone');
+  assert.equal(
+    formatIssue({ severity: 'error', file: 'k.conf', line: 3, door: 'x', message: 'm' }),
+    'k.conf:3: error: [x] m',
+  );
+  assert.equal(
+    formatIssue({ severity: 'error', file: '/etc/k.conf', line: 0, message: 'gone' }),
+    '/etc/k.conf: error: gone',
+  );
 });
 
 test('loadConfig reads a file; unreadable files give a line-0 error', async () => {
@@ -1027,7 +1316,10 @@ test('loadConfig reads a file; unreadable files give a line-0 error', async () =
     assert.match(m.errors[0]?.message ?? '', new RegExp(`${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*ENOENT`));
 
     const latin1 = join(dir, 'latin1.conf');
-    await writeFile(latin1, Buffer.concat([Buffer.from('[d]\nsequence = 1,2\ncommand = logger caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    await writeFile(
+      latin1,
+      Buffer.concat([Buffer.from('[d]\nsequence = 1,2\ncommand = logger caf'), Buffer.from([0xe9]), Buffer.from('\n')]),
+    );
     const l = await loadConfig(latin1);
     assert.deepEqual(l.errors, []);
     oneWarning(l.warnings, 3, /not valid UTF-8/);
@@ -1048,8 +1340,14 @@ test('loadConfig: EACCES (simulated, so it also runs as root) names the path', a
       severity: 'error',
       file: '/etc/knockd.conf',
       line: 0,
-      message: "cannot read config file /etc/knockd.conf: permission denied (EACCES); run as root or fix the file's permissions",
+      message:
+        "cannot read config file /etc/knockd.conf: permission denied (EACCES); run as root or fix the file's permissions",
     },
   ]);
-  assert.equal(formatIssue(r.errors[0] as ConfigIssue).startsWith('/etc/knockd.conf: error: cannot read config file /etc/knockd.conf'), true);
+  assert.equal(
+    formatIssue(r.errors[0] as ConfigIssue).startsWith(
+      '/etc/knockd.conf: error: cannot read config file /etc/knockd.conf',
+    ),
+    true,
+  );
 });

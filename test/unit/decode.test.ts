@@ -181,9 +181,9 @@ function sll(payload: Buffer, o: { proto?: number; vlans?: number[] } = {}): Buf
   const parts: Buffer[] = [h];
   const vlans = o.vlans ?? [];
   // The protocol field holds the first TPID, and each tag's TCI is followed by the next type.
-  parts.push(u16(vlans.length > 0 ? vlans[0] : o.proto ?? ETH_IPV4));
+  parts.push(u16(vlans.length > 0 ? vlans[0] : (o.proto ?? ETH_IPV4)));
   for (let i = 0; i < vlans.length; i++) {
-    parts.push(u16(0x0064), u16(i + 1 < vlans.length ? vlans[i + 1] : o.proto ?? ETH_IPV4));
+    parts.push(u16(0x0064), u16(i + 1 < vlans.length ? vlans[i + 1] : (o.proto ?? ETH_IPV4)));
   }
   parts.push(payload);
   return Buffer.concat(parts);
@@ -446,7 +446,11 @@ test('IPv4 total length: smaller than header or header+L4 is malformed; larger (
 
 test('IPv6 payload length: too short for the headers is malformed; 0 (jumbo) and larger are fine', () => {
   expectResult('RAW', ipv6({ payload: tcp(), payloadLen: 19 }), Decoded.Malformed);
-  expectResult('RAW', ipv6({ next: 0, payload: Buffer.concat([optionsHeader(6), tcp()]), payloadLen: 7 }), Decoded.Malformed);
+  expectResult(
+    'RAW',
+    ipv6({ next: 0, payload: Buffer.concat([optionsHeader(6), tcp()]), payloadLen: 7 }),
+    Decoded.Malformed,
+  );
   expectOk('RAW', ipv6({ payload: tcp(), payloadLen: 1400 }), V6_SYN);
   expectOk('RAW', ipv6({ payload: tcp(), payloadLen: 0 }), V6_SYN);
 });
@@ -465,19 +469,28 @@ test('IPv6 extension header running past the end is malformed', () => {
   expectResult('RAW', ipv6({ next: 0, payload: optionsHeader(IPPROTO_TCP, 3).subarray(0, 16) }), Decoded.Malformed);
   expectResult('RAW', ipv6({ next: 0, payload: Buffer.from([6]) }), Decoded.Malformed); // no length byte
   expectResult('RAW', ipv6({ next: 44, payload: Buffer.alloc(7) }), Decoded.Malformed);
-  expectResult('RAW', ipv6({ next: 51, payload: Buffer.from([6, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }), Decoded.Malformed);
+  expectResult(
+    'RAW',
+    ipv6({ next: 51, payload: Buffer.from([6, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }),
+    Decoded.Malformed,
+  );
 });
 
 /** Valid frames with nothing after the L4 header: every proper prefix must be Malformed. */
 const TIGHT_FRAMES: Array<[string, LinkType, Buffer, Expect]> = [
   ['eth/v4/tcp', 'ETHERNET', ethernet(ipv4({ payload: tcp() })), V4_SYN],
-  ['eth/v4+opts/udp', 'ETHERNET', ethernet(ipv4({ proto: IPPROTO_UDP, options: Buffer.alloc(8, 1), payload: udp() })), {
-    ...V4_SYN,
-    proto: IPPROTO_UDP,
-    sport: 50000,
-    dport: 9000,
-    flags: 0,
-  }],
+  [
+    'eth/v4+opts/udp',
+    'ETHERNET',
+    ethernet(ipv4({ proto: IPPROTO_UDP, options: Buffer.alloc(8, 1), payload: udp() })),
+    {
+      ...V4_SYN,
+      proto: IPPROTO_UDP,
+      sport: 50000,
+      dport: 9000,
+      flags: 0,
+    },
+  ],
   ['eth/vlan/vlan/v4/tcp', 'ETHERNET', ethernet(ipv4({ payload: tcp() }), { vlans: [0x88a8, 0x8100] }), V4_SYN],
   ['eth/v6/tcp', 'ETHERNET', ethernet(ipv6({ payload: tcp() }), { type: ETH_IPV6 }), V6_SYN],
   [
@@ -495,13 +508,18 @@ const TIGHT_FRAMES: Array<[string, LinkType, Buffer, Expect]> = [
   ['sll/vlan/v4/tcp', 'LINKTYPE_LINUX_SLL', sll(ipv4({ payload: tcp() }), { vlans: [0x8100] }), V4_SYN],
   ['sll/v6/tcp', 'LINKTYPE_LINUX_SLL', sll(ipv6({ payload: tcp() }), { proto: ETH_IPV6 }), V6_SYN],
   ['raw/v4/tcp', 'RAW', ipv4({ payload: tcp() }), V4_SYN],
-  ['raw/v6/ah/udp', 'RAW', ipv6({ next: 51, payload: Buffer.concat([ahHeader(17, 2), udp()]) }), {
-    ...V6_SYN,
-    proto: IPPROTO_UDP,
-    sport: 50000,
-    dport: 9000,
-    flags: 0,
-  }],
+  [
+    'raw/v6/ah/udp',
+    'RAW',
+    ipv6({ next: 51, payload: Buffer.concat([ahHeader(17, 2), udp()]) }),
+    {
+      ...V6_SYN,
+      proto: IPPROTO_UDP,
+      sport: 50000,
+      dport: 9000,
+      flags: 0,
+    },
+  ],
   ['null/v4/tcp', 'NULL', nullLoop(ipv4({ payload: tcp() }), 2), V4_SYN],
   ['null/v6/tcp', 'NULL', nullLoop(ipv6({ payload: tcp() }), 30, false), V6_SYN],
 ];
@@ -556,9 +574,12 @@ test('srcOff/dstOff point at the address bytes', () => {
   assert.equal(formatAddress(r4.pkt.buf, r4.pkt.srcOff, 4), '10.1.2.3');
   assert.equal(formatAddress(r4.pkt.buf, r4.pkt.dstOff, 4), '172.16.254.1');
 
-  const v6 = sll(ipv6({ src: 'fe80::1:0:0:1', dst: '::ffff:192.0.2.1', next: 0, payload: Buffer.concat([optionsHeader(6), tcp()]) }), {
-    proto: ETH_IPV6,
-  });
+  const v6 = sll(
+    ipv6({ src: 'fe80::1:0:0:1', dst: '::ffff:192.0.2.1', next: 0, payload: Buffer.concat([optionsHeader(6), tcp()]) }),
+    {
+      proto: ETH_IPV6,
+    },
+  );
   const r6 = decode('LINKTYPE_LINUX_SLL', v6);
   assert.equal(r6.result, Decoded.Ok);
   assert.equal(r6.pkt.srcOff, 16 + 8);
@@ -746,7 +767,8 @@ function randomV6(rand: () => number): Buffer {
   for (let g = 0; g < 8; g++) {
     const r = rand();
     if (r < zeroBias) continue; // zero group
-    const value = r < zeroBias + 0.05 ? 0xffff : Math.floor(rand() * 0x10000) >> (rand() < 0.5 ? 0 : 8 + Math.floor(rand() * 8));
+    const value =
+      r < zeroBias + 0.05 ? 0xffff : Math.floor(rand() * 0x10000) >> (rand() < 0.5 ? 0 : 8 + Math.floor(rand() * 8));
     b.writeUInt16BE(value, 2 * g);
   }
   if (rand() < 0.1) {
@@ -768,7 +790,10 @@ test('randomized IPv6: format round-trips through parse and equals inet_ntop', (
     assert.equal(text, text.toLowerCase());
     assert.ok(!/(^|:)0[0-9a-f]/.test(text), `leading zero in ${text}`);
     // Ground truth: Node's libuv inet_pton/inet_ntop.
-    const viaNode = new SocketAddress({ address: bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'), family: 'ipv6' });
+    const viaNode = new SocketAddress({
+      address: bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'),
+      family: 'ipv6',
+    });
     assert.equal(text, viaNode.address, bytes.toString('hex'));
     // The fully expanded form canonicalises to the same text.
     assert.equal(canonicalAddress(bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:')), text);
@@ -823,7 +848,10 @@ test('tcpSeq: the TCP sequence number of a decoded packet (its signed 32-bit pat
     for (const frame of [
       ethernet(ipv4({ payload: tcp({ seq }) })),
       ethernet(ipv4({ options: Buffer.alloc(8, 1), payload: tcp({ seq }) }), { vlans: [0x88a8, 0x8100] }),
-      ethernet(ipv6({ next: 0, payload: Buffer.concat([optionsHeader(60, 1), optionsHeader(IPPROTO_TCP, 0), tcp({ seq })]) }), { type: 0x86dd }),
+      ethernet(
+        ipv6({ next: 0, payload: Buffer.concat([optionsHeader(60, 1), optionsHeader(IPPROTO_TCP, 0), tcp({ seq })]) }),
+        { type: 0x86dd },
+      ),
     ]) {
       const { result, pkt } = decode('ETHERNET', frame);
       assert.equal(result, Decoded.Ok);
@@ -832,7 +860,13 @@ test('tcpSeq: the TCP sequence number of a decoded packet (its signed 32-bit pat
     }
   }
   const pkt = newPacket();
-  assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ payload: tcp({ seq: 0xabcdef01 }) })), 1 << 16, pkt), Decoded.Ok);
-  assert.equal(decodeFrame('ETHERNET', ethernet(ipv4({ proto: IPPROTO_UDP, payload: udp({}) })), 1 << 16, pkt), Decoded.Ok);
+  assert.equal(
+    decodeFrame('ETHERNET', ethernet(ipv4({ payload: tcp({ seq: 0xabcdef01 }) })), 1 << 16, pkt),
+    Decoded.Ok,
+  );
+  assert.equal(
+    decodeFrame('ETHERNET', ethernet(ipv4({ proto: IPPROTO_UDP, payload: udp({}) })), 1 << 16, pkt),
+    Decoded.Ok,
+  );
   assert.equal(tcpSeq(pkt), 0, 'UDP has none');
 });

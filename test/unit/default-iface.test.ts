@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseInterface, defaultRoute4, defaultRoute6, defaultRouteInterface } from '../../src/capture/default-iface';
 
-const HEAD = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n';
+const HEAD =
+  'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n';
 const row = (dev: string, dest: string, gw: string, flags: string, metric: number, mask: string): string =>
   `${dev}\t${dest}\t${gw}\t${flags}\t0\t0\t${metric}\t${mask}\t0\t0\t0                                                                               \n`;
 
@@ -14,7 +15,7 @@ const RHEL_ROUTE =
   row('eno2', '00000A0A', '00000000', '0001', 101, '0000FFFF') +
   row('virbr0', '007AA8C0', '00000000', '0001', 0, '00FFFFFF');
 
-test('/proc/net/route: the default route\'s interface', () => {
+test("/proc/net/route: the default route's interface", () => {
   assert.equal(defaultRoute4(RHEL_ROUTE), 'eno1');
 });
 
@@ -29,7 +30,14 @@ test('/proc/net/route: the lowest metric of several default routes wins; routes 
 });
 
 test('/proc/net/route: a default route without a gateway (dev only) counts; a 0.0.0.0/1 route is not a default route', () => {
-  assert.equal(defaultRoute4(HEAD + row('tun0', '00000000', '00000080', '0003', 0, '00000080') + row('veth1', '00000000', '00000000', '0001', 0, '00000000')), 'veth1');
+  assert.equal(
+    defaultRoute4(
+      HEAD +
+        row('tun0', '00000000', '00000080', '0003', 0, '00000080') +
+        row('veth1', '00000000', '00000000', '0001', 0, '00000000'),
+    ),
+    'veth1',
+  );
 });
 
 test('/proc/net/route: no default route, empty, garbage', () => {
@@ -50,16 +58,29 @@ const V6 = [
 
 test('/proc/net/ipv6_route: the default route with the lowest metric (hex); the unreachable default on lo is skipped', () => {
   assert.equal(defaultRoute6(V6), 'eno1', 'metric 0x64 < 0x400');
-  const onlyLo = V6.split('\n').filter((l) => l.endsWith(' lo')).join('\n');
+  const onlyLo = V6.split('\n')
+    .filter((l) => l.endsWith(' lo'))
+    .join('\n');
   assert.equal(defaultRoute6(onlyLo), undefined);
   assert.equal(defaultRoute6(''), undefined);
 });
 
 test('defaultRouteInterface: IPv4 first, then IPv6; unreadable files are no route', () => {
-  const files = (m: Record<string, string>) => (p: string): string | undefined => m[p];
-  assert.equal(defaultRouteInterface({ read: files({ '/proc/net/route': RHEL_ROUTE, '/proc/net/ipv6_route': V6.replace(/eno1$/gm, 'eno7') }) }), 'eno1');
+  const files =
+    (m: Record<string, string>) =>
+    (p: string): string | undefined =>
+      m[p];
+  assert.equal(
+    defaultRouteInterface({
+      read: files({ '/proc/net/route': RHEL_ROUTE, '/proc/net/ipv6_route': V6.replace(/eno1$/gm, 'eno7') }),
+    }),
+    'eno1',
+  );
   assert.equal(defaultRouteInterface({ read: files({ '/proc/net/route': HEAD, '/proc/net/ipv6_route': V6 }) }), 'eno1');
-  assert.equal(defaultRouteInterface({ read: files({ '/proc/net/ipv6_route': V6.replace(/eno1$/gm, 'eno7') }) }), 'eno7');
+  assert.equal(
+    defaultRouteInterface({ read: files({ '/proc/net/ipv6_route': V6.replace(/eno1$/gm, 'eno7') }) }),
+    'eno7',
+  );
   assert.equal(defaultRouteInterface({ read: files({}) }), undefined);
 });
 

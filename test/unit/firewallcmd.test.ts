@@ -1,11 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { normalizeRichRule, parseFirewallTimeout, recognizeFirewallCmd, shellWords } from '../../src/config/firewallcmd';
+import {
+  normalizeRichRule,
+  parseFirewallTimeout,
+  recognizeFirewallCmd,
+  shellWords,
+} from '../../src/config/firewallcmd';
 
 /** The two Command lines of the CentOS 7 tutorial (seeds/004), verbatim. */
-const SEED_ADD = '/bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"';
-const SEED_REMOVE = '/bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"';
+const SEED_ADD =
+  '/bin/firewall-cmd --zone=public --add-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"';
+const SEED_REMOVE =
+  '/bin/firewall-cmd --zone=public --remove-rich-rule="rule family="ipv4" source address="%IP%" service name="ssh" accept"';
 const SSH_RULE = 'rule family="ipv4" source address="%IP%" service name="ssh" accept';
 
 // ------------------------------------------------------------ firewalld itself
@@ -31,7 +38,9 @@ type PyResult = { ok: true; str: string } | { ok: false; err: string };
 function firewalld(rules: string[]): PyResult[] {
   const r = spawnSync(PYTHON, ['-c', PY_SCRIPT], { input: JSON.stringify(rules), encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    assert.fail(`firewalld's Python module is required for this test (${PYTHON}, firewall.core.rich): ${r.error?.message ?? r.stderr}`);
+    assert.fail(
+      `firewalld's Python module is required for this test (${PYTHON}, firewall.core.rich): ${r.error?.message ?? r.stderr}`,
+    );
   }
   return JSON.parse(r.stdout) as PyResult[];
 }
@@ -141,7 +150,7 @@ const CONSERVATIVE = [
   'rule priority=32767 service name=ssh log prefix=x', // no door makes it: not the knocker's own source address
 ];
 
-test('rich rules: normalised text equals firewalld\'s own str(Rich_Rule(...))', () => {
+test("rich rules: normalised text equals firewalld's own str(Rich_Rule(...))", () => {
   const truth = firewalld(ACCEPTED.map(withAddress));
   ACCEPTED.forEach((rule, i) => {
     const ours = normalizeRichRule(rule);
@@ -178,8 +187,14 @@ test('rich rules: some rules firewalld accepts are left to the shell on purpose'
 
 test('rich rules: a few outputs spelled out', () => {
   assert.equal(normalizeRichRule('rule family=ipv4 source address=%IP% service name=ssh accept'), SSH_RULE);
-  assert.equal(normalizeRichRule('rule family=ipv4 source address=%IP% service name=ssh log level=info limit value=1/minute drop'), 'rule family="ipv4" source address="%IP%" service name="ssh" log level="info" limit value="1/m" drop');
-  assert.equal(normalizeRichRule('rule family=ipv4 source address=%IP% mark set=0x1'), 'rule family="ipv4" source address="%IP%" mark set=0x1');
+  assert.equal(
+    normalizeRichRule('rule family=ipv4 source address=%IP% service name=ssh log level=info limit value=1/minute drop'),
+    'rule family="ipv4" source address="%IP%" service name="ssh" log level="info" limit value="1/m" drop',
+  );
+  assert.equal(
+    normalizeRichRule('rule family=ipv4 source address=%IP% mark set=0x1'),
+    'rule family="ipv4" source address="%IP%" mark set=0x1',
+  );
 });
 
 // ------------------------------------------------------------ recognizeFirewallCmd
@@ -190,7 +205,11 @@ test('seed command lines: add and remove with the canonical rule, zone public', 
 });
 
 test('the seed splits like /bin/sh splits it: one word, inner quotes gone', () => {
-  assert.deepEqual(shellWords(SEED_ADD), ['/bin/firewall-cmd', '--zone=public', '--add-rich-rule=rule family=ipv4 source address=%IP% service name=ssh accept']);
+  assert.deepEqual(shellWords(SEED_ADD), [
+    '/bin/firewall-cmd',
+    '--zone=public',
+    '--add-rich-rule=rule family=ipv4 source address=%IP% service name=ssh accept',
+  ]);
 });
 
 test('spellings of the same invocation', () => {
@@ -206,12 +225,29 @@ test('spellings of the same invocation', () => {
     assert.deepEqual(recognizeFirewallCmd(cmd), add, cmd);
   }
   // No zone: firewalld's default zone; the property is absent.
-  assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --add-rich-rule='${SSH_RULE}'`), { kind: 'add', rule: SSH_RULE, timeout: 0 });
-  assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --remove-rich-rule '${SSH_RULE}'`), { kind: 'remove', rule: SSH_RULE });
+  assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --add-rich-rule='${SSH_RULE}'`), {
+    kind: 'add',
+    rule: SSH_RULE,
+    timeout: 0,
+  });
+  assert.deepEqual(recognizeFirewallCmd(`firewall-cmd --remove-rich-rule '${SSH_RULE}'`), {
+    kind: 'remove',
+    rule: SSH_RULE,
+  });
 });
 
 test('timeouts: seconds, s, m, h like firewall-cmd', () => {
-  const cases: [string, number][] = [['30', 30], ['30s', 30], ['30S', 30], ['5m', 300], ['1h', 3600], ['2H', 7200], ['0', 0], ['7', 7], ['0m', 0]];
+  const cases: [string, number][] = [
+    ['30', 30],
+    ['30s', 30],
+    ['30S', 30],
+    ['5m', 300],
+    ['1h', 3600],
+    ['2H', 7200],
+    ['0', 0],
+    ['7', 7],
+    ['0m', 0],
+  ];
   for (const [t, s] of cases) {
     assert.equal(parseFirewallTimeout(t), s, t);
     const r = recognizeFirewallCmd(`firewall-cmd --zone=public --timeout=${t} --add-rich-rule='${SSH_RULE}'`);
@@ -303,7 +339,11 @@ test('shellWords agrees with /bin/sh on every command it accepts', () => {
     const ours = shellWords(cmd);
     assert.ok(ours, cmd);
     // Let the shell print the words of the same text, NUL-terminated.
-    const sh = spawnSync('/bin/sh', ['-c', `printf '%s\\0' ${cmd.replace(/^\s*firewall-cmd|^\/bin\/firewall-cmd/, '')}`], { encoding: 'utf8' });
+    const sh = spawnSync(
+      '/bin/sh',
+      ['-c', `printf '%s\\0' ${cmd.replace(/^\s*firewall-cmd|^\/bin\/firewall-cmd/, '')}`],
+      { encoding: 'utf8' },
+    );
     assert.equal(sh.status, 0, sh.stderr);
     const theirs = sh.stdout.split('\0').slice(0, -1);
     assert.deepEqual(ours.slice(1), theirs, cmd);
@@ -311,7 +351,31 @@ test('shellWords agrees with /bin/sh on every command it accepts', () => {
 });
 
 test('shellWords refuses shell syntax and non-ASCII', () => {
-  for (const s of ['a;b', 'a&b', 'a|b', 'a>b', 'a<b', 'a(b', 'a)b', '$x', '`x`', '"$x"', '"`x`"', 'a*', 'a?', '[a]', '{a,b}', '~', '#x', '!x', 'a\nb', 'é', "'x", '"x', 'x\\']) {
+  for (const s of [
+    'a;b',
+    'a&b',
+    'a|b',
+    'a>b',
+    'a<b',
+    'a(b',
+    'a)b',
+    '$x',
+    '`x`',
+    '"$x"',
+    '"`x`"',
+    'a*',
+    'a?',
+    '[a]',
+    '{a,b}',
+    '~',
+    '#x',
+    '!x',
+    'a\nb',
+    'é',
+    "'x",
+    '"x',
+    'x\\',
+  ]) {
     assert.equal(shellWords(s), undefined, JSON.stringify(s));
   }
   assert.deepEqual(shellWords(''), []);

@@ -37,7 +37,6 @@ const MAX_ATTEMPTS = 5000;
 // ---------------------------------------------------------------------------
 // ---------------------------------------------------------------------------
 
-
 // ---------------------------------------------------------------------------
 // Doors
 // ---------------------------------------------------------------------------
@@ -51,11 +50,30 @@ const udp = (port: number) => ({ proto: IPPROTO_UDP, port }) as const;
 
 const DOORS: DoorSpec[] = [
   // TCP SYN-only, addressed to the interface's own addresses.
-  { name: 'openA', sequence: [tcp(7000), tcp(8000), tcp(9000)], seqTimeoutMs: 30_000, tcpFlags: { set: TH_SYN, clear: TH_ACK }, action: 'open' },
+  {
+    name: 'openA',
+    sequence: [tcp(7000), tcp(8000), tcp(9000)],
+    seqTimeoutMs: 30_000,
+    tcpFlags: { set: TH_SYN, clear: TH_ACK },
+    action: 'open',
+  },
   // Mixed UDP/TCP, any flags, explicit IPv6 target.
-  { name: 'mixB', sequence: [udp(1111), tcp(2222), udp(3333)], seqTimeoutMs: 20_000, tcpFlags: { set: 0, clear: 0 }, target: LOCAL_V6, action: 'open' },
+  {
+    name: 'mixB',
+    sequence: [udp(1111), tcp(2222), udp(3333)],
+    seqTimeoutMs: 20_000,
+    tcpFlags: { set: 0, clear: 0 },
+    target: LOCAL_V6,
+    action: 'open',
+  },
   // Shares its first port with openA.
-  { name: 'closeC', sequence: [tcp(7000), tcp(6666), tcp(8888)], seqTimeoutMs: 10_000, tcpFlags: { set: 0, clear: 0 }, action: 'close' },
+  {
+    name: 'closeC',
+    sequence: [tcp(7000), tcp(6666), tcp(8888)],
+    seqTimeoutMs: 10_000,
+    tcpFlags: { set: 0, clear: 0 },
+    action: 'close',
+  },
 ];
 const KNOCK_PORTS = [7000, 8000, 9000, 1111, 2222, 3333, 6666, 8888];
 const FIRST_PORTS = [7000, 1111];
@@ -156,7 +174,13 @@ function l4Header(r: Rng, proto: number): Buffer {
 }
 
 /** IPv4 packet; returns bytes and what the decoder will make of it (ignoring the port). */
-function ipv4Packet(r: Rng, src: Buffer, dst: Buffer, proto: number, l4: Buffer): { pkt: Buffer; l4Off: number; ignored: boolean } {
+function ipv4Packet(
+  r: Rng,
+  src: Buffer,
+  dst: Buffer,
+  proto: number,
+  l4: Buffer,
+): { pkt: Buffer; l4Off: number; ignored: boolean } {
   const optLen = r.chance(0.6) ? 0 : 4 * r.int(1, 10);
   const h = Buffer.alloc(20 + optLen);
   h[0] = 0x40 | (5 + optLen / 4);
@@ -164,7 +188,8 @@ function ipv4Packet(r: Rng, src: Buffer, dst: Buffer, proto: number, l4: Buffer)
   h.writeUInt16BE(r.int(0, 65535), 4);
   let nonFirst = false;
   const frag = r.int(0, 9);
-  if (frag === 0) h.writeUInt16BE(0x2000, 6); // first fragment: MF, offset 0
+  if (frag === 0)
+    h.writeUInt16BE(0x2000, 6); // first fragment: MF, offset 0
   else if (frag === 1) {
     h.writeUInt16BE((r.chance(0.5) ? 0x2000 : 0) | (r.chance(0.3) ? 1 : r.int(1, 0x1fff)), 6); // non-first (offset 1: the edge)
     nonFirst = true;
@@ -174,11 +199,21 @@ function ipv4Packet(r: Rng, src: Buffer, dst: Buffer, proto: number, l4: Buffer)
   src.copy(h, 12);
   dst.copy(h, 16);
   for (let i = 20; i < h.length; i++) h[i] = r.chance(0.5) ? 1 : r.byte(); // options: opaque to the decoder
-  return { pkt: Buffer.concat([h, l4]), l4Off: h.length, ignored: nonFirst || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) };
+  return {
+    pkt: Buffer.concat([h, l4]),
+    l4Off: h.length,
+    ignored: nonFirst || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP),
+  };
 }
 
 /** IPv6 packet with an extension-header chain; `ignored`/`malformed` as the decoder will see it (ignoring the port). */
-function ipv6Packet(r: Rng, src: Buffer, dst: Buffer, proto: number, l4: Buffer): { pkt: Buffer; l4Off: number; ignored: boolean; malformed: boolean } {
+function ipv6Packet(
+  r: Rng,
+  src: Buffer,
+  dst: Buffer,
+  proto: number,
+  l4: Buffer,
+): { pkt: Buffer; l4Off: number; ignored: boolean; malformed: boolean } {
   const mode = r.int(0, 9);
   const count = mode < 5 ? 0 : mode < 9 ? r.int(1, 6) : r.int(10, 40);
   const types: number[] = [];
@@ -251,7 +286,8 @@ function linkWrap(r: Rng, link: LinkType, family: 4 | 6, pkt: Buffer): { buf: Bu
       h.writeUInt16BE(1, 2);
       h.writeUInt16BE(6, 4);
       const parts: Buffer[] = [h, u16(tags > 0 ? (tpids[0] as number) : etherType)];
-      for (let i = 0; i < tags; i++) parts.push(u16(r.int(0, 0xffff)), u16(i + 1 < tags ? (tpids[i + 1] as number) : etherType));
+      for (let i = 0; i < tags; i++)
+        parts.push(u16(r.int(0, 0xffff)), u16(i + 1 < tags ? (tpids[i + 1] as number) : etherType));
       const head = Buffer.concat(parts);
       return { buf: Buffer.concat([head, pkt]), ipOff: head.length, tags };
     }
@@ -279,7 +315,17 @@ function validFrame(r: Rng): Frame {
       return { buf, link, family: 0, ipOff: -1, l4Off: -1, l4End: -1, proto: -1, decodesOk: false, outcome: 'ignored' };
     }
     const buf = Buffer.concat([Buffer.from('ffffffffffff020000000002', 'hex'), u16(0x0806), r.bytes(28)]);
-    return { buf, link: 'ETHERNET', family: 0, ipOff: -1, l4Off: -1, l4End: -1, proto: -1, decodesOk: false, outcome: 'ignored' };
+    return {
+      buf,
+      link: 'ETHERNET',
+      family: 0,
+      ipOff: -1,
+      l4Off: -1,
+      l4End: -1,
+      proto: -1,
+      decodesOk: false,
+      outcome: 'ignored',
+    };
   }
   const family: 4 | 6 = r.chance(0.55) ? 4 : 6;
   const pr = r.next();
@@ -351,7 +397,15 @@ interface Input {
   what: string;
 }
 
-const BOGUS_LINKS = ['ETHERNET', 'LINKTYPE_LINUX_SLL', 'RAW', 'NULL', 'IEEE802_11', '', 'ethernet'] as unknown as LinkType[];
+const BOGUS_LINKS = [
+  'ETHERNET',
+  'LINKTYPE_LINUX_SLL',
+  'RAW',
+  'NULL',
+  'IEEE802_11',
+  '',
+  'ethernet',
+] as unknown as LinkType[];
 const WEIRD_LENS = [Number.NaN, -1, -0, 0.5, 3.7, Infinity, -Infinity, 2 ** 31, 2 ** 32 + 14, Number.MAX_SAFE_INTEGER];
 /** A reused capture buffer, as libpcap hands us: stale bytes after the frame. */
 const SCRATCH = Buffer.alloc(2048, 0xa5);
@@ -365,7 +419,13 @@ function targetedMutation(r: Rng, f: Frame): Input {
     case 0: {
       // Snaplen truncation (len, or a shorter buffer).
       const len = r.chance(0.1) ? 0 : r.int(0, buf.length);
-      const expect = ok ? (len < f.l4End ? 'malformed' : same) : len === 0 || f.outcome === 'malformed' ? 'malformed' : undefined;
+      const expect = ok
+        ? len < f.l4End
+          ? 'malformed'
+          : same
+        : len === 0 || f.outcome === 'malformed'
+          ? 'malformed'
+          : undefined;
       return r.chance(0.5)
         ? { link: f.link, buf, len, expect, what: `truncate len=${len}` }
         : { link: f.link, buf: buf.subarray(0, len), len: buf.length, expect, what: `truncate buffer=${len}` };
@@ -406,7 +466,13 @@ function targetedMutation(r: Rng, f: Frame): Input {
       const len = r.chance(0.5) ? buf.length + r.int(1, 100_000) : r.pick(WEIRD_LENS);
       const clampsToFull = len >= buf.length; // (NaN: no expectation)
       const clampsToZero = !clampsToFull && len < 1;
-      return { link: f.link, buf, len, expect: clampsToFull ? same : clampsToZero ? 'malformed' : undefined, what: `len=${len}` };
+      return {
+        link: f.link,
+        buf,
+        len,
+        expect: clampsToFull ? same : clampsToZero ? 'malformed' : undefined,
+        what: `len=${len}`,
+      };
     }
     case 5: {
       // In a larger reused capture buffer with stale bytes after it.
@@ -443,11 +509,13 @@ function chaosMutation(r: Rng, f: Frame): Input {
         break;
       }
       case 2:
-        if (f.family === 4 && f.ipOff >= 0 && f.ipOff < buf.length) buf[f.ipOff] = ((buf[f.ipOff] as number) & 0xf0) | r.int(0, 15);
+        if (f.family === 4 && f.ipOff >= 0 && f.ipOff < buf.length)
+          buf[f.ipOff] = ((buf[f.ipOff] as number) & 0xf0) | r.int(0, 15);
         what.push('ihl');
         break;
       case 3:
-        if (f.ipOff >= 0 && f.ipOff + 6 <= buf.length) buf.writeUInt16BE(r.pick([0, 1, 65535, r.int(0, 65535)]), f.ipOff + (f.family === 6 ? 4 : 2));
+        if (f.ipOff >= 0 && f.ipOff + 6 <= buf.length)
+          buf.writeUInt16BE(r.pick([0, 1, 65535, r.int(0, 65535)]), f.ipOff + (f.family === 6 ? 4 : 2));
         what.push('iplen');
         break;
       case 4:
@@ -468,7 +536,10 @@ function chaosMutation(r: Rng, f: Frame): Input {
         break;
       default: {
         // Overwrite a random next-header / protocol / ethertype-ish byte with an interesting value.
-        if (buf.length > 0) buf[r.int(0, buf.length - 1)] = r.pick([0, 4, 6, 17, 41, 43, 44, 50, 51, 59, 60, 0x45, 0x60, 0x81, 0x86, 0xdd, 0xff]);
+        if (buf.length > 0)
+          buf[r.int(0, buf.length - 1)] = r.pick([
+            0, 4, 6, 17, 41, 43, 44, 50, 51, 59, 60, 0x45, 0x60, 0x81, 0x86, 0xdd, 0xff,
+          ]);
         what.push('poke');
       }
     }
@@ -526,15 +597,38 @@ interface Knocker {
 test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX_ATTEMPTS} (seed ${SEED}${FULL ? ', FUZZ_FULL' : ''})`, (t) => {
   const r = new Rng(SEED);
   const knockers: Knocker[] = [
-    { name: 'v4', family: 4, src: '192.0.2.200', srcBytes: addr('192.0.2.200'), door: 'openA', seq: [tcp(7000), tcp(8000), tcp(9000)], phase: 0, next: 0, completed: 0, opens: 0 },
-    { name: 'v6', family: 6, src: '2001:db8:1::beef', srcBytes: addr('2001:db8:1::beef'), door: 'mixB', seq: [udp(1111), tcp(2222), udp(3333)], phase: 500, next: 0, completed: 0, opens: 0 },
+    {
+      name: 'v4',
+      family: 4,
+      src: '192.0.2.200',
+      srcBytes: addr('192.0.2.200'),
+      door: 'openA',
+      seq: [tcp(7000), tcp(8000), tcp(9000)],
+      phase: 0,
+      next: 0,
+      completed: 0,
+      opens: 0,
+    },
+    {
+      name: 'v6',
+      family: 6,
+      src: '2001:db8:1::beef',
+      srcBytes: addr('2001:db8:1::beef'),
+      door: 'mixB',
+      seq: [udp(1111), tcp(2222), udp(3333)],
+      phase: 500,
+      next: 0,
+      completed: 0,
+      opens: 0,
+    },
   ];
   const bySrc = new Map(knockers.map((k) => [k.src, k]));
   const eventCounts: Record<string, number> = {};
   let badEvent: string | undefined;
   const listener = (e: MatchEvent): void => {
     eventCounts[e.type] = (eventCounts[e.type] ?? 0) + 1;
-    if (badEvent === undefined && isIP(e.src) === 0) badEvent = `${e.type} event with non-IP src ${JSON.stringify(e.src)}`;
+    if (badEvent === undefined && isIP(e.src) === 0)
+      badEvent = `${e.type} event with non-IP src ${JSON.stringify(e.src)}`;
     if (e.type === 'open' || e.type === 'close') {
       const k = bySrc.get(e.src);
       if (k !== undefined && e.door.name === k.door) k.opens++;
@@ -569,7 +663,13 @@ test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX
     const k = i % 500 === 0 ? knockers.find((x) => i % 1000 === x.phase) : undefined;
     if (k !== undefined) {
       const step = k.seq[k.next] as { proto: number; port: number };
-      input = { link: 'ETHERNET', buf: knockFrame(k.family, k.srcBytes, step.proto, step.port), len: -1, expect: 'knock', what: `knocker ${k.name} step ${k.next + 1}` };
+      input = {
+        link: 'ETHERNET',
+        buf: knockFrame(k.family, k.srcBytes, step.proto, step.port),
+        len: -1,
+        expect: 'knock',
+        what: `knocker ${k.name} step ${k.next + 1}`,
+      };
       input.len = input.buf.length;
       k.next++;
       if (k.next === k.seq.length) {
@@ -602,19 +702,24 @@ test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX
     const di = s.ignored - before.ig;
     const dk = s.knocks - before.k;
     if (s.frames - before.f !== 1 || dm + di + dk !== 1 || dm < 0 || di < 0 || dk < 0) {
-      assert.fail(`counters moved by malformed=${dm} ignored=${di} knocks=${dk} frames=${s.frames - before.f} at ${where()}`);
+      assert.fail(
+        `counters moved by malformed=${dm} ignored=${di} knocks=${dk} frames=${s.frames - before.f} at ${where()}`,
+      );
     }
-    if (s4.frames !== s.frames || s4.malformed + s4.ignored + s4.knocks !== s4.frames) assert.fail(`IPv4-only pipeline counters out of step at ${where()}`);
+    if (s4.frames !== s.frames || s4.malformed + s4.ignored + s4.knocks !== s4.frames)
+      assert.fail(`IPv4-only pipeline counters out of step at ${where()}`);
     const got: Outcome = dm === 1 ? 'malformed' : di === 1 ? 'ignored' : 'knock';
     if (input.expect !== undefined) {
       oracleChecks++;
       if (got !== input.expect) assert.fail(`expected ${input.expect}, got ${got} at ${where()}`);
     }
     // With -4, what the full pipeline counts as an IPv6 knock is ignored instead.
-    if (got === 'knock' && s4.knocks === knocks4 && s4.ignored !== ig4 + 1) assert.fail(`IPv4-only pipeline: knock neither passed nor ignored at ${where()}`);
+    if (got === 'knock' && s4.knocks === knocks4 && s4.ignored !== ig4 + 1)
+      assert.fail(`IPv4-only pipeline: knock neither passed nor ignored at ${where()}`);
     const size = matcher.size;
     if (size > maxSize) maxSize = size;
-    if (size > MAX_ATTEMPTS || matcher4.size > MAX_ATTEMPTS) assert.fail(`matcher.size ${size} exceeds maxAttempts ${MAX_ATTEMPTS} at ${where()}`);
+    if (size > MAX_ATTEMPTS || matcher4.size > MAX_ATTEMPTS)
+      assert.fail(`matcher.size ${size} exceeds maxAttempts ${MAX_ATTEMPTS} at ${where()}`);
     if (badEvent !== undefined) assert.fail(`${badEvent} at ${where()}`);
   }
 
@@ -631,7 +736,10 @@ test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX
   assert.ok(s.malformed > N / 20, `malformed frames: ${s.malformed}`);
   assert.ok(s.ignored > N / 20, `ignored frames: ${s.ignored}`);
   assert.ok(s.knocks > N / 10, `knocks: ${s.knocks}`);
-  assert.ok(matcher.stats.evicted > 0, `the attempt bound was reached (evictions happened): max size ${maxSize}, stats ${JSON.stringify(matcher.stats)}`);
+  assert.ok(
+    matcher.stats.evicted > 0,
+    `the attempt bound was reached (evictions happened): max size ${maxSize}, stats ${JSON.stringify(matcher.stats)}`,
+  );
   assert.equal(maxSize, MAX_ATTEMPTS, 'the table filled up to its bound');
   assert.ok(oracleChecks > N / 3, `oracle checks: ${oracleChecks}`);
 
@@ -643,7 +751,10 @@ test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX
 
   // Memory: nothing per frame is retained beyond the bounded attempt table.
   const limitMb = gc ? 50 : 150;
-  assert.ok(growthMb < limitMb, `heap grew by ${growthMb.toFixed(1)} MB (limit ${limitMb} MB, gc ${gc ? 'available' : 'not available'})`);
+  assert.ok(
+    growthMb < limitMb,
+    `heap grew by ${growthMb.toFixed(1)} MB (limit ${limitMb} MB, gc ${gc ? 'available' : 'not available'})`,
+  );
 
   t.diagnostic(
     `fuzz-packets: ${N} frames in ${ms.toFixed(0)} ms (${((N / ms) * 1000).toFixed(0)}/s); malformed=${s.malformed} ignored=${s.ignored} knocks=${s.knocks}; ` +

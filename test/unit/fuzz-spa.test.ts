@@ -33,7 +33,9 @@ const FULL = process.env.FUZZ_FULL === '1';
 const N = FULL ? 1_000_000 : 100_000;
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : 0x5ba5eed;
 
-const F: SpaFixtureFile = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'spa', 'packets.json'), 'utf8')) as SpaFixtureFile;
+const F: SpaFixtureFile = JSON.parse(
+  readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'spa', 'packets.json'), 'utf8'),
+) as SpaFixtureFile;
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const ENC = Buffer.from(F.keys.K1, 'base64');
 const HMAC = Buffer.from(F.keys.H1, 'base64');
@@ -43,7 +45,11 @@ const DOORS: SpaDoor[] = TYPES.map((t) => ({
   port: 62201,
   keys: makeSpaKeys(ENC, HMAC, t),
   sources: [],
-  openPorts: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 80 }],
+  openPorts: [
+    { proto: 'tcp', port: 22 },
+    { proto: 'udp', port: 53 },
+    { proto: 'tcp', port: 80 },
+  ],
   maxTimeout: 300,
   defaultTimeout: 30,
   requireSourceAddress: false,
@@ -87,7 +93,10 @@ function mutate(rng: Rng, s: string): string {
         t = t.slice(0, rng.int(100, t.length)) + rng.pick(ORIGINALS).slice(-rng.int(20, 90));
         break;
       case 8: // case swapped
-        t = t.slice(0, i) + (t[i] === t[i]?.toUpperCase() ? (t[i] ?? '').toLowerCase() : (t[i] ?? '').toUpperCase()) + t.slice(i + 1);
+        t =
+          t.slice(0, i) +
+          (t[i] === t[i]?.toUpperCase() ? (t[i] ?? '').toLowerCase() : (t[i] ?? '').toUpperCase()) +
+          t.slice(i + 1);
         break;
       default: // a slice repeated
         t = t.slice(0, i) + t.slice(i, i + rng.int(1, 40)) + t.slice(i);
@@ -100,8 +109,19 @@ function mutate(rng: Rng, s: string): string {
 function plaintext(rng: Rng): string {
   const pick = <T>(good: T, bad: T[]): T => (rng.chance(0.85) ? good : rng.pick(bad));
   const type = pick(String(rng.int(0, 6)), ['7', '', '01', '-1', 'x']);
-  const ip = pick(`${rng.int(0, 255)}.${rng.int(0, 255)}.${rng.int(0, 255)}.${rng.int(0, 255)}`, ['0.0.0', '256.1.1.1', '01.2.3.4', '::1', '', 'a.b.c.d']);
-  const ports = Array.from({ length: rng.int(1, 4) }, () => `${pick(rng.pick(['tcp', 'udp', 'icmp', 'none']), ['TCP', 'sctp', ''])}/${pick(String(rng.int(0, 65535)), ['65536', '-1', '', '022', '1e3'])}`);
+  const ip = pick(`${rng.int(0, 255)}.${rng.int(0, 255)}.${rng.int(0, 255)}.${rng.int(0, 255)}`, [
+    '0.0.0',
+    '256.1.1.1',
+    '01.2.3.4',
+    '::1',
+    '',
+    'a.b.c.d',
+  ]);
+  const ports = Array.from(
+    { length: rng.int(1, 4) },
+    () =>
+      `${pick(rng.pick(['tcp', 'udp', 'icmp', 'none']), ['TCP', 'sctp', ''])}/${pick(String(rng.int(0, 65535)), ['65536', '-1', '', '022', '1e3'])}`,
+  );
   const fields = [
     pick(String(rng.int(1e15, 9.99e15)), ['123', 'abcdefghijklmnop', '12345678901234567']),
     pick(b64(rng.pick(['root', 'alice', 'NO_USER'])), ['', 'cm9v=', b64('a:b'), b64('a\nb'), 'x'.repeat(70)]),
@@ -111,7 +131,8 @@ function plaintext(rng: Rng): string {
     pick(b64(`${ip},${ports.join(',')}`), ['', b64(ip), b64(`${ip},`), '!!']),
   ];
   const n = rng.int(0, 3);
-  for (let i = 0; i < n; i++) fields.push(rng.pick([b64('192.168.1.2,22'), String(rng.int(0, 100000)), b64('x'), '', '1e9']));
+  for (let i = 0; i < n; i++)
+    fields.push(rng.pick([b64('192.168.1.2,22'), String(rng.int(0, 100000)), b64('x'), '', '1e9']));
   return spaPlaintext(fields);
 }
 
@@ -137,7 +158,10 @@ test(`SPA fuzz (seed ${SEED}, ${N} inputs): no throw, no modified packet accepte
       payload = rng.bytes(rng.int(0, 1600));
       mayAccept = false;
     } else if (kind === 'base64') {
-      payload = Buffer.from(Array.from({ length: rng.int(130, 420) }, () => rng.pick([...ALPHABET])).join(''), 'latin1');
+      payload = Buffer.from(
+        Array.from({ length: rng.int(130, 420) }, () => rng.pick([...ALPHABET])).join(''),
+        'latin1',
+      );
       mayAccept = false;
     } else if (kind === 'mutated') {
       const text = mutate(rng, rng.pick(ORIGINALS));
@@ -175,6 +199,7 @@ test(`SPA fuzz (seed ${SEED}, ${N} inputs): no throw, no modified packet accepte
   }
   assert.ok(cache.size <= authenticated);
   // The generator is not degenerate: every stage was reached.
-  for (const code of ['length', 'charset', 'prefix', 'hmac', 'digest', 'format', 'replay']) assert.ok((counts.get(code) ?? 0) > 0, `no input reached "${code}": ${JSON.stringify([...counts])}`);
+  for (const code of ['length', 'charset', 'prefix', 'hmac', 'digest', 'format', 'replay'])
+    assert.ok((counts.get(code) ?? 0) > 0, `no input reached "${code}": ${JSON.stringify([...counts])}`);
   assert.ok(accepted > 0, 'no input was accepted at all');
 });

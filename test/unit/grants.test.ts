@@ -36,13 +36,23 @@ class FakeFirewalld extends EventEmitter implements GrantsFirewall {
   async addRichRule(zone: string, rule: string, timeout: number): Promise<void> {
     this.calls.push(`add ${rule} ${timeout}`);
     this.fail('add');
-    if (this.rules.has(this.k(zone, rule))) throw new FirewalldError(`ALREADY_ENABLED: '${rule}' already in '${zone}'`, 'org.fedoraproject.FirewallD1.Exception', 'ALREADY_ENABLED');
+    if (this.rules.has(this.k(zone, rule)))
+      throw new FirewalldError(
+        `ALREADY_ENABLED: '${rule}' already in '${zone}'`,
+        'org.fedoraproject.FirewallD1.Exception',
+        'ALREADY_ENABLED',
+      );
     this.rules.set(this.k(zone, rule), timeout);
   }
   async removeRichRule(zone: string, rule: string): Promise<void> {
     this.calls.push(`remove ${rule}`);
     this.fail('remove');
-    if (!this.rules.delete(this.k(zone, rule))) throw new FirewalldError(`NOT_ENABLED: '${rule}' not in '${zone}'`, 'org.fedoraproject.FirewallD1.Exception', 'NOT_ENABLED');
+    if (!this.rules.delete(this.k(zone, rule)))
+      throw new FirewalldError(
+        `NOT_ENABLED: '${rule}' not in '${zone}'`,
+        'org.fedoraproject.FirewallD1.Exception',
+        'NOT_ENABLED',
+      );
     this.emit('ruleRemoved', zone, rule); // firewalld signals before it replies
   }
   async queryRichRule(zone: string, rule: string): Promise<boolean> {
@@ -67,7 +77,8 @@ class FakeFirewalld extends EventEmitter implements GrantsFirewall {
   }
 }
 
-const unreachable = (): FirewalldError => new FirewalldError('no answer from firewalld within 10 s', 'org.freedesktop.DBus.Error.NoReply', 'TIMEOUT');
+const unreachable = (): FirewalldError =>
+  new FirewalldError('no answer from firewalld within 10 s', 'org.freedesktop.DBus.Error.NoReply', 'TIMEOUT');
 
 class Clock {
   t = 1_000_000;
@@ -99,10 +110,18 @@ const flush = async (): Promise<void> => {
 
 function rig(opts: { stateFile?: string } = {}) {
   const lines: { level: number; msg: string }[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  const log = pino(
+    { level: 'debug' },
+    { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) },
+  );
   const fw = new FakeFirewalld();
   const clock = new Clock();
-  const grants = new Grants(fw, log, { now: clock.now, setTimer: clock.setTimer, retryDelaysMs: [1000, 2000], ...opts });
+  const grants = new Grants(fw, log, {
+    now: clock.now,
+    setTimer: clock.setTimer,
+    retryDelaysMs: [1000, 2000],
+    ...opts,
+  });
   const logged = (re: RegExp): boolean => lines.some((l) => re.test(l.msg));
   return { fw, clock, grants, lines, logged };
 }
@@ -117,7 +136,7 @@ test('1. a rule already in firewalld that we did not add is left exactly as it i
   assert.ok(logged(/rule present but not added by knockd; left alone/));
 });
 
-test('1. a close knock never removes a rule this daemon does not hold (spoofed close from the admin\'s address)', async () => {
+test("1. a close knock never removes a rule this daemon does not hold (spoofed close from the admin's address)", async () => {
   const { fw, grants, logged } = rig();
   fw.rules.set(`public|${RULE('10.0.0.7')}`, 0);
   await grants.close('public', RULE('10.0.0.7'), who('10.0.0.7'));
@@ -132,7 +151,11 @@ test('1. our own rule: a second open refreshes it (remove + add) and a close rem
   const { fw, grants } = rig();
   await grants.open('public', RULE('10.0.0.7'), 30, who('10.0.0.7'));
   await grants.open('public', RULE('10.0.0.7'), 60, who('10.0.0.7'));
-  assert.deepEqual(fw.calls.slice(1), [`add ${RULE('10.0.0.7')} 60`, `remove ${RULE('10.0.0.7')}`, `add ${RULE('10.0.0.7')} 60`]);
+  assert.deepEqual(fw.calls.slice(1), [
+    `add ${RULE('10.0.0.7')} 60`,
+    `remove ${RULE('10.0.0.7')}`,
+    `add ${RULE('10.0.0.7')} 60`,
+  ]);
   assert.equal(grants.list().length, 1, 'our own remove during the refresh did not end the grant');
   await grants.close('public', RULE('10.0.0.7'), who('10.0.0.7'));
   assert.equal(fw.rules.size, 0);
@@ -144,12 +167,19 @@ test('2. a rule removed by hand ends the grant; a reload or firewalld restart do
   await grants.open('public', RULE('10.0.0.7'), 300, who('10.0.0.7'));
   await grants.open('public', RULE('10.0.0.8'), 300, who('10.0.0.8'));
   fw.adminRemove('public', RULE('10.0.0.7'));
-  assert.deepEqual(grants.list().map((g) => g.src), ['10.0.0.8']);
+  assert.deepEqual(
+    grants.list().map((g) => g.src),
+    ['10.0.0.8'],
+  );
   assert.ok(logged(/rule removed outside knockd .*grant ended, it will not be put back/));
   fw.rules.clear();
   fw.emit('reloaded');
   await flush();
-  assert.deepEqual([...fw.rules.keys()], [`public|${RULE('10.0.0.8')}`], 'only the rule lost to the reload is restored');
+  assert.deepEqual(
+    [...fw.rules.keys()],
+    [`public|${RULE('10.0.0.8')}`],
+    'only the rule lost to the reload is restored',
+  );
 });
 
 test('2. firewalld\'s own timeout (RichRuleRemoved at expiry) ends the grant as "expired", not as removed by hand', async () => {
@@ -180,7 +210,10 @@ test('3. a close firewalld cannot do is kept as "closing", persisted, and retrie
     await grants.open('public', RULE('10.0.0.7'), 300, who('10.0.0.7'));
     fw.failures.push({ op: 'remove', err: unreachable() }, { op: 'remove', err: unreachable() });
     await grants.close('public', RULE('10.0.0.7'), who('10.0.0.7'));
-    assert.deepEqual(grants.list().map((g) => g.state), ['closing']);
+    assert.deepEqual(
+      grants.list().map((g) => g.state),
+      ['closing'],
+    );
     assert.equal(grants.closingCount, 1);
     assert.ok(logged(/could not remove rule .*kept as closing and retried/));
     await grants.settle();
@@ -202,7 +235,16 @@ test('3. a "closing" grant in the state file is removed at the next start', asyn
   const dir = mkdtempSync(join(tmpdir(), 'grants-'));
   try {
     const stateFile = join(dir, 'grants.json');
-    const entry = { zone: 'public', rule: RULE('10.0.0.7'), src: '10.0.0.7', door: 'openSSH', timeout: 30, expiresAt: 1, state: 'closing', firewalld: '100/:1.5' };
+    const entry = {
+      zone: 'public',
+      rule: RULE('10.0.0.7'),
+      src: '10.0.0.7',
+      door: 'openSSH',
+      timeout: 30,
+      expiresAt: 1,
+      state: 'closing',
+      firewalld: '100/:1.5',
+    };
     writeFileSync(stateFile, JSON.stringify({ version: 2, grants: [entry] }));
     const { fw, grants } = rig({ stateFile });
     fw.rules.set(`public|${RULE('10.0.0.7')}`, 30);
@@ -231,14 +273,32 @@ test('6. a damaged grants.json: moved aside, every valid entry still honoured, e
   const dir = mkdtempSync(join(tmpdir(), 'grants-'));
   try {
     const stateFile = join(dir, 'grants.json');
-    const good = { zone: 'public', rule: RULE('10.0.0.7'), src: '10.0.0.7', door: 'openSSH', timeout: 300, expiresAt: 1_000_000 + 200_000, state: 'open', firewalld: '100/:1.5' };
+    const good = {
+      zone: 'public',
+      rule: RULE('10.0.0.7'),
+      src: '10.0.0.7',
+      door: 'openSSH',
+      timeout: 300,
+      expiresAt: 1_000_000 + 200_000,
+      state: 'open',
+      firewalld: '100/:1.5',
+    };
     const evil = { ...good, rule: 'rule family="ipv4" source address="10.0.0.0/8" accept', src: '10.0.0.9' };
-    writeFileSync(stateFile, `{"version":2,"grants":[\n${JSON.stringify(good)},\n${JSON.stringify(evil)},\n{"zone":"pub`);
+    writeFileSync(
+      stateFile,
+      `{"version":2,"grants":[\n${JSON.stringify(good)},\n${JSON.stringify(evil)},\n{"zone":"pub`,
+    );
     const { fw, grants, lines } = rig({ stateFile });
     fw.rules.set(`public|${RULE('10.0.0.7')}`, 300);
     assert.equal(await grants.restore(stateFile), 1);
-    assert.deepEqual(grants.list().map((g) => [g.src, g.state]), [['10.0.0.7', 'open']]);
-    const errors = lines.filter((l) => l.level >= 50).map((l) => l.msg).join('\n');
+    assert.deepEqual(
+      grants.list().map((g) => [g.src, g.state]),
+      [['10.0.0.7', 'open']],
+    );
+    const errors = lines
+      .filter((l) => l.level >= 50)
+      .map((l) => l.msg)
+      .join('\n');
     assert.match(errors, /grants\.json: not valid JSON/);
     assert.match(errors, /grants\.json: entry 2 refused: rule is not for the entry's own src address/);
     assert.match(errors, /moved aside to .*grants\.json\.corrupt-.*its 1 valid entry is honoured/);
@@ -269,7 +329,14 @@ test('restart policy: a rule gone while we were down is put back only if firewal
   const dir = mkdtempSync(join(tmpdir(), 'grants-'));
   try {
     const stateFile = join(dir, 'grants.json');
-    const base = { zone: 'public', src: '10.0.0.7', door: 'openSSH', timeout: 300, expiresAt: 1_000_000 + 200_000, state: 'open' };
+    const base = {
+      zone: 'public',
+      src: '10.0.0.7',
+      door: 'openSSH',
+      timeout: 300,
+      expiresAt: 1_000_000 + 200_000,
+      state: 'open',
+    };
     const entries = [
       { ...base, rule: RULE('10.0.0.7'), firewalld: '100/:1.5' }, // same firewalld: removed by hand (or reloaded)
       { ...base, src: '10.0.0.8', rule: RULE('10.0.0.8'), firewalld: '42/:1.2' }, // another firewalld: lost to a restart
@@ -295,16 +362,25 @@ test('9. a bus reconnect checks every grant: still there is kept, lost to a fire
   fw.emit('reconnected');
   await flush();
   assert.deepEqual([...fw.rules.keys()].sort(), [`public|${RULE('10.0.0.7')}`, `public|${RULE('10.0.0.8')}`]);
-  assert.deepEqual(grants.list().map((g) => g.state), ['open', 'open']);
+  assert.deepEqual(
+    grants.list().map((g) => g.state),
+    ['open', 'open'],
+  );
 });
 
 test('an open firewalld cannot take now is kept and retried; the state says so', async () => {
   const { fw, clock, grants } = rig();
   fw.failures.push({ op: 'add', err: unreachable() });
   await grants.open('public', RULE('10.0.0.7'), 300, who('10.0.0.7'));
-  assert.deepEqual(grants.list().map((g) => g.state), ['opening']);
+  assert.deepEqual(
+    grants.list().map((g) => g.state),
+    ['opening'],
+  );
   await clock.advance(1000);
-  assert.deepEqual(grants.list().map((g) => g.state), ['open']);
+  assert.deepEqual(
+    grants.list().map((g) => g.state),
+    ['open'],
+  );
   assert.ok(fw.rules.has(`public|${RULE('10.0.0.7')}`));
 });
 

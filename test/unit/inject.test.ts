@@ -39,12 +39,14 @@ function randomAddress(next: () => number, buf: Buffer, off: number, family: 4 |
   const kind = Math.floor(next() * 8);
   for (let i = 0; i < size; i++) buf[off + i] = byte();
   if (family === 6) {
-    if (kind === 0) buf.fill(0, off, off + 16); // ::
+    if (kind === 0)
+      buf.fill(0, off, off + 16); // ::
     else if (kind === 1) {
       buf.fill(0, off, off + 10); // ::ffff:a.b.c.d
       buf[off + 10] = 0xff;
       buf[off + 11] = 0xff;
-    } else if (kind === 2) buf.fill(0, off, off + 12); // ::a.b.c.d (or ::x)
+    } else if (kind === 2)
+      buf.fill(0, off, off + 12); // ::a.b.c.d (or ::x)
     else if (kind <= 5) {
       for (let g = 0; g < 8; g++) if (next() < 0.5) buf.fill(0, off + 2 * g, off + 2 * g + 2); // zero groups anywhere
     }
@@ -76,9 +78,14 @@ test(`(a) ${N_ADDR} formatted addresses are IP literals of [0-9a-f.:] only, and 
     const text = formatAddress(buf, off, family);
     const where = `${buf.subarray(off, off + (family === 4 ? 4 : 16)).toString('hex')} → ${JSON.stringify(text)}`;
     if (!ADDRESS_CHARS.test(text)) assert.fail(`formatAddress produced characters outside [0-9a-f.:]: ${where}`);
-    if (isIP(text) !== family) assert.fail(`net.isIP(${JSON.stringify(text)}) = ${isIP(text)}, expected ${family}: ${where}`);
+    if (isIP(text) !== family)
+      assert.fail(`net.isIP(${JSON.stringify(text)}) = ${isIP(text)}, expected ${family}: ${where}`);
     const back = parseAddress(text);
-    if (back === undefined || back.family !== family || !back.bytes.equals(buf.subarray(off, off + back.bytes.length))) {
+    if (
+      back === undefined ||
+      back.family !== family ||
+      !back.bytes.equals(buf.subarray(off, off + back.bytes.length))
+    ) {
       assert.fail(`formatAddress/parseAddress do not round-trip: ${where}`);
     }
     if (substituteIp('x %IP% y %IP%', text) !== `x ${text} y ${text}`) assert.fail(`substituteIp changed ${where}`);
@@ -132,11 +139,26 @@ const HOSTILE: readonly string[] = [
 
 test('(b) substituteIp refuses hostile "addresses" and pastes real ones verbatim', () => {
   for (const bad of HOSTILE) {
-    assert.throws(() => substituteIp('iptables -I INPUT -s %IP% -j ACCEPT', bad), Error, `accepted ${JSON.stringify(bad)}`);
+    assert.throws(
+      () => substituteIp('iptables -I INPUT -s %IP% -j ACCEPT', bad),
+      Error,
+      `accepted ${JSON.stringify(bad)}`,
+    );
     // Even when the command has no %IP% at all: the address is checked regardless.
     assert.throws(() => substituteIp('true', bad), Error, `accepted ${JSON.stringify(bad)} for a command without %IP%`);
   }
-  const good = ['192.0.2.1', '0.0.0.0', '255.255.255.255', '2001:db8::1', '::', '::1', '::ffff:192.0.2.1', '::192.0.2.1', 'fe80::1', '2001:db8:0:1:1:1:1:1'];
+  const good = [
+    '192.0.2.1',
+    '0.0.0.0',
+    '255.255.255.255',
+    '2001:db8::1',
+    '::',
+    '::1',
+    '::ffff:192.0.2.1',
+    '::192.0.2.1',
+    'fe80::1',
+    '2001:db8:0:1:1:1:1:1',
+  ];
   for (const ip of good) {
     assert.equal(substituteIp('iptables -I INPUT -s %IP% -j ACCEPT', ip), `iptables -I INPUT -s ${ip} -j ACCEPT`);
     assert.equal(substituteIp('%IP%%IP%', ip), `${ip}${ip}`);
@@ -190,7 +212,13 @@ test('(c) a decoded source address reaches /bin/sh verbatim, and only it', async
   try {
     // The file is named after the address too, so each knocker gets its own.
     const door: CommandDoor = { name: 'inject', startCommand: `echo %IP% > "${dir}/%IP%"`, cmdTimeout: 0 };
-    const spec: DoorSpec = { name: 'inject', sequence: [{ proto: IPPROTO_TCP, port: KNOCK_PORT }], seqTimeoutMs: 10_000, tcpFlags: { set: TH_SYN, clear: 0 }, action: 'open' };
+    const spec: DoorSpec = {
+      name: 'inject',
+      sequence: [{ proto: IPPROTO_TCP, port: KNOCK_PORT }],
+      seqTimeoutMs: 10_000,
+      tcpFlags: { set: TH_SYN, clear: 0 },
+      action: 'open',
+    };
     const started: CommandInfo[] = [];
     const runner = new CommandRunner(silentLog, { events: { started: (i) => started.push(i) } });
     const opened: string[] = [];
@@ -203,8 +231,16 @@ test('(c) a decoded source address reaches /bin/sh verbatim, and only it', async
     const pipe = new FramePipeline(matcher);
 
     // Hand-picked sources with every text shape, plus random ones.
-    const sources: Buffer[] = ['192.0.2.77', '2001:db8::1', '::ffff:203.0.113.5', '::', '::1', '0.0.0.0', '255.255.255.255', 'fe80::abcd:0:0:1']
-      .map((a) => parseAddress(a)?.bytes as Buffer);
+    const sources: Buffer[] = [
+      '192.0.2.77',
+      '2001:db8::1',
+      '::ffff:203.0.113.5',
+      '::',
+      '::1',
+      '0.0.0.0',
+      '255.255.255.255',
+      'fe80::abcd:0:0:1',
+    ].map((a) => parseAddress(a)?.bytes as Buffer);
     const next = rng(SEED ^ 0xc0ffee);
     for (let k = 0; k < 12; k++) {
       const b = Buffer.alloc(k % 2 === 0 ? 4 : 16);
@@ -244,7 +280,13 @@ test('(c) a hostile source handed to the runner directly is refused before any s
     };
     const started: CommandInfo[] = [];
     const runner = new CommandRunner(silentLog, { events: { started: (i) => started.push(i) } });
-    for (const bad of [`1.2.3.4; touch ${marker}`, `$(touch ${marker})`, `\`touch ${marker}\``, `1.2.3.4\ntouch ${marker}`, `::1 && touch ${marker}`]) {
+    for (const bad of [
+      `1.2.3.4; touch ${marker}`,
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `1.2.3.4\ntouch ${marker}`,
+      `::1 && touch ${marker}`,
+    ]) {
       assert.throws(() => runner.open(door, bad, bad.includes('::') ? 6 : 4), Error, JSON.stringify(bad));
     }
     await runner.flush();

@@ -11,7 +11,15 @@ import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { join, resolve } from 'node:path';
-import { main, parseKnockArgs, parsePortSpec, USAGE, type KnockIo, type KnockOptions, type ParsedArgs } from '../../src/cli/knock';
+import {
+  main,
+  parseKnockArgs,
+  parsePortSpec,
+  USAGE,
+  type KnockIo,
+  type KnockOptions,
+  type ParsedArgs,
+} from '../../src/cli/knock';
 
 const REPO = resolve(__dirname, '..', '..', '..');
 const KNOCK_BIN = join(REPO, 'bin', 'knock');
@@ -62,10 +70,32 @@ describe('parsePortSpec', () => {
   });
 
   test('non-numeric and out-of-range ports are rejected with a clear message', () => {
-    for (const s of ['abc', 'ssh', '0', '65536', '70000', '', ':udp', '-1', '+22', '22x', ' 22', '1e3', '0x10', '22.0', '2 2:udp']) {
-      assert.throws(() => parsePortSpec(s), /^Error: error: invalid port '.*' in '.*' \(expected N, N:tcp or N:udp with N from 1 to 65535\)$/, s);
+    for (const s of [
+      'abc',
+      'ssh',
+      '0',
+      '65536',
+      '70000',
+      '',
+      ':udp',
+      '-1',
+      '+22',
+      '22x',
+      ' 22',
+      '1e3',
+      '0x10',
+      '22.0',
+      '2 2:udp',
+    ]) {
+      assert.throws(
+        () => parsePortSpec(s),
+        /^Error: error: invalid port '.*' in '.*' \(expected N, N:tcp or N:udp with N from 1 to 65535\)$/,
+        s,
+      );
     }
-    assert.throws(() => parsePortSpec('abc:udp'), { message: "error: invalid port 'abc' in 'abc:udp' (expected N, N:tcp or N:udp with N from 1 to 65535)" });
+    assert.throws(() => parsePortSpec('abc:udp'), {
+      message: "error: invalid port 'abc' in 'abc:udp' (expected N, N:tcp or N:udp with N from 1 to 65535)",
+    });
   });
 });
 
@@ -98,7 +128,15 @@ describe('command line', () => {
   });
 
   test('-d/--delay in every getopt_long spelling', () => {
-    for (const argv of [['-d', '100'], ['-d100'], ['--delay', '100'], ['--delay=100'], ['--del=100'], ['-vd', '100'], ['-vd100']]) {
+    for (const argv of [
+      ['-d', '100'],
+      ['-d100'],
+      ['--delay', '100'],
+      ['--delay=100'],
+      ['--del=100'],
+      ['-vd', '100'],
+      ['-vd100'],
+    ]) {
       assert.equal(opts([...argv, 'h', '1']).delayMs, 100, argv.join(' '));
     }
     assert.equal(opts(['-d', '0', 'h', '1']).delayMs, 0);
@@ -111,7 +149,10 @@ describe('command line', () => {
     assert.deepEqual([p.verbose, p.udp, p.host, p.ports.map((x) => x.port)], [true, true, 'h', [1, 2]]);
     const q = opts(['-v', '--', 'h', '1']);
     assert.equal(q.host, 'h');
-    assert.deepEqual(parseKnockArgs(['--', 'h', '-v']), { kind: 'error', message: "error: invalid port '-v' in '-v' (expected N, N:tcp or N:udp with N from 1 to 65535)" });
+    assert.deepEqual(parseKnockArgs(['--', 'h', '-v']), {
+      kind: 'error',
+      message: "error: invalid port '-v' in '-v' (expected N, N:tcp or N:udp with N from 1 to 65535)",
+    });
   });
 
   test('fewer than two operands: usage on stdout, exit 1', async () => {
@@ -127,7 +168,7 @@ describe('command line', () => {
     }
   });
 
-  test('the usage text is byte-for-byte knock 0.8\'s', () => {
+  test("the usage text is byte-for-byte knock 0.8's", () => {
     const deb = runBin('debian', ['-h']);
     assert.equal(deb.code, 1);
     assert.equal(USAGE, deb.stdout);
@@ -157,9 +198,13 @@ describe('command line', () => {
     }
   });
 
-  test('a negative delay is refused with knock 0.8\'s message', async () => {
+  test("a negative delay is refused with knock 0.8's message", async () => {
     for (const argv of [['-d', '-5'], ['-d-1'], ['--delay=-100'], ['--delay', '-1']]) {
-      assert.deepEqual(await runMain([...argv, '127.0.0.1', '1']), { code: 1, stdout: '', stderr: 'error: delay cannot be negative\n' }, argv.join(' '));
+      assert.deepEqual(
+        await runMain([...argv, '127.0.0.1', '1']),
+        { code: 1, stdout: '', stderr: 'error: delay cannot be negative\n' },
+        argv.join(' '),
+      );
     }
   });
 
@@ -179,7 +224,11 @@ describe('command line', () => {
     try {
       const port = sock.address().port;
       const r = await runMain(['127.0.0.1', `${port}:udp`, '70000:udp']);
-      assert.deepEqual(r, { code: 1, stdout: '', stderr: "error: invalid port '70000' in '70000:udp' (expected N, N:tcp or N:udp with N from 1 to 65535)\n" });
+      assert.deepEqual(r, {
+        code: 1,
+        stdout: '',
+        stderr: "error: invalid port '70000' in '70000:udp' (expected N, N:tcp or N:udp with N from 1 to 65535)\n",
+      });
       await sleep(100);
       assert.equal(got, 0, 'the valid port before the bad one was not hit');
     } finally {
@@ -187,14 +236,20 @@ describe('command line', () => {
     }
   });
 
-  test('resolution failures: knock 0.8\'s message, exit 1', async () => {
+  test("resolution failures: knock 0.8's message, exit 1", async () => {
     // An IP literal of the other family (Node's lookup() would happily return it).
-    for (const [argv, host] of [[['-6', '127.0.0.1', '1234'], '127.0.0.1'], [['-4', '::1', '1234'], '::1']] as const) {
+    for (const [argv, host] of [
+      [['-6', '127.0.0.1', '1234'], '127.0.0.1'],
+      [['-4', '::1', '1234'], '::1'],
+    ] as const) {
       const r = await runMain([...argv]);
       const deb = runBin('debian', [...argv]);
       assert.equal(r.code, 1);
       assert.equal(r.stdout, '');
-      assert.equal(r.stderr, `Failed to resolve hostname '${host}' on port 1234\ngetaddrinfo: Address family for hostname not supported\n`);
+      assert.equal(
+        r.stderr,
+        `Failed to resolve hostname '${host}' on port 1234\ngetaddrinfo: Address family for hostname not supported\n`,
+      );
       assert.deepEqual([deb.code, deb.stderr], [1, r.stderr], 'same as Debian knock');
     }
     const r = await runMain(['nosuchhost.invalid', '1234']);
@@ -202,8 +257,18 @@ describe('command line', () => {
     assert.match(r.stderr, /^Failed to resolve hostname 'nosuchhost\.invalid' on port 1234\ngetaddrinfo: .+\n$/);
   });
 
-  test('bin/knock exits like Debian\'s knock 0.8 for every kind of command line', () => {
-    const cases: string[][] = [[], ['-h'], ['--help'], ['-V'], ['-x', 'h', '1'], ['127.0.0.1'], ['-d', '-5', '127.0.0.1', '9'], ['-6', '127.0.0.1', '9'], ['-d', '0', '127.0.0.1', '9', '9:udp']];
+  test("bin/knock exits like Debian's knock 0.8 for every kind of command line", () => {
+    const cases: string[][] = [
+      [],
+      ['-h'],
+      ['--help'],
+      ['-V'],
+      ['-x', 'h', '1'],
+      ['127.0.0.1'],
+      ['-d', '-5', '127.0.0.1', '9'],
+      ['-6', '127.0.0.1', '9'],
+      ['-d', '0', '127.0.0.1', '9', '9:udp'],
+    ];
     for (const argv of cases) {
       const ours = runBin('ours', argv);
       const deb = runBin('debian', argv);
@@ -267,7 +332,10 @@ describe('real hits on loopback', () => {
   test('-d 0: every hit arrives exactly once; -u turns TCP ports into UDP', async () => {
     const t = await targets('127.0.0.1');
     try {
-      assert.equal((await runMain(['-d', '0', '127.0.0.1', String(t.tcpPort), `${t.udpPort}:udp`, `${t.tcpPort}:tcp`])).code, 0);
+      assert.equal(
+        (await runMain(['-d', '0', '127.0.0.1', String(t.tcpPort), `${t.udpPort}:udp`, `${t.tcpPort}:tcp`])).code,
+        0,
+      );
       await sleep(200);
       assert.deepEqual([...t.events].sort(), ['tcp', 'tcp', 'udp']);
       t.events.length = 0;
@@ -284,7 +352,10 @@ describe('real hits on loopback', () => {
     const t = await targets('127.0.0.1');
     try {
       const t0 = Date.now();
-      assert.equal((await runMain(['-d', '150', '127.0.0.1', `${t.udpPort}:udp`, `${t.udpPort}:udp`, `${t.udpPort}:udp`])).code, 0);
+      assert.equal(
+        (await runMain(['-d', '150', '127.0.0.1', `${t.udpPort}:udp`, `${t.udpPort}:udp`, `${t.udpPort}:udp`])).code,
+        0,
+      );
       const ms = Date.now() - t0;
       assert.ok(ms >= 295 && ms < 440, `3 hits with -d 150 took ${ms} ms`);
     } finally {

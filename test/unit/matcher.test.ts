@@ -22,7 +22,11 @@ function rig(doors: DoorSpec[] = [openSSH, closeSSH], maxAttempts?: number) {
   let now = 1_000;
   /** Every knock is a new connection attempt (its own source port and sequence number) unless `sport`/`seq` are given. */
   let conn = 0;
-  const knock = (src: string, port: number, o: { proto?: 6 | 17; flags?: number; dst?: string; family?: 4 | 6; sport?: number; seq?: number } = {}) => {
+  const knock = (
+    src: string,
+    port: number,
+    o: { proto?: 6 | 17; flags?: number; dst?: string; family?: 4 | 6; sport?: number; seq?: number } = {},
+  ) => {
     conn++;
     const k: Knock = {
       sport: o.sport ?? 30000 + (conn % 30000),
@@ -39,7 +43,8 @@ function rig(doors: DoorSpec[] = [openSSH, closeSSH], maxAttempts?: number) {
   const advance = (ms: number) => {
     now += ms;
   };
-  const opened = () => events.filter((e) => e.type === 'open' || e.type === 'close').map((e) => `${e.type} ${e.door.name} ${e.src}`);
+  const opened = () =>
+    events.filter((e) => e.type === 'open' || e.type === 'close').map((e) => `${e.type} ${e.door.name} ${e.src}`);
   return { m, events, knock, advance, opened, now: () => now };
 }
 
@@ -301,7 +306,8 @@ test('per-packet cost does not grow with the number of sources', () => {
   const r = rig([openSSH], 200_000);
   const timeFor = (n: number, base: number): number => {
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) r.knock(`10.${(base + i) >> 16 & 255}.${((base + i) >> 8) & 255}.${(base + i) & 255}`, 3333);
+    for (let i = 0; i < n; i++)
+      r.knock(`10.${((base + i) >> 16) & 255}.${((base + i) >> 8) & 255}.${(base + i) & 255}`, 3333);
     return Number(process.hrtime.bigint() - t0) / n;
   };
   timeFor(20_000, 0); // warm up
@@ -321,7 +327,14 @@ test('admitStage1: refused stage-1 events are never made; later stages, timeouts
     },
   });
   m.setLocalAddresses([SERVER]);
-  const k = (src: string, dport: number): Knock => ({ family: 4, proto: IPPROTO_TCP, dport, flags: TH_SYN, src, dst: SERVER });
+  const k = (src: string, dport: number): Knock => ({
+    family: 4,
+    proto: IPPROTO_TCP,
+    dport,
+    flags: TH_SYN,
+    src,
+    dst: SERVER,
+  });
   m.handle(k('10.0.0.2', 3333), 0);
   m.handle(k('10.0.0.3', 3333), 0);
   m.handle(k('10.0.0.2', 4444), 1);
@@ -346,7 +359,21 @@ test('the per-packet path reads addresses in place: handlePacket agrees with han
     buf.set(src, 0);
     buf.set(dst, 32);
     buf.writeUInt32BE(dport * 7, 48 + 4); // the TCP header's sequence number
-    m.handlePacket({ family, proto: IPPROTO_TCP, sport: 40000 + dport, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 32, l4Off: 48, l4End: buf.length }, 0);
+    m.handlePacket(
+      {
+        family,
+        proto: IPPROTO_TCP,
+        sport: 40000 + dport,
+        dport,
+        flags: TH_SYN,
+        buf,
+        srcOff: 0,
+        dstOff: 32,
+        l4Off: 48,
+        l4End: buf.length,
+      },
+      0,
+    );
   };
   const v6src = [0xfd, 0, ...new Array<number>(13).fill(0), 2];
   const v6dst = [0xfd, 0, ...new Array<number>(13).fill(0), 1];
@@ -365,7 +392,12 @@ test('the per-packet path reads addresses in place: handlePacket agrees with han
 // ---------------------------------------------------------------------------
 
 /** A knocker whose every connect is retransmitted: the same source port and sequence number, again. */
-const withRetransmits = (r: ReturnType<typeof rig>, src: string, ports: { port: number; proto?: 6 | 17 }[], copies = 2): void => {
+const withRetransmits = (
+  r: ReturnType<typeof rig>,
+  src: string,
+  ports: { port: number; proto?: 6 | 17 }[],
+  copies = 2,
+): void => {
   ports.forEach(({ port, proto }, i) => {
     const sport = 41000 + i;
     const seq = (0xf0000000 + i * 0x01010101) >>> 0; // high bit set: the unsigned/signed spelling must not matter
@@ -394,8 +426,16 @@ test('a retransmitted SYN is not a new knock: it neither spoils nor advances, at
 });
 
 test('retransmissions in a TCP/UDP sequence, and in a sequence that repeats a port', () => {
-  const r = rig([door('mix', [udp(2222), tcp(3333), udp(4444), tcp(5555)]), door('rep', [tcp(1000), tcp(1000), tcp(2000)])]);
-  withRetransmits(r, '10.0.0.2', [{ port: 2222, proto: IPPROTO_UDP }, { port: 3333 }, { port: 4444, proto: IPPROTO_UDP }, { port: 5555 }]);
+  const r = rig([
+    door('mix', [udp(2222), tcp(3333), udp(4444), tcp(5555)]),
+    door('rep', [tcp(1000), tcp(1000), tcp(2000)]),
+  ]);
+  withRetransmits(r, '10.0.0.2', [
+    { port: 2222, proto: IPPROTO_UDP },
+    { port: 3333 },
+    { port: 4444, proto: IPPROTO_UDP },
+    { port: 5555 },
+  ]);
   assert.deepEqual(r.opened(), ['open mix 10.0.0.2']);
   // rep: the retransmission of the first 1000 is not the second knock on 1000
   withRetransmits(r, '10.0.0.3', [{ port: 1000 }, { port: 2000 }], 1);
@@ -412,13 +452,20 @@ test('a different packet to the previous port still spoils: another sequence num
     r.knock('10.0.0.2', 4444, variant === 'seq' ? { sport: 41001, seq: 3 } : { sport: 41002, seq: 2 });
     r.knock('10.0.0.2', 5555);
     assert.deepEqual(r.opened(), [], variant);
-    assert.ok(r.events.some((e) => e.type === 'spoiled' && e.stage === 2 && e.port === 4444), variant);
+    assert.ok(
+      r.events.some((e) => e.type === 'spoiled' && e.stage === 2 && e.port === 4444),
+      variant,
+    );
   }
   const r = rig([door('u', [udp(2222), udp(3333)])]);
   r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 });
   r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 }); // same datagram again: UDP has no sequence number
   r.knock('10.0.0.2', 3333, { proto: IPPROTO_UDP, sport: 41000 });
-  assert.deepEqual(r.opened(), ['open u 10.0.0.2'], 'the repeat restarted the door on its first port, as knockd (ours) does');
+  assert.deepEqual(
+    r.opened(),
+    ['open u 10.0.0.2'],
+    'the repeat restarted the door on its first port, as knockd (ours) does',
+  );
   assert.equal(r.m.stats.retransmits, 0);
   assert.ok(r.events.some((e) => e.type === 'spoiled'));
 });
@@ -484,8 +531,26 @@ test('handlePacket: retransmissions read from the Packet (sport, seq) are ignore
   buf.set([192, 0, 2, 200, 10, 0, 0, 1]);
   for (const [i, dport] of [3333, 4444, 5555].entries()) {
     buf.writeUInt32BE(0x80000000 + i, 8 + 4); // TCP header at 8: its sequence number
-    for (let c = 0; c < 3; c++) m.handlePacket({ family: 4, proto: IPPROTO_TCP, sport: 50000 + i, dport, flags: TH_SYN, buf, srcOff: 0, dstOff: 4, l4Off: 8, l4End: buf.length }, i * 3000 + c * 1000);
+    for (let c = 0; c < 3; c++)
+      m.handlePacket(
+        {
+          family: 4,
+          proto: IPPROTO_TCP,
+          sport: 50000 + i,
+          dport,
+          flags: TH_SYN,
+          buf,
+          srcOff: 0,
+          dstOff: 4,
+          l4Off: 8,
+          l4End: buf.length,
+        },
+        i * 3000 + c * 1000,
+      );
   }
-  assert.deepEqual(events.filter((e) => e.type === 'open' || e.type === 'spoiled').map((e) => e.type), ['open']);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'open' || e.type === 'spoiled').map((e) => e.type),
+    ['open'],
+  );
   assert.equal(m.stats.retransmits, 4);
 });

@@ -9,7 +9,10 @@ import { SystemdNotifier } from '../../src/daemon/notify';
 
 function capture(): { log: pino.Logger; lines: string[] } {
   const lines: string[] = [];
-  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push((JSON.parse(s) as { msg: string }).msg) });
+  const log = pino(
+    { level: 'info' },
+    { write: (s: string) => void lines.push((JSON.parse(s) as { msg: string }).msg) },
+  );
   return { log, lines };
 }
 

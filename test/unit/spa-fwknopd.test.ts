@@ -38,7 +38,10 @@ const DOOR: SpaDoor = {
   port: 62201,
   keys: makeSpaKeys(Buffer.from(K.K1, 'base64'), Buffer.from(K.H1, 'base64'), 'sha256'),
   sources: [net.cidr],
-  openPorts: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }],
+  openPorts: [
+    { proto: 'tcp', port: 22 },
+    { proto: 'udp', port: 53 },
+  ],
   maxTimeout: 300,
   defaultTimeout: 30,
   requireSourceAddress: false,
@@ -59,7 +62,11 @@ HMAC_KEY_BASE64     ${K.H2}
 HMAC_DIGEST_TYPE    sha1
 OPEN_PORTS          tcp/22, udp/53
 `;
-const DOOR_SHA1: SpaDoor = { ...DOOR, name: 'spa-sha1', keys: makeSpaKeys(Buffer.from(K.K2, 'base64'), Buffer.from(K.H2, 'base64'), 'sha1') };
+const DOOR_SHA1: SpaDoor = {
+  ...DOOR,
+  name: 'spa-sha1',
+  keys: makeSpaKeys(Buffer.from(K.K2, 'base64'), Buffer.from(K.H2, 'base64'), 'sha1'),
+};
 
 /**
  * An authentic packet (our test encoder) whose plaintext is padded (a longer
@@ -70,7 +77,14 @@ function sized(keys: SpaDoor['keys'], minLen: number): string {
   for (let n = 0; n < 45 * 25; n++) {
     const user = `root${'x'.repeat(n % 45)}`;
     const access = ',tcp/22'.repeat(1 + Math.floor(n / 45));
-    const pt = spaPlaintext(['1234567890123456', b64(user), String(Math.floor(Date.now() / 1000)), '3.0.0', '1', b64(`10.99.0.2${access}`)]);
+    const pt = spaPlaintext([
+      '1234567890123456',
+      b64(user),
+      String(Math.floor(Date.now() / 1000)),
+      '3.0.0',
+      '1',
+      b64(`10.99.0.2${access}`),
+    ]);
     if (pt.length >= minLen && pt.length < minLen + 16) return encodeSpa(pt, keys, randomBytes(8));
   }
   throw new Error('test bug: no plaintext of that size');
@@ -78,7 +92,8 @@ function sized(keys: SpaDoor['keys'], minLen: number): string {
 
 const FWKNOPD_CONF = 'PCAP_FILTER udp port 62201;\nMAX_SPA_PACKET_AGE 120;\nENABLE_SPA_PACKET_AGING Y;\n';
 
-const client = (args: string[], enc: string = K.K1, hmac: string = K.H1): string => runFwknop(['-A', 'tcp/22', '-a', '10.99.0.2', ...args], enc, hmac).packet;
+const client = (args: string[], enc: string = K.K1, hmac: string = K.H1): string =>
+  runFwknop(['-A', 'tcp/22', '-a', '10.99.0.2', ...args], enc, hmac).packet;
 const replaceLast = (p: string): string => p.slice(0, -1) + (p.endsWith('A') ? 'B' : 'A');
 
 interface Case {
@@ -101,7 +116,10 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     { name: '-m sha3_512', payload: client(['-m', 'sha3_512']) },
     { name: '-m md5', payload: client(['-m', 'md5']) },
     { name: 'port not allowed (tcp/80)', payload: runFwknop(['-A', 'tcp/80', '-a', '10.99.0.2'], K.K1, K.H1).packet },
-    { name: 'one of two ports not allowed', payload: runFwknop(['-A', 'tcp/22,tcp/80', '-a', '10.99.0.2'], K.K1, K.H1).packet },
+    {
+      name: 'one of two ports not allowed',
+      payload: runFwknop(['-A', 'tcp/22,tcp/80', '-a', '10.99.0.2'], K.K1, K.H1).packet,
+    },
     { name: 'wrong HMAC key', payload: client([], K.K1, K.H2) },
     { name: 'wrong Rijndael key', payload: client([], K.K2, K.H1) },
     { name: 'HMAC type sha512 (door sha256)', payload: client(['--hmac-digest-type', 'sha512']) },
@@ -111,9 +129,19 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     { name: 'timestamp 60 s behind', payload: client(['--time-offset-minus', '60']) },
     { name: 'NAT access (-N)', payload: client(['-N', '192.168.1.2:22']) },
     { name: 'local NAT (--nat-local)', payload: client(['--nat-local']) },
-    { name: 'command (--server-cmd)', payload: runFwknop(['-a', '10.99.0.2', '--server-cmd', 'echo hi'], K.K1, K.H1).packet },
+    {
+      name: 'command (--server-cmd)',
+      payload: runFwknop(['-a', '10.99.0.2', '--server-cmd', 'echo hi'], K.K1, K.H1).packet,
+    },
     { name: 'source outside SOURCE', payload: client([]), src: '192.0.2.9' },
-    { name: '400+ characters', payload: runFwknop(['-A', Array.from({ length: 16 }, (_, i) => `tcp/${1000 + i}`).join(','), '-a', '10.99.0.2'], K.K1, K.H1).packet },
+    {
+      name: '400+ characters',
+      payload: runFwknop(
+        ['-A', Array.from({ length: 16 }, (_, i) => `tcp/${1000 + i}`).join(','), '-a', '10.99.0.2'],
+        K.K1,
+        K.H1,
+      ).packet,
+    },
     // The 400-character rule (GnuPG for fwknopd): 16 and 17 AES blocks, sha256 and sha1 tags.
     { name: '396 characters (sha256 door, 16 blocks)', payload: sized(DOOR.keys, 240) },
     { name: '380 characters (sha1 door, 16 blocks)', payload: sized(DOOR_SHA1.keys, 240) },
@@ -130,13 +158,38 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
   const dir = mkdtempSync(join(tmpdir(), 'spa-fwknopd-'));
   try {
     const srcs = cases.map((c, i) => c.src ?? `198.51.100.${10 + i}`);
-    const frames = cases.map((c, i) => udpFrame({ src: srcs[i] as string, dst: SERVER, sport: 40000 + i, dport: 62201, payload: Buffer.from(c.payload, 'latin1') }));
+    const frames = cases.map((c, i) =>
+      udpFrame({
+        src: srcs[i] as string,
+        dst: SERVER,
+        sport: 40000 + i,
+        dport: 62201,
+        payload: Buffer.from(c.payload, 'latin1'),
+      }),
+    );
     writeFileSync(join(dir, 'spa.pcap'), pcapFile(frames));
     writeFileSync(join(dir, 'access.conf'), ACCESS_CONF + ACCESS_CONF_SHA1, { mode: 0o600 });
     writeFileSync(join(dir, 'fwknopd.conf'), FWKNOPD_CONF, { mode: 0o600 });
     const r = spawnSync(
       'fwknopd',
-      ['-c', join(dir, 'fwknopd.conf'), '-a', join(dir, 'access.conf'), '-d', join(dir, 'digest.cache'), '-p', join(dir, 'fwknopd.pid'), '-r', dir, '-f', '-t', '--pcap-file', join(dir, 'spa.pcap'), '-C', String(cases.length)],
+      [
+        '-c',
+        join(dir, 'fwknopd.conf'),
+        '-a',
+        join(dir, 'access.conf'),
+        '-d',
+        join(dir, 'digest.cache'),
+        '-p',
+        join(dir, 'fwknopd.pid'),
+        '-r',
+        dir,
+        '-f',
+        '-t',
+        '--pcap-file',
+        join(dir, 'spa.pcap'),
+        '-C',
+        String(cases.length),
+      ],
       { encoding: 'utf8', timeout: 15_000 },
     );
     const log = `${r.stdout}\n${r.stderr}`;
@@ -147,11 +200,15 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     let mismatches = 0;
     cases.forEach((c, i) => {
       const src = srcs[i] as string;
-      const theirs = log.includes(`[${src}] (stanza #1) --test mode enabled, skipping firewall manipulation.`) || log.includes(`[${src}] (stanza #2) --test mode enabled, skipping firewall manipulation.`);
+      const theirs =
+        log.includes(`[${src}] (stanza #1) --test mode enabled, skipping firewall manipulation.`) ||
+        log.includes(`[${src}] (stanza #2) --test mode enabled, skipping firewall manipulation.`);
       const v = handleSpaPacket(Buffer.from(c.payload, 'latin1'), src, [DOOR, DOOR_SHA1], new ReplayCache(), now);
       const ours = v.ok;
       if (ours !== theirs) mismatches++;
-      rows.push(`${ours === theirs ? 'same' : 'DIFF'}  ${c.payload.length} chars  fwknopd ${theirs ? 'accept' : 'refuse'}  ours ${v.ok ? 'accept' : `refuse (${v.code})`}  ${c.name}`);
+      rows.push(
+        `${ours === theirs ? 'same' : 'DIFF'}  ${c.payload.length} chars  fwknopd ${theirs ? 'accept' : 'refuse'}  ours ${v.ok ? 'accept' : `refuse (${v.code})`}  ${c.name}`,
+      );
     });
     if (process.env.SPA_XCHECK_VERBOSE === '1') process.stdout.write(`${rows.join('\n')}\n`);
     const accepted = rows.filter((l) => l.includes('fwknopd accept')).length;

@@ -19,7 +19,9 @@ import { ReplayCache, spaReplayDigest } from '../../src/spa/replay';
 import type { SpaCidr } from '../../src/model';
 import type { SpaFixtureFile, SpaFixture } from '../support/make-spa-fixtures';
 
-const FIXTURES: SpaFixtureFile = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'spa', 'packets.json'), 'utf8')) as SpaFixtureFile;
+const FIXTURES: SpaFixtureFile = JSON.parse(
+  readFileSync(join(__dirname, '..', '..', '..', 'test', 'fixtures', 'spa', 'packets.json'), 'utf8'),
+) as SpaFixtureFile;
 const K = FIXTURES.keys;
 
 function fixture(name: string): SpaFixture {
@@ -38,11 +40,17 @@ function cidrs(...list: string[]): SpaCidr[] {
   });
 }
 
-function door(o: Partial<Omit<SpaDoor, 'keys'>> & { hmacType?: SpaHmacType; enc?: Buffer; hmac?: Buffer } = {}): SpaDoor {
+function door(
+  o: Partial<Omit<SpaDoor, 'keys'>> & { hmacType?: SpaHmacType; enc?: Buffer; hmac?: Buffer } = {},
+): SpaDoor {
   return {
     name: o.name ?? 'spaSSH',
     port: o.port ?? 62201,
-    keys: makeSpaKeys(o.enc ?? Buffer.from(K.K1, 'base64'), o.hmac ?? Buffer.from(K.H1, 'base64'), o.hmacType ?? 'sha256'),
+    keys: makeSpaKeys(
+      o.enc ?? Buffer.from(K.K1, 'base64'),
+      o.hmac ?? Buffer.from(K.H1, 'base64'),
+      o.hmacType ?? 'sha256',
+    ),
     sources: o.sources ?? [],
     openPorts: o.openPorts ?? [{ proto: 'tcp', port: 22 }],
     maxTimeout: o.maxTimeout ?? 300,
@@ -53,14 +61,28 @@ function door(o: Partial<Omit<SpaDoor, 'keys'>> & { hmacType?: SpaHmacType; enc?
 
 /** The door that matches a fixture's keys. */
 function doorFor(f: SpaFixture, o: Parameters<typeof door>[0] = {}): SpaDoor {
-  return door({ hmacType: f.hmacType as SpaHmacType, ...(f.encKey === 'PASS' ? { enc: Buffer.from(K.PASS, 'latin1') } : {}), ...o });
+  return door({
+    hmacType: f.hmacType as SpaHmacType,
+    ...(f.encKey === 'PASS' ? { enc: Buffer.from(K.PASS, 'latin1') } : {}),
+    ...o,
+  });
 }
 
 const SRC = '198.51.100.7';
 
-function verdict(f: SpaFixture | string, d: SpaDoor | SpaDoor[], opts: { src?: string; nowMs?: number; cache?: ReplayCache } = {}) {
+function verdict(
+  f: SpaFixture | string,
+  d: SpaDoor | SpaDoor[],
+  opts: { src?: string; nowMs?: number; cache?: ReplayCache } = {},
+) {
   const ts = typeof f === 'string' ? 0 : f.timestamp;
-  return handleSpaPacket(bytes(f), opts.src ?? SRC, Array.isArray(d) ? d : [d], opts.cache ?? new ReplayCache(), opts.nowMs ?? ts * 1000);
+  return handleSpaPacket(
+    bytes(f),
+    opts.src ?? SRC,
+    Array.isArray(d) ? d : [d],
+    opts.cache ?? new ReplayCache(),
+    opts.nowMs ?? ts * 1000,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -80,7 +102,8 @@ for (const f of ACCEPTED) {
     assert.equal(m.timestamp, Number(c.Timestamp));
     assert.equal(m.version, c['FKO Version']);
     assert.equal(m.type, Number((c['Message Type'] as string).split(' ')[0]));
-    const msgText = m.kind === 'command' ? undefined : `${m.allowIp},${m.access.map((a) => `${a.proto}/${a.port}`).join(',')}`;
+    const msgText =
+      m.kind === 'command' ? undefined : `${m.allowIp},${m.access.map((a) => `${a.proto}/${a.port}`).join(',')}`;
     if (msgText !== undefined) assert.equal(msgText, c['Message String']);
     else assert.ok((c['Message String'] as string).startsWith(`${m.allowIp},`));
     assert.equal(m.nat ?? '<NULL>', c['Nat Access']);
@@ -96,7 +119,13 @@ for (const f of ACCEPTED) {
 test('grant: -A tcp/22 -a IP opens tcp/22 for the embedded IP (not the packet source), cmd_timeout seconds', () => {
   const v = verdict(fixture('access-a'), door());
   assert.ok(v.ok);
-  assert.deepEqual(v.grant, { door: 'spaSSH', address: '10.99.0.2', family: 4, ports: [{ proto: 'tcp', port: 22 }], timeout: 30 });
+  assert.deepEqual(v.grant, {
+    door: 'spaSSH',
+    address: '10.99.0.2',
+    family: 4,
+    ports: [{ proto: 'tcp', port: 22 }],
+    timeout: 30,
+  });
 });
 
 test('grant: -s (allow IP 0.0.0.0) opens for the packet source, IPv4 and IPv6', () => {
@@ -118,9 +147,20 @@ test('refused: -s with spa_require_source_address', () => {
 
 test('grant: multi-port -A tcp/22,udp/53 opens both when both are in spa_open_ports; nothing when one is not', () => {
   const f = fixture('multi');
-  const both = verdict(f, door({ openPorts: [{ proto: 'udp', port: 53 }, { proto: 'tcp', port: 22 }] }));
+  const both = verdict(
+    f,
+    door({
+      openPorts: [
+        { proto: 'udp', port: 53 },
+        { proto: 'tcp', port: 22 },
+      ],
+    }),
+  );
   assert.ok(both.ok);
-  assert.deepEqual(both.grant.ports, [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }]);
+  assert.deepEqual(both.grant.ports, [
+    { proto: 'tcp', port: 22 },
+    { proto: 'udp', port: 53 },
+  ]);
   const one = verdict(f, door());
   assert.equal(one.ok, false);
   assert.equal(!one.ok && one.code, 'port');
@@ -166,7 +206,15 @@ test('refused: wrong HMAC key (HMAC mismatch, nothing decrypted), wrong Rijndael
 
 test('timestamps: ±120 s accepted, 121 s stale or future refused (injected clock)', () => {
   const f = fixture('access-a');
-  for (const [off, expect] of [[0, 'ok'], [120, 'ok'], [-120, 'ok'], [121, 'stale'], [-121, 'future'], [86400, 'stale'], [-86400, 'future']] as const) {
+  for (const [off, expect] of [
+    [0, 'ok'],
+    [120, 'ok'],
+    [-120, 'ok'],
+    [121, 'stale'],
+    [-121, 'future'],
+    [86400, 'stale'],
+    [-86400, 'future'],
+  ] as const) {
     const v = verdict(f, door(), { nowMs: atMs(f, off) });
     assert.equal(v.ok ? 'ok' : v.code, expect, `clock offset ${off} s`);
   }
@@ -188,7 +236,12 @@ test('refused: source outside spa_source; accepted inside it (v4 and v6 blocks)'
   assert.equal(verdict(f, d, { src: '2001:db8:2::1' }).ok, false);
 });
 
-for (const [name, code] of [['nat', 'nat'], ['nat-timeout', 'nat'], ['nat-local', 'nat'], ['command', 'command']] as const) {
+for (const [name, code] of [
+  ['nat', 'nat'],
+  ['nat-timeout', 'nat'],
+  ['nat-local', 'nat'],
+  ['command', 'command'],
+] as const) {
   test(`refused: ${name} message (${fixture(name).note}), but remembered in the replay cache`, () => {
     const cache = new ReplayCache();
     const f = fixture(name);
@@ -206,14 +259,23 @@ test('refused: 400+ characters (fwknopd takes it for GnuPG)', () => {
 
 test('refused: tampered packets (every position of a real packet, one character changed)', () => {
   const f = fixture('multi');
-  const d = door({ openPorts: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }] });
+  const d = door({
+    openPorts: [
+      { proto: 'tcp', port: 22 },
+      { proto: 'udp', port: 53 },
+    ],
+  });
   for (let i = 0; i < f.packet.length; i++) {
     const c = f.packet[i] as string;
     const swap = c === 'A' ? 'B' : 'A';
     const v = verdict(f.packet.slice(0, i) + swap + f.packet.slice(i + 1), d, { nowMs: atMs(f) });
     assert.equal(v.ok, false, `position ${i}`);
     // The first ten characters carry the salt... all are covered by the HMAC.
-    assert.equal(!v.ok && v.code, i === 0 && swap + f.packet.slice(1, 10) === 'U2FsdGVkX1' ? 'prefix' : 'hmac', `position ${i}`);
+    assert.equal(
+      !v.ok && v.code,
+      i === 0 && swap + f.packet.slice(1, 10) === 'U2FsdGVkX1' ? 'prefix' : 'hmac',
+      `position ${i}`,
+    );
   }
 });
 
@@ -272,7 +334,12 @@ test('replay: disguised variants of an accepted packet (reference pitfalls P1, P
   const idx = alphabet.indexOf(tagLast);
   // The sha256 tag's last character carries 4 data bits and 2 unused ones: the same MAC bytes in 3 other spellings.
   const tagVariants = [1, 2, 3].map((k) => p.slice(0, -1) + alphabet[(idx & ~3) | ((idx + k) & 3)]);
-  for (const t of tagVariants) assert.deepEqual(Buffer.from(t.slice(-43) + '=', 'base64'), Buffer.from(p.slice(-43) + '=', 'base64'), 'test bug: not the same MAC bytes');
+  for (const t of tagVariants)
+    assert.deepEqual(
+      Buffer.from(t.slice(-43) + '=', 'base64'),
+      Buffer.from(p.slice(-43) + '=', 'base64'),
+      'test bug: not the same MAC bytes',
+    );
   const variants: [string, string, string][] = [
     ['prefix re-added', 'U2FsdGVkX1' + p, 'prefix'],
     ['trailing newline (as --save-packet writes it)', p + '\n', 'charset'],
@@ -280,7 +347,11 @@ test('replay: disguised variants of an accepted packet (reference pitfalls P1, P
     ['leading space', ' ' + p, 'charset'],
     ['"=" padding on the tag', p + '=', 'charset'],
     ['CRLF', p + '\r\n', 'charset'],
-    ['HTTP alphabet (- and _)', p.replace(/\+/g, '-').replace(/\//g, '_'), p.includes('+') || p.includes('/') ? 'charset' : 'replay'],
+    [
+      'HTTP alphabet (- and _)',
+      p.replace(/\+/g, '-').replace(/\//g, '_'),
+      p.includes('+') || p.includes('/') ? 'charset' : 'replay',
+    ],
     ...tagVariants.map((t, k): [string, string, string] => [`tag spelled differently (${k + 1})`, t, 'hmac']),
     ['case of one letter swapped', p.replace(/[a-z]/, (c) => c.toUpperCase()), 'hmac'],
   ];
@@ -329,9 +400,19 @@ test('replay cache state file: bad entries are dropped with a reason, the others
   good.forEach((g, i) => c.insert(g, now - 1000 * (3 - i)));
   const json = c.toJSON();
   const entries: unknown[] = [...json.entries];
-  entries.push(['not a digest', now], 'garbage', [good[0], now], [spaReplayDigest(Buffer.from('neg')), -5], [spaReplayDigest(Buffer.from('old')), now - 10 * 60_000], [spaReplayDigest(Buffer.from('future')), now + 3_600_000]);
+  entries.push(
+    ['not a digest', now],
+    'garbage',
+    [good[0], now],
+    [spaReplayDigest(Buffer.from('neg')), -5],
+    [spaReplayDigest(Buffer.from('old')), now - 10 * 60_000],
+    [spaReplayDigest(Buffer.from('future')), now + 3_600_000],
+  );
   const { cache, dropped, expired } = ReplayCache.fromJSON({ version: 1, entries }, now);
-  assert.deepEqual(dropped.map((d) => d.index), [3, 4, 5, 6]);
+  assert.deepEqual(
+    dropped.map((d) => d.index),
+    [3, 4, 5, 6],
+  );
   assert.ok(dropped.every((d) => d.reason.length > 0));
   assert.equal(expired, 1);
   assert.equal(cache.size, 4);
@@ -370,7 +451,7 @@ test('checkSpaAccess alone: source, age and port checks with reasons naming no k
   }
 });
 
-test('SpaReplay (the daemon\'s replay cache on disk): once settled() resolves, the accepted packet\'s digest is in the file, and a new run refuses the packet', async () => {
+test("SpaReplay (the daemon's replay cache on disk): once settled() resolves, the accepted packet's digest is in the file, and a new run refuses the packet", async () => {
   const { SpaReplay } = await import('../../src/daemon/spa-replay');
   const pino = (await import('pino')).default;
   const { mkdtemp, readFile, rm } = await import('node:fs/promises');

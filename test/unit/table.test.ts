@@ -41,7 +41,8 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
     const randomKey = (): { door: number; family: 4 | 6; w: [number, number, number, number] } => {
       const family = rnd() < 0.5 ? 4 : 6;
       const last = [0, 1, 0xffffffff, 0x0a000001][pick(4)]!;
-      const w: [number, number, number, number] = family === 4 ? [0, 0, 0, last] : [pick(2) * 0x20010db8, 0, pick(2), last];
+      const w: [number, number, number, number] =
+        family === 4 ? [0, 0, 0, last] : [pick(2) * 0x20010db8, 0, pick(2), last];
       return { door: pick(doors), family, w };
     };
     let now = 0;
@@ -96,7 +97,10 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
         }
         for (let d = 1; d < doors; d++) {
           for (const tier of [FRESH, ADVANCED] as const) {
-            next.set(lk(d - 1, tier), (order.get(lk(d, tier)) ?? []).map((x) => x.replace(/^\d+\//, `${d - 1}/`)));
+            next.set(
+              lk(d - 1, tier),
+              (order.get(lk(d, tier)) ?? []).map((x) => x.replace(/^\d+\//, `${d - 1}/`)),
+            );
           }
         }
         order = next;
@@ -109,12 +113,24 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
           const rows = list(t, d, tier);
           assert.equal(t.length(d, tier), rows.length);
           assert.deepEqual(
-            rows.map((x) => keyOf(t.door[x]!, t.family[x]!, [0, 1, 2, 3].map((i) => t.word(x, i)))),
+            rows.map((x) =>
+              keyOf(
+                t.door[x]!,
+                t.family[x]!,
+                [0, 1, 2, 3].map((i) => t.word(x, i)),
+              ),
+            ),
             listOf(d, tier),
             `list door ${d} tier ${tier} at step ${step}`,
           );
           for (const x of rows) {
-            const row = model.get(keyOf(d, t.family[x]!, [0, 1, 2, 3].map((i) => t.word(x, i))))!;
+            const row = model.get(
+              keyOf(
+                d,
+                t.family[x]!,
+                [0, 1, 2, 3].map((i) => t.word(x, i)),
+              ),
+            )!;
             assert.equal(t.find(d, row.family, ...row.w), x, 'find returns the listed row');
             assert.equal(t.start[x], row.start);
             assert.equal(t.stage[x], row.stage);
@@ -137,7 +153,11 @@ test('AttemptTable: the last advancing packet is per row, survives a door remap,
   const a = t.insert(0, 4, 0, 0, 0, 0x0a000002, 0);
   assert.equal(t.repeatsLast(a, 0, 0, 0), false, 'a fresh row has no last packet');
   t.setLast(a, true, 41000, 0xfedcba98 | 0, 3333);
-  assert.equal(t.repeatsLast(a, 41000, 0xfedcba98, 3333), true, 'unsigned and signed spellings of the sequence number agree');
+  assert.equal(
+    t.repeatsLast(a, 41000, 0xfedcba98, 3333),
+    true,
+    'unsigned and signed spellings of the sequence number agree',
+  );
   assert.equal(t.repeatsLast(a, 41000, 0xfedcba98 | 0, 3333), true);
   assert.equal(t.repeatsLast(a, 41001, 0xfedcba98, 3333), false, 'another source port');
   assert.equal(t.repeatsLast(a, 41000, 0xfedcba99, 3333), false, 'another sequence number');
