@@ -445,7 +445,7 @@ function hugeConfig(r: Rng, fill: string[]): string {
       const lines = r.pick(BASES).text.split('\n');
       const idx = lines.map((l, i) => (l.includes('=') ? i : -1)).filter((i) => i >= 0);
       const i = r.pick(idx);
-      const line = lines[i] as string;
+      const line = lines[i];
       lines[i] = `${line.slice(0, line.indexOf('=') + 1)} ${big()}`;
       return lines.join('\n');
     }
@@ -527,7 +527,7 @@ function invariantProblem(text: string, res: ParseResult): string | undefined {
       if (d.sequence.length > SEQ_MAX) return `door ${d.name} accepted with ${d.sequence.length} ports`;
       for (const p of d.sequence) {
         if (!Number.isInteger(p.port) || p.port < 0 || p.port > 65535) return `door ${d.name}: port ${p.port}`;
-        if (p.proto !== IPPROTO_TCP && p.proto !== IPPROTO_UDP) return `door ${d.name}: proto ${p.proto}`;
+        if (p.proto !== IPPROTO_TCP && p.proto !== IPPROTO_UDP) return `door ${d.name}: proto ${String(p.proto)}`;
       }
       if (!Number.isInteger(d.seqTimeout) || d.seqTimeout < 1 || d.seqTimeout > MAX_TIMEOUT_SECONDS)
         return `door ${d.name}: seqTimeout ${d.seqTimeout}`;

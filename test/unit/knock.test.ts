@@ -48,7 +48,7 @@ function runBin(which: 'ours' | 'debian', argv: string[]): { code: number | null
 function opts(argv: string[]): KnockOptions {
   const r: ParsedArgs = parseKnockArgs(argv);
   assert.equal(r.kind, 'run', `expected a runnable command line for ${JSON.stringify(argv)}, got ${JSON.stringify(r)}`);
-  return (r as Extract<ParsedArgs, { kind: 'run' }>).options;
+  return r.options;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -323,7 +323,7 @@ describe('real hits on loopback', () => {
       await sleep(200);
       assert.deepEqual(t.events, ['tcp', 'udp']);
       assert.equal(t.datagrams.length, 1);
-      assert.deepEqual([...t.datagrams[0]!], [0x00]);
+      assert.deepEqual([...t.datagrams[0]], [0x00]);
     } finally {
       await t.close();
     }
