@@ -31,26 +31,21 @@ import { DEFAULT_MAX_ATTEMPTS, Matcher, type DoorSpec } from '../src/matcher/mat
 import { FramePipeline } from '../src/capture/pipeline';
 import { IPPROTO_TCP, TH_SYN } from '../src/decode/types';
 import { ipv4Frame } from './frames';
+import { FirewalldAgent, Probe } from './agents';
 import {
   CLOSE_PORTS,
-  DAEMON_LABEL,
-  FirewalldAgent,
   OPEN_PORTS,
-  Probe,
   fmtSummary,
   renderTable,
   RESULTS_DIR,
   sleep,
   startBenchLab,
-  startDaemon,
-  startOurs,
   summarize,
   writeResult,
-  type DaemonHandle,
-  type DaemonName,
-  type TreeSample,
   type Summary,
-} from './latency';
+} from './common';
+import { DAEMON_LABEL, startDaemon, startOurs, type DaemonHandle, type DaemonName } from './daemons';
+import { type TreeSample } from './proc';
 
 export interface LegitStats {
   /** Open sequences knocked. */

@@ -11,17 +11,8 @@
  * knockd 0.8 is one process. Sampling starts 2 s after both are listening.
  */
 import type { Lab } from '../test/lab/lab';
-import {
-  DAEMON_LABEL,
-  renderTable,
-  sleep,
-  startBenchLab,
-  startKnockd08,
-  startOurs,
-  writeResult,
-  type DaemonHandle,
-  type DaemonName,
-} from './latency';
+import { renderTable, sleep, startBenchLab, writeResult } from './common';
+import { DAEMON_LABEL, startKnockd08, startOurs, type DaemonHandle, type DaemonName } from './daemons';
 
 export interface IdleDaemon {
   processes: number;

@@ -11,15 +11,8 @@
  */
 import * as os from 'node:os';
 import { runMatcherBench, type MatcherBenchResult } from './matcher';
-import {
-  LATENCY_HEADER,
-  latencyRows,
-  renderTable,
-  runLatencyBench,
-  startBenchLab,
-  writeResult,
-  type LatencyResult,
-} from './latency';
+import { renderTable, startBenchLab, writeResult } from './common';
+import { LATENCY_HEADER, latencyRows, runLatencyBench, type LatencyResult } from './latency';
 import { floodRows, runFloodBench, type FloodResult } from './flood';
 import { idleRows, runIdleBench, type IdleResult } from './idle';
 import { runSpaBench } from './spa-lab';

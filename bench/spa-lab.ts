@@ -18,18 +18,9 @@ import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from '../test/lab/lab';
-import {
-  FirewalldAgent,
-  OPEN_PORTS,
-  Probe,
-  fmtSummary,
-  renderTable,
-  sleep,
-  startBenchLab,
-  startOurs,
-  summarize,
-  writeResult,
-} from './latency';
+import { FirewalldAgent, Probe } from './agents';
+import { OPEN_PORTS, fmtSummary, renderTable, sleep, startBenchLab, summarize, writeResult } from './common';
+import { startOurs } from './daemons';
 
 const KEY = 'JfqyVlEWbEMy9Oj72I0zuDVJcXyrtkLMpSYMZRsC/HY=';
 const HMAC = 'wPkUeYdpzH8gzq/U4xywnkvtBGtTyKuqjYQ2ss21Bcj3zdyEnnq8hqTGm5W11bMWpLcc+ZE2wayC+/ydGIzU6w==';

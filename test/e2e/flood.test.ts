@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import type { Lab } from '../lab/lab';
-import { treeSample } from '../../bench/latency';
+import { treeSample } from '../../bench/proc';
 import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, withLab } from './helpers';
 
 const RSS_LIMIT_MB = 150;
