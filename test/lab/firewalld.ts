@@ -66,6 +66,9 @@ export async function writeFirewalldConfig(tmpDir: string, fwRoot: FwRoot | unde
   return dir;
 }
 
+/** The lab bus as a release root sees it (fw-chroot.sh binds the lab dir at /run/knlab). */
+export const IN_ROOT_BUS = 'unix:path=/run/knlab/bus.sock';
+
 /**
  * `argv` chrooted into `fwRoot` (fw-chroot.sh) in a private mount namespace:
  * MODE 'ro' for clients (firewall-cmd), 'rw:DIR' for firewalld itself. The

@@ -55,7 +55,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startDbus } from './bus';
-import { FIREWALLD_STOP_TIMEOUT_MS, inRoot, startFirewalld } from './firewalld';
+import { FIREWALLD_STOP_TIMEOUT_MS, IN_ROOT_BUS, inRoot, startFirewalld } from './firewalld';
 import { ensureFwRoot, firewalldChoice, needsRoot, rootPolicyDirs, type FwRoot } from './fw-roots';
 import { guard, release as releaseLab } from './hooks';
 import { IP, Procs, describe, errMsg, waitFor, type Managed } from './proc';
@@ -202,8 +202,25 @@ class LabImpl implements Lab {
 
   async execIn(ns: LabNs, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     this.assertRunning();
-    // firewall-cmd is the running firewalld's own (its signals carry the caller's text verbatim).
+    // firewall-cmd is the running firewalld's own (its signals carry the caller's text verbatim):
+    // with a release root, inside firewalld's own namespaces and root while it runs (nothing to
+    // set up), else chrooted into a read-only view of the root.
     const isFwCmd = ns === 'server' && path.basename(argv[0] ?? '') === 'firewall-cmd';
+    const fwPid = this.firewalldProc && this.procs.managed.has(this.firewalldProc) && this.firewalldProc.child.pid;
+    if (isFwCmd && this.fwRoot && fwPid) {
+      const enter = [
+        'nsenter',
+        '-t',
+        String(fwPid),
+        '-m',
+        '-n',
+        '-r',
+        '-w',
+        'env',
+        `DBUS_SYSTEM_BUS_ADDRESS=${IN_ROOT_BUS}`,
+      ];
+      return this.procs.execWith(enter, ns, argv, opts);
+    }
     const cmd = isFwCmd ? inRoot(this.fwRoot, this.tmpDir, argv, 'ro') : argv;
     return this.procs.exec(this.nsName(ns), ns, cmd, opts);
   }

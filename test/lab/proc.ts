@@ -192,8 +192,13 @@ export class Procs {
 
   /** A command in network namespace `netns` (`label` names it in the log). */
   async exec(netns: string, label: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.execWith([IP, 'netns', 'exec', netns], label, argv, opts);
+  }
+
+  /** A command behind a `prefix` that puts it where it runs (ip netns exec, nsenter). */
+  async execWith(prefix: string[], label: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const t0 = Date.now();
-    const r = await runCmd([IP, 'netns', 'exec', netns, ...argv], { ...opts, env: this.env, track: this.transient });
+    const r = await runCmd([...prefix, ...argv], { ...opts, env: this.env, track: this.transient });
     this.log(
       `exec[${label}] ${describe(argv)} -> ${r.timedOut ? 'TIMEOUT' : String(r.code ?? r.signal)} (${Date.now() - t0} ms)` +
         (r.code !== 0 && r.stderr ? `\n  stderr: ${r.stderr.trim()}` : ''),
