@@ -7,10 +7,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { debianKnock, sshRule, startKnockd, DEFAULT_CONF, withLab } from './helpers';
+import {
+  capturePid,
+  debianKnock,
+  knockUntilOpen,
+  REPO,
+  sleep,
+  sshRule,
+  startKnockd,
+  DEFAULT_CONF,
+  withLab,
+} from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -61,4 +71,90 @@ test('18.4: a comment line prepended while the daemon runs: the used sequence is
     await d.stop();
     await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`).catch(() => '');
   }
+});
+
+/** Pids below `pid` whose command line is the capture process's, read from /proc now. */
+async function captureProcesses(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const walk = async (p: number): Promise<void> => {
+    for (const t of await readdir(`/proc/${p}/task`).catch(() => [] as string[])) {
+      const kids = (await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => ''))
+        .split(' ')
+        .filter(Boolean)
+        .map(Number);
+      for (const k of kids) {
+        if ((await readFile(`/proc/${k}/cmdline`, 'utf8').catch(() => '')).includes('capture/worker.js')) out.push(k);
+        await walk(k);
+      }
+    }
+  };
+  await walk(pid);
+  return out;
+}
+
+test("18.8: under the unit's bounding set, a stopped capture process is ended on replacement; never two alive beyond a second", async () => {
+  const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
+  const caps = /^CapabilityBoundingSet=(.*)$/m
+    .exec(unit)![1]!
+    .trim()
+    .split(/\s+/)
+    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  const wrap = ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', '--no-new-privs'];
+  const d = await startKnockd(lab, DEFAULT_CONF(), [], { wrap });
+  const old = await capturePid(lab, d);
+  // Sample /proc until the end: how many capture processes of this daemon exist at each look.
+  const samples: { at: number; pids: number[] }[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      samples.push({ at: performance.now(), pids: await captureProcesses(d.proc.pid!) });
+      await sleep(20);
+    }
+  })();
+  try {
+    process.kill(old, 'SIGSTOP'); // it reads no message and answers no signal but SIGKILL
+    const from = (await d.log()).length;
+    await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'down']);
+    await d
+      .waitForLog(/link is down; waiting for it|has no address|capture on \S+ failed/, 8000, from)
+      .catch(async (err) => {
+        throw new Error(`${(err as Error).message}\n${(await d.log()).slice(from)}`);
+      });
+    await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
+    await knockUntilOpen(lab, 8000);
+    const now = await capturePid(lab, d, old);
+    assert.notEqual(now, old);
+    const gone = await lab.waitFor(
+      async () => ((await readFile(`/proc/${old}/stat`, 'utf8').catch(() => '')) === '' ? true : undefined),
+      3000,
+      25,
+    );
+    assert.ok(gone, `the stopped capture process ${old} is gone`);
+    assert.doesNotMatch((await d.log()).slice(from), /cannot send SIG/);
+  } finally {
+    sampling = false;
+    await sampler;
+    try {
+      process.kill(old, 'SIGKILL'); // whatever happened: no stopped process left behind
+    } catch {
+      /* gone, as it should be */
+    }
+    await d.stop();
+    for (const r of await lab.richRules()) await lab.firewallCmd('--zone=public', `--remove-rich-rule=${r}`);
+  }
+  // The longest stretch of consecutive samples with two or more capture processes.
+  let longest = 0;
+  let since: number | undefined;
+  for (const s of samples) {
+    if (s.pids.length >= 2) {
+      since ??= s.at;
+      longest = Math.max(longest, s.at - since);
+    } else since = undefined;
+  }
+  const most = Math.max(...samples.map((s) => s.pids.length));
+  process.stdout.write(
+    `capture processes: ${samples.length} samples, at most ${most} at once, longest overlap ${Math.round(longest)} ms\n`,
+  );
+  assert.ok(samples.length > 20, 'sampled');
+  assert.ok(longest < 1000, `two capture processes side by side for ${Math.round(longest)} ms`);
 });
