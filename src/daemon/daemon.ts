@@ -19,6 +19,8 @@ import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
+import { FirewalldHealth } from '../firewalld/health';
+import { brokenStatus, firewalldReport, logIgnoredSignals } from '../firewalld/report';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { disableOneTimeSequence, firstOneTimeSequence, type OneTimeSequence } from '../config/onetime';
 import { join } from 'node:path';
@@ -89,6 +91,7 @@ export class Daemon {
   private readonly doorByName = new Map<string, RuntimeDoor>();
   private fw: FirewalldClient | undefined;
   private grants: Grants | undefined;
+  private health: FirewalldHealth | undefined;
   private defaultZone = '';
   private localAddrs: string[] = [];
   /** The interfaces to listen on (`opts.iface` split at commas). */
@@ -153,6 +156,7 @@ export class Daemon {
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
   statusLine(): string {
     if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
+    if (this.health?.broken) return brokenStatus(this.health.broken);
     if (!this.capture.listening)
       return this.waitingFor || this.capture.problem || `waiting for ${this.ifaces.join(', ')}`;
     const open = this.grantList.length + this.commands.pending().length;
@@ -317,7 +321,12 @@ export class Daemon {
       this.fw.on('down', () => this.log.warn('firewalld left the bus; open grants will be restored when it returns'));
       this.fw.on('up', () => this.log.info('firewalld is on the bus'));
       this.fw.on('reconnected', () => this.log.info('D-Bus connection re-established; checking the grants held'));
-      this.grants = new Grants(this.fw, this.log, { stateFile: join(this.stateDir, 'grants.json') });
+      logIgnoredSignals(this.fw, this.log);
+      this.health = new FirewalldHealth(this.fw, this.log);
+      this.grants = new Grants(this.fw, this.log, {
+        stateFile: join(this.stateDir, 'grants.json'),
+        health: this.health,
+      });
     }
     const fw = this.fw;
     const where = (d: RuntimeDoor, key: string): string =>
@@ -361,6 +370,10 @@ export class Daemon {
       }
     }
     if (problems.length) throw new StartupError(problems.join('\n'));
+    // Zones that exist now: one answering INVALID_ZONE later means firewalld itself broke.
+    this.health?.knowZones(zones);
+    this.health?.start();
+    await this.grants?.readPolicy();
   }
 
   /**
@@ -593,6 +606,9 @@ export class Daemon {
         .pending()
         .map((p) => ({ door: p.door, src: p.src, secondsLeft: Math.max(0, Math.round((p.dueAt - now) / 1000)) })),
       ...(cap ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } } : {}),
+      ...(this.fw && this.grants && this.health
+        ? { firewalld: firewalldReport(this.fw, this.grants, this.health) }
+        : {}),
     };
   }
 
@@ -613,6 +629,7 @@ export class Daemon {
       );
     }
     this.grants?.dispose();
+    this.health?.stop();
     await this.spaReplay.settled();
     this.fw?.close();
     await this.lock?.release();
