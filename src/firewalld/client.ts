@@ -4,8 +4,8 @@
  *
  * Calls are sent as plain messages (no introspection round trip). The client
  * watches firewalld's bus name, so it can tell "firewalld went away" from
- * "firewalld refused", and relays firewalld's `Reloaded` and `RichRuleRemoved`
- * signals (only from the current owner of firewalld's name: a signal's sender
+ * "firewalld refused", and relays firewalld's `Reloaded`, `RichRuleRemoved` and
+ * `DefaultZoneChanged` signals (only from the current owner of firewalld's name: a signal's sender
  * is set by the bus, so no other client can forge one): the grants layer uses
  * them to put lost rules back and to let go of rules an admin removed. Every
  * call has a deadline, so a hung firewalld is "not reachable", never a wait
@@ -55,6 +55,8 @@ export interface FirewalldEvents {
   reloaded: [];
   /** A zone's rich rule was removed (by anyone, ourselves included, or by its timeout). */
   ruleRemoved: [zone: string, rule: string];
+  /** firewalld's default zone changed (`firewall-cmd --set-default-zone`): the zone's new name. */
+  defaultZoneChanged: [zone: string];
   /** The bus connection itself failed; the client reconnects on the next call. */
   busError: [Error];
   /** Connected again after a lost connection: signals may have been missed meanwhile. */
@@ -129,6 +131,9 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
       `type='signal',interface='${ZONE}',member='RichRuleRemoved'`,
     ]);
+    await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+      `type='signal',interface='${IFACE}',member='DefaultZoneChanged'`,
+    ]);
     const has = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'NameHasOwner', 's', [FIREWALLD]);
     if (has?.body[0] === true) {
       const owner = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
@@ -183,6 +188,8 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
       // Not from firewalld as we know it: ignored.
     } else if (msg.interface === IFACE && msg.member === 'Reloaded') {
       this.emit('reloaded');
+    } else if (msg.interface === IFACE && msg.member === 'DefaultZoneChanged' && typeof msg.body[0] === 'string') {
+      this.emit('defaultZoneChanged', msg.body[0]);
     } else if (
       msg.interface === ZONE &&
       msg.member === 'RichRuleRemoved' &&
