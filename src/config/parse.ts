@@ -28,12 +28,18 @@ import { promises as fsp } from 'node:fs';
 import { TextDecoder } from 'node:util';
 
 import { IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_PSH, TH_RST, TH_SYN, TH_URG } from '../decode/types';
-import type { KnockProto } from '../decode/types';
 import { canonicalAddress } from '../decode/address';
 import { IP_PLACEHOLDER, knockerRule, ruleTemplates, type RuleTemplate } from '../model';
 import { commandDoor } from './firewallcmd';
 import { SPA_DIRECTIVES, validateSpaDoor, type SpaDirective, type SpaRawValue } from './spa';
 import type { Config, ConfigIssue, DoorConfig, FirewalldDoor, KnockPort, Options, TcpFlagRule } from './types';
+import { MAX_TIMEOUT_SECONDS, parseSeconds } from './seconds';
+import { parseSequence, SEQ_MAX, sequenceText } from './sequence';
+import { clip, codePoint, ListProblems, MAX_QUOTE, trimAscii } from './text';
+import { parseYesNo, YES_NO_WORDS } from './yesno';
+import { isZoneName, ZONE_NAME_FORM } from './zone';
+
+export { MAX_QUOTE, MAX_TIMEOUT_SECONDS, SEQ_MAX, sequenceText };
 
 // ---------------------------------------------------------------------------
 // Public API
@@ -58,22 +64,9 @@ export function formatIssue(i: ConfigIssue): string {
   return `${where}: ${i.severity}: ${door}${i.message}`;
 }
 
-/** A door's sequence as knockd's config syntax, e.g. `3333:tcp,4444:tcp,5555:udp`. */
-export function sequenceText(door: Pick<DoorConfig, 'sequence'>): string {
-  return portsText(door.sequence);
-}
-
 /** Knockd's defaults. */
 export const DEFAULT_SEQ_TIMEOUT = 25;
 export const DEFAULT_CMD_TIMEOUT = 10;
-/** knockd's SEQ_MAX: most ports a sequence may have. */
-export const SEQ_MAX = 32;
-/**
- * Largest timeout we accept, in seconds: what firewalld takes (a D-Bus int32,
- * about 68 years). Longer than a Node timer holds (2^31-1 ms): the grant
- * table and the command runner chain their timers.
- */
-export const MAX_TIMEOUT_SECONDS = 0x7fffffff;
 
 // Bounds on what one file can make the parser report, so that a hostile or
 // garbage file (or `knockd --check` on one) gives a bounded amount of output.
@@ -84,8 +77,6 @@ export const MAX_ERRORS = 1000;
 export const MAX_WARNINGS = 1000;
 /** "starts with the whole sequence of door [...]" warnings per file; then one summary warning. */
 export const MAX_PREFIX_WARNINGS = 100;
-/** Most characters of a value, key or line quoted in a message (longer ones end with "…"). */
-export const MAX_QUOTE = 200;
 /** Keys longer than this get no "did you mean" suggestion (the longest known key has 17 characters). */
 const MAX_SUGGEST_KEY = 40;
 /** Typographic-dash warnings per command line; then one summary warning. */
@@ -212,11 +203,6 @@ const TCP_FLAGS = new Map<string, number>([
   ['URG', TH_URG],
 ]);
 
-const TRUE_WORDS = new Set(['YES', 'TRUE', '1', 'ON']);
-const FALSE_WORDS = new Set(['NO', 'FALSE', '0', 'OFF']);
-
-/** firewalld's zone names: short, no spaces or quotes (firewalld caps them at 17 characters). */
-const ZONE_RE = /^[A-Za-z0-9_\-/]{1,17}$/;
 const SERVICE_RE = /^[A-Za-z0-9_.\-+]+$/;
 const FW_PORT_RE = /^(\d+)(?:-(\d+))?\/([A-Za-z]+)$/;
 const FW_PROTOS = new Set<FirewalldDoor['ports'][number]['proto']>(['tcp', 'udp', 'sctp', 'dccp']);
@@ -519,10 +505,9 @@ class Parser {
           this.options.useSyslog = true;
           return;
         }
-        const v = value.toUpperCase();
-        if (TRUE_WORDS.has(v)) this.options.useSyslog = true;
-        else if (FALSE_WORDS.has(v)) this.options.useSyslog = false;
-        else this.error(lineNo, `UseSyslog expects yes or no (also true/false, on/off, 1/0), got "${clip(value)}"`);
+        const yes = parseYesNo(value);
+        if (yes !== undefined) this.options.useSyslog = yes;
+        else this.error(lineNo, `UseSyslog expects ${YES_NO_WORDS}, got "${clip(value)}"`);
         return;
       }
     }
@@ -560,13 +545,15 @@ class Parser {
         else d.oneTimeSequences = value;
         return;
       case 'SEQ_TIMEOUT': {
-        const n = parseSeconds(value, 1, written, err);
-        if (n !== undefined) d.seqTimeout = n;
+        const n = parseSeconds(value, written, { min: 1 });
+        if (typeof n === 'string') err(n);
+        else d.seqTimeout = n;
         return;
       }
       case 'CMD_TIMEOUT': {
-        const n = parseSeconds(value, 0, written, err);
-        if (n !== undefined) {
+        const n = parseSeconds(value, written, { min: 0 });
+        if (typeof n === 'string') err(n);
+        else {
           d.cmdTimeout = n;
           d.cmdTimeoutSet = true;
         }
@@ -603,13 +590,10 @@ class Parser {
         return;
       }
       case 'FIREWALLD_ZONE':
-        if (ZONE_RE.test(value)) b.fw.zone = value;
+        if (isZoneName(value)) b.fw.zone = value;
         else if (value === '')
           err('firewalld_zone is empty: name a zone (e.g. public), or leave the line out to use the default zone');
-        else
-          err(
-            `invalid firewalld_zone "${clip(value)}": a zone name is 1-17 letters, digits, "_", "-" or "/" (no spaces or quotes)`,
-          );
+        else err(`invalid firewalld_zone "${clip(value)}": ${ZONE_NAME_FORM}`);
         return;
       case 'FIREWALLD_SERVICE': {
         const r = parseServices(value);
@@ -1110,88 +1094,6 @@ function sameSequenceMessage(text: string, earlier: { count: number; first: numb
 // Value parsers (pure; return error messages rather than throwing)
 // ---------------------------------------------------------------------------
 
-/**
- * Collects the problems of one list value (Sequence, TCPFlags, ...) and
- * reports at most one: the first, followed by "(and N more bad items)". A
- * hostile line such as `Sequence = ,,,,...` thus gives one error, not one per
- * comma.
- */
-class ListProblems {
-  private first: string | undefined;
-  private more = 0;
-
-  add(message: string): void {
-    if (this.first === undefined) this.first = message;
-    else this.more += 1;
-  }
-
-  get count(): number {
-    return this.first === undefined ? 0 : this.more + 1;
-  }
-
-  /** The one message (or none), with `suffix` appended when there is one. */
-  errors(suffix = ''): string[] {
-    if (this.first === undefined) return [];
-    const more = this.more > 0 ? ` (and ${this.more} more bad item${this.more === 1 ? '' : 's'})` : '';
-    return [`${this.first}${more}${suffix}`];
-  }
-}
-
-/** `port[:tcp|udp],...`; spaces around items and around the `:` are allowed. */
-function parseSequence(value: string): { ports: KnockPort[]; errors: string[] } {
-  const ports: KnockPort[] = [];
-  if (value === '')
-    return { ports, errors: ['Sequence is empty: list the ports to knock, e.g. "Sequence = 7000,8000:udp,9000"'] };
-
-  const items = value.split(',');
-  const tooMany =
-    items.length > SEQ_MAX ? `Sequence has ${items.length} ports; knockd allows at most ${SEQ_MAX}` : undefined;
-  const bad = new ListProblems();
-
-  for (const raw of items) {
-    const item = trimAscii(raw);
-    if (item === '') {
-      bad.add(`empty item in Sequence "${clip(value)}" (a stray comma?)`);
-      continue;
-    }
-    const parts = item.split(':');
-    const portText = trimAscii(parts[0] ?? '');
-    if (parts.length > 2) {
-      bad.add(`bad Sequence item "${clip(item)}": expected port or port:tcp or port:udp`);
-      continue;
-    }
-    if (!/^\d+$/.test(portText)) {
-      bad.add(
-        `invalid port "${clip(item)}" in Sequence: expected a number 0-65535, optionally followed by :tcp or :udp`,
-      );
-      continue;
-    }
-    const port = Number(portText);
-    if (port > 65535) {
-      bad.add(`port ${clip(portText)} in Sequence is out of range (0-65535)`);
-      continue;
-    }
-    let proto: KnockProto = IPPROTO_TCP;
-    if (parts.length === 2) {
-      const p = trimAscii(parts[1] ?? '').toUpperCase();
-      if (p === 'UDP') proto = IPPROTO_UDP;
-      else if (p !== 'TCP') {
-        bad.add(
-          `unknown protocol "${clip(trimAscii(parts[1] ?? ''))}" in Sequence item "${clip(item)}" (expected tcp or udp)`,
-        );
-        continue;
-      }
-    }
-    ports.push({ port, proto });
-  }
-  // One error for the line: the first bad item (if any), and the length.
-  if (bad.count === 0) return { ports, errors: tooMany !== undefined ? [tooMany] : [] };
-  return {
-    ports,
-    errors: bad.errors(tooMany !== undefined ? `; besides, ${tooMany.charAt(0).toLowerCase()}${tooMany.slice(1)}` : ''),
-  };
-}
-
 /** `syn,!ack,...`, case-insensitive. */
 function parseTcpFlags(value: string): { rule: TcpFlagRule; errors: string[] } {
   const rule: TcpFlagRule = { set: 0, clear: 0 };
@@ -1219,26 +1121,6 @@ function parseTcpFlags(value: string): { rule: TcpFlagRule; errors: string[] } {
   }
   for (const f of both) bad.add(`TCP flag "${f}" is both required and excluded ("${f}" and "!${f}"): keep one`);
   return { rule, errors: bad.errors() };
-}
-
-/** A whole number of seconds in [min, MAX_TIMEOUT_SECONDS]. */
-function parseSeconds(value: string, min: number, written: string, err: (m: string) => void): number | undefined {
-  if (!/^\d+$/.test(value)) {
-    err(`${written} must be a whole number of seconds, got "${clip(value)}"`);
-    return undefined;
-  }
-  const n = Number(value);
-  if (n < min) {
-    err(`${written} must be at least ${min} second${min === 1 ? '' : 's'}, got ${clip(value)}`);
-    return undefined;
-  }
-  if (n > MAX_TIMEOUT_SECONDS) {
-    err(
-      `${written} = ${clip(value)} is too long (at most ${MAX_TIMEOUT_SECONDS} s, about 68 years: what firewalld takes)`,
-    );
-    return undefined;
-  }
-  return n;
 }
 
 /**
@@ -1405,50 +1287,13 @@ function newDoor(name: string, line: number, duplicate: boolean): DoorBuilder {
   };
 }
 
-/** knockd's trim(): ASCII white space only (a non-breaking space is kept, and warned about in commands). */
-function trimAscii(s: string): string {
-  // Index loops, not a regex: /[ \t...]+$/ is quadratic on a long run of
-  // white space that is not at the end (each start position rescans the run).
-  let start = 0;
-  let end = s.length;
-  while (start < end && isAsciiSpace(s.charCodeAt(start))) start++;
-  while (end > start && isAsciiSpace(s.charCodeAt(end - 1))) end--;
-  return start === 0 && end === s.length ? s : s.slice(start, end);
-}
-
-/** Space, \t, \n, \v, \f, \r: C's isspace() in the C locale. */
-function isAsciiSpace(c: number): boolean {
-  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
-}
-
-/**
- * `s` for quoting in a message: at most MAX_QUOTE characters, then "…" and
- * the total length, so that one long line cannot make huge messages.
- */
-function clip(s: string): string {
-  if (s.length <= MAX_QUOTE) return s;
-  let cut = MAX_QUOTE;
-  // Do not split a surrogate pair.
-  const c = s.charCodeAt(cut - 1);
-  if (c >= 0xd800 && c <= 0xdbff) cut -= 1;
-  return `${s.slice(0, cut)}…(${s.length} characters)`;
-}
-
 function isHeader(l: string): boolean {
   return l.length >= 2 && l.startsWith('[') && l.endsWith(']');
-}
-
-function portsText(ports: KnockPort[]): string {
-  return ports.map((p) => `${p.port}:${p.proto === IPPROTO_UDP ? 'udp' : 'tcp'}`).join(',');
 }
 
 /** No TCP packet can satisfy both rules (packed by packRule): one requires a flag the other excludes. */
 function flagsDisjoint(a: number, b: number): boolean {
   return ((a & 0x3f & (b >> 6)) | (b & 0x3f & (a >> 6))) !== 0;
-}
-
-function codePoint(ch: string): string {
-  return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 /** The canonical spelling of a known key (upper-case), if it is one. */

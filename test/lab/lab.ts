@@ -19,6 +19,17 @@
  * /etc/firewalld is bind-mounted over /etc/firewalld, so not even a
  * `--permanent` call (tests make them on purpose) can modify the host's.
  *
+ * Which firewalld: the host's, or with `KNLAB_FIREWALLD=bullseye|bookworm|
+ * trixie|sid` (or LabOptions.firewalldRelease) that Debian release's, from a
+ * cached root (test/lab/fw-roots.ts, built by fw-root.sh). It then runs
+ * chrooted into a fresh overlay of the root (test/lab/fw-chroot.sh: the lab
+ * dir appears as /run/knlab, the private /etc/firewalld copy is the root's),
+ * in a private mount namespace that holds every one of those mounts and dies
+ * with firewalld, so no cleanup can ever remove files through a live mount.
+ * The lab bus then reads that release's own bus policy, and every firewall-cmd
+ * the lab runs (firewallCmd(), execIn('server', ['firewall-cmd', …])) is that
+ * release's, chrooted into a read-only view of the same root.
+ *
  * Everything the helpers log goes to files in `lab.tmpDir` (lab.log,
  * dbus.log, firewalld.log, firewalld.console.log, sshd.log, spawn-*.log);
  * set KNLAB_KEEP_TMP=1 to keep that directory after stop() for post-mortems.
@@ -38,6 +49,7 @@ import * as fsp from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { FW_CHROOT_SCRIPT, ensureFwRoot, firewalldChoice, needsRoot, rootPolicyDirs, type FwRoot } from './fw-roots';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -60,6 +72,13 @@ export interface LabOptions {
    * Default false.
    */
   secondLink?: boolean;
+  /**
+   * Which firewalld: 'host' (the host's own), or a Debian release's from a
+   * cached root (test/lab/fw-roots.ts): 'bullseye' (0.9.3), 'bookworm'
+   * (1.3.3; the host's on a Debian 12 host), 'trixie' (2.3.1), 'sid' (2.5.x).
+   * Default: the environment's KNLAB_FIREWALLD, else 'host'.
+   */
+  firewalldRelease?: string;
 }
 
 export interface ExecResult {
@@ -132,8 +151,28 @@ export interface Lab {
    * It is killed (whole process group, SIGTERM then SIGKILL) by stop().
    */
   spawnIn(ns: LabNs, argv: string[], opts?: { logFile?: string }): ChildProcess;
-  /** firewall-cmd in the server ns with the lab env; resolves trimmed stdout; throws (with stderr) on non-zero exit. */
+  /**
+   * What firewalld runs: 'host', or the Debian release whose root it comes
+   * from (LabOptions.firewalldRelease / KNLAB_FIREWALLD).
+   */
+  firewalldRelease: string;
+  /** The running firewalld's version as its firewall-cmd prints it, e.g. "0.9.3" ('' without firewalld). */
+  firewalldVersion: string;
+  /**
+   * firewall-cmd in the server ns with the lab env; resolves trimmed stdout; throws (with stderr) on non-zero exit.
+   * With a release root it is that release's firewall-cmd (as is `execIn('server', ['firewall-cmd', …])`).
+   */
   firewallCmd(...args: string[]): Promise<string>;
+  /** The same firewall-cmd, never throwing: exit code, stdout, stderr (e.g. to type hand removals in many spellings). */
+  firewallCmdRaw(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /**
+   * Run a command in the server ns as uid/gid 65534 (nobody, no supplementary
+   * groups) with DBUS_SYSTEM_BUS_ADDRESS set to the lab bus: a local user
+   * without privileges (e.g. `dbus-send --system --type=signal …`). The bus
+   * is reached through an abstract socket of the server namespace, so the
+   * lab's temp dir stays root-only.
+   */
+  execAsNobody(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** `firewall-cmd --zone=<zone> --list-rich-rules`, one rule per entry. Default zone: public. */
   richRules(zone?: string): Promise<string[]>;
   /**
@@ -205,13 +244,32 @@ RFC3964_IPv4=yes
 `;
 
 /**
+ * A release's own firewalld.conf with the lab's settings (FIREWALLD_CONF) for
+ * every key the file names (set or commented out); keys a release does not
+ * know are not added.
+ */
+export function releaseFirewalldConf(own: string): string {
+  let out = own;
+  for (const line of FIREWALLD_CONF.split('\n')) {
+    const m = /^(\w+)=(.*)$/.exec(line);
+    if (!m) continue;
+    const re = new RegExp(`^[ \\t#]*${m[1]}=.*$`, 'm');
+    if (re.test(out)) out = out.replace(re, line);
+  }
+  return `# knlab: the release's own firewalld.conf, the lab's settings for the keys it names\n${out}`;
+}
+
+/**
  * A system-type bus configuration (dbus's own system.conf defaults: nobody may
  * own names or call methods unless a policy file says so), listening on
  * `sockPath` and reading policy files from `includeDirs`.
  * `rootMayDoAnything` adds what the lab needs: root (firewalld, the daemon under
  * test, firewall-cmd) may own any name and call anything.
  */
-export function systemBusConfig(sockPath: string, opts: { includeDirs: string[]; rootMayDoAnything: boolean }): string {
+export function systemBusConfig(
+  sockPath: string,
+  opts: { includeDirs: string[]; rootMayDoAnything: boolean; extraListen?: string[] },
+): string {
   const root = opts.rootMayDoAnything
     ? `
   <!-- root (firewalld, the daemon under test, firewall-cmd) may own any name and call anything -->
@@ -224,7 +282,7 @@ export function systemBusConfig(sockPath: string, opts: { includeDirs: string[];
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
-  <listen>unix:path=${sockPath}</listen>
+  <listen>unix:path=${sockPath}</listen>${(opts.extraListen ?? []).map((a) => `\n  <listen>${a}</listen>`).join('')}
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -246,8 +304,17 @@ ${opts.includeDirs.map((d) => `  <includedir>${d}</includedir>`).join('\n')}
 `;
 }
 
-function busConfig(sockPath: string): string {
-  return systemBusConfig(sockPath, { includeDirs: ['/usr/share/dbus-1/system.d'], rootMayDoAnything: true });
+/**
+ * The lab bus: the path socket everything but execAsNobody() uses, plus an
+ * abstract socket (`abstract`), reachable only from inside the server network
+ * namespace and with no file permissions, for the unprivileged local user.
+ */
+function busConfig(sockPath: string, abstract: string, includeDirs: string[]): string {
+  return systemBusConfig(sockPath, {
+    includeDirs,
+    rootMayDoAnything: true,
+    extraListen: [`unix:abstract=${abstract}`],
+  });
 }
 
 /**
@@ -549,10 +616,17 @@ class LabImpl implements Lab {
   readonly prefix4 = 24;
   readonly prefix6 = 64;
   busAddress = '';
+  readonly firewalldRelease: string;
+  firewalldVersion = '';
   private dbusProc: Managed | undefined;
   env: NodeJS.ProcessEnv;
+  /** The release root firewalld and firewall-cmd run from (undefined: the host's). */
+  private readonly fwRoot: FwRoot | undefined;
+  private firewalldStarts = 0;
 
-  private readonly opts: Required<Omit<LabOptions, 'firewalldDebug'>> & { firewalldDebug?: number };
+  private readonly opts: Required<Omit<LabOptions, 'firewalldDebug' | 'firewalldRelease'>> & {
+    firewalldDebug?: number;
+  };
   /** The server-side interfaces (one per veth pair). */
   private get serverIfs(): string[] {
     return this.serverIf2 ? [this.serverIf, this.serverIf2] : [this.serverIf];
@@ -566,7 +640,7 @@ class LabImpl implements Lab {
   private destroyed = false;
   private readonly labLog: string;
 
-  constructor(id: string, tmpDir: string, subnet: number, opts: LabOptions) {
+  constructor(id: string, tmpDir: string, subnet: number, opts: LabOptions, release: string, fwRoot?: FwRoot) {
     const extra = opts.extraClientAddrs ?? 0;
     if (!Number.isInteger(extra) || extra < 0 || extra > 200) {
       throw new Error(`extraClientAddrs must be an integer in 0..200, got ${String(extra)}`);
@@ -601,6 +675,13 @@ class LabImpl implements Lab {
     this.serverAddr6 = this.opts.ipv6 ? `fd00:6b6e:${hex}::1` : '';
     this.clientAddr6 = this.opts.ipv6 ? `fd00:6b6e:${hex}::2` : '';
     this.env = { ...process.env };
+    this.firewalldRelease = release;
+    this.fwRoot = fwRoot;
+  }
+
+  /** The abstract socket of the lab bus (only visible inside the server network namespace). */
+  private get abstractBus(): string {
+    return `knlab-${this.id}`;
   }
 
   // ----- logging -----------------------------------------------------------
@@ -718,9 +799,21 @@ class LabImpl implements Lab {
     if (this.stopping) throw new Error(`lab ${this.id} has been stopped`);
   }
 
+  /**
+   * A client of the release root (firewall-cmd) runs chrooted into a
+   * read-only view of that root, in a private mount namespace (fw-chroot.sh).
+   */
+  private inRoot(argv: string[], mode: string, etc = '-'): string[] {
+    if (!this.fwRoot) return argv;
+    const chroot = ['bash', FW_CHROOT_SCRIPT, this.fwRoot.path, this.tmpDir, mode, etc, '--'];
+    return ['unshare', '--mount', '--propagation', 'private', '--', ...chroot, ...argv];
+  }
+
   async execIn(ns: LabNs, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     this.assertRunning();
-    const full = [IP, 'netns', 'exec', this.nsName(ns), ...argv];
+    // firewall-cmd is the running firewalld's own (its signals carry the caller's text verbatim).
+    const cmd = ns === 'server' && path.basename(argv[0] ?? '') === 'firewall-cmd' ? this.inRoot(argv, 'ro') : argv;
+    const full = [IP, 'netns', 'exec', this.nsName(ns), ...cmd];
     const t0 = Date.now();
     const r = await runCmd(full, { ...opts, env: this.env, track: this.transient });
     this.log(
@@ -820,7 +913,9 @@ class LabImpl implements Lab {
   async startDbus(): Promise<void> {
     const sock = path.join(this.tmpDir, 'bus.sock');
     const conf = path.join(this.tmpDir, 'bus.conf');
-    await fsp.writeFile(conf, busConfig(sock));
+    // firewalld's bus policy (FirewallD.conf) is the running release's.
+    const policies = this.fwRoot ? rootPolicyDirs(this.fwRoot.path) : ['/usr/share/dbus-1/system.d'];
+    await fsp.writeFile(conf, busConfig(sock, this.abstractBus, policies));
     await fsp.rm(sock, { force: true });
     const m = this.startManaged(
       'server',
@@ -876,17 +971,32 @@ class LabImpl implements Lab {
    */
   private async writeFirewalldConfig(): Promise<string> {
     const dir = path.join(this.tmpDir, 'firewalld-etc');
-    if (!fs.existsSync(dir) && fs.existsSync('/etc/firewalld'))
-      await fsp.cp('/etc/firewalld', dir, { recursive: true });
+    const src = this.fwRoot ? path.join(this.fwRoot.path, 'etc/firewalld') : '/etc/firewalld';
+    if (!fs.existsSync(dir) && fs.existsSync(src)) await fsp.cp(src, dir, { recursive: true });
     for (const sub of ['zones', 'services', 'icmptypes', 'ipsets', 'helpers', 'policies']) {
       await fsp.mkdir(path.join(dir, sub), { recursive: true });
     }
     const conf = path.join(dir, 'firewalld.conf');
     if (!fs.existsSync(path.join(dir, '.knlab'))) {
-      await fsp.writeFile(conf, FIREWALLD_CONF);
+      // A release keeps its own Debian defaults, with the lab's settings for the keys it knows.
+      const own = this.fwRoot ? await fsp.readFile(conf, 'utf8').catch(() => '') : '';
+      await fsp.writeFile(conf, this.fwRoot ? releaseFirewalldConf(own) : FIREWALLD_CONF);
       await fsp.writeFile(path.join(dir, '.knlab'), 'private copy of /etc/firewalld for one lab\n');
     }
     return dir;
+  }
+
+  async firewallCmdRaw(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    if (!this.busAddress) throw new Error('firewallCmdRaw: this lab was started without firewalld');
+    const r = await this.execIn('server', ['firewall-cmd', ...args]);
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  async execAsNobody(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    if (!this.busAddress) throw new Error('execAsNobody: this lab was started without a bus');
+    const nobody = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups'];
+    const env = ['env', `DBUS_SYSTEM_BUS_ADDRESS=unix:abstract=${this.abstractBus}`];
+    return this.execIn('server', [...nobody, ...env, ...argv], opts);
   }
 
   async firewallCmd(...args: string[]): Promise<string> {
@@ -919,25 +1029,28 @@ class LabImpl implements Lab {
     const consoleLog = path.join(this.tmpDir, 'firewalld.console.log');
     // Its own mount namespace (private propagation) with the lab's copy bind-mounted over /etc/firewalld:
     // firewalld reads and writes /etc/firewalld as on a real server, and the host's stays untouched.
-    const argv = [
-      'unshare',
-      '--mount',
-      '--propagation',
-      'private',
-      '--',
-      'sh',
-      '-c',
-      'mount --bind "$0" /etc/firewalld && exec "$@"',
-      etc,
-      'firewalld',
-      '--nofork',
-      '--nopid',
-      '--log-target',
-      'file',
-      '--log-file',
-      logFile,
-    ];
-    if (this.opts.firewalldDebug !== undefined) argv.push(`--debug=${this.opts.firewalldDebug}`);
+    // A release's firewalld runs chrooted into a fresh overlay of its root (fw-chroot.sh), where the lab
+    // dir is /run/knlab; 0.9 has no --log-target (it logs to --log-file and syslog, absent there).
+    const fwArgs = ['--nofork', '--nopid'];
+    if (!this.fwRoot || !this.fwRoot.version.startsWith('0.')) fwArgs.push('--log-target', 'file');
+    fwArgs.push('--log-file', this.fwRoot ? '/run/knlab/firewalld.log' : logFile);
+    if (this.opts.firewalldDebug !== undefined) fwArgs.push(`--debug=${this.opts.firewalldDebug}`);
+    const overlay = path.join(this.tmpDir, `fwroot-${++this.firewalldStarts}`);
+    const argv = this.fwRoot
+      ? this.inRoot(['firewalld', ...fwArgs], `rw:${overlay}`, etc)
+      : [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'sh',
+          '-c',
+          'mount --bind "$0" /etc/firewalld && exec "$@"',
+          etc,
+          'firewalld',
+          ...fwArgs,
+        ];
     const m = this.startManaged('server', 'firewalld', argv, consoleLog);
     this.firewalldProc = m;
     const t0 = Date.now();
@@ -960,6 +1073,7 @@ class LabImpl implements Lab {
       await sleep(100);
     }
     this.log(`firewalld running after ${Date.now() - t0} ms`);
+    this.firewalldVersion = await this.firewallCmd('--version');
     for (const i of this.serverIfs) await this.firewallCmd('--zone=public', `--change-interface=${i}`);
     // Debian's public zone lists ssh; remove it (runtime only) so sshd is
     // reachable from the client only through rules the test adds.
@@ -1114,6 +1228,9 @@ class LabImpl implements Lab {
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   requireRoot();
   await cleanupStale().catch(() => undefined);
+  // The release root first (a first run builds it, minutes): a root that cannot be built fails the lab.
+  const release = firewalldChoice(opts.firewalldRelease);
+  const fwRoot = (opts.firewalld ?? true) && needsRoot(release) ? await ensureFwRoot(release) : undefined;
 
   const rand = randomBytes(3).toString('hex');
   const id = `${process.pid}-${rand}`;
@@ -1126,7 +1243,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
 
   let lab: LabImpl;
   try {
-    lab = new LabImpl(id, tmpDir, subnet, opts);
+    lab = new LabImpl(id, tmpDir, subnet, opts, release, fwRoot);
   } catch (e) {
     await fsp.rm(tmpDir, { recursive: true, force: true });
     throw e;
