@@ -42,6 +42,7 @@ const MATCHER_STATS = allKeys<MatcherStats>()([
   'timeouts',
   'evicted',
   'retransmits',
+  'repeats',
 ]);
 /** Longest error text taken from the capture process (libpcap's are < 256). */
 const MAX_TEXT = 512;
