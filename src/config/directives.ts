@@ -29,8 +29,8 @@ export interface DirectiveLine {
   written: string;
   line: number;
   /** Reports an error (or a warning) on this line, for this door. */
-  err(message: string): void;
-  warn(message: string): void;
+  err: (message: string) => void;
+  warn: (message: string) => void;
 }
 
 export interface DoorDirective {
