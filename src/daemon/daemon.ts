@@ -11,7 +11,7 @@ import { buildFilter } from '../capture/filter';
 import type { WireDoor, WireEvent, WireSpaDoor } from '../capture/protocol';
 import { ruleTemplates, type SpaDoor } from '../model';
 import { doorZones } from '../firewalld/check';
-import { spaKeysToWire } from '../spa/keys';
+import { spaHmacKeyBase64 } from '../spa/keys';
 import { SpaReplay } from './spa-replay';
 import { CaptureSupervisor } from '../capture/supervisor';
 import { DEFAULT_RING_MB, SNAPLEN, SPA_SNAPLEN } from '../capture/protocol';
@@ -70,8 +70,7 @@ const STAGE1_LOG_PER_SECOND = 50;
 
 /** The matcher's view of a door: plain data, sent to the capture process. */
 function wireSpaDoor(d: SpaDoor): WireSpaDoor {
-  const k = spaKeysToWire(d.keys);
-  return { name: d.name, port: d.port, hmacKeyBase64: k.hmacBase64, hmacType: k.hmacType };
+  return { name: d.name, port: d.port, hmacKeyBase64: spaHmacKeyBase64(d.keys), hmacType: d.keys.hmacType };
 }
 
 function wireDoor(d: RuntimeDoor): WireDoor {

@@ -6,11 +6,11 @@
  */
 
 import { MAX_FIREWALLD_TIMEOUT, normalizeRichRule } from '../config/firewallcmd';
+import { isZoneName } from '../config/zone';
 import { canonicalAddress } from '../decode/address';
 import type { Grant, GrantState } from './grant-model';
 import type { ExpiryOwner } from './versions';
 
-const ZONE = /^[A-Za-z0-9_\-/.+]{1,64}$/;
 const STATES: readonly GrantState[] = ['opening', 'open', 'closing'];
 
 /**
@@ -22,7 +22,7 @@ export function validGrantEntry(raw: unknown): Grant | string {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'not an object';
   const e = raw as Record<string, unknown>;
   const { zone, rule, src, door, timeout, expiresAt } = e;
-  if (typeof zone !== 'string' || !ZONE.test(zone)) return 'zone is not a zone name';
+  if (typeof zone !== 'string' || !isZoneName(zone)) return 'zone is not a zone name';
   if (typeof src !== 'string' || canonicalAddress(src) !== src) return 'src is not a canonical IP address';
   if (typeof rule !== 'string' || rule.length > 2048 || normalizeRichRule(rule) !== rule)
     return "rule is not a rich rule in firewalld's canonical text";
