@@ -13,7 +13,7 @@ import { IPPROTO_UDP, type Packet } from '../decode/types';
 import { precheckSpaPayload, verifySpaHmac } from '../spa/decode';
 import { makeSpaKeys } from '../spa/keys';
 import type { SpaKeys } from '../model';
-import type { WireEvent, WireSpaDoor } from './protocol';
+import type { SpaGateStats, WireEvent, WireSpaDoor } from './protocol';
 
 /** At most this many authenticated packets a second go up (only key holders make them; a replay storm is bounded too). */
 export const SPA_FORWARD_PER_SECOND = 100;
@@ -21,18 +21,6 @@ export const SPA_FORWARD_PER_SECOND = 100;
 interface GateDoor {
   name: string;
   keys: SpaKeys;
-}
-
-export interface SpaGateStats {
-  /** UDP datagrams to an SPA port. */
-  seen: number;
-  /** Refused before any key was used (length, alphabet, prefix, cut short by the capture). */
-  malformed: number;
-  /** No door's HMAC key verified them. */
-  unauthenticated: number;
-  forwarded: number;
-  /** Authenticated but over the forwarding budget. */
-  dropped: number;
 }
 
 export class SpaGate {

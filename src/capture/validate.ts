@@ -10,10 +10,8 @@
  */
 import { canonicalAddress } from '../decode/address';
 import type { LinkType } from '../decode/types';
-import type { FrameStats } from './pipeline';
 import type { MatcherStats } from '../matcher/matcher';
-import type { CaptureStats, FromCapture, WireDoor, WireEvent, WireSpaDoor } from './protocol';
-import type { SpaGateStats } from './spa-gate';
+import type { CaptureStats, FrameStats, FromCapture, SpaGateStats, WireDoor, WireEvent, WireSpaDoor } from './protocol';
 import { GPG_MIN_PAYLOAD, MIN_SPA_PAYLOAD } from '../spa/decode';
 
 /** The doors the daemon gave the capture process: knock doors and SPA doors, by name. */
@@ -44,6 +42,7 @@ const MATCHER_STATS = allKeys<MatcherStats>()([
   'timeouts',
   'evicted',
   'retransmits',
+  'repeats',
 ]);
 /** Longest error text taken from the capture process (libpcap's are < 256). */
 const MAX_TEXT = 512;
@@ -224,17 +223,17 @@ function stats(s: unknown): CaptureStats {
   return out;
 }
 
-/**
- * Check one message from the capture process against what the daemon told
- * it (`doors`: the doors it currently has, by name; `ipv4Only`: -4). Returns
- * a fresh, fully typed copy of the message, or why it was refused.
- */
 /** One of the interfaces the daemon gave the capture process. */
 function iface(v: unknown, ifaces: readonly string[]): string {
   if (typeof v !== 'string' || !ifaces.includes(v)) fail(`iface ${show(v)} is not one the capture process was given`);
   return v;
 }
 
+/**
+ * Check one message from the capture process against what the daemon told
+ * it (`doors`: the doors it currently has, by name; `ipv4Only`: -4). Returns
+ * a fresh, fully typed copy of the message, or why it was refused.
+ */
 export function checkFromCapture(m: unknown, doors: KnownDoors, ipv4Only: boolean, ifaces: readonly string[]): Checked {
   try {
     if (!isRecord(m)) fail('message is not an object');

@@ -27,6 +27,8 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { IP_PLACEHOLDER, type FirewalldDoor } from '../model';
+import { MAX_TIMEOUT_SECONDS } from './seconds';
+import { isZoneName } from './zone';
 
 /** What a recognised command does, in firewalld terms. */
 export type NativeAction =
@@ -111,8 +113,8 @@ export function shellWords(command: string): string[] | undefined {
   return words;
 }
 
-/** firewalld takes a rule's timeout as a D-Bus int32 of seconds (about 68 years). */
-export const MAX_FIREWALLD_TIMEOUT = 0x7fffffff;
+/** firewalld takes a rule's timeout as a D-Bus int32 of seconds (about 68 years): the same bound as knockd.conf's. */
+export const MAX_FIREWALLD_TIMEOUT = MAX_TIMEOUT_SECONDS;
 
 /**
  * firewall-cmd's `--timeout` value in seconds: `30`, `30s`, `5m`, `1h` (unit
@@ -126,9 +128,6 @@ export function parseFirewallTimeout(value: string): number | undefined {
   const seconds = Number(m[1]) * mult;
   return seconds <= MAX_FIREWALLD_TIMEOUT ? seconds : undefined;
 }
-
-/** Zone names we pass through (firewalld zone names are file names: no blanks, no slashes). */
-const ZONE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
 
 /**
  * Recognise a Start_Command / Stop_Command that is exactly one
@@ -162,7 +161,7 @@ export function recognizeFirewallCmd(command: string): NativeAction | undefined 
   if ((add === undefined) === (remove === undefined)) return undefined; // need exactly one
 
   const zone = seen.get('--zone');
-  if (zone !== undefined && !ZONE_NAME.test(zone)) return undefined; // also rejects empty and %IP%
+  if (zone !== undefined && !isZoneName(zone)) return undefined; // also rejects empty and %IP%
 
   const timeoutText = seen.get('--timeout');
   let timeout = 0;

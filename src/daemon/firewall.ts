@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import { doorZones } from '../firewalld/check';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
+import { FirewalldHealth } from '../firewalld/health';
+import { logIgnoredSignals } from '../firewalld/report';
 import { ruleTemplates } from '../model';
 import type { RuntimeDoor } from './doors';
 
@@ -32,6 +34,8 @@ export const needsFirewalld = (d: RuntimeDoor): boolean =>
 export class FirewallLink {
   private fw: FirewalldClient | undefined;
   private table: Grants | undefined;
+  /** Whether firewalld itself is broken (a zone it had answers INVALID_ZONE, its state is FAILED). */
+  private watch: FirewalldHealth | undefined;
   private zone = '';
 
   constructor(
@@ -47,6 +51,10 @@ export class FirewallLink {
 
   get grants(): Grants | undefined {
     return this.table;
+  }
+
+  get health(): FirewalldHealth | undefined {
+    return this.watch;
   }
 
   /** firewalld's default zone, as last read or signalled ('' before the first check). */
@@ -82,8 +90,10 @@ export class FirewallLink {
       );
       this.zone = zone;
     });
+    logIgnoredSignals(fw, this.log);
+    this.watch = new FirewalldHealth(fw, this.log);
     const file = join(this.stateDir, 'grants.json');
-    this.table = new Grants(fw, this.log, { stateFile: file });
+    this.table = new Grants(fw, this.log, { stateFile: file, health: this.watch });
     const restored = await this.table.restore(file);
     if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${file})`);
   }
@@ -131,13 +141,19 @@ export class FirewallLink {
           );
       }
     }
-    return problems.length ? { kind: 'refused', problems } : { kind: 'ok', defaultZone };
+    if (problems.length) return { kind: 'refused', problems };
+    // Zones that exist now: one answering INVALID_ZONE later means firewalld itself broke.
+    this.watch?.knowZones(zones);
+    this.watch?.start();
+    await this.table?.readPolicy();
+    return { kind: 'ok', defaultZone };
   }
 
   /** Finish queued firewalld calls (at most `deadlineMs`), then let go of the bus. False if firewalld did not finish. */
   async stop(deadlineMs: number): Promise<boolean> {
     const finished = this.table ? await this.table.stop(deadlineMs) : true;
     this.table?.dispose();
+    this.watch?.stop();
     this.fw?.close();
     return finished;
   }

@@ -7,7 +7,8 @@ import { ruleTemplates } from '../model';
 import type { CaptureSupervisor } from '../capture/supervisor';
 import type { Config } from '../config/types';
 import { sequenceText } from '../config/parse';
-import type { Grant } from '../firewalld/grants';
+import type { Grant } from '../firewalld/grant-model';
+import { brokenStatus, firewalldReport } from '../firewalld/report';
 import type { CommandRunner } from './commands';
 import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
@@ -42,6 +43,8 @@ const grantsOf = (v: DaemonView): Grant[] => v.link.grants?.list() ?? [];
 export function statusLine(v: DaemonView): string {
   const fw = v.firewalldWait ? `; ${v.firewalldWait}` : '';
   const client = v.link.client;
+  const broken = v.link.health?.broken;
+  if (broken) return `${brokenStatus(broken)}${fw}`;
   if (client && !client.running && v.firewalldWait === '' && (v.doors.some(needsFirewalld) || grantsOf(v).length > 0))
     return `firewalld not running, retrying${fw}`;
   if (!v.capture.listening)
@@ -109,5 +112,8 @@ export async function snapshot(v: DaemonView): Promise<StatusSnapshot> {
       eventLinesSuppressed: v.events.suppressedTotal,
     },
     ...(cap ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } } : {}),
+    ...(v.link.client && v.link.grants && v.link.health
+      ? { firewalld: firewalldReport(v.link.client, v.link.grants, v.link.health) }
+      : {}),
   };
 }

@@ -8,6 +8,7 @@
 import * as dbus from 'dbus-next';
 import type { Logger } from 'pino';
 import { withTimeout } from '../util/timers';
+import { formatFirewalldReport, type FirewalldReport } from '../firewalld/report';
 
 export const STATUS_NAME = 'org.knockd.Knockd1';
 export const STATUS_PATH = '/org/knockd/Knockd1';
@@ -45,6 +46,8 @@ export interface StatusSnapshot {
     eventLinesSuppressed: number;
   };
   capture?: { frames: number; malformed: number; ignored: number; knocks: number; inFlight: number; evicted: number };
+  /** firewalld's version and health, the grant bounds, signals ignored. */
+  firewalld?: FirewalldReport;
 }
 
 class StatusInterface extends dbus.interface.Interface {
@@ -187,5 +190,6 @@ export function formatStatus(s: StatusSnapshot): string {
       `capture: ${c.frames} frames, ${c.knocks} knock packets, ${c.malformed} malformed, ${c.inFlight} attempts in flight, ${c.evicted} evicted`,
     );
   }
+  if (s.firewalld) out.push('', formatFirewalldReport(s.firewalld));
   return `${out.join('\n')}\n`;
 }

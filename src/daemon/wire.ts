@@ -6,7 +6,7 @@
 import { buildFilter } from '../capture/filter';
 import type { WireDoor, WireSpaDoor } from '../capture/protocol';
 import type { SpaDoor } from '../model';
-import { spaKeysToWire } from '../spa/keys';
+import { spaHmacKeyBase64 } from '../spa/keys';
 import type { RuntimeDoor } from './doors';
 
 export interface Wire {
@@ -16,8 +16,7 @@ export interface Wire {
 }
 
 function wireSpaDoor(d: SpaDoor): WireSpaDoor {
-  const k = spaKeysToWire(d.keys);
-  return { name: d.name, port: d.port, hmacKeyBase64: k.hmacBase64, hmacType: k.hmacType };
+  return { name: d.name, port: d.port, hmacKeyBase64: spaHmacKeyBase64(d.keys), hmacType: d.keys.hmacType };
 }
 
 function wireDoor(d: RuntimeDoor): WireDoor {
