@@ -1,6 +1,7 @@
 /**
- * `knockd` command line: knockd 0.8's flags, plus --check.
- * Foreground by default (what systemd wants); -d detaches.
+ * `knockd` command line: knockd 0.8's flags, plus --check (which prints the
+ * daemon's bounds), --status, and the options that name those bounds and the
+ * state directory. Foreground by default (what systemd wants); -d detaches.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';

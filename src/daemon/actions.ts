@@ -2,7 +2,9 @@
  * The one action path: a completed knock (matcher event) becomes either
  * firewalld grants (every firewalld door, including the firewall-cmd command
  * lines converted when the config was loaded) or knockd shell commands.
- * Nothing else in the daemon changes the firewall or runs a command.
+ * Nothing else in the daemon adds a rule or runs a start command; the only
+ * other changes are closes: a reload's of the grants the new config no longer
+ * makes (reload-grants.ts), and the stop commands that fall due.
  *
  * The gate comes first: a source that can never be a real client (see
  * sources.ts) gets no rule and no command; it is counted and logged once per

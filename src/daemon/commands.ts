@@ -27,7 +27,14 @@
  *    start command again and pushes the single pending stop back (knockd would
  *    fork a second child and run the stop command twice).
  *  - At most `maxConcurrent` commands run at once (32 by default); the rest
- *    wait in FIFO order, so a knock storm cannot fork-bomb the host.
+ *    wait in FIFO order, so a knock storm cannot fork-bomb the host; and at
+ *    most `maxPending` (--max-pending-commands, 1024) are pending in all,
+ *    stop commands waiting plus commands queued or running: beyond it a new
+ *    open runs nothing (logged at most once a second, with the count), so a
+ *    sniffed sequence replayed from spoofed sources cannot grow the queue
+ *    without end. A source already pending may re-knock.
+ *  - The command text (`%IP%`, the `_6` forms) is command-text.ts; running
+ *    one through the shell, command-exec.ts; commands.json, command-state.ts.
  *  - On shutdown (`flush()`) pending stop commands run at once instead of being
  *    lost with the daemon.
  *  - knockd refuses commands longer than PATH_MAX after substitution; we do

@@ -271,17 +271,19 @@ export class Daemon {
     if (wait) this.log.warn(wait);
   }
 
-  /** Grants the running config would not make again are closed, in the zone they were added to (reload-grants.ts). */
+  /** Grants the running config would not make again are closed, each as added, in its own zone (reload-grants.ts). */
   private closeGrantsNotMade(when: string): void {
     const grants = this.link.grants;
     if (grants === undefined || this.runtime === undefined) return;
-    for (const { grant: g, why } of grantsToClose(grants.list(), this.runtime.doors)) {
+    const close = grantsToClose(grants.list(), this.runtime.doors);
+    if (close.length === 0) return;
+    for (const { grant: g, why } of close)
       this.log.warn(
         { src: g.src, door: g.door, zone: g.zone, rule: g.rule },
         `${g.src}: ${g.door}: ${why}: closing its grant ${when} (zone ${g.zone}: ${g.rule})`,
       );
-      void grants.close(g.zone, g.rule, { src: g.src, door: g.door });
-    }
+    const picked = new Set(close.map((c) => c.grant));
+    void grants.closeWhere((g) => picked.has(g), `its door changed (${when})`);
   }
 
   /** The doors the capture process matches: all, except those needing firewalld while it has not been checked. */

@@ -13,7 +13,7 @@ import type { CommandRunner } from './commands';
 import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
 import type { EventLog } from './event-log';
-import type { FirewallLink } from './firewall';
+import { needsFirewalld, type FirewallLink } from './firewall';
 import type { InterfaceWatcher } from './interfaces';
 import type { StatusSnapshot } from './status';
 
@@ -45,7 +45,7 @@ export function statusLine(v: DaemonView): string {
   const client = v.link.client;
   const broken = v.link.health?.broken;
   if (broken) return `${brokenStatus(broken)}${fw}`;
-  if (client && !client.running && v.firewalldWait === '' && grantsOf(v).length > 0)
+  if (client && !client.running && v.firewalldWait === '' && (v.doors.some(needsFirewalld) || grantsOf(v).length > 0))
     return `firewalld not running, retrying${fw}`;
   if (!v.capture.listening)
     return `${v.interfaces.waitingFor || v.capture.problem || `waiting for ${v.interfaces.ifaces.join(', ')}`}${fw}`;
