@@ -4,6 +4,7 @@
  * shutdown). Data flows one way; nothing here knows packet layouts or D-Bus
  * message formats.
  */
+import { BadSpaLog } from './bad-spa';
 import { lookupService } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { linkDown, interfaceAddresses } from '../capture/addresses';
@@ -116,6 +117,8 @@ export class Daemon {
   /** The one path from a completed knock to firewalld or the shell (made once firewalld is known). */
   private actions: Actions | undefined;
   private lock: StateDirLock | undefined;
+  /** SPA packets whose HMAC failed: one log line per source a minute (fail2ban). */
+  private readonly badSpa: BadSpaLog;
 
   constructor(
     private config: Config,
@@ -123,6 +126,7 @@ export class Daemon {
     private readonly log: Logger,
   ) {
     this.doors = toRuntimeDoors(config.doors);
+    this.badSpa = new BadSpaLog(log);
     this.indexDoors();
     this.ifaces = [
       ...new Set(
@@ -493,6 +497,9 @@ export class Daemon {
           ctx,
           `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`,
         );
+        return;
+      case 'spa-bad':
+        this.badSpa.report(e.src, e.door, this.who(e.src));
         return;
       case 'spa': {
         const door = this.doorByName.get(e.door);
