@@ -53,10 +53,6 @@ export const SPA_DIRECTIVES = [
 ] as const;
 export type SpaDirective = (typeof SPA_DIRECTIVES)[number];
 
-export function isSpaDirective(key: string): key is SpaDirective {
-  return (SPA_DIRECTIVES as readonly string[]).includes(key.toLowerCase());
-}
-
 /** A value as written (trimmed) and its 1-based line. */
 export interface SpaRawValue {
   value: string;

@@ -25,7 +25,7 @@ export interface DoorConfig {
   target?: string;
   /** Seconds (knockd's `Cmd_Timeout`); default 10 as in knockd. With firewalld_action=open: firewalld-side rule timeout, 0 = none. */
   cmdTimeout: number;
-  /** Whether `Cmd_Timeout` was written explicitly (firewalld doors then default to no timeout). */
+  /** Whether `Cmd_Timeout` was written (a firewalld door without it gets knockd's default, 10 s; an SPA door 30 s). */
   cmdTimeoutSet: boolean;
   startCommand?: string;
   startCommand6?: string;

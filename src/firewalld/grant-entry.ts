@@ -46,5 +46,7 @@ export function validGrantEntry(raw: unknown): Grant | string {
     expiry = e.expiry;
   }
   const firewalld = typeof e.firewalld === 'string' && e.firewalld.length <= 256 ? e.firewalld : '';
-  return { zone, rule, src, door, timeout, expiresAt, state, firewalld, expiry };
+  const closedBy =
+    typeof e.closedBy === 'string' && e.closedBy.length > 0 && e.closedBy.length <= 256 ? { closedBy: e.closedBy } : {};
+  return { zone, rule, src, door, timeout, expiresAt, state, firewalld, expiry, ...closedBy };
 }

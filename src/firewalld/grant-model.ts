@@ -27,6 +27,8 @@ export interface Grant {
   firewalld: string;
   /** Who removes the rule at `expiresAt`: firewalld (a timed rule) or knockd (an untimed rule). */
   expiry: ExpiryOwner;
+  /** The door whose close knock is removing it (logs name it); the grant's own door stays as added. */
+  closedBy?: string;
 }
 
 /** What the grant table needs of firewalld (FirewalldClient; a fake in unit tests). */

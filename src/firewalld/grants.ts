@@ -175,6 +175,7 @@ export class Grants {
       if (held) {
         held.timeout = timeout;
         if (held.state === 'closing') held.state = 'opening'; // its removal never got through: take it back
+        delete held.closedBy;
         if (timeout > 0 && held.state === 'opening') held.expiresAt = this.now() + timeout * 1000;
         return this.add(held, timeout, 'refresh', who.door);
       }
@@ -203,8 +204,9 @@ export class Grants {
       const held = this.grants.get(k);
       if (held) {
         held.state = 'closing';
+        held.closedBy = who.door;
         this.track(k, held);
-        return this.remove(held, who.door);
+        return this.remove(held);
       }
       let present: boolean;
       try {
@@ -482,7 +484,7 @@ export class Grants {
   }
 
   /** Remove `g`'s rule; the grant stays "closing" until firewalld confirms it is gone. */
-  private async remove(g: Grant, byDoor = g.door): Promise<void> {
+  private async remove(g: Grant, byDoor = g.closedBy ?? g.door): Promise<void> {
     const k = key(g.zone, g.rule);
     const { zone, rule, src } = g;
     const ctx = { src, door: byDoor, zone, rule };
@@ -566,7 +568,7 @@ export class Grants {
         return;
       case 'closed':
         this.untrack(k);
-        this.log.info(ctx, `${g.src}: ${g.door}: firewalld: removed from zone ${g.zone}: ${g.rule}`);
+        this.log.info(ctx, `${g.src}: ${g.closedBy ?? g.door}: firewalld: removed from zone ${g.zone}: ${g.rule}`);
         return;
       case 'expired':
         this.untrack(k);
