@@ -8,16 +8,7 @@ import { decodeFrame } from '../decode/decode';
 import { Decoded, newPacket, type LinkType } from '../decode/types';
 import type { Matcher } from '../matcher/matcher';
 import type { SpaGate } from './spa-gate';
-
-export interface FrameStats {
-  frames: number;
-  /** Truncated or inconsistent frames: ignored and counted. */
-  malformed: number;
-  /** Well-formed frames that cannot be knocks (not TCP/UDP, no door's port, IPv6 with -4). */
-  ignored: number;
-  /** Handed to the matcher. */
-  knocks: number;
-}
+import type { FrameStats } from './protocol';
 
 export class FramePipeline {
   private readonly packet = newPacket();

@@ -8,14 +8,43 @@
  * When the interface goes away the capture process exits and the daemon
  * starts a new one; a crash there costs the attempts in flight, never a
  * grant.
+ *
+ * This file is the wire protocol's types only: it imports nothing from
+ * src/capture/, so pipeline.ts, spa-gate.ts, validate.ts and worker.ts all
+ * depend on it and never on each other through it.
  */
-import type { LinkType } from '../decode/types';
+import type { KnockProto, LinkType } from '../decode/types';
 import type { DoorSpec, MatcherStats } from '../matcher/matcher';
-import type { FrameStats } from './pipeline';
-import type { KnockProto } from '../decode/types';
 import type { SpaHmacType } from '../model';
-import type { SpaGateStats } from './spa-gate';
-import type { CaptureUser } from './user';
+
+/** The unprivileged account the capture process switches to (user.ts finds it). */
+export interface CaptureUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+export interface FrameStats {
+  frames: number;
+  /** Truncated or inconsistent frames: ignored and counted. */
+  malformed: number;
+  /** Well-formed frames that cannot be knocks (not TCP/UDP, no door's port, IPv6 with -4). */
+  ignored: number;
+  /** Handed to the matcher. */
+  knocks: number;
+}
+
+export interface SpaGateStats {
+  /** UDP datagrams to an SPA port. */
+  seen: number;
+  /** Refused before any key was used (length, alphabet, prefix, cut short by the capture). */
+  malformed: number;
+  /** No door's HMAC key verified them. */
+  unauthenticated: number;
+  forwarded: number;
+  /** Authenticated but over the forwarding budget. */
+  dropped: number;
+}
 
 /** Default size of the capture ring (--capture-buffer), MiB; see PcapCapture. */
 export const DEFAULT_RING_MB = 8;
@@ -86,7 +115,9 @@ export type WireEvent =
   | { type: 'timeout'; door: string; src: string; stage: number }
   | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number }
   /** A datagram to an SPA door's port whose HMAC verified; `payload` is its bytes (latin1), for the daemon to decrypt and judge. */
-  | { type: 'spa'; door: string; src: string; family: 4 | 6; payload: string };
+  | { type: 'spa'; door: string; src: string; family: 4 | 6; payload: string }
+  /** A datagram to an SPA port (named by its first door) that no door's HMAC key verified; bounded by SPA_BAD_REPORTS_PER_SECOND. */
+  | { type: 'spa-bad'; door: string; src: string; family: 4 | 6 };
 
 export interface CaptureStats {
   frames: FrameStats;

@@ -10,6 +10,13 @@
  * Everything the capture process says is untrusted (validate.ts): a message
  * that fails the checks is logged and dropped. Once it reports `listening`,
  * its /proc status must show it unprivileged, or it is killed.
+ *
+ * A capture process being replaced is told to go (its channel closed, then
+ * SIGTERM) and, if it is still there KILL_GRACE_MS later (stopped, or taken
+ * over and ignoring both), SIGKILL. The next one starts only once the old
+ * one has exited (its exit seen by the daemon): two capture processes never
+ * run side by side. Signalling a process of another uid needs CAP_KILL,
+ * which knockd.service grants for this alone.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -38,11 +45,20 @@ export interface SupervisorEvents {
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
 
+/** A capture process told to go (channel closed, SIGTERM) and still alive this long later gets SIGKILL. */
+export const KILL_GRACE_MS = 500;
+/** SIGKILL is sent again this often while an ended capture process has not exited (the kill failed: no CAP_KILL?). */
+export const KILL_RETRY_MS = 1000;
+
 /** What the daemon passes in; the capture user is looked up at each start. */
 export type SupervisorSetup = Omit<CaptureSetup, 'user'>;
 
 export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private child: ChildProcess | undefined;
+  /** Capture processes told to go that have not exited yet, with their escalation timer. */
+  private readonly ending = new Map<ChildProcess, NodeJS.Timeout>();
+  /** A start waits for `ending` to empty. */
+  private spawnPending = false;
   private setup: SupervisorSetup | undefined;
   /** The doors the capture process may name: the ones it has, and the ones before the last change (events in flight). */
   private doorNames = new Map<string, WireDoor | WireSpaDoor>();
@@ -53,6 +69,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private readonly listeningOn = new Map<string, LinkType>();
   /** The interfaces the running capture process was started with. */
   private childIfaces: string[] = [];
+  /** The filter it was started with: locked in it (SO_LOCK_FILTER), so a new filter means a new capture process. */
+  private childFilter = '';
   /** Of those, the ones it no longer has a socket for (lost, or closed on our word): only a new process can open them. */
   private readonly childClosed = new Set<string>();
   /**
@@ -134,6 +152,12 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private spawn(): void {
     const base = this.setup;
     if (!base) return;
+    if (this.ending.size > 0) {
+      // Never two capture processes at once: this one starts when the last one has exited.
+      this.spawnPending = true;
+      return;
+    }
+    this.spawnPending = false;
     let setup: CaptureSetup;
     try {
       setup = { ...base, user: captureUser() };
@@ -151,6 +175,10 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     // NotifyAccess= in knockd.service). Its stdout goes nowhere: it writes no log.
     const env = { ...process.env };
     delete env.NOTIFY_SOCKET;
+    // Never passed on: the sandbox probe is for a test harness that forks worker.js itself, and libuv's io_uring
+    // (off by default since Node 20.11.1; the sandbox refuses it) would keep a ring made with root's credentials.
+    delete env.KNOCKD_SANDBOX_PROBE;
+    delete env.UV_USE_IO_URING;
     const child = fork(join(__dirname, 'worker.js'), [], {
       env,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -159,15 +187,21 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     });
     this.child = child;
     this.childIfaces = setup.ifaces;
+    this.childFilter = setup.filter;
     this.childClosed.clear();
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
       stderr = (stderr + c.toString()).slice(-2000);
     });
     child.on('message', (m: unknown) => this.onMessage(child, m));
-    // kill() of an unprivileged capture process: EPERM (see stop()).
+    // kill() of a capture process of another uid without CAP_KILL: EPERM (see endChild()).
     child.on('error', (err) => this.log.debug(`capture process ${String(child.pid)}: ${err.message}`));
     child.on('exit', (code, signal) => {
+      if (this.ending.has(child)) {
+        clearTimeout(this.ending.get(child));
+        this.ending.delete(child);
+        if (this.ending.size === 0 && this.spawnPending && !this.restartTimer) this.spawn();
+      }
       if (this.child !== child) return;
       this.child = undefined;
       const wasListening = this.listeningOn.size > 0;
@@ -206,11 +240,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         if (problem !== undefined) {
           this.lastError = `capture process kept privileges (${problem}); killed`;
           this.log.error(this.lastError);
-          // Its messages are ignored from now on; it exits when the channel closes (if it has dropped its uid, kill() cannot reach it).
-          this.child = undefined;
-          child.disconnect();
-          child.kill('SIGKILL');
-          this.listeningOn.clear();
+          // Its messages are ignored from now on; the next one starts after the backoff and once this one has exited.
+          this.endChild('SIGKILL');
           this.scheduleRestart();
           return;
         }
@@ -274,6 +305,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     if (!this.setup) return;
     this.knowDoors(doors, spa);
     this.setup = { ...this.setup, doors, spa, filter };
+    if (this.child && filter !== this.childFilter) {
+      this.log.info(
+        'capture restarts with the new doors: the capture filter changed, and it is locked in each capture process',
+      );
+      this.replaceChild();
+      return;
+    }
     this.send({ t: 'doors', doors, spa, filter });
   }
 
@@ -293,6 +331,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       this.replaceChild();
       return;
     }
+    if (this.child && filter !== this.childFilter) {
+      this.log.info(
+        'capture restarts with the new addresses: the capture filter changed, and it is locked in each capture process',
+      );
+      this.replaceChild();
+      return;
+    }
     this.send({ t: 'local', local, filter, ifaces });
   }
 
@@ -302,24 +347,49 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.spawn();
   }
 
-  /** End the capture process (if any) and forget what it had; no restart is scheduled. */
-  private endChild(): void {
+  /**
+   * End the capture process (if any) and forget what it had; no restart is
+   * scheduled (a start waits until it has exited: see spawn()). It is told
+   * to go by closing its channel (it exits on 'disconnect') and SIGTERM;
+   * KILL_GRACE_MS later, if it has not exited (stopped, or ignoring both),
+   * SIGKILL, again every KILL_RETRY_MS. It runs as another user by then:
+   * the signals need CAP_KILL (knockd.service grants it); without it they
+   * fail with EPERM, which is logged once, and no new capture process starts
+   * while this one lives. It dies with the daemon in any case
+   * (PR_SET_PDEATHSIG).
+   */
+  private endChild(first: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): void {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     this.listeningOn.clear();
     this.ifaceErrors.clear();
     const child = this.child;
     this.child = undefined;
-    if (child) {
-      // Once it has dropped its privileges the capture process runs as
-      // another user, which a daemon without CAP_KILL cannot signal (kill()
-      // fails with EPERM: see the 'error' listener). Closing the channel
-      // ends it (it exits on 'disconnect'), and it dies with the daemon in
-      // any case (PR_SET_PDEATHSIG). The signal is for one that has not
-      // dropped yet.
-      child.disconnect();
-      child.kill();
-    }
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (child.connected) child.disconnect();
+    let warned = false;
+    const kill = (sig: NodeJS.Signals): void => {
+      // Reaped already (its exit is being handled): its pid may be someone else's by now.
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(child.pid!, sig);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ESRCH' || warned) return;
+        warned = true;
+        this.log.error(
+          `cannot send ${sig} to capture process ${child.pid} (${code}): it ignores its disconnect and a new one ` +
+            `starts only once it has exited; the daemon needs CAP_KILL for this (knockd.service grants it)`,
+        );
+      }
+    };
+    const escalate = (): void => {
+      kill('SIGKILL');
+      this.ending.set(child, setTimeout(escalate, KILL_RETRY_MS).unref());
+    };
+    kill(first);
+    // unref: a daemon shutting down does not wait for these (the capture process dies with it).
+    this.ending.set(child, setTimeout(escalate, first === 'SIGKILL' ? KILL_RETRY_MS : KILL_GRACE_MS).unref());
   }
 
   /**
@@ -345,7 +415,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
 
   stop(): void {
     this.setup = undefined;
+    this.spawnPending = false;
     this.endChild();
     this.flushStats(undefined);
+  }
+
+  /** Capture processes told to go that have not exited yet (for --status and tests). */
+  get endingCount(): number {
+    return this.ending.size;
   }
 }

@@ -5,12 +5,7 @@
  * Read from /etc/passwd, where sysusers.d and useradd put system users.
  */
 import { readFileSync } from 'node:fs';
-
-export interface CaptureUser {
-  name: string;
-  uid: number;
-  gid: number;
-}
+import type { CaptureUser } from './protocol';
 
 export const CAPTURE_USERS: readonly string[] = ['knockd', 'nobody'];
 

@@ -10,10 +10,8 @@
  */
 import { canonicalAddress } from '../decode/address';
 import type { LinkType } from '../decode/types';
-import type { FrameStats } from './pipeline';
 import type { MatcherStats } from '../matcher/matcher';
-import type { CaptureStats, FromCapture, WireDoor, WireEvent, WireSpaDoor } from './protocol';
-import type { SpaGateStats } from './spa-gate';
+import type { CaptureStats, FrameStats, FromCapture, SpaGateStats, WireDoor, WireEvent, WireSpaDoor } from './protocol';
 import { GPG_MIN_PAYLOAD, MIN_SPA_PAYLOAD } from '../spa/decode';
 
 /** The doors the daemon gave the capture process: knock doors and SPA doors, by name. */
@@ -44,6 +42,7 @@ const MATCHER_STATS = allKeys<MatcherStats>()([
   'timeouts',
   'evicted',
   'retransmits',
+  'repeats',
 ]);
 /** Longest error text taken from the capture process (libpcap's are < 256). */
 const MAX_TEXT = 512;
@@ -126,8 +125,12 @@ function event(e: unknown, doors: KnownDoors, ipv4Only: boolean): WireEvent {
   const known = doors.get(name);
   if (known === undefined) fail(`unknown door ${show(name)}`);
   if (isSpa(known)) {
-    if (e.type !== 'spa') fail(`door ${name} is an SPA door: no ${show(e.type)} events`);
-    keys(e, 'spa event', ['type', 'door', 'src', 'family', 'payload']);
+    if (e.type !== 'spa' && e.type !== 'spa-bad') fail(`door ${name} is an SPA door: no ${show(e.type)} events`);
+    keys(
+      e,
+      `${e.type} event`,
+      e.type === 'spa' ? ['type', 'door', 'src', 'family', 'payload'] : ['type', 'door', 'src', 'family'],
+    );
     const f = family(e.family);
     const src = e.src;
     if (
@@ -138,6 +141,7 @@ function event(e: unknown, doors: KnownDoors, ipv4Only: boolean): WireEvent {
     )
       fail(`src is not a canonical IPv${f} address: ${show(src)}`);
     if (f === 6 && ipv4Only) fail(`src ${src} is IPv6, but knockd runs with -4`);
+    if (e.type === 'spa-bad') return { type: 'spa-bad', door: name, src, family: f };
     const p = e.payload;
     // What the gate forwards passed fwknopd's outer checks: base64 text of an accepted length.
     if (
@@ -224,17 +228,17 @@ function stats(s: unknown): CaptureStats {
   return out;
 }
 
-/**
- * Check one message from the capture process against what the daemon told
- * it (`doors`: the doors it currently has, by name; `ipv4Only`: -4). Returns
- * a fresh, fully typed copy of the message, or why it was refused.
- */
 /** One of the interfaces the daemon gave the capture process. */
 function iface(v: unknown, ifaces: readonly string[]): string {
   if (typeof v !== 'string' || !ifaces.includes(v)) fail(`iface ${show(v)} is not one the capture process was given`);
   return v;
 }
 
+/**
+ * Check one message from the capture process against what the daemon told
+ * it (`doors`: the doors it currently has, by name; `ipv4Only`: -4). Returns
+ * a fresh, fully typed copy of the message, or why it was refused.
+ */
 export function checkFromCapture(m: unknown, doors: KnownDoors, ipv4Only: boolean, ifaces: readonly string[]): Checked {
   try {
     if (!isRecord(m)) fail('message is not an object');

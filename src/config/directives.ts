@@ -93,6 +93,14 @@ export const DOOR_DIRECTIVES: readonly DoorDirective[] = [
   },
   seconds('Seq_Timeout', 1, (d, n) => (d.seqTimeout = n), ['Timeout']),
   {
+    name: 'Strict_Repeats',
+    read(b, l) {
+      const yes = parseYesNo(l.value);
+      if (yes === undefined) l.err(`Strict_Repeats expects ${YES_NO_WORDS}, got "${clip(l.value)}"`);
+      else b.door.strictRepeats = yes;
+    },
+  },
+  {
     name: 'TCPFlags',
     read(b, l) {
       const r = parseTcpFlags(l.value);

@@ -8,11 +8,16 @@
 import { MAX_FIREWALLD_TIMEOUT, normalizeRichRule } from '../config/firewallcmd';
 import { isZoneName } from '../config/zone';
 import { canonicalAddress } from '../decode/address';
-import type { Grant, GrantState } from './grants';
+import type { Grant, GrantState } from './grant-model';
+import type { ExpiryOwner } from './versions';
 
 const STATES: readonly GrantState[] = ['opening', 'open', 'closing'];
 
-/** The grant, or why the entry is refused. Takes version 1 entries (`applied` instead of `state`). */
+/**
+ * The grant, or why the entry is refused. Takes version 1 entries (`applied`
+ * instead of `state`) and version 1-2 entries without `expiry` (all were
+ * timed rules then: firewalld owned their expiry).
+ */
 export function validGrantEntry(raw: unknown): Grant | string {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'not an object';
   const e = raw as Record<string, unknown>;
@@ -35,6 +40,13 @@ export function validGrantEntry(raw: unknown): Grant | string {
   } else {
     return 'no state';
   }
+  let expiry: ExpiryOwner = 'firewalld';
+  if (e.expiry !== undefined) {
+    if (e.expiry !== 'firewalld' && e.expiry !== 'knockd') return 'expiry is not firewalld or knockd';
+    expiry = e.expiry;
+  }
   const firewalld = typeof e.firewalld === 'string' && e.firewalld.length <= 256 ? e.firewalld : '';
-  return { zone, rule, src, door, timeout, expiresAt, state, firewalld };
+  const closedBy =
+    typeof e.closedBy === 'string' && e.closedBy.length > 0 && e.closedBy.length <= 256 ? { closedBy: e.closedBy } : {};
+  return { zone, rule, src, door, timeout, expiresAt, state, firewalld, expiry, ...closedBy };
 }

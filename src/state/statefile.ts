@@ -13,15 +13,45 @@
  * so that a file cut short (or with one line damaged) still yields every
  * whole entry line by line.
  */
-import { open as openFile, readFile, rename, unlink, mkdir } from 'node:fs/promises';
+import { open as openFile, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 
-/** tmp file, fsync, rename. */
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Create `file` for writing, never through a symlink or into an existing
+ * file (O_EXCL|O_NOFOLLOW); a leftover of a crashed run (same name) is
+ * removed first (unlink removes a symlink itself, never its target).
+ */
+export async function createExclusive(file: string, mode = 0o600): Promise<FileHandle> {
+  try {
+    return await openFile(file, NEW_FILE, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await unlink(file);
+    return openFile(file, NEW_FILE, mode);
+  }
+}
+
+/** Read `file` as UTF-8 without following a symlink (ELOOP) and only if it is a regular file. */
+export async function readNoFollow(file: string): Promise<string> {
+  const fh = await openFile(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!(await fh.stat()).isFile())
+      throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/** tmp file (created with O_EXCL|O_NOFOLLOW), fsync, rename. */
 export async function writeAtomically(file: string, data: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await openFile(tmp, 'w', 0o600);
+  const fh = await createExclusive(tmp);
   try {
     await fh.writeFile(data, 'utf8');
     await fh.sync();
@@ -86,31 +116,38 @@ export async function readStateFile<T>(
   const out: StateRead<T> = { entries: [], extra: {}, problems: [] };
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readNoFollow(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return out;
-    out.problems.push(`${file}: cannot read it (${e.message}); it is left as it is and not overwritten`);
-    out.keep = true;
-    return out;
+    if (e.code === 'ELOOP') {
+      // A symlink in root's state directory: planted (the daemon writes none). Not followed, moved aside below.
+      out.problems.push(`${file}: is a symbolic link; not read`);
+      text = '';
+    } else {
+      out.problems.push(`${file}: cannot read it (${e.message}); it is left as it is and not overwritten`);
+      out.keep = true;
+      return out;
+    }
   }
   let raws: unknown[] = [];
-  try {
-    const data: unknown = JSON.parse(text);
-    if (!isObject(data)) throw new Error('not a JSON object');
-    if (!versions.includes(data.version as number))
-      out.problems.push(
-        `${file}: unknown version ${JSON.stringify(data.version)} (this knockd reads ${versions.join(', ')})`,
-      );
-    const list = data[key];
-    if (!Array.isArray(list)) out.problems.push(`${file}: no "${key}" list`);
-    else raws = list;
-    for (const [k, v] of Object.entries(data)) if (k !== 'version' && k !== key) out.extra[k] = v;
-  } catch (err) {
-    // Not one JSON document (cut short, or a line damaged): take what whole entry lines there are.
-    out.problems.push(`${file}: not valid JSON (${(err as Error).message}); salvaging the entries that are whole`);
-    raws = salvage(text);
-  }
+  if (out.problems.length === 0)
+    try {
+      const data: unknown = JSON.parse(text);
+      if (!isObject(data)) throw new Error('not a JSON object');
+      if (!versions.includes(data.version as number))
+        out.problems.push(
+          `${file}: unknown version ${JSON.stringify(data.version)} (this knockd reads ${versions.join(', ')})`,
+        );
+      const list = data[key];
+      if (!Array.isArray(list)) out.problems.push(`${file}: no "${key}" list`);
+      else raws = list;
+      for (const [k, v] of Object.entries(data)) if (k !== 'version' && k !== key) out.extra[k] = v;
+    } catch (err) {
+      // Not one JSON document (cut short, or a line damaged): take what whole entry lines there are.
+      out.problems.push(`${file}: not valid JSON (${(err as Error).message}); salvaging the entries that are whole`);
+      raws = salvage(text);
+    }
   raws.forEach((raw, i) => {
     const r = check(raw);
     if (typeof r === 'string')

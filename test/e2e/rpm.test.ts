@@ -649,10 +649,11 @@ test('knockd.service has the settings the daemon relies on', async () => {
   // V8's JIT needs W+X memory.
   assert.doesNotMatch(unit, /^MemoryDenyWriteExecute=(yes|true|1)/m);
   const caps = /^CapabilityBoundingSet=(.*)$/m.exec(unit)?.[1]?.split(/\s+/).sort();
-  assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID']);
+  assert.deepEqual(caps, ['CAP_KILL', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID']);
 });
 
-test('systemd-analyze security rates knockd.service at most 2.3', async () => {
+// 2.3 before CAP_KILL (issue 18.8: ending a stuck capture process of another uid), which costs 0.1.
+test('systemd-analyze security rates knockd.service at most 2.4', async () => {
   need(noAnalyze);
   const r = await run('systemd-analyze', [
     'security',
@@ -671,7 +672,7 @@ test('systemd-analyze security rates knockd.service at most 2.3', async () => {
     .slice(0, 5)
     .map((x) => x.l);
   process.stdout.write(`knockd.service exposure ${score}; top remaining: ${worst.join('; ')}\n`);
-  assert.ok(score <= 2.3, `exposure ${score} > 2.3`);
+  assert.ok(score <= 2.4, `exposure ${score} > 2.4`);
 });
 
 /** Every system call in a systemd filter set (or a single call name), groups expanded. */
