@@ -16,7 +16,8 @@
 import { execFileSync } from 'node:child_process';
 import type { Lab } from '../test/lab/lab';
 import { KNOCKD_BIN } from '../test/e2e/helpers';
-import { OPEN_PORTS, sleep, startBenchLab, startOurs, writeResult } from './latency';
+import { OPEN_PORTS, sleep, startBenchLab, writeResult } from './common';
+import { startOurs } from './daemons';
 import { spoofCompletions } from './spoof';
 
 export interface CompletionFloodResult {
