@@ -1,20 +1,22 @@
 /**
  * Command-line front end of the namespace lab, for humans debugging.
  *
- *   node dist/test/lab/cli.js up [--extra N] [--no-ipv6] [--no-sshd] [--no-firewalld] [--debug N]
+ *   node dist/test/lab/cli.js up [--extra N] [--no-ipv6] [--no-sshd] [--no-firewalld] [--debug N] [--firewalld RELEASE]
  *       Build a lab, print it as JSON on stdout (plus ready-to-paste commands),
  *       keep it running until SIGINT/SIGTERM, then tear it down.
  *       A second Ctrl-C exits at once (the synchronous exit hook still cleans up).
  *   node dist/test/lab/cli.js cleanup
  *       Remove namespaces / temp dirs left by lab runs whose process is gone.
  *
+ * --firewalld RELEASE runs that Debian release's firewalld (as KNLAB_FIREWALLD does; the
+ * printed firewall-cmd lines use the host's client, which speaks the same D-Bus API).
  * Must run as root. Set KNLAB_KEEP_TMP=1 to keep the temp dir (logs) after stop.
  */
 
 import { cleanupStale, startLab, type Lab, type LabOptions } from './lab';
 
 const USAGE = `usage:
-  node dist/test/lab/cli.js up [--extra N] [--no-ipv6] [--no-sshd] [--no-firewalld] [--debug N]
+  node dist/test/lab/cli.js up [--extra N] [--no-ipv6] [--no-sshd] [--no-firewalld] [--debug N] [--firewalld RELEASE]
   node dist/test/lab/cli.js cleanup`;
 
 function fail(msg: string): never {
@@ -47,6 +49,10 @@ function parseUpArgs(args: string[]): LabOptions {
       case '--debug':
         opts.firewalldDebug = intArg(a, args[++i]);
         break;
+      case '--firewalld':
+        opts.firewalldRelease =
+          args[++i] ?? fail('--firewalld needs a release (host, bullseye, bookworm, trixie, sid)');
+        break;
       default:
         fail(`unknown option ${String(a)}`);
     }
@@ -72,6 +78,7 @@ function describeLab(lab: Lab): Record<string, unknown> {
     clientAddr6: lab.clientAddr6,
     extraClientAddrs: lab.extraClientAddrs,
     busAddress: lab.busAddress,
+    firewalld: `${lab.firewalldVersion} (${lab.firewalldRelease})`,
     logs: lab.tmpDir,
     try: {
       firewallState: fwc ? `${fwc} --state` : null,

@@ -21,14 +21,12 @@
  *
  * Which firewalld: the host's, or with `KNLAB_FIREWALLD=bullseye|bookworm|
  * trixie|sid` (or LabOptions.firewalldRelease) that Debian release's, from a
- * cached root (test/lab/fw-roots.ts, built by fw-root.sh). It then runs
- * chrooted into a fresh overlay of the root (test/lab/fw-chroot.sh: the lab
- * dir appears as /run/knlab, the private /etc/firewalld copy is the root's),
- * in a private mount namespace that holds every one of those mounts and dies
- * with firewalld, so no cleanup can ever remove files through a live mount.
- * The lab bus then reads that release's own bus policy, and every firewall-cmd
- * the lab runs (firewallCmd(), execIn('server', ['firewall-cmd', …])) is that
- * release's, chrooted into a read-only view of the same root.
+ * cached root (fw-roots.ts), chrooted into a fresh overlay of it (fw-chroot.sh)
+ * in a private mount namespace that holds every mount and dies with firewalld,
+ * so no cleanup can ever remove files through a live mount. The lab bus reads
+ * that release's bus policy, and every firewall-cmd the lab runs (firewallCmd(),
+ * execIn('server', ['firewall-cmd', …])) is that release's: in firewalld's own
+ * namespaces and root while it runs, else in a read-only chroot of the root.
  *
  * Files, one idea each: types.ts (the public types), proc.ts (running and
  * killing processes), netns.ts (namespaces, veth, preconditions, stale
