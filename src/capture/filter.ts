@@ -1,7 +1,7 @@
 /**
  * The kernel BPF filter (pcap-filter syntax) built from the doors, so the
- * daemon only wakes for packets that can be knocks: TCP/UDP to a knock port,
- * addressed to this host (or to a door's Target). TCP flags are checked in the
+ * daemon only wakes for packets that can be knocks: TCP/UDP to a knock port
+ * (to a door's Target only, for a door that has one). TCP flags are checked in the
  * matcher, because libpcap cannot test TCP header bytes behind an IPv6 header.
  */
 import type { KnockPort } from '../model';
@@ -26,19 +26,23 @@ function hostClause(addrs: readonly string[]): string {
 }
 
 /**
- * `localAddrs` are the interface's own addresses. When it has none yet, the
- * port clause alone is used for doors without a Target (the matcher checks
- * the destination anyway).
+ * The interface's own addresses are not in the filter: the filter is locked
+ * in each capture process (SO_LOCK_FILTER, issue 18.9), so a filter that
+ * followed the addresses would need a new capture process at every address
+ * change, or when one of several interfaces goes down, and knocks on the
+ * others would be lost meanwhile. Doors without a Target take every packet
+ * to their ports, and the matcher checks the destination against the local
+ * addresses it is sent (`_localAddrs` is kept for the caller's signature).
+ * A door's Target is fixed by the config, so it stays in.
  */
 export function buildFilter(
   doors: readonly FilterDoor[],
-  localAddrs: readonly string[],
+  _localAddrs: readonly string[],
   spaPorts: readonly number[] = [],
 ): string {
   const local = doors.filter((d) => d.target === undefined).flatMap((d) => d.sequence);
   const groups: string[] = [];
-  if (local.length)
-    groups.push(localAddrs.length ? `(${hostClause(localAddrs)} and ${portClause(local)})` : portClause(local));
+  if (local.length) groups.push(portClause(local));
   const byTarget = new Map<string, KnockPort[]>();
   for (const d of doors) {
     if (d.target === undefined) continue;
@@ -49,8 +53,9 @@ export function buildFilter(
     // SPA: only UDP lengths an SPA packet can have (payload 140..399, UDP length 148..407) reach the process.
     // libpcap takes udp[] only over IPv4; over IPv6 (no extension headers) the payload length is ip6[4:2].
     const ports = [...new Set(spaPorts)].sort((a, b) => a - b).join(' or ');
-    const spa = `((ip and udp dst port ${ports} and udp[4:2] >= 148 and udp[4:2] <= 407) or (ip6 and ip6[6] = 17 and udp dst port ${ports} and ip6[4:2] >= 148 and ip6[4:2] <= 407))`;
-    groups.push(localAddrs.length ? `(${hostClause(localAddrs)} and ${spa})` : spa);
+    groups.push(
+      `((ip and udp dst port ${ports} and udp[4:2] >= 148 and udp[4:2] <= 407) or (ip6 and ip6[6] = 17 and udp dst port ${ports} and ip6[4:2] >= 148 and ip6[4:2] <= 407))`,
+    );
   }
   return groups.join(' or ');
 }

@@ -2,7 +2,7 @@
  * Issue 12, privilege separation: the capture process, which parses every
  * packet an attacker sends, holds no privilege while knocks open doors, and
  * neither does the one started after a link flap; a reload with a changed
- * door keeps it unprivileged (a new filter on the open socket). With its
+ * door keeps it unprivileged (a new capture process: the filter is locked in each). With its
  * credentials, firewalld refuses a D-Bus call and the state dir is not
  * writable. Real firewalld, real packets, /proc/<pid>/status.
  */
@@ -160,7 +160,7 @@ test('after a link flap the new capture process is just as unprivileged, and no 
   });
 });
 
-test('SIGHUP with a changed door: the new sequence opens (new filter on the open socket), still unprivileged', async () => {
+test('SIGHUP with a changed door: the new sequence opens (a new capture process: the filter is locked in each), still unprivileged', async () => {
   await withDaemon(DEFAULT_CONF(), async (d) => {
     const pid = await capturePid(lab, d);
     await assertUnprivileged(pid);
@@ -169,13 +169,14 @@ test('SIGHUP with a changed door: the new sequence opens (new filter on the open
     process.kill(d.proc.pid!, 'SIGHUP');
     await d.waitForLog(/reload|config/i, 3000, from);
     await sleep(300);
-    // The old sequence no longer opens, the new one does: the BPF filter changed after the drop.
+    // The old sequence no longer opens, the new one does: a new capture process with the new filter, locked.
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await sleep(500);
     assert.deepEqual(await rulesNow(), []);
     await debianKnock(lab, lab.serverAddr, [3334, 4445, 5556]);
     await lab.waitFor(async () => (await rulesNow()).length > 0, 3000, 20);
     const now = await capturePid(lab, d);
+    assert.notEqual(now, pid, 'a new capture process (issue 18.9: the filter is locked)');
     await assertUnprivileged(now);
     assert.doesNotMatch((await d.log()).slice(from), /capture on \S+ failed|invalid message/);
   });
