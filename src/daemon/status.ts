@@ -2,7 +2,8 @@
  * `knockd --status`: the running daemon offers `org.knockd.Knockd1` on the
  * system bus (policy: packaging/org.knockd.Knockd1.conf, root only) with one
  * method, `Status() → s`, a JSON snapshot: doors, grants held (address, door,
- * zone, rule, seconds left), pending stop commands, capture counters.
+ * zone, rule, seconds left), pending stop commands, the named bounds and how
+ * often each was reached, capture counters.
  */
 import * as dbus from 'dbus-next';
 import type { Logger } from 'pino';
@@ -33,6 +34,17 @@ export interface StatusSnapshot {
     state: 'opening' | 'open' | 'closing';
   }[];
   pendingStops: { door: string; src: string; secondsLeft: number }[];
+  /** The daemon's named bounds, and how often each was reached. */
+  bounds?: {
+    maxCompletions: number;
+    completionBurst: number;
+    completionsRefused: number;
+    maxPendingCommands: number;
+    pendingCommands: number;
+    commandsRefused: number;
+    eventLogPerSecond: number;
+    eventLinesSuppressed: number;
+  };
   capture?: { frames: number; malformed: number; ignored: number; knocks: number; inFlight: number; evicted: number };
   /** firewalld's version and health, the grant bounds, signals ignored. */
   firewalld?: FirewalldReport;
@@ -148,6 +160,27 @@ export function formatStatus(s: StatusSnapshot): string {
     out.push('', `stop commands pending (${s.pendingStops.length}):`);
     out.push(
       table([['ADDRESS', 'DOOR', 'RUNS IN'], ...s.pendingStops.map((p) => [p.src, p.door, secs(p.secondsLeft)])]),
+    );
+  }
+  if (s.bounds) {
+    const b = s.bounds;
+    out.push(
+      '',
+      'bounds:',
+      table([
+        ['BOUND', 'VALUE', 'REACHED'],
+        [
+          'completions per door (--max-completions)',
+          `${b.maxCompletions}/s, burst ${b.completionBurst}`,
+          `${b.completionsRefused} refused`,
+        ],
+        [
+          'pending commands (--max-pending-commands)',
+          `${b.pendingCommands} of ${b.maxPendingCommands}`,
+          `${b.commandsRefused} refused`,
+        ],
+        ['event log lines (daemon side)', `${b.eventLogPerSecond}/s`, `${b.eventLinesSuppressed} suppressed`],
+      ]),
     );
   }
   if (s.capture) {

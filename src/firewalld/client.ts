@@ -4,8 +4,8 @@
  *
  * Calls are sent as plain messages (no introspection round trip). The client
  * watches firewalld's bus name, so it can tell "firewalld went away" from
- * "firewalld refused", and relays firewalld's `Reloaded` and `RichRuleRemoved`
- * signals: the grants layer uses them to put lost rules back and to let go of
+ * "firewalld refused", and relays firewalld's `Reloaded`, `RichRuleRemoved` and
+ * `DefaultZoneChanged` signals: the grants layer uses them to put lost rules back and to let go of
  * rules an admin removed.
  *
  * Signals are authenticated. Any local user may send a unicast signal to our
@@ -67,6 +67,8 @@ export interface FirewalldEvents {
   reloaded: [];
   /** A zone's rich rule was removed (by anyone, ourselves included, or by its timeout). */
   ruleRemoved: [zone: string, rule: string];
+  /** firewalld's default zone changed (`firewall-cmd --set-default-zone`): the zone's new name. */
+  defaultZoneChanged: [zone: string];
   /** The bus connection itself failed; the client reconnects on the next call. */
   busError: [Error];
   /** Connected again after a lost connection: signals may have been missed meanwhile. */
@@ -160,6 +162,9 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     ]);
     await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
       `type='signal',sender='${FIREWALLD}',interface='${ZONE}',member='RichRuleRemoved'`,
+    ]);
+    await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+      `type='signal',sender='${FIREWALLD}',interface='${IFACE}',member='DefaultZoneChanged'`,
     ]);
     this.owner = await this.askOwner(bus);
   }
@@ -265,6 +270,8 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     if (this.owner === '' || msg.sender !== this.owner) return this.ignore(msg);
     if (msg.interface === IFACE && msg.member === 'Reloaded') {
       this.emit('reloaded');
+    } else if (msg.interface === IFACE && msg.member === 'DefaultZoneChanged' && typeof msg.body[0] === 'string') {
+      this.emit('defaultZoneChanged', msg.body[0]);
     } else if (
       msg.interface === ZONE &&
       msg.member === 'RichRuleRemoved' &&
