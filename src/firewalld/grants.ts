@@ -603,6 +603,7 @@ export class Grants {
   private async expire(g: Grant): Promise<void> {
     const k = key(g.zone, g.rule);
     if (this.grants.get(k) !== g || g.state !== 'open') return;
+    if (this.now() < g.expiresAt) return this.armExpiry(k, g, g.expiresAt); // refreshed meanwhile
     const ctx = { src: g.src, door: g.door, zone: g.zone, rule: g.rule };
     if (g.expiry === 'knockd') {
       this.log.info(ctx, `${g.src}: ${g.door}: grant ended (knockd removes the rule): zone ${g.zone}: ${g.rule}`);
