@@ -83,18 +83,19 @@ export class PcapCapture {
   }
 
   /**
-   * A new filter on the open handle: attaching a BPF program to a socket one
-   * holds needs no privilege, so this works after the drop. Throws
-   * CaptureError (a bad filter, or the handle is gone).
+   * Lock the open handle's filter (SO_LOCK_FILTER): nobody can replace it
+   * from now on, this process included, so a taken-over capture process
+   * cannot attach a filter that passes every packet. A new filter needs a
+   * new capture process. Returns the socket's descriptor (the sandbox
+   * refuses writes to it). Throws CaptureError.
    */
-  setFilter(filter: string): void {
+  lockFilter(): number {
     if (!this.cap) throw new CaptureError('capture is not open', '');
     try {
-      this.cap.setFilter(filter);
+      return this.cap.lockFilter();
     } catch (err) {
-      throw new CaptureError(`could not set the capture filter: ${(err as Error).message}`, '');
+      throw new CaptureError(`could not lock the capture filter: ${(err as Error).message}`, '');
     }
-    this.filterText = filter;
   }
 
   stop(): void {

@@ -62,6 +62,8 @@ export function unprivilegedProblem(p: ProcessPrivileges): string | undefined {
     if (v !== 0n) bad.push(`${k} ${v.toString(16)}`);
   }
   if (!p.noNewPrivs) bad.push('NoNewPrivs 0');
+  // 2: a seccomp filter (the sandbox of vendor/cap-privsep.patch); 0 none, 1 strict.
+  if (p.seccomp !== 2) bad.push(`Seccomp ${p.seccomp}`);
   return bad.length > 0 ? bad.join(', ') : undefined;
 }
 

@@ -69,6 +69,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private readonly listeningOn = new Map<string, LinkType>();
   /** The interfaces the running capture process was started with. */
   private childIfaces: string[] = [];
+  /** The filter it was started with: locked in it (SO_LOCK_FILTER), so a new filter means a new capture process. */
+  private childFilter = '';
   /** Of those, the ones it no longer has a socket for (lost, or closed on our word): only a new process can open them. */
   private readonly childClosed = new Set<string>();
   /**
@@ -173,6 +175,10 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     // NotifyAccess= in knockd.service). Its stdout goes nowhere: it writes no log.
     const env = { ...process.env };
     delete env.NOTIFY_SOCKET;
+    // Never passed on: the sandbox probe is for a test harness that forks worker.js itself, and libuv's io_uring
+    // (off by default since Node 20.11.1; the sandbox refuses it) would keep a ring made with root's credentials.
+    delete env.KNOCKD_SANDBOX_PROBE;
+    delete env.UV_USE_IO_URING;
     const child = fork(join(__dirname, 'worker.js'), [], {
       env,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -181,6 +187,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     });
     this.child = child;
     this.childIfaces = setup.ifaces;
+    this.childFilter = setup.filter;
     this.childClosed.clear();
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
@@ -298,6 +305,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     if (!this.setup) return;
     this.knowDoors(doors, spa);
     this.setup = { ...this.setup, doors, spa, filter };
+    if (this.child && filter !== this.childFilter) {
+      this.log.info(
+        'capture restarts with the new doors: the capture filter changed, and it is locked in each capture process',
+      );
+      this.replaceChild();
+      return;
+    }
     this.send({ t: 'doors', doors, spa, filter });
   }
 
@@ -314,6 +328,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     for (const i of [...this.ifaceErrors.keys()]) if (!ifaces.includes(i)) this.ifaceErrors.delete(i);
     if (this.child && missing.length > 0) {
       this.log.info(`capture restarts to open ${missing.join(', ')} (the capture process cannot open a socket itself)`);
+      this.replaceChild();
+      return;
+    }
+    if (this.child && filter !== this.childFilter) {
+      this.log.info(
+        'capture restarts with the new addresses: the capture filter changed, and it is locked in each capture process',
+      );
       this.replaceChild();
       return;
     }

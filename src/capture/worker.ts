@@ -3,13 +3,19 @@
  * events up to the daemon over the IPC channel. Started by CaptureSupervisor
  * with child_process.fork; exits when the channel closes.
  *
- * It starts as root (the daemon's credentials), opens the packet socket and
- * attaches the filter, and then, before it reads a packet, gives up every
- * privilege for good (Cap.dropPrivileges: the unprivileged capture user, no
- * groups, no capabilities, no_new_privs, no execve, no new socket).
- * Everything later works on the open socket (a new filter) or is the
- * daemon's job (it restarts this process when the interface goes away: the
- * socket is never reopened here).
+ * It starts as root (the daemon's credentials), opens the packet socket,
+ * attaches the filter and locks it (SO_LOCK_FILTER), and then, before it
+ * reads a packet, gives up every privilege for good (Cap.dropPrivileges: the
+ * unprivileged capture user, no groups, no capabilities, no_new_privs, and a
+ * seccomp sandbox: no execve, no new socket, no frame sent, no new filter,
+ * no io_uring; vendor/README.md). A new filter, like an interface to
+ * reopen, is the daemon's job: it starts a new capture process (the socket
+ * is never reopened or refiltered here).
+ *
+ * KNOCKD_SANDBOX_PROBE=1 in its environment (tests only: the daemon removes
+ * it from the environment it gives this process, so only a root test
+ * harness that forks this file itself can set it) makes it try each call the
+ * sandbox refuses right after the drop and report the errnos.
  */
 import { performance } from 'node:perf_hooks';
 import { Cap } from 'cap';
@@ -151,7 +157,10 @@ class CaptureWorker {
       return;
     }
     try {
-      Cap.dropPrivileges(this.setup.user.uid, this.setup.user.gid);
+      const fds = [...this.pcaps.values()].map((p) => p.lockFilter());
+      Cap.dropPrivileges(this.setup.user.uid, this.setup.user.gid, fds);
+      if (process.env.KNOCKD_SANDBOX_PROBE === '1' && process.send)
+        process.send({ t: 'sandbox-probe', results: fds.map((fd) => Cap.sandboxProbe(fd)) });
       // It dies with the daemon from now on (PR_SET_PDEATHSIG): unless the daemon is already gone.
       if (process.ppid !== PARENT) process.exit(0);
     } catch (err) {
@@ -179,15 +188,10 @@ class CaptureWorker {
     setImmediate(() => process.exit(3));
   }
 
-  /** A new filter on the open sockets; if that fails, the daemon starts a new capture process with it. */
+  /** The filter is locked: a new one needs a new capture process (the daemon starts one instead of asking this). */
   private refilter(filter: string): void {
     if (filter === this.setup.filter) return;
-    this.setup = { ...this.setup, filter };
-    try {
-      for (const pcap of this.pcaps.values()) pcap.setFilter(filter);
-    } catch (err) {
-      this.fail((err as Error).message);
-    }
+    this.fail('the capture filter changed, and it is locked in this process: a new capture process applies it');
   }
 
   private spaGate(setup: CaptureSetup): SpaGate | undefined {

@@ -29,8 +29,8 @@ export interface DirectiveLine {
   written: string;
   line: number;
   /** Reports an error (or a warning) on this line, for this door. */
-  err(message: string): void;
-  warn(message: string): void;
+  err: (message: string) => void;
+  warn: (message: string) => void;
 }
 
 export interface DoorDirective {
@@ -92,6 +92,14 @@ export const DOOR_DIRECTIVES: readonly DoorDirective[] = [
     },
   },
   seconds('Seq_Timeout', 1, (d, n) => (d.seqTimeout = n), ['Timeout']),
+  {
+    name: 'Strict_Repeats',
+    read(b, l) {
+      const yes = parseYesNo(l.value);
+      if (yes === undefined) l.err(`Strict_Repeats expects ${YES_NO_WORDS}, got "${clip(l.value)}"`);
+      else b.door.strictRepeats = yes;
+    },
+  },
   {
     name: 'TCPFlags',
     read(b, l) {

@@ -38,7 +38,7 @@ export function addToGroup(g: SeqGroup, rule: TcpFlagRule, index: number): void 
   const packed = g.allTcp ? packRule(rule) : 0;
   const b = g.bucketOf !== undefined ? g.bucketOf.get(packed) : g.rules.indexOf(packed);
   if (b !== undefined && b >= 0) {
-    (g.doors[b] as number[]).push(index);
+    g.doors[b].push(index);
     return;
   }
   g.rules.push(packed);
@@ -74,16 +74,16 @@ export function compatibleDoors(
   let count = 0;
   const first: number[] = [];
   for (let b = 0; b < g.rules.length; b++) {
-    const r = g.rules[b] as number;
+    const r = g.rules[b];
     if (g.allTcp && flagsDisjoint(r, packed)) continue;
-    const list = g.doors[b] as number[];
+    const list = g.doors[b];
     count += list.length;
     // Keep the `limit` smallest indices (each list is ascending).
     for (let n = 0; n < list.length && limit > 0; n++) {
-      const j = list[n] as number;
-      if (first.length === limit && j >= (first[limit - 1] as number)) break;
+      const j = list[n];
+      if (first.length === limit && j >= first[limit - 1]) break;
       let at = first.length;
-      while (at > 0 && (first[at - 1] as number) > j) at--;
+      while (at > 0 && first[at - 1] > j) at--;
       first.splice(at, 0, j);
       if (first.length > limit) first.pop();
     }
@@ -103,9 +103,9 @@ function compatibleMask(packed: number): number {
 /** sums[M] = number of doors of `g` whose packed rule is a subset of M. */
 function subsetSums(g: SeqGroup): Int32Array {
   const sums = new Int32Array(4096);
-  g.rules.forEach((r, b) => (sums[r] = (g.doors[b] as number[]).length));
+  g.rules.forEach((r, b) => (sums[r] = g.doors[b].length));
   for (let bit = 1; bit < 4096; bit <<= 1) {
-    for (let m = 0; m < 4096; m++) if (m & bit) sums[m] = (sums[m] as number) + (sums[m ^ bit] as number);
+    for (let m = 0; m < 4096; m++) if (m & bit) sums[m] = sums[m] + sums[m ^ bit];
   }
   return sums;
 }

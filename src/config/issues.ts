@@ -72,7 +72,7 @@ export class IssueLog implements Report {
     if (this.warnings.length > MAX_WARNINGS) {
       // Keep the first ones by line; the summary goes on the first line left out.
       const omitted = this.warnings.length - MAX_WARNINGS;
-      const line = (this.warnings[MAX_WARNINGS] as ConfigIssue).line;
+      const line = this.warnings[MAX_WARNINGS].line;
       this.warnings.length = MAX_WARNINGS;
       this.warnings.push(
         issue(

@@ -61,7 +61,7 @@ export function overlapWarnings(builders: readonly DoorBuilder[], report: Report
     const earlier = compatibleDoors(g, d.tcpFlags, 3, false);
     if (earlier.count > 0) {
       g.text ??= sequenceText(d);
-      same[i] = { at: earlier.first[0] as number, message: sameSequenceMessage(g.text, earlier, doors) };
+      same[i] = { at: earlier.first[0], message: sameSequenceMessage(g.text, earlier, doors) };
     }
     addToGroup(g, d.tcpFlags, i);
   });
@@ -79,7 +79,7 @@ export function overlapWarnings(builders: readonly DoorBuilder[], report: Report
     let total = 0;
     let node: number | undefined = 0;
     for (let k = 0; k < long.sequence.length - 1 && node !== undefined; k++) {
-      node = edges.get(edge(node, long.sequence[k] as KnockPort));
+      node = edges.get(edge(node, long.sequence[k]));
       const g = node !== undefined ? groups[node] : undefined;
       if (g === undefined) continue;
       const found = compatibleDoors(g, long.tcpFlags, room, true);
@@ -96,7 +96,7 @@ export function overlapWarnings(builders: readonly DoorBuilder[], report: Report
     }
 
     const out: { at: number; message: string }[] = shorts.map((j) => {
-      const short = doors[j] as DoorConfig;
+      const short = doors[j];
       const name = clip(short.name);
       return {
         at: j,
@@ -132,7 +132,7 @@ function portKey(p: KnockPort): number {
 /** The warning for a door whose sequence earlier doors already use. */
 function sameSequenceMessage(text: string, earlier: { count: number; first: number[] }, doors: DoorConfig[]): string {
   const named = earlier.first.map((j) => {
-    const o = doors[j] as DoorConfig;
+    const o = doors[j];
     return `[${clip(o.name)}] (line ${o.lines.SEQUENCE ?? o.line})`;
   });
   if (earlier.count === 1)

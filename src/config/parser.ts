@@ -68,7 +68,7 @@ export class Parser {
     // First pass: the names of all [sections], so header-less doors get free names.
     this.headerNames = headerNames(lines);
     // Stop at the first error past MAX_ERRORS: the file is rejected anyway.
-    for (let idx = 0; idx < lines.length && !this.log.stopped; idx++) this.line(lines[idx] as string, idx + 1);
+    for (let idx = 0; idx < lines.length && !this.log.stopped; idx++) this.line(lines[idx], idx + 1);
   }
 
   private line(l: string, lineNo: number): void {

@@ -3,7 +3,7 @@
 import { TextDecoder } from 'node:util';
 
 export function readErrorMessage(path: string, err: unknown): string {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
   switch (code) {
     case 'ENOENT':
       return `cannot read config file ${path}: no such file (ENOENT)`;

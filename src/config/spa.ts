@@ -95,7 +95,7 @@ function decodeKey(text: string): Buffer | string {
   const body = text.replace(/={1,2}$/, '');
   if (!STRICT_B64.test(body)) {
     const i = [...body].findIndex((c) => !/[A-Za-z0-9+/]/.test(c));
-    const c = body[i] as string;
+    const c = body[i];
     const what =
       c === ' ' || c === '\t'
         ? 'a space'
@@ -242,7 +242,7 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
         err(line, `spa_open_ports: "${clip(item)}" is not tcp/PORT or udp/PORT with PORT 1-65535${swapped}`);
         continue;
       }
-      const spec: SpaPortSpec = { proto: (m[1] as string).toLowerCase() as SpaPortSpec['proto'], port: Number(m[2]) };
+      const spec: SpaPortSpec = { proto: m[1].toLowerCase() as SpaPortSpec['proto'], port: Number(m[2]) };
       if (list.some((p) => p.proto === spec.proto && p.port === spec.port))
         warn(line, `spa_open_ports lists ${spec.proto}/${spec.port} twice`);
       else list.push(spec);

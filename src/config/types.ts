@@ -21,6 +21,8 @@ export interface DoorConfig {
   /** Seconds (knockd's `Seq_Timeout`, alias `Timeout`); default 25 as in knockd. */
   seqTimeout: number;
   tcpFlags: TcpFlagRule;
+  /** `Strict_Repeats = yes`: a second knock on the port just passed spoils the attempt (knockd 0.8); default: ignored. */
+  strictRepeats?: boolean;
   /** `Target`: the destination address knocks must be sent to, instead of the interface's own. */
   target?: string;
   /** Seconds (knockd's `Cmd_Timeout`); default 10 as in knockd. With firewalld_action=open: firewalld-side rule timeout, 0 = none. */

@@ -31,6 +31,7 @@ import { CommandRunner } from './commands';
 import { restorePendingStops } from './command-state';
 import { dispatchEvent, type EventRuntime } from './dispatch';
 import { CompletionLimit } from './completions';
+import { BadSpaLog } from './bad-spa';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { EventLog } from './event-log';
 import { FirewallLink, logConvertedDoors, needsFirewalld, type FirewalldCheck } from './firewall';
@@ -73,6 +74,8 @@ export class Daemon {
   private readonly oneTime: OneTimeDoors;
   private readonly names: ReverseNames;
   private readonly events: EventLog;
+  /** SPA packets whose HMAC failed: one log line per source a minute (fail2ban). */
+  private readonly badSpa: BadSpaLog;
   private readonly limit: CompletionLimit;
   /** SPA packets seen (replay cache), kept across restarts; loaded with the first config that has an SPA door. */
   private readonly spaReplay: SpaReplay;
@@ -101,6 +104,7 @@ export class Daemon {
         names: this.names,
         events: this.events,
         spaReplay: this.spaReplay,
+        badSpa: this.badSpa,
         runtime: () => this.runtime,
         oneTimeOpened: (rt, door) => void this.nextOneTimeSequence(rt, door),
       }),
@@ -125,6 +129,7 @@ export class Daemon {
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
     this.events = new EventLog(log, opts.eventLogPerSecond);
+    this.badSpa = new BadSpaLog(log);
     this.limit = new CompletionLimit(log, opts.maxCompletions);
   }
 

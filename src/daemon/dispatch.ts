@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { WireEvent } from '../capture/protocol';
 import type { Actions } from './actions';
+import type { BadSpaLog } from './bad-spa';
 import type { RuntimeDoor } from './doors';
 import type { EventLog } from './event-log';
 import type { ReverseNames } from './names';
@@ -23,6 +24,8 @@ export interface DispatchDeps<R extends EventRuntime = EventRuntime> {
   names: ReverseNames;
   events: EventLog;
   spaReplay: SpaReplay;
+  /** SPA packets whose HMAC failed: one line per source a minute (fail2ban). */
+  badSpa: BadSpaLog;
   runtime(): R | undefined;
   /** A One_Time_Sequences door opened. */
   oneTimeOpened(rt: R, door: RuntimeDoor): void;
@@ -43,6 +46,9 @@ export function dispatchEvent<R extends EventRuntime>(e: WireEvent, d: DispatchD
         ctx,
         `${d.names.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`,
       );
+      return;
+    case 'spa-bad':
+      d.badSpa.report(e.src, e.door, d.names.who(e.src));
       return;
     case 'spa': {
       const door = rt?.byName.get(e.door);

@@ -25,6 +25,7 @@ function wireDoor(d: RuntimeDoor): WireDoor {
     sequence: d.sequence,
     seqTimeoutMs: d.seqTimeoutMs,
     tcpFlags: d.tcpFlags,
+    ...(d.strictRepeats === true ? { strictRepeats: true } : {}),
     action: d.action,
     ...(d.target !== undefined ? { target: d.target } : {}),
     ...(d.config.oneTimeSequences !== undefined ? { oneTime: true } : {}),

@@ -467,11 +467,14 @@ export class Grants {
       g.state = 'opening';
       this.track(k, g);
       const denied = e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied';
+      const limits = e.dbusName === 'org.freedesktop.DBus.Error.LimitsExceeded';
       this.log.error(
         { ...ctx, err: e },
         denied
           ? `${src}: ${byDoor}: the system bus denied the call to firewalld (${e.message}); run knockd as root or allow it in /usr/share/dbus-1/system.d; retrying`
-          : `${src}: ${byDoor}: firewalld is not reachable or busy; rule kept and applied when it answers: ${rule} (${e.message})`,
+          : limits
+            ? `${src}: ${byDoor}: the system bus refused the call (its limit of pending calls; a flood?); rule kept and retried: ${rule} (${e.message})`
+            : `${src}: ${byDoor}: firewalld is not reachable; rule kept and applied when firewalld returns: ${rule} (${e.message})`,
       );
       this.scheduleRetry();
       return;

@@ -21,6 +21,8 @@ declare module 'cap' {
     open(device: string, filter: string, bufSize: number, buffer: Buffer, snaplen?: number): string;
     /** A new filter on the open handle; needs no privilege (vendor/cap-privsep.patch). Throws libpcap's error. */
     setFilter(filter: string): void;
+    /** SO_LOCK_FILTER on the handle's socket: its filter can no longer change; returns the socket's fd (vendor/cap-privsep.patch). */
+    lockFilter(): number;
     close(): void;
     send(buffer: Buffer, nBytes?: number): void;
     on(event: 'packet', listener: (nbytes: number, truncated: boolean) => void): this;
@@ -31,11 +33,14 @@ declare module 'cap' {
     /**
      * Linux: no supplementary groups, real/effective/saved ids `uid`/`gid`,
      * empty capability sets (bounding and ambient included), no_new_privs,
-     * execve and socket creation refused on every thread, SIGKILL when the
-     * parent exits; verified. Throws naming the step that failed
-     * (vendor/cap-privsep.patch).
+     * the seccomp sandbox on every thread (no execve, no new socket, no
+     * send, no write to `fds`, no setsockopt, no io_uring ...: see
+     * vendor/README.md), SIGKILL when the parent exits; verified. Throws
+     * naming the step that failed (vendor/cap-privsep.patch).
      */
-    static dropPrivileges(uid: number, gid: number): void;
+    static dropPrivileges(uid: number, gid: number, fds?: number[]): void;
+    /** Tests only: each call the sandbox refuses, tried on packet socket `fd`; name → errno (0: it worked). */
+    static sandboxProbe(fd: number): Record<string, number>;
   }
 }
 

@@ -171,6 +171,10 @@ test('unprivilegedProblem names what a process still holds', () => {
   );
   assert.match(unprivilegedProblem(parseStatus(base.replace('NoNewPrivs:\t1', 'NoNewPrivs:\t0')))!, /NoNewPrivs 0/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Groups:\t', 'Groups:\t4 27')))!, /Groups 4 27/);
+  // Issue 18.9: no seccomp filter (0), strict mode (1) or no Seccomp line at all is a problem too.
+  assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2', 'Seccomp:\t0')))!, /Seccomp 0/);
+  assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2', 'Seccomp:\t1')))!, /Seccomp 1/);
+  assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2\n', '')))!, /Seccomp 0/);
 });
 
 test('MessageGate: a bad message gets one clear log line and is dropped; the good ones around it all pass', async () => {
