@@ -33,7 +33,7 @@ import { dispatchEvent, type EventRuntime } from './dispatch';
 import { CompletionLimit } from './completions';
 import { BadSpaLog } from './bad-spa';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
-import { EventLog } from './event-log';
+import { EventLog, REPORT_LOG_PER_SECOND } from './event-log';
 import { FirewallLink, logConvertedDoors, needsFirewalld, type FirewalldCheck } from './firewall';
 import { InterfaceWatcher } from './interfaces';
 import { ReverseNames } from './names';
@@ -74,6 +74,8 @@ export class Daemon {
   private readonly oneTime: OneTimeDoors;
   private readonly names: ReverseNames;
   private readonly events: EventLog;
+  /** The capture process's other reports (its summaries, "listening again"): a budget of their own. */
+  private readonly reports: EventLog;
   /** SPA packets whose HMAC failed: one log line per source a minute (fail2ban). */
   private readonly badSpa: BadSpaLog;
   private readonly limit: CompletionLimit;
@@ -117,7 +119,7 @@ export class Daemon {
       ].filter(Boolean);
       const held = parts.length ? `${parts.join(' and ')} line(s) suppressed in the last second; ` : '';
       const ev = s.evicted ? `${s.evicted} attempt(s) evicted (table full, --max-attempts); ` : '';
-      this.log.info(`${held}${ev}${s.inFlight} attempts in flight`);
+      this.reports.info(undefined, `${held}${ev}${s.inFlight} attempts in flight`);
     });
     this.notifier = new SystemdNotifier(log);
     this.commands = new CommandRunner(log, {
@@ -129,6 +131,7 @@ export class Daemon {
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
     this.events = new EventLog(log, opts.eventLogPerSecond);
+    this.reports = new EventLog(log, REPORT_LOG_PER_SECOND, Date.now, 'summary/listening');
     this.badSpa = new BadSpaLog(log);
     this.limit = new CompletionLimit(log, opts.maxCompletions);
   }
@@ -371,9 +374,9 @@ export class Daemon {
       );
       this.startedLogged = true;
     } else if (again) {
-      this.log.info(`listening on ${iface} again`);
+      this.reports.info(undefined, `listening on ${iface} again`);
     } else {
-      this.log.info(`listening on ${iface} (${link})`);
+      this.reports.info(undefined, `listening on ${iface} (${link})`);
     }
     this.maybeReady();
   }
@@ -386,6 +389,7 @@ export class Daemon {
 
   private tick(): void {
     this.events.roll();
+    this.reports.roll();
     this.notifier.status(this.statusLine());
     void this.retryFirewalld();
   }
