@@ -33,7 +33,7 @@ import { dispatchEvent, type EventRuntime } from './dispatch';
 import { CompletionLimit } from './completions';
 import { BadSpaLog } from './bad-spa';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
-import { EventLog } from './event-log';
+import { EventLog, REPORT_LOG_PER_SECOND } from './event-log';
 import { FirewallLink, logConvertedDoors, needsFirewalld, type FirewalldCheck } from './firewall';
 import { InterfaceWatcher } from './interfaces';
 import { ReverseNames } from './names';
@@ -44,37 +44,9 @@ import { snapshot, statusLine, type DaemonView } from './snapshot';
 import { SpaReplay } from './spa-replay';
 import { StatusService, type StatusSnapshot } from './status';
 import { wire } from './wire';
+import { StartupError, type DaemonOptions } from './options';
 
-export interface DaemonOptions {
-  /** Interface(s) to listen on (-i, else config Interface, else eth0 or the default route's): `eno1` or `eno1,eno2`, or `any`. */
-  iface: string;
-  /** -4: ignore IPv6 knocks. */
-  ipv4Only: boolean;
-  /** -l: reverse-resolve knockers for the log (never delays packet handling). */
-  lookup: boolean;
-  /** Bound on attempts in flight. */
-  maxAttempts?: number;
-  /** Bound on completions per door a second (--max-completions). */
-  maxCompletions?: number;
-  /** Bound on pending commands (--max-pending-commands). */
-  maxPendingCommands?: number;
-  /** Daemon-side budget of stage/timeout/wrong-knock log lines a second. */
-  eventLogPerSecond?: number;
-  /** How often to re-read the interface's addresses (ms). */
-  addressPollMs?: number;
-  /** Where pending stop commands and held grants are kept across restarts (default /run/knockd). */
-  stateDir?: string;
-  /** libpcap ring size in MiB (--capture-buffer). */
-  captureBufferMB?: number;
-  /** Publish org.knockd.Knockd1 on the system bus for `knockd --status` (default true). */
-  statusService?: boolean;
-  version?: string;
-}
-
-/** Start-up failures an admin must fix; the message says how. */
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
+export { StartupError, type DaemonOptions } from './options';
 
 /** How long a stop waits for firewalld calls still queued. */
 const SHUTDOWN_FIREWALLD_MS = 5000;
@@ -102,6 +74,8 @@ export class Daemon {
   private readonly oneTime: OneTimeDoors;
   private readonly names: ReverseNames;
   private readonly events: EventLog;
+  /** The capture process's other reports (its summaries, "listening again"): a budget of their own. */
+  private readonly reports: EventLog;
   /** SPA packets whose HMAC failed: one log line per source a minute (fail2ban). */
   private readonly badSpa: BadSpaLog;
   private readonly limit: CompletionLimit;
@@ -145,7 +119,7 @@ export class Daemon {
       ].filter(Boolean);
       const held = parts.length ? `${parts.join(' and ')} line(s) suppressed in the last second; ` : '';
       const ev = s.evicted ? `${s.evicted} attempt(s) evicted (table full, --max-attempts); ` : '';
-      this.log.info(`${held}${ev}${s.inFlight} attempts in flight`);
+      this.reports.info(undefined, `${held}${ev}${s.inFlight} attempts in flight`);
     });
     this.notifier = new SystemdNotifier(log);
     this.commands = new CommandRunner(log, {
@@ -157,6 +131,7 @@ export class Daemon {
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
     this.events = new EventLog(log, opts.eventLogPerSecond);
+    this.reports = new EventLog(log, REPORT_LOG_PER_SECOND, Date.now, 'summary/listening');
     this.badSpa = new BadSpaLog(log);
     this.limit = new CompletionLimit(log, opts.maxCompletions);
   }
@@ -399,9 +374,9 @@ export class Daemon {
       );
       this.startedLogged = true;
     } else if (again) {
-      this.log.info(`listening on ${iface} again`);
+      this.reports.info(undefined, `listening on ${iface} again`);
     } else {
-      this.log.info(`listening on ${iface} (${link})`);
+      this.reports.info(undefined, `listening on ${iface} (${link})`);
     }
     this.maybeReady();
   }
@@ -414,6 +389,7 @@ export class Daemon {
 
   private tick(): void {
     this.events.roll();
+    this.reports.roll();
     this.notifier.status(this.statusLine());
     void this.retryFirewalld();
   }

@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 
 /** Default budget: "Stage"/"sequence timeout"/"wrong knock" lines per second (knockd.8: EVENT LOG BUDGET). */
 export const DEFAULT_EVENT_LOG_PER_SECOND = 100;
+/** Budget of the lines the daemon writes for the capture process's other reports (its summaries, "listening on ... again"). */
+export const REPORT_LOG_PER_SECOND = 5;
 
 export class EventLog {
   private second = -1;
@@ -22,14 +24,17 @@ export class EventLog {
     private readonly log: Logger,
     readonly perSecond: number = DEFAULT_EVENT_LOG_PER_SECOND,
     private readonly now: () => number = Date.now,
+    /** What the lines are, for the suppressed-count line. */
+    private readonly what: string = 'stage/timeout/wrong-knock',
   ) {}
 
-  /** Log one event line at info level, within the budget. */
-  info(ctx: { src: string; door: string }, msg: string): void {
+  /** Log one line at info level, within the budget. */
+  info(ctx: { src: string; door: string } | undefined, msg: string): void {
     this.roll();
     if (this.written < this.perSecond) {
       this.written++;
-      this.log.info(ctx, msg);
+      if (ctx) this.log.info(ctx, msg);
+      else this.log.info(msg);
       return;
     }
     this.suppressed++;
@@ -44,7 +49,7 @@ export class EventLog {
     this.written = 0;
     if (this.suppressed === 0) return;
     this.log.warn(
-      `${this.suppressed} stage/timeout/wrong-knock line(s) from the capture process suppressed in the last second (daemon log budget ${this.perSecond} a second)`,
+      `${this.suppressed} ${this.what} line(s) from the capture process suppressed in the last second (daemon log budget ${this.perSecond} a second)`,
     );
     this.suppressed = 0;
   }

@@ -54,7 +54,9 @@ test('18.5 firewalld down at start: overdue stop commands run, shell doors work,
     assert.equal(sock.find(/READY=1/), undefined, 'not ready while a door waits for firewalld');
     await lab.startFirewalld();
     await lab.waitFor(async () => sock.find(/READY=1/), 20_000, 100);
-    await d.waitForLog(/firewalld answers: door\(s\) openDoor armed/, 3000);
+    const armed = await d.waitForLog(/firewalld answers: door\(s\) openDoor armed/, 3000);
+    // Its ports join the capture filter, which is locked in each capture process: a new one starts.
+    await d.waitForLog(/listening on \S+ (again|\()/, 10_000, armed.search(/firewalld answers/));
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 5000, 50);
   } finally {

@@ -45,6 +45,17 @@ test('18.10: 100 000 valid events from the capture process in 0.4 s make at most
   assert.equal(lines.length, 101);
 });
 
+test('18.10 sibling: the capture process\'s summaries and "listening" reports have a budget of their own', () => {
+  const { log, lines } = logger();
+  let now = 0;
+  const ev = new EventLog(log, 5, () => now, 'summary/listening');
+  for (let i = 0; i < 10_000; i++) ev.info(undefined, 'listening on eth0 again');
+  now += 1000;
+  ev.roll();
+  assert.equal(lines.filter((l) => l.msg === 'listening on eth0 again').length, 5);
+  assert.match(lines.at(-1)!.msg, /^9995 summary\/listening line\(s\) from the capture process suppressed/);
+});
+
 test('18.10: the budget is per second: a steady trickle under it loses nothing', () => {
   const { log, lines } = logger();
   let now = 0;
