@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { formatIssue, loadConfig } from '../config/parse';
 import { spaClientConfig } from '../config/spa';
 import { firewalldWarnings } from '../firewalld/check';
+import { lockoutWarnings } from '../firewalld/lockout';
+import { lockoutConfigWarnings } from '../config/lockout';
 import { FirewalldClient } from '../firewalld/client';
 import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
@@ -193,14 +195,20 @@ export async function main(argv: string[]): Promise<number> {
     if (res.config) {
       // With firewalld reachable, also check the config against it (zones, services, knock ports it opens).
       const fw = new FirewalldClient();
+      let up = false;
       try {
-        if (await withTimeout(fw.probe(), 3000))
-          res.warnings.push(...(await withTimeout(firewalldWarnings(res.config, fw), 5000)));
+        up = await withTimeout(fw.probe(), 3000);
+        if (up) res.warnings.push(...(await withTimeout(firewalldWarnings(res.config, fw), 5000)));
       } catch {
         /* no system bus or no firewalld: the file-only checks are all we can do */
-      } finally {
-        fw.close();
       }
+      // Lock-out safety (src/firewalld/lockout.ts): the config-only part always, firewalld's when it answers.
+      res.warnings.push(
+        ...(await withTimeout(lockoutWarnings(res.config, up ? fw : undefined), 10_000).catch(() =>
+          lockoutConfigWarnings(res.config!),
+        )),
+      );
+      fw.close();
     }
     for (const i of [...res.errors, ...res.warnings].sort((a, b) => a.line - b.line))
       process.stdout.write(`${formatIssue(i)}\n`);

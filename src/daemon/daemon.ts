@@ -32,6 +32,7 @@ import { restorePendingStops } from './command-state';
 import { dispatchEvent, type EventRuntime } from './dispatch';
 import { CompletionLimit } from './completions';
 import { BadSpaLog } from './bad-spa';
+import { logLockoutWarnings } from '../firewalld/lockout';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
 import { EventLog, REPORT_LOG_PER_SECOND } from './event-log';
 import { FirewallLink, logConvertedDoors, needsFirewalld, type FirewalldCheck } from './firewall';
@@ -244,6 +245,8 @@ export class Daemon {
       actions: new Actions(this.link.grants, this.commands, this.log, () => this.link.defaultZone, this.limit),
     };
     this.limit.keep(doors.map((d) => d.name));
+    // Lock-out safety, once at start: the warnings --check gives (src/firewalld/lockout.ts).
+    if (first) void logLockoutWarnings(this.log, b.config, this.link.client);
     this.closeGrantsNotMade(first ? 'at start-up' : 'at reload');
     if (!first) this.applyDoors();
     logConvertedDoors(this.log, doors, this.link.defaultZone);

@@ -30,6 +30,10 @@ export const FIREWALLD = 'org.fedoraproject.FirewallD1';
 const PATH = '/org/fedoraproject/FirewallD1';
 const IFACE = 'org.fedoraproject.FirewallD1';
 const ZONE = 'org.fedoraproject.FirewallD1.zone';
+/** The permanent configuration (zone files): read only, by --check and the start-up lock-out warnings. */
+const CONFIG_PATH = '/org/fedoraproject/FirewallD1/config';
+const CONFIG = 'org.fedoraproject.FirewallD1.config';
+const CONFIG_ZONE = 'org.fedoraproject.FirewallD1.config.zone';
 const DBUS = 'org.freedesktop.DBus';
 
 /** A failed firewalld call, with firewalld's own error code (`ALREADY_ENABLED`, `INVALID_ZONE`...) when it gave one. */
@@ -305,6 +309,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     signature: string,
     body: unknown[],
     what: string,
+    path: string = PATH,
   ): Promise<unknown> {
     let bus: dbus.MessageBus;
     try {
@@ -312,7 +317,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     } catch (err) {
       throw err instanceof FirewalldError ? err : toError(err, what);
     }
-    return this.limiter.run(() => this.send(bus, iface, member, signature, body, what));
+    return this.limiter.run(() => this.send(bus, iface, member, signature, body, what, path));
   }
 
   /** One call with its deadline (from when it is sent, not from when it was queued). */
@@ -323,6 +328,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     signature: string,
     body: unknown[],
     what: string,
+    path: string,
   ): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -339,7 +345,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
       );
     });
     try {
-      const reply = await Promise.race([this.rawCall(bus, FIREWALLD, PATH, iface, member, signature, body), deadline]);
+      const reply = await Promise.race([this.rawCall(bus, FIREWALLD, path, iface, member, signature, body), deadline]);
       return reply?.body[0];
     } catch (err) {
       throw err instanceof FirewalldError ? err : toError(err, what);
@@ -422,6 +428,28 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   /** Ports open in a zone (runtime), as [port, protocol] pairs; port may be a range `a-b`. */
   async getPorts(zone: string): Promise<[string, string][]> {
     return (await this.call(ZONE, 'getPorts', 's', [zone], `getPorts(${zone})`)) as [string, string][];
+  }
+
+  /** Services and ports a zone opens in its permanent configuration (what a reload or a reboot brings back). */
+  async getPermanentZone(zone: string): Promise<{ services: string[]; ports: [string, string][] }> {
+    const path = String(
+      await this.call(CONFIG, 'getZoneByName', 's', [zone], `config.getZoneByName(${zone})`, CONFIG_PATH),
+    );
+    if (!path.startsWith(`${CONFIG_PATH}/`))
+      throw new FirewalldError(`config.getZoneByName(${zone}): not a zone path: ${path.slice(0, 100)}`, '', '');
+    const services = (await this.call(
+      CONFIG_ZONE,
+      'getServices',
+      '',
+      [],
+      `config.zone.getServices(${zone})`,
+      path,
+    )) as string[];
+    const ports = (await this.call(CONFIG_ZONE, 'getPorts', '', [], `config.zone.getPorts(${zone})`, path)) as [
+      string,
+      string,
+    ][];
+    return { services, ports };
   }
 
   /** The ports a service definition opens, as [port, protocol] pairs. */

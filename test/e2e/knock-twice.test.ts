@@ -46,6 +46,15 @@ const CONF = `
     firewalld_zone    = public
     firewalld_service = ssh
 
+[strictSSH]
+    sequence          = 3401,3402,3403
+    seq_timeout       = 30
+    tcpflags          = syn
+    strict_repeats    = yes
+    firewalld_action  = open
+    firewalld_zone    = public
+    firewalld_service = ssh
+
 [closeSSH]
     sequence          = 6666,7777,8888
     seq_timeout       = 30
@@ -105,6 +114,28 @@ describe('clients that knock twice (two connections per port) open a door', () =
     // a sequence that repeats a port on purpose, knocked twice: 1000 four times, then 2000 twice
     { client: 'nc', door: 'repeatSSH', ports: ['1000', '1000', '2000'], family: 4 },
   ];
+
+  test(
+    "a door with strict_repeats = yes keeps knockd 0.8's rule: two nc per port open nothing, one each opens",
+    { timeout: 90_000 },
+    async () => {
+      const from = (await d.log()).length;
+      for (const p of ['3401', '3402', '3403'])
+        for (let n = 0; n < 2; n++)
+          await lab.execIn('client', knockArgv('nc', lab.serverAddr, p).argv, { timeoutMs: 10_000 });
+      await d.waitForLog(/strictSSH: wrong knock tcp\/3401 at stage 1, sequence reset/, 5000, from);
+      await sleep(300);
+      assert.deepEqual(await lab.richRules(), []);
+      assert.doesNotMatch((await d.log()).slice(from), /strictSSH: OPEN SESAME/);
+      for (const p of ['3401', '3402', '3403'])
+        await lab.execIn('client', knockArgv('nc', lab.serverAddr, p).argv, { timeoutMs: 10_000 });
+      await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
+      const before = (await d.log()).length;
+      await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
+      await d.waitForLog(/closeSSH: OPEN SESAME/, 5000, before);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
+    },
+  );
 
   for (const c of cases) {
     test(
