@@ -23,6 +23,7 @@ import {
 import { floodRows, runFloodBench, type FloodResult } from './flood';
 import { idleRows, runIdleBench, type IdleResult } from './idle';
 import { runSpaBench } from './spa-lab';
+import { completionFloodRows, runCompletionFloodBench, type CompletionFloodResult } from './completion-flood';
 
 export interface AllResults {
   date: string;
@@ -33,6 +34,8 @@ export interface AllResults {
   matcher: MatcherBenchResult;
   latency: LatencyResult;
   flood: FloodResult;
+  /** A sniffed sequence completed from spoofed sources (completion-flood.ts); absent in older results. */
+  completionFlood?: CompletionFloodResult;
   idle: IdleResult;
   /** SPA packet → open and a UDP flood at the SPA port (spa-lab.ts). */
   spa: Record<string, unknown>;
@@ -52,6 +55,7 @@ export function combinedTable(r: AllResults): string {
     ...latencyRows(r.latency),
     section(`flood: hping3 --flood --rand-source, ${r.flood.seconds} s per daemon`),
     ...floodRows(r.flood).map(pad),
+    ...(r.completionFlood ? completionFloodRows(r.completionFlood).map(pad) : []),
     section('idle'),
     ...idleRows(r.idle).map(pad),
     section('matcher (in-process, one core, 90% non-knock traffic)'),
@@ -76,11 +80,13 @@ async function main(): Promise<void> {
   const lab = await startBenchLab();
   let latency: LatencyResult;
   let flood: FloodResult;
+  let completionFlood: CompletionFloodResult;
   let idle: IdleResult;
   let spa: Record<string, unknown>;
   try {
     latency = await runLatencyBench({ quick, lab, log });
     flood = await runFloodBench({ quick, lab, log });
+    completionFlood = await runCompletionFloodBench({ quick, lab, log });
     idle = await runIdleBench({ quick, lab, log });
     spa = await runSpaBench({ quick, lab, log });
   } finally {
@@ -101,6 +107,7 @@ async function main(): Promise<void> {
     matcher,
     latency,
     flood,
+    completionFlood,
     idle,
     spa,
   };
@@ -108,6 +115,7 @@ async function main(): Promise<void> {
   writeResult('matcher', { ...matcher, ...meta });
   writeResult('latency', { ...latency, ...meta });
   writeResult('flood', { ...flood, ...meta });
+  writeResult('completion-flood', { ...completionFlood, ...meta });
   writeResult('idle', { ...idle, ...meta });
   const file = writeResult('all', all);
   process.stdout.write(

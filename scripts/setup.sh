@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install what knockd-firewalld needs to build, run its lab and its tests, then `npm ci`.
+# (dbus-send, of dbus-bin/dbus-tools, is the lab's unprivileged local user's tool: lab.execAsNobody();
+# debootstrap builds the release roots of the firewalld version matrix, scripts/test.sh.)
 # Debian 12 (apt) or RHEL 9 family (dnf). Run as root from the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (it installs packages and creates network namespaces)" >&2; exit 1; }
 
-DEB_PKGS=(libpcap-dev firewalld dbus openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd telnet procps strace systemd systemd-container debootstrap python3-seccomp groff-base util-linux fwknop-client fwknop-server)
-RPM_PKGS=(libpcap-devel firewalld dbus-daemon openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat telnet systemd systemd-container python3-libseccomp groff-base util-linux)
+DEB_PKGS=(libpcap-dev firewalld dbus dbus-bin openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd telnet procps strace systemd systemd-container debootstrap python3-seccomp groff-base util-linux fwknop-client fwknop-server)
+RPM_PKGS=(libpcap-devel firewalld dbus-daemon dbus-tools openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat telnet systemd systemd-container python3-libseccomp groff-base util-linux)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()

@@ -85,6 +85,12 @@ export interface DoorSpec {
   target?: string;
   /** What completing the sequence means. */
   action: 'open' | 'close';
+  /**
+   * `strict_repeats = yes`: knockd 0.8's rule, a second knock on the port that
+   * last advanced the attempt (from a new connection) spoils it. Default
+   * (undefined/false): such a repeat is ignored.
+   */
+  strictRepeats?: boolean;
 }
 
 // ---------------------------------------------------------------------------

@@ -115,7 +115,9 @@ export type WireEvent =
   | { type: 'timeout'; door: string; src: string; stage: number }
   | { type: 'spoiled'; door: string; src: string; stage: number; proto: KnockProto; port: number }
   /** A datagram to an SPA door's port whose HMAC verified; `payload` is its bytes (latin1), for the daemon to decrypt and judge. */
-  | { type: 'spa'; door: string; src: string; family: 4 | 6; payload: string };
+  | { type: 'spa'; door: string; src: string; family: 4 | 6; payload: string }
+  /** A datagram to an SPA port (named by its first door) that no door's HMAC key verified; bounded by SPA_BAD_REPORTS_PER_SECOND. */
+  | { type: 'spa-bad'; door: string; src: string; family: 4 | 6 };
 
 export interface CaptureStats {
   frames: FrameStats;

@@ -17,6 +17,13 @@ import type { SpaGateStats, WireEvent, WireSpaDoor } from './protocol';
 
 /** At most this many authenticated packets a second go up (only key holders make them; a replay storm is bounded too). */
 export const SPA_FORWARD_PER_SECOND = 100;
+/**
+ * At most this many "bad SPA packet" reports (`spa-bad`: a packet to this
+ * host whose HMAC no door's key verified, with its source) go up a second;
+ * the rest are only counted (`unauthenticated`). The daemon logs at most one
+ * line per source a minute of them (src/daemon/bad-spa.ts), for fail2ban.
+ */
+export const SPA_BAD_REPORTS_PER_SECOND = 20;
 
 interface GateDoor {
   name: string;
@@ -26,6 +33,7 @@ interface GateDoor {
 export class SpaGate {
   private readonly byPort = new Map<number, GateDoor[]>();
   private budget = SPA_FORWARD_PER_SECOND;
+  private badBudget = SPA_BAD_REPORTS_PER_SECOND;
   readonly stats: SpaGateStats = { seen: 0, malformed: 0, unauthenticated: 0, forwarded: 0, dropped: 0 };
 
   constructor(
@@ -47,6 +55,7 @@ export class SpaGate {
   /** Once a second. */
   refill(): void {
     this.budget = SPA_FORWARD_PER_SECOND;
+    this.badBudget = SPA_BAD_REPORTS_PER_SECOND;
   }
 
   /** A decoded UDP datagram to an SPA port. */
@@ -64,9 +73,20 @@ export class SpaGate {
       this.stats.malformed++;
       return;
     }
-    const door = this.byPort.get(p.dport)!.find((d) => verifySpaHmac(payload, d.keys) !== undefined);
+    const doors = this.byPort.get(p.dport)!;
+    const door = doors.find((d) => verifySpaHmac(payload, d.keys) !== undefined);
     if (door === undefined) {
       this.stats.unauthenticated++;
+      if (this.badBudget > 0 && this.isLocal(formatAddress(p.buf, p.dstOff, p.family))) {
+        this.badBudget--;
+        // Named by the port's first door: no key verified, so which door it was meant for is unknown.
+        this.emit({
+          type: 'spa-bad',
+          door: doors[0]!.name,
+          src: formatAddress(p.buf, p.srcOff, p.family),
+          family: p.family,
+        });
+      }
       return;
     }
     const dst = formatAddress(p.buf, p.dstOff, p.family);

@@ -42,6 +42,7 @@ const MATCHER_STATS = allKeys<MatcherStats>()([
   'timeouts',
   'evicted',
   'retransmits',
+  'repeats',
 ]);
 /** Longest error text taken from the capture process (libpcap's are < 256). */
 const MAX_TEXT = 512;
@@ -124,8 +125,12 @@ function event(e: unknown, doors: KnownDoors, ipv4Only: boolean): WireEvent {
   const known = doors.get(name);
   if (known === undefined) fail(`unknown door ${show(name)}`);
   if (isSpa(known)) {
-    if (e.type !== 'spa') fail(`door ${name} is an SPA door: no ${show(e.type)} events`);
-    keys(e, 'spa event', ['type', 'door', 'src', 'family', 'payload']);
+    if (e.type !== 'spa' && e.type !== 'spa-bad') fail(`door ${name} is an SPA door: no ${show(e.type)} events`);
+    keys(
+      e,
+      `${e.type} event`,
+      e.type === 'spa' ? ['type', 'door', 'src', 'family', 'payload'] : ['type', 'door', 'src', 'family'],
+    );
     const f = family(e.family);
     const src = e.src;
     if (
@@ -136,6 +141,7 @@ function event(e: unknown, doors: KnownDoors, ipv4Only: boolean): WireEvent {
     )
       fail(`src is not a canonical IPv${f} address: ${show(src)}`);
     if (f === 6 && ipv4Only) fail(`src ${src} is IPv6, but knockd runs with -4`);
+    if (e.type === 'spa-bad') return { type: 'spa-bad', door: name, src, family: f };
     const p = e.payload;
     // What the gate forwards passed fwknopd's outer checks: base64 text of an accepted length.
     if (

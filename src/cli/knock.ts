@@ -13,7 +13,14 @@
  * Options, messages and exit codes follow knock 0.8 (usage on stdout and
  * exit 1 for -h and for bad usage, version on stdout and exit 0 for -V),
  * except that ports and delays are validated strictly, and all of them
- * before the first hit, so a typo never sends half a sequence.
+ * before the first hit, so a typo never sends half a sequence, and that
+ * -4 with -6 (`-46`, or `--both`) knocks over both address families: every
+ * hit goes to the host's first IPv4 address, then to its first IPv6 address
+ * (knock 0.8: the last of -4/-6 wins). A server opens a door for the address
+ * that knocked, so a client that knocks over IPv4 and then connects over IPv6
+ * (its resolver prefers AAAA) finds the door shut; knocking over both opens
+ * it for both. A family the host has no address of is skipped with one
+ * warning on stderr; if it has neither, knock fails as for one family.
  */
 import * as dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -32,6 +39,7 @@ options:
   -d, --delay <t>      wait <t> milliseconds between port hits
   -4, --ipv4           Force usage of IPv4
   -6, --ipv6           Force usage of IPv6
+  -46, --both          knock over IPv4 and IPv6 (each hit to both addresses)
   -v, --verbose        be verbose
   -V, --version        display version
   -h, --help           this help
@@ -44,7 +52,15 @@ example:  knock myserver.example.com 123:tcp 456:udp 789:tcp
 export interface KnockIo {
   stdout: { write(chunk: string): unknown };
   stderr: { write(chunk: string): unknown };
+  /** Name resolution (default: node:dns/promises lookup(), i.e. getaddrinfo); tests pass their own. */
+  lookup?: LookupFn;
 }
+
+/** The part of node:dns/promises lookup() knock uses. */
+export type LookupFn = (
+  host: string,
+  opts: { family: 0 | 4 | 6; verbatim: true },
+) => Promise<{ address: string; family: number }>;
 
 export type Proto = 'tcp' | 'udp';
 
@@ -54,8 +70,8 @@ export interface PortSpec {
   proto: Proto;
 }
 
-/** Address family for resolution: 0 = any (AF_UNSPEC), 4 or 6. */
-export type Family = 0 | 4 | 6;
+/** Address family for resolution: 0 = any (AF_UNSPEC), 4 or 6; 46 = both, each hit sent over each. */
+export type Family = 0 | 4 | 6 | 46;
 
 export interface KnockOptions {
   verbose: boolean;
@@ -117,6 +133,8 @@ const OPTIONS: readonly OptionDef[] = [
   { long: 'version', short: 'V', hasArg: false },
   { long: 'ipv4', short: '4', hasArg: false },
   { long: 'ipv6', short: '6', hasArg: false },
+  /** No short letter of its own: `-46`. */
+  { long: 'both', short: 'b', hasArg: false },
 ];
 
 /** Largest delay setTimeout() honours (2^31 - 1 ms, about 24.8 days). */
@@ -133,7 +151,8 @@ const MAX_DELAY_MS = 2_147_483_647;
 export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
   let verbose = false;
   let udp = false;
-  let family: Family = 0;
+  let v4 = false;
+  let v6 = false;
   let delayText: string | undefined;
   const operands: string[] = [];
 
@@ -150,10 +169,13 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
         delayText = value;
         break;
       case '4':
-        family = 4;
+        v4 = true;
         break;
       case '6':
-        family = 6;
+        v6 = true;
+        break;
+      case 'b':
+        v4 = v6 = true;
         break;
       case 'V':
         return { kind: 'version' };
@@ -198,7 +220,7 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
       // A bundle of short options: -vu, -vd100, -d 100 ...
       for (let j = 1; j < arg.length; j++) {
         const ch = arg[j]!;
-        const opt = OPTIONS.find((o) => o.short === ch);
+        const opt = ch === 'b' ? undefined : OPTIONS.find((o) => o.short === ch);
         if (!opt) return { kind: 'usage', error: `knock: invalid option -- '${ch}'` };
         let value: string | undefined;
         if (opt.hasArg) {
@@ -234,6 +256,7 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
       return { kind: 'error', message: (err as Error).message };
     }
   }
+  const family: Family = v4 && v6 ? 46 : v4 ? 4 : v6 ? 6 : 0;
   return { kind: 'run', options: { verbose, udp, delayMs, family, host, ports } };
 }
 
@@ -264,7 +287,12 @@ const GAI_MESSAGES: Readonly<Record<string, string>> = {
  * unchanged whatever family was asked for, so a literal of the wrong family
  * is refused here, as getaddrinfo() does.
  */
-async function resolveHost(host: string, family: Family, port: number): Promise<{ address: string; family: 4 | 6 }> {
+async function resolveHost(
+  host: string,
+  family: 0 | 4 | 6,
+  port: number,
+  resolve: LookupFn,
+): Promise<{ address: string; family: 4 | 6 }> {
   const fail = (why: string): ResolveError =>
     new ResolveError(`Failed to resolve hostname '${host}' on port ${port}\ngetaddrinfo: ${why}`);
   const literal = net.isIP(host);
@@ -273,7 +301,7 @@ async function resolveHost(host: string, family: Family, port: number): Promise<
     return { address: host, family: literal === 6 ? 6 : 4 };
   }
   try {
-    const r = await lookup(host, { family, verbatim: true });
+    const r = await resolve(host, { family, verbatim: true });
     return { address: r.address, family: r.family === 6 ? 6 : 4 };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -323,16 +351,51 @@ function hitUdp(address: string, family: 4 | 6, port: number): Promise<void> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The addresses one hit goes to: one for a single family (or any); with both
+ * families, the host's IPv4 and IPv6 address, a family it has none of being
+ * left out (reported through `missing`, once per family). Throws the IPv4
+ * ResolveError when neither resolves.
+ */
+async function hitAddresses(
+  host: string,
+  family: Family,
+  port: number,
+  resolve: LookupFn,
+  missing: (family: 4 | 6, why: string) => void,
+): Promise<{ address: string; family: 4 | 6 }[]> {
+  if (family !== 46) return [await resolveHost(host, family, port, resolve)];
+  const [r4, r6] = await Promise.allSettled([resolveHost(host, 4, port, resolve), resolveHost(host, 6, port, resolve)]);
+  const out: { address: string; family: 4 | 6 }[] = [];
+  for (const r of [r4, r6]) {
+    if (r.status === 'fulfilled') out.push(r.value);
+    else if (!(r.reason instanceof ResolveError)) throw r.reason;
+  }
+  if (out.length === 0) throw (r4 as PromiseRejectedResult).reason;
+  if (r4.status === 'rejected') missing(4, (r4.reason as Error).message.split('\n')[1] ?? '');
+  if (r6.status === 'rejected') missing(6, (r6.reason as Error).message.split('\n')[1] ?? '');
+  return out;
+}
+
 /** Send the whole sequence; resolves once the last hit has left. */
 async function knock(o: KnockOptions, io: KnockIo): Promise<void> {
+  const warned = new Set<4 | 6>();
+  const missing = (f: 4 | 6, why: string): void => {
+    if (warned.has(f)) return;
+    warned.add(f);
+    io.stderr.write(
+      `knock: warning: '${o.host}' has no IPv${f} address (${why}); knocking over IPv${f === 4 ? 6 : 4} only\n`,
+    );
+  };
   for (let i = 0; i < o.ports.length; i++) {
     const { port, proto } = o.ports[i]!;
-    const { address, family } = await resolveHost(o.host, o.family, port);
     const udp = o.udp || proto === 'udp';
-    // knock 0.8 prints the numeric address as getnameinfo(NI_NUMERICHOST) does: IPv6 without brackets.
-    if (o.verbose) io.stdout.write(`hitting ${udp ? 'udp' : 'tcp'} ${address}:${port}\n`);
-    if (udp) await hitUdp(address, family, port);
-    else await hitTcp(address, port);
+    for (const { address, family } of await hitAddresses(o.host, o.family, port, io.lookup ?? lookup, missing)) {
+      // knock 0.8 prints the numeric address as getnameinfo(NI_NUMERICHOST) does: IPv6 without brackets.
+      if (o.verbose) io.stdout.write(`hitting ${udp ? 'udp' : 'tcp'} ${address}:${port}\n`);
+      if (udp) await hitUdp(address, family, port);
+      else await hitTcp(address, port);
+    }
     // knock 0.8 also sleeps after the last hit; that changes nothing on the wire, so we don't.
     if (o.delayMs > 0 && i < o.ports.length - 1) await sleep(o.delayMs);
   }

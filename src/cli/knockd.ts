@@ -1,6 +1,7 @@
 /**
- * `knockd` command line: knockd 0.8's flags, plus --check.
- * Foreground by default (what systemd wants); -d detaches.
+ * `knockd` command line: knockd 0.8's flags, plus --check (which prints the
+ * daemon's bounds), --status, and the options that name those bounds and the
+ * state directory. Foreground by default (what systemd wants); -d detaches.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
@@ -18,6 +19,9 @@ import { withTimeout } from '../util/timers';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { DEFAULT_RING_MB } from '../capture/protocol';
 import { chooseInterface } from '../capture/default-iface';
+import { DEFAULT_MAX_PENDING_COMMANDS } from '../daemon/commands';
+import { BURST_SECONDS, DEFAULT_MAX_COMPLETIONS } from '../daemon/completions';
+import { DEFAULT_EVENT_LOG_PER_SECOND } from '../daemon/event-log';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
@@ -39,6 +43,9 @@ options:
       --check            parse and validate the config, print every problem, exit 1 if any error
       --log-format <f>   text (knockd-style lines, default) or json (pino records)
       --max-attempts <n> bound on knock attempts in flight (default ${DEFAULT_MAX_ATTEMPTS})
+      --max-completions <n>  completed sequences (and SPA packets) per door a second that reach
+                         the firewall or the shell, bursts of 10x (default ${DEFAULT_MAX_COMPLETIONS})
+      --max-pending-commands <n>  bound on stop commands waiting plus commands running (default ${DEFAULT_MAX_PENDING_COMMANDS})
       --capture-buffer <MiB>  libpcap ring (default ${DEFAULT_RING_MB}, ~3100 packets/MiB); larger rides out longer stalls, costs RSS
       --state-dir <dir>  where pending stop commands and held grants survive restarts (default /run/knockd)
   -V, --version          display version
@@ -59,6 +66,8 @@ interface Cli {
   status: boolean;
   logFormat: LogFormat;
   maxAttempts: number;
+  maxCompletions: number;
+  maxPendingCommands: number;
   stateDir: string;
   captureBufferMB: number;
 }
@@ -81,6 +90,8 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
       status: { type: 'boolean' },
       'log-format': { type: 'string' },
       'max-attempts': { type: 'string' },
+      'max-completions': { type: 'string' },
+      'max-pending-commands': { type: 'string' },
       'state-dir': { type: 'string' },
       'capture-buffer': { type: 'string' },
       version: { type: 'boolean', short: 'V' },
@@ -95,6 +106,14 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
   const max = values['max-attempts'] !== undefined ? Number(values['max-attempts']) : DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(max) || max < 1)
     throw new Error(`--max-attempts must be a positive integer, not "${values['max-attempts']}"`);
+  const positive = (name: 'max-completions' | 'max-pending-commands', dflt: number): number => {
+    const v = values[name] !== undefined ? Number(values[name]) : dflt;
+    if (!Number.isInteger(v) || v < 1 || v > 1_000_000)
+      throw new Error(`--${name} must be a whole number from 1 to 1000000, not "${values[name]}"`);
+    return v;
+  };
+  const maxCompletions = positive('max-completions', DEFAULT_MAX_COMPLETIONS);
+  const maxPendingCommands = positive('max-pending-commands', DEFAULT_MAX_PENDING_COMMANDS);
   const ring = values['capture-buffer'] !== undefined ? Number(values['capture-buffer']) : DEFAULT_RING_MB;
   if (!Number.isInteger(ring) || ring < 1 || ring > 4096)
     throw new Error(`--capture-buffer must be a whole number of MiB from 1 to 4096, not "${values['capture-buffer']}"`);
@@ -112,6 +131,8 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
     status: values.status ?? false,
     logFormat: fmt,
     maxAttempts: max,
+    maxCompletions,
+    maxPendingCommands,
     stateDir: values['state-dir'] ?? '/run/knockd',
     captureBufferMB: ring,
   };
@@ -195,6 +216,11 @@ export async function main(argv: string[]): Promise<number> {
         `\n${d.name}: ${c.commandLine}\n${d.name}: or, in ~/.fwknoprc (then "fwknop -n ${d.name}"):\n${c.fwknoprc}`,
       );
     }
+    process.stdout.write(
+      `bounds: --max-completions ${cli.maxCompletions} a second per door (bursts of ${cli.maxCompletions * BURST_SECONDS}), ` +
+        `--max-pending-commands ${cli.maxPendingCommands}, --max-attempts ${cli.maxAttempts}, ` +
+        `daemon log budget ${DEFAULT_EVENT_LOG_PER_SECOND} stage/timeout/wrong-knock lines a second\n`,
+    );
     process.stdout.write(`${cli.config}: OK, ${res.config!.doors.length} door(s), ${res.warnings.length} warning(s)\n`);
     return 0;
   }
@@ -231,6 +257,8 @@ export async function main(argv: string[]): Promise<number> {
       ipv4Only: cli.ipv4Only,
       lookup: cli.lookup,
       maxAttempts: cli.maxAttempts,
+      maxCompletions: cli.maxCompletions,
+      maxPendingCommands: cli.maxPendingCommands,
       stateDir: cli.stateDir,
       version: VERSION,
       captureBufferMB: cli.captureBufferMB,

@@ -27,6 +27,8 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { IP_PLACEHOLDER, type FirewalldDoor } from '../model';
+import { MAX_TIMEOUT_SECONDS } from './seconds';
+import { isZoneName } from './zone';
 
 /** What a recognised command does, in firewalld terms. */
 export type NativeAction =
@@ -60,7 +62,7 @@ export function shellWords(command: string): string[] | undefined {
   let inWord = false;
   const n = command.length;
   for (let i = 0; i < n; i++) {
-    const c = command[i]!;
+    const c = command[i];
     if (c !== '\t' && (c < ' ' || c > '~')) return undefined; // controls, newline, DEL, non-ASCII
     if (c === ' ' || c === '\t') {
       if (inWord) words.push(word);
@@ -111,8 +113,8 @@ export function shellWords(command: string): string[] | undefined {
   return words;
 }
 
-/** firewalld takes a rule's timeout as a D-Bus int32 of seconds (about 68 years). */
-export const MAX_FIREWALLD_TIMEOUT = 0x7fffffff;
+/** firewalld takes a rule's timeout as a D-Bus int32 of seconds (about 68 years): the same bound as knockd.conf's. */
+export const MAX_FIREWALLD_TIMEOUT = MAX_TIMEOUT_SECONDS;
 
 /**
  * firewall-cmd's `--timeout` value in seconds: `30`, `30s`, `5m`, `1h` (unit
@@ -122,13 +124,10 @@ export const MAX_FIREWALLD_TIMEOUT = 0x7fffffff;
 export function parseFirewallTimeout(value: string): number | undefined {
   const m = /^([0-9]+)([smhSMH]?)$/.exec(value);
   if (!m) return undefined;
-  const mult = { '': 1, s: 1, m: 60, h: 3600 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h'];
+  const mult = { '': 1, s: 1, m: 60, h: 3600 }[m[2].toLowerCase() as '' | 's' | 'm' | 'h'];
   const seconds = Number(m[1]) * mult;
   return seconds <= MAX_FIREWALLD_TIMEOUT ? seconds : undefined;
 }
-
-/** Zone names we pass through (firewalld zone names are file names: no blanks, no slashes). */
-const ZONE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
 
 /**
  * Recognise a Start_Command / Stop_Command that is exactly one
@@ -139,14 +138,14 @@ const ZONE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
  */
 export function recognizeFirewallCmd(command: string): NativeAction | undefined {
   const words = shellWords(command);
-  if (!words || words.length < 2 || !PROGRAMS.has(words[0]!)) return undefined;
+  if (!words || words.length < 2 || !PROGRAMS.has(words[0])) return undefined;
 
   const seen = new Map<string, string>();
   for (let i = 1; i < words.length; i++) {
-    const w = words[i]!;
+    const w = words[i];
     const m = /^(--zone|--add-rich-rule|--remove-rich-rule|--timeout)(?:=([^]*))?$/.exec(w);
     if (!m) return undefined; // any other option or argument (incl. --permanent, abbreviations)
-    const opt = m[1]!;
+    const opt = m[1];
     let value = m[2];
     if (value === undefined) {
       // `--opt value`: argparse takes the next word unless it looks like an option.
@@ -162,7 +161,7 @@ export function recognizeFirewallCmd(command: string): NativeAction | undefined 
   if ((add === undefined) === (remove === undefined)) return undefined; // need exactly one
 
   const zone = seen.get('--zone');
-  if (zone !== undefined && !ZONE_NAME.test(zone)) return undefined; // also rejects empty and %IP%
+  if (zone !== undefined && !isZoneName(zone)) return undefined; // also rejects empty and %IP%
 
   const timeoutText = seen.get('--timeout');
   let timeout = 0;
@@ -194,7 +193,7 @@ function lexRule(rule: string): Token[] | undefined {
   let word = '';
   let inWord = false;
   for (let i = 0; i < rule.length; i++) {
-    const c = rule[i]!;
+    const c = rule[i];
     if (c < ' ' || c > '~' || c === '\\') return undefined;
     if (c === ' ') {
       if (inWord) words.push(word);
@@ -279,8 +278,8 @@ interface ParsedRule {
 /** `limit value=…` as firewalld stores it: long units shortened (`1/minute` → `1/m`). */
 function normalizeLimit(value: string): string {
   const parts = value.split('/');
-  if (parts.length === 2 && ['second', 'minute', 'hour', 'day'].includes(parts[1]!))
-    return `${parts[0]}/${parts[1]!.slice(0, 1)}`;
+  if (parts.length === 2 && ['second', 'minute', 'hour', 'day'].includes(parts[1]))
+    return `${parts[0]}/${parts[1].slice(0, 1)}`;
   return value;
 }
 
@@ -307,7 +306,7 @@ function parseRule(tokens: Token[]): ParsedRule | undefined {
   let prioritySet = false;
   let i = 1;
   while (i < tokens.length) {
-    const t = tokens[i]!;
+    const t = tokens[i];
     if (t.kind === 'attr') {
       if (t.name === 'family' && parsed.family === undefined) {
         if (t.value !== 'ipv4' && t.value !== 'ipv6') return undefined;
@@ -335,7 +334,7 @@ function parseRule(tokens: Token[]): ParsedRule | undefined {
       i++;
     } else {
       for (; i < tokens.length; i++) {
-        const a = tokens[i]!;
+        const a = tokens[i];
         if (a.kind === 'attr' && spec.attrs.includes(a.name)) {
           if (clause.attrs.has(a.name)) return undefined;
           clause.attrs.set(a.name, a.value);

@@ -26,12 +26,18 @@ import {
   MAX_ENCRYPTION_KEY_BYTES,
   MAX_HMAC_KEY_BYTES,
 } from '../spa/keys';
+import { parseSeconds } from './seconds';
+import { clip } from './text';
+import { parseYesNo, YES_NO_WORDS } from './yesno';
 
 export const DEFAULT_SPA_PORT = 62201;
 export const DEFAULT_SPA_OPEN_PORTS: readonly SpaPortSpec[] = [{ proto: 'tcp', port: 22 }];
 export const DEFAULT_SPA_MAX_TIMEOUT = 300;
 export const DEFAULT_SPA_CMD_TIMEOUT = 30;
-/** Largest timeout accepted, seconds (as parse.ts's MAX_TIMEOUT_SECONDS: what a Node timer can hold). */
+/**
+ * Largest spa_max_timeout and cmd_timeout of an SPA door, seconds: 2^31-1 ms, about 24.8 days (the span of one
+ * unchained Node timer, where it came from; timers are chained now). Far below MAX_TIMEOUT_SECONDS of other doors.
+ */
 export const SPA_TIMEOUT_LIMIT = Math.floor(0x7fffffff / 1000);
 
 /** The directive names, lower case, as written in knockd.conf. */
@@ -46,10 +52,6 @@ export const SPA_DIRECTIVES = [
   'spa_require_source_address',
 ] as const;
 export type SpaDirective = (typeof SPA_DIRECTIVES)[number];
-
-export function isSpaDirective(key: string): key is SpaDirective {
-  return (SPA_DIRECTIVES as readonly string[]).includes(key.toLowerCase());
-}
 
 /** A value as written (trimmed) and its 1-based line. */
 export interface SpaRawValue {
@@ -83,8 +85,6 @@ export interface SpaDoorResult {
 
 const STRICT_B64 = /^[A-Za-z0-9+/]*$/;
 const PORT_SPEC = /^(tcp|udp)\/(0|[1-9][0-9]*)$/i;
-const TRUE_WORDS = new Set(['yes', 'true', 'on', '1', 'y']);
-const FALSE_WORDS = new Set(['no', 'false', 'off', '0', 'n']);
 
 /**
  * Standard base64 (as `fwknop --key-gen` prints it; `=` padding optional), decoded.
@@ -95,7 +95,7 @@ function decodeKey(text: string): Buffer | string {
   const body = text.replace(/={1,2}$/, '');
   if (!STRICT_B64.test(body)) {
     const i = [...body].findIndex((c) => !/[A-Za-z0-9+/]/.test(c));
-    const c = body[i] as string;
+    const c = body[i];
     const what =
       c === ' ' || c === '\t'
         ? 'a space'
@@ -112,18 +112,6 @@ function decodeKey(text: string): Buffer | string {
   if (bytes.toString('base64').replace(/=+$/, '') !== body)
     return 'is not valid base64 (non-zero bits in its last character: truncated or mistyped?)';
   return bytes;
-}
-
-function parseSeconds(text: string, what: string): number | string {
-  if (!/^[0-9]+$/.test(text)) return `${what} must be a whole number of seconds, got "${clip(text)}"`;
-  const n = Number(text);
-  if (n < 1) return `${what} must be at least 1 second`;
-  if (n > SPA_TIMEOUT_LIMIT) return `${what} must be at most ${SPA_TIMEOUT_LIMIT} seconds`;
-  return n;
-}
-
-function clip(s: string): string {
-  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }
 
 /** Validates the spa_* directives of one door. Every problem is reported with its line. */
@@ -254,7 +242,7 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
         err(line, `spa_open_ports: "${clip(item)}" is not tcp/PORT or udp/PORT with PORT 1-65535${swapped}`);
         continue;
       }
-      const spec: SpaPortSpec = { proto: (m[1] as string).toLowerCase() as SpaPortSpec['proto'], port: Number(m[2]) };
+      const spec: SpaPortSpec = { proto: m[1].toLowerCase() as SpaPortSpec['proto'], port: Number(m[2]) };
       if (list.some((p) => p.proto === spec.proto && p.port === spec.port))
         warn(line, `spa_open_ports lists ${spec.proto}/${spec.port} twice`);
       else list.push(spec);
@@ -264,7 +252,11 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
 
   let maxTimeout = DEFAULT_SPA_MAX_TIMEOUT;
   if (d.spa_max_timeout !== undefined) {
-    const r = parseSeconds(d.spa_max_timeout.value, 'spa_max_timeout');
+    const r = parseSeconds(d.spa_max_timeout.value, 'spa_max_timeout', {
+      min: 1,
+      max: SPA_TIMEOUT_LIMIT,
+      maxReason: 'about 24.8 days: the longest an SPA grant may last',
+    });
     if (typeof r === 'string') err(d.spa_max_timeout.line, r);
     else maxTimeout = r;
   }
@@ -289,12 +281,12 @@ export function validateSpaDoor(input: SpaDoorInput): SpaDoorResult {
 
   let requireSourceAddress = false;
   if (d.spa_require_source_address !== undefined) {
-    const v = d.spa_require_source_address.value.toLowerCase();
-    if (TRUE_WORDS.has(v)) requireSourceAddress = true;
-    else if (!FALSE_WORDS.has(v))
+    const yes = parseYesNo(d.spa_require_source_address.value);
+    if (yes !== undefined) requireSourceAddress = yes;
+    else
       err(
         d.spa_require_source_address.line,
-        `spa_require_source_address expects yes or no, got "${clip(d.spa_require_source_address.value)}"`,
+        `spa_require_source_address expects ${YES_NO_WORDS}, got "${clip(d.spa_require_source_address.value)}"`,
       );
   }
 

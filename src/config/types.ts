@@ -21,11 +21,13 @@ export interface DoorConfig {
   /** Seconds (knockd's `Seq_Timeout`, alias `Timeout`); default 25 as in knockd. */
   seqTimeout: number;
   tcpFlags: TcpFlagRule;
+  /** `Strict_Repeats = yes`: a second knock on the port just passed spoils the attempt (knockd 0.8); default: ignored. */
+  strictRepeats?: boolean;
   /** `Target`: the destination address knocks must be sent to, instead of the interface's own. */
   target?: string;
   /** Seconds (knockd's `Cmd_Timeout`); default 10 as in knockd. With firewalld_action=open: firewalld-side rule timeout, 0 = none. */
   cmdTimeout: number;
-  /** Whether `Cmd_Timeout` was written explicitly (firewalld doors then default to no timeout). */
+  /** Whether `Cmd_Timeout` was written (a firewalld door without it gets knockd's default, 10 s; an SPA door 30 s). */
   cmdTimeoutSet: boolean;
   startCommand?: string;
   startCommand6?: string;

@@ -2,11 +2,18 @@
  * The one action path: a completed knock (matcher event) becomes either
  * firewalld grants (every firewalld door, including the firewall-cmd command
  * lines converted when the config was loaded) or knockd shell commands.
- * Nothing else in the daemon changes the firewall or runs a command.
+ * Nothing else in the daemon adds a rule or runs a start command; the only
+ * other changes are closes: a reload's of the grants the new config no longer
+ * makes (reload-grants.ts), and the stop commands that fall due.
  *
  * The gate comes first: a source that can never be a real client (see
  * sources.ts) gets no rule and no command; it is counted and logged once per
- * source and minute, so a spoofed flood of them cannot flood the log.
+ * source and minute, so a spoofed flood of them cannot flood the log. Then
+ * the door's completion bound (completions.ts).
+ *
+ * Zones: a rule template without a zone opens in firewalld's default zone as
+ * it is at the knock; a close finds the rule in the zone it was added to (the
+ * grant's own zone), whatever the default zone is now.
  */
 import type { Logger } from 'pino';
 import { IP_PLACEHOLDER, knockerRule } from '../model';
@@ -14,6 +21,7 @@ import { canonicalAddress } from '../decode/address';
 import type { Grants } from '../firewalld/grants';
 import type { SpaGrant } from '../spa/types';
 import type { CommandRunner } from './commands';
+import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
 import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
 
@@ -35,6 +43,7 @@ export class Actions {
     private readonly commands: CommandRunner,
     private readonly log: Logger,
     private readonly defaultZone: () => string,
+    private readonly limit: CompletionLimit | undefined = undefined,
     private readonly now: () => number = Date.now,
     private readonly readHost: () => HostAddresses = hostAddresses,
   ) {}
@@ -46,6 +55,7 @@ export class Actions {
       this.refuse(door.name, src, why);
       return;
     }
+    if (this.limit && !this.limit.take(door.name, src)) return;
     const fwd = door.config.firewalld;
     if (fwd === undefined) {
       try {
@@ -62,10 +72,22 @@ export class Actions {
     const who = { src, door: door.name };
     for (const t of fwd.rules[family]) {
       const rule = t.rule.split(IP_PLACEHOLDER).join(src);
-      const zone = t.zone ?? this.defaultZone();
-      if (fwd.action === 'open') void this.grants.open(zone, rule, t.timeout, who);
-      else void this.grants.close(zone, rule, who);
+      if (fwd.action === 'open') void this.grants.open(t.zone ?? this.defaultZone(), rule, t.timeout, who);
+      else for (const zone of this.closeZones(t.zone, rule)) void this.grants.close(zone, rule, who);
     }
+  }
+
+  /** Where a close of `rule` looks: the template's zone, or (no zone) every zone a grant of it was added to, else the default zone. */
+  private closeZones(zone: string | undefined, rule: string): string[] {
+    if (zone !== undefined) return [zone];
+    const held = [
+      ...new Set(
+        this.grants!.list()
+          .filter((g) => g.rule === rule)
+          .map((g) => g.zone),
+      ),
+    ];
+    return held.length ? held : [this.defaultZone()];
   }
 
   /**
@@ -82,6 +104,7 @@ export class Actions {
       this.refuse(door.name, grant.address, why);
       return;
     }
+    if (this.limit && !this.limit.take(door.name, grant.address)) return;
     if (this.grants === undefined) return;
     const zone = door.config.spaZone ?? this.defaultZone();
     const who = { src: grant.address, door: door.name };

@@ -27,54 +27,36 @@
  *    start command again and pushes the single pending stop back (knockd would
  *    fork a second child and run the stop command twice).
  *  - At most `maxConcurrent` commands run at once (32 by default); the rest
- *    wait in FIFO order, so a knock storm cannot fork-bomb the host.
+ *    wait in FIFO order, so a knock storm cannot fork-bomb the host; and at
+ *    most `maxPending` (--max-pending-commands, 1024) are pending in all,
+ *    stop commands waiting plus commands queued or running: beyond it a new
+ *    open runs nothing (logged at most once a second, with the count), so a
+ *    sniffed sequence replayed from spoofed sources cannot grow the queue
+ *    without end. A source already pending may re-knock.
+ *  - The command text (`%IP%`, the `_6` forms) is command-text.ts; running
+ *    one through the shell, command-exec.ts; commands.json, command-state.ts.
  *  - On shutdown (`flush()`) pending stop commands run at once instead of being
  *    lost with the daemon.
  *  - knockd refuses commands longer than PATH_MAX after substitution; we do
  *    not (the kernel's own argument limit applies and shows up as a spawn error).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { isIP } from 'node:net';
-import { StateWriter, readStateFile, type StateDoc, type StateRead } from '../state/statefile';
+import type { ChildProcess } from 'node:child_process';
+import { StateWriter, type StateDoc } from '../state/statefile';
+import { selectCommands, substituteIp, type CommandDoor, type CommandInfo, type CommandResult } from './command-text';
+import { execShell, killGroup } from './command-exec';
+import type { PersistedStop } from './command-state';
 import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
 import type { Logger } from 'pino';
 
-/** The parts of a door this runner needs (a subset of DoorConfig). */
-export interface CommandDoor {
-  name: string;
-  startCommand?: string;
-  startCommand6?: string;
-  stopCommand?: string;
-  stopCommand6?: string;
-  /** Seconds between the start and the stop command (knockd's Cmd_Timeout). */
-  cmdTimeout: number;
-}
-
-export type CommandKind = 'start' | 'stop';
-
-/** One command about to run (after `%IP%` substitution). */
-export interface CommandInfo {
-  kind: CommandKind;
-  door: string;
-  src: string;
-  family: 4 | 6;
-  command: string;
-}
-
-/** How a command ended. */
-export interface CommandResult extends CommandInfo {
-  /** Exit status, or null when killed by a signal or never started. */
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** Set when the shell could not be started at all (e.g. ENOENT). */
-  error?: Error;
-  /** Trimmed, capped at 4 KiB. */
-  stdout: string;
-  stderr: string;
-  /** Set when the command was not run, or killed, because of shutdown. */
-  aborted?: boolean;
-  durationMs: number;
-}
+export {
+  selectCommands,
+  substituteIp,
+  type CommandDoor,
+  type CommandInfo,
+  type CommandKind,
+  type CommandResult,
+} from './command-text';
+export { loadPendingStops, type PersistedStop } from './command-state';
 
 /** Optional observers (metrics, tests). They must not throw. */
 export interface CommandEvents {
@@ -95,20 +77,11 @@ export interface CommandRunnerOptions {
   stateFile?: string;
   /** Commands running at once; the rest are queued. Default 32. */
   maxConcurrent?: number;
+  /** Bound on pending work: stop commands waiting plus commands queued or running (default DEFAULT_MAX_PENDING_COMMANDS). */
+  maxPending?: number;
   /** flush(): how long to wait before killing what still runs. Default 10 000 ms. */
   flushTimeoutMs?: number;
   events?: CommandEvents;
-}
-
-/** A stop command waiting for its time, as persisted in the state file. */
-export interface PersistedStop {
-  door: string;
-  src: string;
-  family: 4 | 6;
-  /** The command exactly as it will run (`%IP%` already substituted). */
-  stopCommand: string;
-  /** Due time, ms since the epoch. */
-  dueAt: number;
 }
 
 interface WaitingStop extends PersistedStop {
@@ -119,103 +92,11 @@ interface Job extends CommandInfo {
   key: string;
 }
 
-/** Captured output per stream; more is read (so the child never blocks) but dropped. */
-const OUTPUT_CAP = 4096;
-/** After the shell exits, how long to wait for its pipes to close (a backgrounded child may hold them). */
-const PIPE_GRACE_MS = 200;
-/** Largest delay setTimeout accepts (2^31-1 ms, about 24.8 days). */
-
-/**
- * Replace every `%IP%` in `command` with `ip`, as knockd's parse_cmd does.
- *
- * `ip` must be a plain IPv4 or IPv6 literal (no zone index, no brackets): it
- * is pasted into a shell command line, so anything else is refused with an
- * exception rather than risk shell syntax reaching /bin/sh.
- */
-export function substituteIp(command: string, ip: string): string {
-  // net.isIP() alone accepts IPv6 zone indexes (`fe80::1%eth0`), whose text is
-  // free-form: also insist on the characters an address literal is made of.
-  if (isIP(ip) === 0 || !/^[0-9A-Fa-f:.]+$/.test(ip)) {
-    throw new Error(`refusing to substitute %IP% with ${JSON.stringify(ip)}: not an IPv4/IPv6 address`);
-  }
-  return command.split('%IP%').join(ip);
-}
-
-/**
- * The start and stop command templates for a knocker of `family`.
- * IPv6 uses the `_6` forms, falling back to the IPv4 form only when the `_6`
- * form is absent; an empty command means "nothing" and is left out.
- */
-export function selectCommands(door: CommandDoor, family: 4 | 6): { start?: string; stop?: string } {
-  const start = family === 6 ? (door.startCommand6 ?? door.startCommand) : door.startCommand;
-  const stop = family === 6 ? (door.stopCommand6 ?? door.stopCommand) : door.stopCommand;
-  const out: { start?: string; stop?: string } = {};
-  if (start) out.start = start;
-  if (stop) out.stop = stop;
-  return out;
-}
-
-/** setTimeout, chained for delays beyond its 24.8-day limit (a huge Cmd_Timeout would otherwise fire at once). */
-/** Collects up to OUTPUT_CAP bytes of a stream. */
-class Capture {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private truncated = false;
-
-  add(chunk: Buffer): void {
-    if (this.size >= OUTPUT_CAP) {
-      this.truncated = true;
-      return;
-    }
-    const part = chunk.length > OUTPUT_CAP - this.size ? chunk.subarray(0, OUTPUT_CAP - this.size) : chunk;
-    if (part.length < chunk.length) this.truncated = true;
-    this.chunks.push(part);
-    this.size += part.length;
-  }
-
-  text(): string {
-    const s = Buffer.concat(this.chunks).toString('utf8').trim();
-    return this.truncated ? `${s} […]` : s;
-  }
-}
-
-/** Multi-line output as one log line. */
-function oneLine(s: string): string {
-  return s.replace(/\r?\n/g, ' | ');
-}
+/** Default bound on pending commands (knockd.8: --max-pending-commands). */
+export const DEFAULT_MAX_PENDING_COMMANDS = 1024;
 
 function keyOf(door: string, src: string): string {
   return `${door}\u0000${src}`;
-}
-
-function isPersistedStop(v: unknown): v is PersistedStop {
-  if (typeof v !== 'object' || v === null) return false;
-  const o = v as Record<string, unknown>;
-  return (
-    typeof o.door === 'string' &&
-    typeof o.src === 'string' &&
-    isIP(o.src) !== 0 &&
-    (o.family === 4 || o.family === 6) &&
-    isIP(o.src) === o.family &&
-    typeof o.stopCommand === 'string' &&
-    o.stopCommand !== '' &&
-    typeof o.dueAt === 'number' &&
-    Number.isFinite(o.dueAt)
-  );
-}
-
-/**
- * Read the pending stop commands a previous run left in `file`. A missing
- * file means none; a damaged one is moved aside and every valid entry in it
- * still returned (a stop command that was due must still run), with each
- * problem naming the file and the entry.
- */
-export async function loadPendingStops(file: string): Promise<StateRead<PersistedStop>> {
-  return readStateFile(file, 'stops', [1, 2], (raw) =>
-    isPersistedStop(raw)
-      ? { door: raw.door, src: raw.src, family: raw.family, stopCommand: raw.stopCommand, dueAt: raw.dueAt }
-      : 'not a pending stop command (door, src, family, stopCommand, dueAt)',
-  );
 }
 
 export class CommandRunner {
@@ -223,6 +104,11 @@ export class CommandRunner {
   private readonly now: () => number;
   private readonly setTimer: SetTimer;
   private readonly maxConcurrent: number;
+  readonly maxPending: number;
+  /** Opens refused because the pending bound was reached, all time; and when that was last logged. */
+  refusedFull = 0;
+  private refusedLoggedAt = -Infinity;
+  private refusedSinceLog = 0;
   private readonly flushTimeoutMs: number;
   private readonly events: CommandEvents;
 
@@ -259,6 +145,7 @@ export class CommandRunner {
 
     this.state = opts.stateFile !== undefined ? new StateWriter(opts.stateFile, () => this.snapshot(), log) : undefined;
     this.maxConcurrent = Math.max(1, Math.floor(opts.maxConcurrent ?? 32));
+    this.maxPending = Math.max(1, Math.floor(opts.maxPending ?? DEFAULT_MAX_PENDING_COMMANDS));
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 10_000;
     this.events = opts.events ?? {};
   }
@@ -281,6 +168,10 @@ export class CommandRunner {
       return;
     }
     const key = keyOf(door.name, src);
+    if (this.pendingCount >= this.maxPending && !this.waiting.has(key)) {
+      this.refuseFull(door.name, src);
+      return;
+    }
     void this.enqueue({ key, kind: 'start', door: door.name, src, family, command: startCommand });
     if (stopCommand === undefined) return;
 
@@ -312,6 +203,25 @@ export class CommandRunner {
     return [...this.waiting.values()]
       .map((w) => ({ door: w.door, src: w.src, dueAt: w.dueAt }))
       .sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  /** Stop commands waiting plus commands queued or running: what --max-pending-commands bounds. */
+  get pendingCount(): number {
+    return this.waiting.size + this.inFlight.size;
+  }
+
+  /** The bound is reached: no command, logged at most once a second with the count. */
+  private refuseFull(door: string, src: string): void {
+    this.refusedFull++;
+    this.refusedSinceLog++;
+    const now = this.now();
+    if (now - this.refusedLoggedAt < 1000) return;
+    this.log.warn(
+      { src, door },
+      `${src}: ${door}: command not run: ${this.pendingCount} commands pending, the bound (--max-pending-commands ${this.maxPending}); ${this.refusedSinceLog} refused since the last such line`,
+    );
+    this.refusedLoggedAt = now;
+    this.refusedSinceLog = 0;
   }
 
   /** Resolves once no command is queued or running and the state file is written. */
@@ -452,7 +362,22 @@ export class CommandRunner {
       return result;
     }
     try {
-      return await this.exec(job);
+      const result = await execShell(info(job), {
+        log: this.log,
+        shell: this.shell,
+        spawned: (child) => this.children.add(child),
+        started: () => {
+          try {
+            this.events.started?.(info(job));
+          } catch (err) {
+            this.log.error({ err }, `command observer failed: ${(err as Error).message}`);
+          }
+        },
+        ended: (child) => this.children.delete(child),
+        aborted: () => this.aborted,
+      });
+      this.notify(result);
+      return result;
     } finally {
       this.releaseSlot();
     }
@@ -463,107 +388,6 @@ export class CommandRunner {
     const next = this.slotQueue.shift();
     if (next) next(true);
     else this.running--;
-  }
-
-  /** Run one command through the shell; resolves when it has ended (never rejects). */
-  private exec(job: Job): Promise<CommandResult> {
-    const ctx = { src: job.src, door: job.door };
-    const prefix = `${job.src}: ${job.door}`;
-    const startedAt = Date.now();
-    this.log.info(ctx, `${prefix}: running command: ${job.command}`);
-    const stdout = new Capture();
-    const stderr = new Capture();
-
-    return new Promise<CommandResult>((resolve) => {
-      let child: ChildProcess | undefined;
-      let spawned = false;
-      let settled = false;
-      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      let grace: NodeJS.Timeout | undefined;
-
-      const finish = (error?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(grace);
-        if (child) {
-          this.children.delete(child);
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-        }
-        const result: CommandResult = {
-          ...info(job),
-          code: exit?.code ?? null,
-          signal: exit?.signal ?? null,
-          stdout: stdout.text(),
-          stderr: stderr.text(),
-          durationMs: Date.now() - startedAt,
-        };
-        if (error) result.error = error;
-        if (this.aborted && exit?.signal === 'SIGKILL') result.aborted = true;
-        this.report(result);
-        resolve(result);
-      };
-
-      try {
-        // argv form: the command reaches the shell byte for byte, as with system().
-        // detached: own session and process group, like knockd's setsid(); lets
-        // flush() kill the whole group.
-        child = spawn(this.shell, ['-c', job.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      } catch (err) {
-        // spawn throws synchronously only for invalid arguments (e.g. a NUL byte).
-        finish(err as Error);
-        return;
-      }
-      this.children.add(child);
-      child.stdout?.on('data', (c: Buffer) => stdout.add(c));
-      child.stderr?.on('data', (c: Buffer) => stderr.add(c));
-      // 'error' before 'spawn': the shell could not be started (ENOENT, EACCES, EAGAIN).
-      // Later errors (a failed kill) do not end the command.
-      child.on('error', (err) => {
-        if (!spawned) finish(err);
-      });
-      child.on('spawn', () => {
-        spawned = true;
-        try {
-          this.events.started?.(info(job));
-        } catch (err) {
-          this.log.error({ err }, `command observer failed: ${(err as Error).message}`);
-        }
-      });
-      child.on('exit', (code, signal) => {
-        exit = { code, signal };
-        // Output may still be in the pipes; but a backgrounded grandchild may
-        // hold them open forever, and knockd's system() would not wait for it.
-        grace = setTimeout(() => finish(), PIPE_GRACE_MS);
-      });
-      child.on('close', () => {
-        if (exit) finish();
-      });
-    });
-  }
-
-  /** Log how a command ended and tell the observer. */
-  private report(r: CommandResult): void {
-    const ctx = { src: r.src, door: r.door, kind: r.kind, code: r.code, signal: r.signal, ms: r.durationMs };
-    const prefix = `${r.src}: ${r.door}`;
-    const err = r.stderr ? `: ${oneLine(r.stderr)}` : '';
-    if (r.stdout) this.log.debug({ ...ctx, stdout: r.stdout }, `${prefix}: command output: ${oneLine(r.stdout)}`);
-    if (r.error) {
-      this.log.error(
-        { ...ctx, err: r.error },
-        `${prefix}: error: cannot run command with ${this.shell}: ${r.error.message}`,
-      );
-    } else if (r.signal) {
-      this.log.warn(
-        { ...ctx, stderr: r.stderr },
-        `${prefix}: command killed by signal ${r.signal}${r.aborted ? ' (shutdown)' : ''}${err}`,
-      );
-    } else if (r.code !== 0) {
-      this.log.warn({ ...ctx, stderr: r.stderr }, `${prefix}: command returned non-zero status code (${r.code})${err}`);
-    } else {
-      this.log.info(r.stderr ? { ...ctx, stderr: r.stderr } : ctx, `${prefix}: command finished (status 0)${err}`);
-    }
-    this.notify(r);
   }
 
   private notify(r: CommandResult): void {
@@ -599,18 +423,4 @@ export class CommandRunner {
 
 function info(job: Job): CommandInfo {
   return { kind: job.kind, door: job.door, src: job.src, family: job.family, command: job.command };
-}
-
-/** SIGKILL a detached child's whole process group (its pid is the group id). */
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
 }

@@ -1,33 +1,49 @@
 /**
- * The daemon: wires capture → decode → matcher → actions (firewalld grants),
- * and owns the lifecycle (start-up checks, interface watching, reload,
- * shutdown). Data flows one way; nothing here knows packet layouts or D-Bus
- * message formats.
+ * The daemon's lifecycle: start, reload (SIGHUP), stop, and the one place
+ * where capture events are dispatched (knock → actions.ts, SPA →
+ * spa-replay.ts then actions.ts).
+ *
+ * What a config needs (its doors with their one-time sequences, the firewalld
+ * link with its client and grant table, the action path, the SPA replay cache,
+ * what the capture process gets) is built in one place, `build()` + `commit()`,
+ * from the config, at start and at every reload, so a reload leaves the daemon
+ * as a fresh start with the new config would; what the daemon holds (grants,
+ * pending stop commands, the capture's attempts in flight) is kept. A refused
+ * reload changes nothing. Each other concern has a module of its own:
+ * interfaces.ts (interface watching), onetime-doors.ts, firewall.ts,
+ * reload-grants.ts, names.ts (reverse DNS), snapshot.ts (status), wire.ts.
+ *
+ * Shell-command doors never depend on firewalld: with firewalld away at start
+ * the daemon starts, runs the overdue stop commands and serves them, and arms
+ * the firewalld and SPA doors once firewalld answers (READY=1 then).
  */
-import { lookupService } from 'node:dns/promises';
-import type { Logger } from 'pino';
-import { linkDown, interfaceAddresses } from '../capture/addresses';
-import { buildFilter } from '../capture/filter';
-import type { WireDoor, WireEvent, WireSpaDoor } from '../capture/protocol';
-import { ruleTemplates, type SpaDoor } from '../model';
-import { doorZones } from '../firewalld/check';
-import { spaKeysToWire } from '../spa/keys';
-import { SpaReplay } from './spa-replay';
-import { CaptureSupervisor } from '../capture/supervisor';
-import { DEFAULT_RING_MB, SNAPLEN, SPA_SNAPLEN } from '../capture/protocol';
-import type { Config } from '../config/types';
-import { sequenceText } from '../config/parse';
-import { FirewalldClient, FirewalldError } from '../firewalld/client';
-import { Grants } from '../firewalld/grants';
-import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
-import { disableOneTimeSequence, firstOneTimeSequence, type OneTimeSequence } from '../config/onetime';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { DEFAULT_RING_MB, SNAPLEN, SPA_SNAPLEN } from '../capture/protocol';
+import { CaptureSupervisor } from '../capture/supervisor';
+import { sequenceText } from '../config/parse';
+import type { Config } from '../config/types';
+import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { lockStateDir, type StateDirLock } from '../state/lock';
 import { Actions } from './actions';
-import { CommandRunner, loadPendingStops } from './commands';
+import { CommandRunner } from './commands';
+import { restorePendingStops } from './command-state';
+import { dispatchEvent, type EventRuntime } from './dispatch';
+import { CompletionLimit } from './completions';
+import { BadSpaLog } from './bad-spa';
 import { toRuntimeDoors, type RuntimeDoor } from './doors';
+import { EventLog } from './event-log';
+import { FirewallLink, logConvertedDoors, needsFirewalld, type FirewalldCheck } from './firewall';
+import { InterfaceWatcher } from './interfaces';
+import { ReverseNames } from './names';
 import { SystemdNotifier } from './notify';
+import { OneTimeDoors, OneTimeFileError, type PreparedOneTime } from './onetime-doors';
+import { grantsToClose } from './reload-grants';
+import { snapshot, statusLine, type DaemonView } from './snapshot';
+import { SpaReplay } from './spa-replay';
 import { StatusService, type StatusSnapshot } from './status';
+import { wire } from './wire';
 
 export interface DaemonOptions {
   /** Interface(s) to listen on (-i, else config Interface, else eth0 or the default route's): `eno1` or `eno1,eno2`, or `any`. */
@@ -38,6 +54,12 @@ export interface DaemonOptions {
   lookup: boolean;
   /** Bound on attempts in flight. */
   maxAttempts?: number;
+  /** Bound on completions per door a second (--max-completions). */
+  maxCompletions?: number;
+  /** Bound on pending commands (--max-pending-commands). */
+  maxPendingCommands?: number;
+  /** Daemon-side budget of stage/timeout/wrong-knock log lines a second. */
+  eventLogPerSecond?: number;
   /** How often to re-read the interface's addresses (ms). */
   addressPollMs?: number;
   /** Where pending stop commands and held grants are kept across restarts (default /run/knockd). */
@@ -56,85 +78,65 @@ export class StartupError extends Error {
 
 /** How long a stop waits for firewalld calls still queued. */
 const SHUTDOWN_FIREWALLD_MS = 5000;
-
-/** What --status shows of a firewalld door: its services and ports, or (converted command lines) its rules. */
-function doorRules(fwd: NonNullable<Config['doors'][number]['firewalld']>): string[] {
-  if (fwd.from === 'directives') return [...fwd.services, ...fwd.ports.map((p) => `${p.port}/${p.proto}`)];
-  return [...new Set(ruleTemplates(fwd).map((r) => r.rule))];
-}
-
-/** At most this many "Stage 1" lines a second: a spoofed flood must not flood the log too. */
+/** At most this many "Stage 1" lines a second from the capture process's own budget. */
 const STAGE1_LOG_PER_SECOND = 50;
 
-/** The matcher's view of a door: plain data, sent to the capture process. */
-function wireSpaDoor(d: SpaDoor): WireSpaDoor {
-  const k = spaKeysToWire(d.keys);
-  return { name: d.name, port: d.port, hmacKeyBase64: k.hmacBase64, hmacType: k.hmacType };
+/** A config built and checked, not yet running. */
+interface Built {
+  config: Config;
+  oneTime: PreparedOneTime;
+  /** undefined: no door needs firewalld. */
+  firewalld: FirewalldCheck | undefined;
 }
 
-function wireDoor(d: RuntimeDoor): WireDoor {
-  return {
-    name: d.name,
-    sequence: d.sequence,
-    seqTimeoutMs: d.seqTimeoutMs,
-    tcpFlags: d.tcpFlags,
-    action: d.action,
-    ...(d.target !== undefined ? { target: d.target } : {}),
-    ...(d.config.oneTimeSequences !== undefined ? { oneTime: true } : {}),
-  };
+/** The running config and what was built from it. */
+interface Runtime extends Built, EventRuntime {
+  doors: RuntimeDoor[];
 }
 
 export class Daemon {
   private readonly capture: CaptureSupervisor;
-  private doors: RuntimeDoor[];
-  private readonly doorByName = new Map<string, RuntimeDoor>();
-  private fw: FirewalldClient | undefined;
-  private grants: Grants | undefined;
-  private defaultZone = '';
-  private localAddrs: string[] = [];
-  /** The interfaces to listen on (`opts.iface` split at commas). */
-  private readonly ifaces: string[];
-  /** Per interface: why it cannot be captured on ('' = ready) and its addresses, as last seen. */
-  private readonly ifaceWait = new Map<string, string>();
-  private readonly ifaceAddrs = new Map<string, string>();
-  /** The interfaces the capture process was last given. */
-  private captureIfaces: string[] = [];
-  private timers: NodeJS.Timeout[] = [];
-  private lookupWarned = false;
-  private readonly hostnames = new Map<string, string | null>();
-  private startedLogged = false;
-  /** Why the capture is not open, for STATUS= (empty while listening). */
-  private waitingFor = '';
-  readonly notifier: SystemdNotifier;
+  private readonly interfaces: InterfaceWatcher;
+  private readonly link: FirewallLink;
   private readonly commands: CommandRunner;
-  /** SPA packets seen (replay cache), kept across restarts. */
+  private readonly oneTime: OneTimeDoors;
+  private readonly names: ReverseNames;
+  private readonly events: EventLog;
+  /** SPA packets whose HMAC failed: one log line per source a minute (fail2ban). */
+  private readonly badSpa: BadSpaLog;
+  private readonly limit: CompletionLimit;
+  /** SPA packets seen (replay cache), kept across restarts; loaded with the first config that has an SPA door. */
   private readonly spaReplay: SpaReplay;
+  private spaLoaded = false;
   private readonly stateDir: string;
+  readonly notifier: SystemdNotifier;
+  private runtime: Runtime | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private startedLogged = false;
+  private checkingFirewalld = false;
+  private lastFirewalldProblem = '';
   private status: StatusService | undefined;
-  /** The sequence each One_Time_Sequences door is using now. */
-  private readonly oneTime = new Map<string, OneTimeSequence>();
-  /** The one path from a completed knock to firewalld or the shell (made once firewalld is known). */
-  private actions: Actions | undefined;
   private lock: StateDirLock | undefined;
 
   constructor(
-    private config: Config,
+    private readonly initial: Config,
     private readonly opts: DaemonOptions,
     private readonly log: Logger,
   ) {
-    this.doors = toRuntimeDoors(config.doors);
-    this.indexDoors();
-    this.ifaces = [
-      ...new Set(
-        opts.iface
-          .split(',')
-          .map((i) => i.trim())
-          .filter((i) => i !== ''),
-      ),
-    ];
-    if (this.ifaces.length === 0) this.ifaces = [opts.iface];
+    this.stateDir = opts.stateDir ?? '/run/knockd';
+    this.interfaces = new InterfaceWatcher(opts.iface, opts.ipv4Only, log);
     this.capture = new CaptureSupervisor(log);
-    this.capture.on('event', (e) => this.onMatch(e));
+    this.capture.on('event', (e) =>
+      dispatchEvent(e, {
+        log,
+        names: this.names,
+        events: this.events,
+        spaReplay: this.spaReplay,
+        badSpa: this.badSpa,
+        runtime: () => this.runtime,
+        oneTimeOpened: (rt, door) => void this.nextOneTimeSequence(rt, door),
+      }),
+    );
     this.capture.on('listening', (iface, link, again) => this.onListening(iface, link, again));
     this.capture.on('suppressed', (s) => {
       const parts = [
@@ -146,62 +148,70 @@ export class Daemon {
       this.log.info(`${held}${ev}${s.inFlight} attempts in flight`);
     });
     this.notifier = new SystemdNotifier(log);
-    this.stateDir = opts.stateDir ?? '/run/knockd';
-    this.commands = new CommandRunner(log, { stateFile: join(this.stateDir, 'commands.json') });
+    this.commands = new CommandRunner(log, {
+      stateFile: join(this.stateDir, 'commands.json'),
+      ...(opts.maxPendingCommands !== undefined ? { maxPending: opts.maxPendingCommands } : {}),
+    });
     this.spaReplay = new SpaReplay(join(this.stateDir, 'spa-replay.json'), log);
+    this.link = new FirewallLink(log, this.stateDir, () => void this.retryFirewalld());
+    this.oneTime = new OneTimeDoors(log);
+    this.names = new ReverseNames(opts.lookup, log);
+    this.events = new EventLog(log, opts.eventLogPerSecond);
+    this.badSpa = new BadSpaLog(log);
+    this.limit = new CompletionLimit(log, opts.maxCompletions);
+  }
+
+  private get doors(): RuntimeDoor[] {
+    return this.runtime?.doors ?? [];
+  }
+
+  private view(): DaemonView {
+    return {
+      version: this.opts.version ?? '',
+      iface: this.opts.iface,
+      capture: this.capture,
+      interfaces: this.interfaces,
+      doors: this.doors,
+      firewalldWait: this.firewalldWait(),
+      link: this.link,
+      commands: this.commands,
+      limit: this.limit,
+      events: this.events,
+    };
   }
 
   /** One line for systemd's STATUS= (shown by `systemctl status knockd`). */
   statusLine(): string {
-    if (this.fw && !this.fw.running) return 'firewalld not running, retrying';
-    if (!this.capture.listening)
-      return this.waitingFor || this.capture.problem || `waiting for ${this.ifaces.join(', ')}`;
-    const open = this.grantList.length + this.commands.pending().length;
-    const closing = this.grants?.closingCount ?? 0;
-    const waiting = (this.grants?.pendingCount ?? 0) - closing;
-    const extra = `${waiting ? `, ${waiting} waiting for firewalld` : ''}${closing ? `, ${closing} closing (not yet confirmed by firewalld)` : ''}`;
-    const on = this.capture.interfaces.map((i) => i.iface);
-    const notYet = this.ifaces
-      .filter((i) => !on.includes(i))
-      .map((i) => this.ifaceWait.get(i) || this.capture.problemOf(i) || `waiting for ${i}`);
-    return `listening on ${on.join(', ')}${notYet.length ? ` (${notYet.join('; ')})` : ''}, ${this.doors.length} door${this.doors.length === 1 ? '' : 's'}, ${open - closing} open${extra}`;
+    return statusLine(this.view());
   }
 
-  private indexDoors(): void {
-    this.doorByName.clear();
-    for (const d of this.doors) this.doorByName.set(d.name, d);
+  /** What `knockd --status` shows. */
+  snapshot(): Promise<StatusSnapshot> {
+    return snapshot(this.view());
   }
 
-  /** Check firewalld and the config against it, open the capture. Throws StartupError. */
+  get grantList(): ReturnType<NonNullable<FirewallLink['grants']>['list']> {
+    return this.link.grants?.list() ?? [];
+  }
+
+  /** Take the state dir, run what is due, check the config against firewalld, open the capture. Throws StartupError. */
   async start(): Promise<void> {
     try {
       this.lock = await lockStateDir(this.stateDir);
     } catch (err) {
       throw new StartupError((err as Error).message);
     }
-    this.doors = await this.loadOneTimeSequences(this.doors);
-    this.indexDoors();
-    await this.checkFirewalld(this.doors);
-    this.actions = new Actions(this.grants, this.commands, this.log, () => this.defaultZone);
-    this.logConvertedDoors(this.doors);
-    const grantsFile = join(this.stateDir, 'grants.json');
-    const restored = (await this.grants?.restore(grantsFile)) ?? 0;
-    if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${grantsFile})`);
-    const commandsFile = join(this.stateDir, 'commands.json');
-    const stops = await loadPendingStops(commandsFile);
-    for (const p of stops.problems) this.log.error(p);
-    if (stops.movedTo)
-      this.log.error(
-        `${commandsFile}: moved aside to ${stops.movedTo}; its ${stops.entries.length} valid stop command(s) are honoured`,
-      );
-    if (stops.keep) this.commands.holdState('could not be read at start-up');
-    if (this.doors.some((d) => d.config.spa)) await this.spaReplay.load();
-    if (stops.entries.length) {
-      this.log.info(
-        `${stops.entries.length} stop command(s) pending from the previous run; rescheduled (overdue ones run now)`,
-      );
-      this.commands.restore(stops.entries);
+    // Stop commands first: they never wait for firewalld.
+    await restorePendingStops(join(this.stateDir, 'commands.json'), this.commands, this.log);
+    // Grants of the previous run are taken over whatever this config needs: they must stay closable.
+    if (existsSync(join(this.stateDir, 'grants.json'))) await this.link.ensure();
+    let built: Built;
+    try {
+      built = await this.build(this.initial);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
     }
+    this.commit(built);
     this.refreshInterface(true);
     if (this.opts.statusService !== false) {
       // Not awaited: without a system bus (or its policy) this must not hold up start-up.
@@ -212,226 +222,173 @@ export class Daemon {
     this.timers.push(setInterval(() => this.refreshInterface(false), this.opts.addressPollMs ?? 2000));
   }
 
-  /** Say which doors' firewall-cmd command lines are carried out over D-Bus instead of the shell. */
-  private logConvertedDoors(doors: readonly RuntimeDoor[]): void {
-    for (const d of doors) {
-      const f = d.config.firewalld;
-      if (f?.from !== 'commands') continue;
-      const rules = [
-        ...new Set(
-          ruleTemplates(f).map(
-            (r) =>
-              `zone ${r.zone ?? this.defaultZone}: ${r.rule}${f.action === 'open' ? ` (${r.timeout ? `timeout ${r.timeout}s` : 'no timeout'})` : ''}`,
-          ),
-        ),
-      ];
-      this.log.info(
-        `${d.name}: firewall-cmd command lines carried out natively over D-Bus (no shell, no firewall-cmd process): ${f.action === 'open' ? 'add' : 'remove'} ${rules.join('; ')}`,
-      );
-    }
-  }
-
-  /** Give each One_Time_Sequences door the first unused sequence of its file; doors whose file is used up are left out. */
-  private async loadOneTimeSequences(doors: RuntimeDoor[]): Promise<RuntimeDoor[]> {
-    const out: RuntimeDoor[] = [];
-    for (const d of doors) {
-      const file = d.config.oneTimeSequences;
-      if (file === undefined) {
-        out.push(d);
-        continue;
-      }
-      let seq: OneTimeSequence | undefined;
-      try {
-        seq = await firstOneTimeSequence(file);
-      } catch (err) {
-        throw new StartupError(
-          `${this.config.file}:${d.config.lines.ONE_TIME_SEQUENCES ?? d.config.line}: [${d.name}] cannot read One_Time_Sequences file: ${(err as Error).message}`,
-        );
-      }
-      if (seq === undefined) {
-        this.log.warn(
-          `no more sequences left in the one time sequences file ${file} for door ${d.name} --> disabling the door`,
-        );
-        continue;
-      }
-      this.oneTime.set(d.name, seq);
-      this.log.info(`${d.name}: one-time sequence from ${file} line ${seq.line}`);
-      out.push({ ...d, sequence: seq.sequence });
-    }
-    return out;
-  }
-
-  /** A one-time door opened: disable the used line, move to the next one (or close the door). */
-  private async nextOneTimeSequence(door: RuntimeDoor): Promise<void> {
-    const file = door.config.oneTimeSequences!;
-    const used = this.oneTime.get(door.name);
-    let next: OneTimeSequence | undefined;
-    try {
-      if (used) await disableOneTimeSequence(file, used);
-      next = await firstOneTimeSequence(file);
-    } catch (err) {
-      this.log.error(
-        `error while disabling used one time sequence for door ${door.name} (${(err as Error).message}) --> disabling the door`,
-      );
-    }
-    if (next) {
-      this.oneTime.set(door.name, next);
-      this.doors = this.doors.map((d) => (d.name === door.name ? { ...d, sequence: next.sequence } : d));
-      this.log.info(`${door.name}: next one-time sequence from ${file} line ${next.line}`);
-    } else {
-      this.oneTime.delete(door.name);
-      this.doors = this.doors.filter((d) => d.name !== door.name);
-      this.log.warn(
-        `no more sequences left in the one time sequences file ${file} for door ${door.name} --> disabling the door`,
-      );
-    }
-    this.indexDoors();
-    const w = this.wire(this.doors);
-    this.capture.setDoors(w.doors, w.spa, w.filter);
-  }
-
-  /** What the capture process gets: knock doors for the matcher, SPA doors' ports and HMAC keys, and the BPF filter. */
-  private wire(doors: readonly RuntimeDoor[]): { doors: WireDoor[]; spa: WireSpaDoor[]; filter: string } {
-    const knock = doors.filter((d) => d.config.spa === undefined);
-    const spa = doors.flatMap((d) => (d.config.spa ? [wireSpaDoor(d.config.spa)] : []));
-    return {
-      doors: knock.map(wireDoor),
-      spa,
-      filter: buildFilter(
-        knock,
-        this.localAddrs,
-        spa.map((s) => s.port),
-      ),
-    };
-  }
-
-  /** Firewalld must be running, and every zone and service the doors name must exist. */
-  private async checkFirewalld(doors: readonly RuntimeDoor[]): Promise<void> {
-    const fwDoors = doors.filter((d) => d.config.firewalld !== undefined);
-    const spaDoors = doors.filter((d) => d.config.spa !== undefined);
-    if (fwDoors.length === 0 && spaDoors.length === 0) return;
-    if (this.fw === undefined) {
-      this.fw = new FirewalldClient();
-      this.fw.on('busError', (err) =>
-        this.log.warn({ err }, `D-Bus connection lost (${err.message}); reconnecting on the next firewalld call`),
-      );
-      this.fw.on('down', () => this.log.warn('firewalld left the bus; open grants will be restored when it returns'));
-      this.fw.on('up', () => this.log.info('firewalld is on the bus'));
-      this.fw.on('reconnected', () => this.log.info('D-Bus connection re-established; checking the grants held'));
-      this.grants = new Grants(this.fw, this.log, { stateFile: join(this.stateDir, 'grants.json') });
-    }
-    const fw = this.fw;
-    const where = (d: RuntimeDoor, key: string): string =>
-      `${this.config.file}:${d.config.lines[key] ?? d.config.line}: [${d.name}]`;
-    let zones: string[];
-    let services: string[];
-    try {
-      if (!(await fw.probe())) {
-        throw new StartupError(
-          'firewalld is not running (no owner of org.fedoraproject.FirewallD1 on the system bus): start it with "systemctl start firewalld"',
-        );
-      }
-      this.defaultZone = await fw.getDefaultZone();
-      zones = await fw.getZones();
-      services = await fw.listServices();
-    } catch (err) {
-      if (err instanceof StartupError) throw err;
-      const e = err as Error;
-      const hint =
-        err instanceof FirewalldError && err.unreachable ? ' (is firewalld running? "systemctl status firewalld")' : '';
-      throw new StartupError(`cannot talk to firewalld over D-Bus: ${e.message}${hint}`);
-    }
-    const problems: string[] = [];
-    for (const d of spaDoors) {
-      const zone = d.config.spaZone ?? this.defaultZone;
-      if (!zones.includes(zone))
-        problems.push(`${where(d, 'FIREWALLD_ZONE')} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
-    }
-    for (const d of fwDoors) {
-      const fwd = d.config.firewalld!;
-      const key = fwd.from === 'directives' ? 'FIREWALLD_ZONE' : 'START_COMMAND';
-      for (const zone of doorZones(d.config, this.defaultZone)) {
-        if (!zones.includes(zone))
-          problems.push(`${where(d, key)} firewalld has no zone "${zone}" (zones: ${zones.join(', ')})`);
-      }
-      for (const s of fwd.services) {
-        if (!services.includes(s))
-          problems.push(
-            `${where(d, 'FIREWALLD_SERVICE')} firewalld has no service "${s}" (see "firewall-cmd --get-services")`,
-          );
-      }
-    }
-    if (problems.length) throw new StartupError(problems.join('\n'));
+  /** SIGHUP: a valid new config replaces the old; an invalid one is reported (thrown) and changes nothing. */
+  async reload(next: Config): Promise<void> {
+    this.commit(await this.build(next));
+    this.log.info(`configuration reloaded from ${next.file}: ${this.doors.length} door(s)`);
   }
 
   /**
-   * Find the interfaces and their addresses; start, update or stop the
-   * capture process accordingly. Each interface is looked at on its own: one
-   * that is missing or has no address is waited for while the others capture.
-   * Knocks on any of them count when addressed to an address of any of them.
+   * Everything `config` needs, checked, without changing what runs: its doors
+   * with their one-time sequences; the firewalld client and grant table made
+   * (and grants.json taken over) if this is the first config to need them,
+   * and its zones and services checked; the SPA replay cache loaded if this is
+   * the first config with an SPA door. Throws when the config cannot run here.
    */
-  private refreshInterface(first: boolean): void {
-    const { ipv4Only } = this.opts;
-    const ready: string[] = [];
-    const waits: string[] = [];
-    const all = new Set<string>();
-    for (const iface of this.ifaces) {
-      const info = interfaceAddresses(iface, ipv4Only);
-      const prev = this.ifaceWait.get(iface);
-      let wait = '';
-      if (!info.exists) {
-        wait = `waiting for ${iface}`;
-        if (prev === '') this.log.warn(`interface ${iface} disappeared; waiting for it to come back`);
-        else if (first) this.log.warn(`interface ${iface} does not exist (yet); waiting for it`);
-      } else if (info.addrs.length === 0 && this.doors.some((d) => d.target === undefined)) {
-        // Knocks are matched against the interface's own addresses: none yet means nothing can match.
-        wait = `waiting for an address on ${iface}`;
-        if (first || prev !== wait) this.log.warn(`interface ${iface} has no address (yet); waiting for one`);
-      } else if (linkDown(iface)) {
-        wait = `waiting for the link on ${iface}`;
-        if (first || prev !== wait) this.log.warn(`interface ${iface}: link is down; waiting for it`);
-      }
-      this.ifaceWait.set(iface, wait);
-      const addrs = wait ? '' : info.addrs.join(', ');
-      const before = this.ifaceAddrs.get(iface);
-      if (addrs && before && addrs !== before) this.log.info(`addresses of ${iface} changed: ${addrs}`);
-      this.ifaceAddrs.set(iface, addrs);
-      if (wait) waits.push(wait);
-      else {
-        ready.push(iface);
-        for (const a of info.addrs) all.add(a);
-      }
+  private async build(config: Config): Promise<Built> {
+    let oneTime: PreparedOneTime;
+    try {
+      oneTime = await this.oneTime.prepare(toRuntimeDoors(config.doors), config.file);
+    } catch (err) {
+      if (err instanceof OneTimeFileError) throw new StartupError(err.message);
+      throw err;
     }
-    this.waitingFor = waits.join('; ');
-    if (ready.length === 0) {
+    let firewalld: FirewalldCheck | undefined;
+    if (oneTime.doors.some(needsFirewalld)) {
+      await this.link.ensure();
+      firewalld = await this.link.check(oneTime.doors, config.file);
+      if (firewalld.kind === 'refused') throw new StartupError(firewalld.problems.join('\n'));
+    }
+    if (oneTime.doors.some((d) => d.config.spa) && !this.spaLoaded) {
+      await this.spaReplay.load();
+      this.spaLoaded = true;
+    }
+    return { config, oneTime, firewalld };
+  }
+
+  /** Make `b` the running config: the action path, the doors the capture gets, the grants it no longer makes closed. */
+  private commit(b: Built): void {
+    const first = this.runtime === undefined;
+    this.oneTime.commit(b.oneTime);
+    if (b.firewalld?.kind === 'ok') this.link.setDefaultZone(b.firewalld.defaultZone);
+    const doors = b.oneTime.doors;
+    this.runtime = {
+      ...b,
+      doors,
+      byName: new Map(doors.map((d) => [d.name, d])),
+      actions: new Actions(this.link.grants, this.commands, this.log, () => this.link.defaultZone, this.limit),
+    };
+    this.limit.keep(doors.map((d) => d.name));
+    this.closeGrantsNotMade(first ? 'at start-up' : 'at reload');
+    if (!first) this.applyDoors();
+    logConvertedDoors(this.log, doors, this.link.defaultZone);
+    const wait = this.firewalldWait();
+    if (wait) this.log.warn(wait);
+  }
+
+  /** Grants the running config would not make again are closed, each as added, in its own zone (reload-grants.ts). */
+  private closeGrantsNotMade(when: string): void {
+    const grants = this.link.grants;
+    if (grants === undefined || this.runtime === undefined) return;
+    const close = grantsToClose(grants.list(), this.runtime.doors);
+    if (close.length === 0) return;
+    for (const { grant: g, why } of close)
+      this.log.warn(
+        { src: g.src, door: g.door, zone: g.zone, rule: g.rule },
+        `${g.src}: ${g.door}: ${why}: closing its grant ${when} (zone ${g.zone}: ${g.rule})`,
+      );
+    const picked = new Set(close.map((c) => c.grant));
+    void grants.closeWhere((g) => picked.has(g), `its door changed (${when})`);
+  }
+
+  /** The doors the capture process matches: all, except those needing firewalld while it has not been checked. */
+  private armedDoors(): RuntimeDoor[] {
+    const rt = this.runtime;
+    if (rt === undefined) return [];
+    return rt.firewalld === undefined || rt.firewalld.kind === 'ok'
+      ? rt.doors
+      : rt.doors.filter((d) => !needsFirewalld(d));
+  }
+
+  /** What the firewalld doors wait for, as one line ('' when nothing). */
+  private firewalldWait(): string {
+    const f = this.runtime?.firewalld;
+    if (f === undefined || f.kind === 'ok') return '';
+    const names = this.doors
+      .filter(needsFirewalld)
+      .map((d) => d.name)
+      .join(', ');
+    return f.kind === 'unreachable'
+      ? `waiting for firewalld for door(s) ${names}: ${f.why}`
+      : `door(s) ${names} not armed: ${f.problems.join('; ')}`;
+  }
+
+  /** firewalld appeared, or a tick while the firewalld doors wait: check again, arm them if firewalld agrees. */
+  private async retryFirewalld(): Promise<void> {
+    const rt = this.runtime;
+    if (rt?.firewalld === undefined || rt.firewalld.kind === 'ok' || this.checkingFirewalld) return;
+    this.checkingFirewalld = true;
+    try {
+      const check = await this.link.check(rt.doors, rt.config.file);
+      if (this.runtime !== rt) return; // a reload came in meanwhile: it checked for itself
+      if (check.kind === 'refused') {
+        const p = check.problems.join('\n');
+        if (p !== this.lastFirewalldProblem)
+          this.log.error(`firewalld is there, but the doors that need it cannot run:\n${p}`);
+        this.lastFirewalldProblem = p;
+      }
+      if (check.kind === 'unreachable') return;
+      rt.firewalld = check;
+      if (check.kind !== 'ok') return;
+      this.lastFirewalldProblem = '';
+      this.link.setDefaultZone(check.defaultZone);
+      this.log.info(
+        `firewalld answers: door(s) ${rt.doors
+          .filter(needsFirewalld)
+          .map((d) => d.name)
+          .join(', ')} armed`,
+      );
+      this.closeGrantsNotMade('once firewalld answered');
+      logConvertedDoors(this.log, rt.doors, this.link.defaultZone);
+      this.applyDoors();
+      this.maybeReady();
+    } finally {
+      this.checkingFirewalld = false;
+    }
+  }
+
+  /** Give the capture process the armed doors (a new capture when SPA doors came or went: another snaplen). */
+  private applyDoors(): void {
+    const w = wire(this.armedDoors(), this.interfaces.localAddrs);
+    if (!this.capture.running) return;
+    if (w.spa.length > 0 !== this.capture.snaplen > SNAPLEN) {
+      // A handle is only opened once: the capture needs another snaplen.
+      this.capture.stop();
+      this.refreshInterface(false);
+    } else {
+      this.capture.setDoors(w.doors, w.spa, w.filter);
+    }
+  }
+
+  /** Look at the interfaces; start, update or stop the capture process accordingly (interfaces.ts). */
+  private refreshInterface(first: boolean): void {
+    const armed = this.armedDoors();
+    const look = this.interfaces.look(
+      first,
+      armed.some((d) => d.target === undefined),
+    );
+    if (look.ready.length === 0) {
       if (this.capture.running) this.capture.stop();
-      this.localAddrs = [];
-      this.captureIfaces = [];
       return;
     }
-    const local = [...all].sort();
-    const changed = local.join(' ') !== this.localAddrs.join(' ') || ready.join(',') !== this.captureIfaces.join(',');
-    this.localAddrs = local;
-    this.captureIfaces = ready;
-    const w = this.wire(this.doors);
-    const filter = w.filter;
+    const w = wire(armed, look.local);
     if (!this.capture.running) {
-      this.log.debug(`pcap filter: ${filter}`);
+      this.log.debug(`pcap filter: ${w.filter}`);
       this.capture.start({
-        ifaces: ready,
-        filter,
+        ifaces: look.ready,
+        filter: w.filter,
         doors: w.doors,
         spa: w.spa,
         snaplen: w.spa.length ? SPA_SNAPLEN : SNAPLEN,
-        local: this.localAddrs,
-        ipv4Only,
+        local: look.local,
+        ipv4Only: this.opts.ipv4Only,
         maxAttempts: this.opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
         stage1PerSecond: STAGE1_LOG_PER_SECOND,
         ringMB: this.opts.captureBufferMB ?? DEFAULT_RING_MB,
       });
-    } else if (changed || this.capture.lost(ready).length > 0) {
-      this.log.debug(`pcap filter: ${filter}`);
-      this.capture.setLocal(this.localAddrs, filter, ready);
+    } else if (look.changed || this.capture.lost(look.ready).length > 0) {
+      this.log.debug(`pcap filter: ${w.filter}`);
+      this.capture.setLocal(look.local, w.filter, look.ready);
     }
   }
 
@@ -446,155 +403,30 @@ export class Daemon {
     } else {
       this.log.info(`listening on ${iface} (${link})`);
     }
-    this.notifier.markReady(this.statusLine());
+    this.maybeReady();
+  }
+
+  /** READY=1 once the capture listens and no door waits for firewalld; STATUS= otherwise. */
+  private maybeReady(): void {
+    if (this.capture.listening && this.firewalldWait() === '') this.notifier.markReady(this.statusLine());
+    else this.notifier.status(this.statusLine());
   }
 
   private tick(): void {
+    this.events.roll();
     this.notifier.status(this.statusLine());
+    void this.retryFirewalld();
   }
 
-  private who(src: string): string {
-    if (!this.opts.lookup) return src;
-    const cached = this.hostnames.get(src);
-    if (cached === undefined) {
-      this.hostnames.set(src, null);
-      if (this.hostnames.size > 10_000) this.hostnames.delete(this.hostnames.keys().next().value as string);
-      // getnameinfo(3) on libuv's thread pool, like knockd's gethostbyaddr (hosts file, then DNS),
-      // but off the packet path: the first line of a new source may still show the bare address.
-      lookupService(src, 0).then(
-        (r) => this.hostnames.set(src, r.hostname && r.hostname !== src ? r.hostname : null),
-        (err: NodeJS.ErrnoException) => this.lookupFailed(src, err),
-      );
-    }
-    return cached ? `${src} (${cached})` : src;
-  }
-
-  /** A reverse lookup that failed for another reason than "no name": said once (knockd.service denies IP traffic). */
-  private lookupFailed(src: string, err: NodeJS.ErrnoException): void {
-    if (err.code === 'ENOTFOUND' || this.lookupWarned) return;
-    this.lookupWarned = true;
-    this.log.warn(
-      `-l: reverse lookup of ${src} failed (${err.code ?? err.message}): DNS cannot be reached, names come from /etc/hosts only (said once). ` +
-        'Under knockd.service, IPAddressDeny=any blocks DNS: a drop-in with an empty IPAddressDeny= allows it',
-    );
-  }
-
-  private onMatch(e: WireEvent): void {
-    const ctx = { src: e.src, door: e.door };
-    switch (e.type) {
-      case 'stage':
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: Stage ${e.stage}`);
-        return;
-      case 'timeout':
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: sequence timeout (stage ${e.stage})`);
-        return;
-      case 'spoiled':
-        this.log.info(
-          ctx,
-          `${this.who(e.src)}: ${e.door}: wrong knock ${e.proto === 6 ? 'tcp' : 'udp'}/${e.port} at stage ${e.stage}, sequence reset`,
-        );
-        return;
-      case 'spa': {
-        const door = this.doorByName.get(e.door);
-        if (door?.config.spa === undefined) {
-          this.log.warn(ctx, `${e.src}: SPA packet for "${e.door}", which is not an SPA door (any more); ignored`);
-          return;
-        }
-        const v = this.spaReplay.judge(Buffer.from(e.payload, 'latin1'), e.src, door.config.spa);
-        if (!v.ok) {
-          this.log.warn(
-            { ...ctx, code: v.code },
-            `${this.who(e.src)}: ${e.door}: SPA packet refused (${v.code}): ${v.reason}`,
-          );
-          return;
-        }
-        const ports = v.grant.ports.map((p) => `${p.proto}/${p.port}`).join(',');
-        this.log.info(
-          ctx,
-          `${this.who(e.src)}: ${e.door}: SPA packet accepted (user ${JSON.stringify(v.message.username)}): open ${ports} for ${v.grant.address}, ${v.grant.timeout}s`,
-        );
-        // Its digest is on disk before the rule goes in: a crash between the two cannot make this packet work twice.
-        const grant = v.grant;
-        void this.spaReplay.settled().then(() => this.actions?.spa(door, grant));
-        return;
-      }
-      case 'open':
-      case 'close': {
-        this.log.info(ctx, `${this.who(e.src)}: ${e.door}: OPEN SESAME`);
-        const door = this.doorByName.get(e.door);
-        if (door) {
-          this.actions?.knock(door, e.src, e.family);
-          if (door.config.oneTimeSequences !== undefined) void this.nextOneTimeSequence(door);
-        }
-        return;
-      }
-    }
-  }
-
-  /** SIGHUP: a valid new config replaces the old; an invalid one is reported and the old keeps running. */
-  async reload(next: Config): Promise<void> {
-    const doors = await this.loadOneTimeSequences(toRuntimeDoors(next.doors));
-    await this.checkFirewalld(doors);
-    this.config = next;
-    this.doors = doors;
-    this.indexDoors();
-    const w = this.wire(doors);
-    if (w.spa.length > 0 !== this.capture.snaplen > SNAPLEN) {
-      // SPA doors came or went: the capture needs another snaplen, and a handle is only opened once.
-      this.capture.stop();
-      this.refreshInterface(false);
-    } else {
-      this.capture.setDoors(w.doors, w.spa, w.filter);
-    }
-    this.logConvertedDoors(doors);
-    this.log.info(`configuration reloaded from ${next.file}: ${doors.length} door(s)`);
-  }
-
-  get grantList(): ReturnType<Grants['list']> {
-    return this.grants?.list() ?? [];
-  }
-
-  /** What `knockd --status` shows. */
-  async snapshot(): Promise<StatusSnapshot> {
-    const now = Date.now();
-    const cap = await this.capture.stats();
-    return {
-      pid: process.pid,
-      version: this.opts.version ?? '',
-      iface: this.opts.iface,
-      status: this.statusLine(),
-      listening: this.capture.listening,
-      interfaces: this.ifaces.map((name) => {
-        const on = this.capture.interfaces.find((i) => i.iface === name);
-        return on
-          ? { name, listening: true, state: `listening (${on.link})` }
-          : { name, listening: false, state: this.ifaceWait.get(name) || this.capture.problemOf(name) || 'waiting' };
-      }),
-      doors: this.doors.map((d) => {
-        const fwd = d.config.firewalld;
-        const c = d.config;
-        return {
-          name: d.name,
-          sequence: sequenceText({ sequence: [...d.sequence] }),
-          action: d.action,
-          ...(fwd ? { zone: fwd.zone ?? this.defaultZone, rules: doorRules(fwd) } : {}),
-          commands: Boolean(c.startCommand || c.startCommand6),
-        };
-      }),
-      grants: this.grantList.map((g) => ({
-        src: g.src,
-        door: g.door,
-        zone: g.zone,
-        rule: g.rule,
-        secondsLeft: g.expiresAt > 0 ? Math.max(0, Math.round((g.expiresAt - now) / 1000)) : null,
-        applied: g.state === 'open',
-        state: g.state,
-      })),
-      pendingStops: this.commands
-        .pending()
-        .map((p) => ({ door: p.door, src: p.src, secondsLeft: Math.max(0, Math.round((p.dueAt - now) / 1000)) })),
-      ...(cap ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } } : {}),
-    };
+  /** A one-time door opened: its next sequence (or none: the door is left out) goes to the capture process. */
+  private async nextOneTimeSequence(rt: Runtime, door: RuntimeDoor): Promise<void> {
+    const next = await this.oneTime.next(door);
+    if (this.runtime !== rt) return; // reloaded meanwhile: the reload read the file afresh
+    rt.doors = next
+      ? rt.doors.map((d) => (d.name === door.name ? next : d))
+      : rt.doors.filter((d) => d.name !== door.name);
+    rt.byName = new Map(rt.doors.map((d) => [d.name, d]));
+    this.applyDoors();
   }
 
   /** Stop capturing, finish queued firewalld calls, let go of the bus. */
@@ -608,14 +440,12 @@ export class Daemon {
     await this.commands.flush();
     // Queued firewalld calls finish, but a hung firewalld does not hold up the stop: what is
     // still closing stays in grants.json, and the next start confirms it.
-    if (this.grants && !(await this.grants.stop(SHUTDOWN_FIREWALLD_MS))) {
+    if (!(await this.link.stop(SHUTDOWN_FIREWALLD_MS))) {
       this.log.warn(
         `firewalld did not answer within ${SHUTDOWN_FIREWALLD_MS / 1000} s; unfinished grants are kept in ${join(this.stateDir, 'grants.json')} for the next start`,
       );
     }
-    this.grants?.dispose();
     await this.spaReplay.settled();
-    this.fw?.close();
     await this.lock?.release();
   }
 }

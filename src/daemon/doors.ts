@@ -15,6 +15,7 @@ export function toRuntimeDoors(doors: readonly DoorConfig[]): RuntimeDoor[] {
       sequence: d.sequence,
       seqTimeoutMs: d.seqTimeout * 1000,
       tcpFlags: d.tcpFlags,
+      ...(d.strictRepeats === true ? { strictRepeats: true } : {}),
       ...(target !== undefined ? { target } : {}),
       action: d.firewalld?.action === 'close' ? 'close' : 'open',
       config: d,

@@ -2,11 +2,13 @@
  * `knockd --status`: the running daemon offers `org.knockd.Knockd1` on the
  * system bus (policy: packaging/org.knockd.Knockd1.conf, root only) with one
  * method, `Status() → s`, a JSON snapshot: doors, grants held (address, door,
- * zone, rule, seconds left), pending stop commands, capture counters.
+ * zone, rule, seconds left), pending stop commands, the named bounds and how
+ * often each was reached, capture counters.
  */
 import * as dbus from 'dbus-next';
 import type { Logger } from 'pino';
 import { withTimeout } from '../util/timers';
+import { formatFirewalldReport, type FirewalldReport } from '../firewalld/report';
 
 export const STATUS_NAME = 'org.knockd.Knockd1';
 export const STATUS_PATH = '/org/knockd/Knockd1';
@@ -32,7 +34,20 @@ export interface StatusSnapshot {
     state: 'opening' | 'open' | 'closing';
   }[];
   pendingStops: { door: string; src: string; secondsLeft: number }[];
+  /** The daemon's named bounds, and how often each was reached. */
+  bounds?: {
+    maxCompletions: number;
+    completionBurst: number;
+    completionsRefused: number;
+    maxPendingCommands: number;
+    pendingCommands: number;
+    commandsRefused: number;
+    eventLogPerSecond: number;
+    eventLinesSuppressed: number;
+  };
   capture?: { frames: number; malformed: number; ignored: number; knocks: number; inFlight: number; evicted: number };
+  /** firewalld's version and health, the grant bounds, signals ignored. */
+  firewalld?: FirewalldReport;
 }
 
 class StatusInterface extends dbus.interface.Interface {
@@ -147,6 +162,27 @@ export function formatStatus(s: StatusSnapshot): string {
       table([['ADDRESS', 'DOOR', 'RUNS IN'], ...s.pendingStops.map((p) => [p.src, p.door, secs(p.secondsLeft)])]),
     );
   }
+  if (s.bounds) {
+    const b = s.bounds;
+    out.push(
+      '',
+      'bounds:',
+      table([
+        ['BOUND', 'VALUE', 'REACHED'],
+        [
+          'completions per door (--max-completions)',
+          `${b.maxCompletions}/s, burst ${b.completionBurst}`,
+          `${b.completionsRefused} refused`,
+        ],
+        [
+          'pending commands (--max-pending-commands)',
+          `${b.pendingCommands} of ${b.maxPendingCommands}`,
+          `${b.commandsRefused} refused`,
+        ],
+        ['event log lines (daemon side)', `${b.eventLogPerSecond}/s`, `${b.eventLinesSuppressed} suppressed`],
+      ]),
+    );
+  }
   if (s.capture) {
     const c = s.capture;
     out.push(
@@ -154,5 +190,6 @@ export function formatStatus(s: StatusSnapshot): string {
       `capture: ${c.frames} frames, ${c.knocks} knock packets, ${c.malformed} malformed, ${c.inFlight} attempts in flight, ${c.evicted} evicted`,
     );
   }
+  if (s.firewalld) out.push('', formatFirewalldReport(s.firewalld));
   return `${out.join('\n')}\n`;
 }

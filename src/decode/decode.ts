@@ -220,7 +220,7 @@ export function tcpSeq(p: Packet): number {
   if (p.proto !== IPPROTO_TCP) return 0;
   const b = p.buf;
   const o = p.l4Off;
-  return (b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!;
+  return (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
 }
 
 /** Decode the TCP or UDP header at `off` (which must end by `limit`) and fill `out`. */

@@ -4,15 +4,27 @@
  *
  * Calls are sent as plain messages (no introspection round trip). The client
  * watches firewalld's bus name, so it can tell "firewalld went away" from
- * "firewalld refused", and relays firewalld's `Reloaded` and `RichRuleRemoved`
- * signals (only from the current owner of firewalld's name: a signal's sender
- * is set by the bus, so no other client can forge one): the grants layer uses
- * them to put lost rules back and to let go of rules an admin removed. Every
- * call has a deadline, so a hung firewalld is "not reachable", never a wait
- * forever. It never spawns `firewall-cmd`.
+ * "firewalld refused", and relays firewalld's `Reloaded`, `RichRuleRemoved` and
+ * `DefaultZoneChanged` signals: the grants layer uses them to put lost rules back and to let go of
+ * rules an admin removed.
+ *
+ * Signals are authenticated. Any local user may send a unicast signal to our
+ * unique name (the stock system-bus policy allows it), so a signal's member
+ * and body prove nothing; its sender does (the bus sets it, and no client can
+ * own `org.freedesktop.DBus`). `NameOwnerChanged` is taken only from the bus
+ * itself, and even then only as "ask the bus again": firewalld's owner is
+ * always what `GetNameOwner` answers, never a signal's body. firewalld's own
+ * signals are taken only from that owner. Everything else is ignored and
+ * counted (`ignoredSignals`, shown by `knockd --status`).
+ *
+ * Every call has a deadline, so a hung firewalld is "not reachable", never a
+ * wait forever, and at most `maxCalls` are in flight (the bus refuses more
+ * than 128 pending replies per connection): the rest wait their turn. It
+ * never spawns `firewall-cmd`.
  */
 import { EventEmitter } from 'node:events';
 import * as dbus from 'dbus-next';
+import { CallLimiter, DEFAULT_MAX_FIREWALLD_CALLS } from './limiter';
 
 export const FIREWALLD = 'org.fedoraproject.FirewallD1';
 const PATH = '/org/fedoraproject/FirewallD1';
@@ -55,11 +67,18 @@ export interface FirewalldEvents {
   reloaded: [];
   /** A zone's rich rule was removed (by anyone, ourselves included, or by its timeout). */
   ruleRemoved: [zone: string, rule: string];
+  /** firewalld's default zone changed (`firewall-cmd --set-default-zone`): the zone's new name. */
+  defaultZoneChanged: [zone: string];
   /** The bus connection itself failed; the client reconnects on the next call. */
   busError: [Error];
   /** Connected again after a lost connection: signals may have been missed meanwhile. */
   reconnected: [];
+  /** A signal about firewalld that did not come from who may send it (forged, or stale): ignored. */
+  ignoredSignal: [sender: string, member: string];
 }
+
+/** Signals held while firewalld's owner is being asked of the bus; beyond this they are dropped (and counted). */
+const MAX_HELD_SIGNALS = 256;
 
 /** Default deadline of one firewalld call. */
 export const CALL_TIMEOUT_MS = 10_000;
@@ -81,10 +100,24 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   private closed = false;
   private everConnected = false;
   private readonly callTimeoutMs: number;
+  private readonly limiter: CallLimiter;
+  /** Signals about firewalld ignored because of their sender, all time. */
+  ignoredSignals = 0;
+  /** Owner look-ups in progress (asked of the bus after a NameOwnerChanged), and the signals held meanwhile. */
+  private resolving = 0;
+  private ownerChain: Promise<void> = Promise.resolve();
+  private held: dbus.Message[] = [];
 
-  constructor(opts: { callTimeoutMs?: number } = {}) {
+  constructor(opts: { callTimeoutMs?: number; maxCalls?: number } = {}) {
     super();
     this.callTimeoutMs = opts.callTimeoutMs ?? CALL_TIMEOUT_MS;
+    this.limiter = new CallLimiter(opts.maxCalls ?? DEFAULT_MAX_FIREWALLD_CALLS);
+  }
+
+  /** firewalld calls in flight and waiting (bounded by `maxCalls`). */
+  get calls(): { inFlight: number; queued: number; max: number; peakQueued: number } {
+    const l = this.limiter;
+    return { inFlight: l.inFlight, queued: l.queued, max: l.max, peakQueued: l.peakQueued };
   }
 
   /** Connect (lazily, on first use) and subscribe to firewalld's name and Reloaded signal. */
@@ -102,7 +135,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     const failed = new Promise<never>((_, reject) => bus.once('error', reject));
     failed.catch(() => undefined);
     bus.on('error', (err: Error) => this.dropBus(bus, err));
-    bus.on('message', (msg: dbus.Message) => this.onMessage(msg));
+    bus.on('message', (msg: dbus.Message) => this.onMessage(bus, msg));
     // The connection has no 'close' event in dbus-next's types; its stream does.
     const stream = (bus as unknown as { _connection?: EventEmitter })._connection;
     stream?.on('end', () => this.dropBus(bus, new Error('D-Bus connection closed')));
@@ -118,21 +151,33 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     return bus;
   }
 
-  /** Watch firewalld's bus name and its Reloaded signal; learn its current owner. */
+  /** Watch firewalld's bus name and its signals; ask the bus who owns firewalld's name now. */
   private async subscribe(bus: dbus.MessageBus): Promise<void> {
     await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
       `type='signal',sender='${DBUS}',interface='${DBUS}',member='NameOwnerChanged',arg0='${FIREWALLD}'`,
     ]);
+    // sender= keeps other clients' broadcasts out; unicast signals to us still arrive, hence onMessage's checks.
     await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
-      `type='signal',interface='${IFACE}',member='Reloaded'`,
+      `type='signal',sender='${FIREWALLD}',interface='${IFACE}',member='Reloaded'`,
     ]);
     await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
-      `type='signal',interface='${ZONE}',member='RichRuleRemoved'`,
+      `type='signal',sender='${FIREWALLD}',interface='${ZONE}',member='RichRuleRemoved'`,
     ]);
-    const has = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'NameHasOwner', 's', [FIREWALLD]);
-    if (has?.body[0] === true) {
-      const owner = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
-      this.owner = String(owner?.body[0] ?? '');
+    await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'AddMatch', 's', [
+      `type='signal',sender='${FIREWALLD}',interface='${IFACE}',member='DefaultZoneChanged'`,
+    ]);
+    this.owner = await this.askOwner(bus);
+  }
+
+  /** The unique name that owns firewalld's name, as the bus says ('' none). */
+  private async askOwner(bus: dbus.MessageBus): Promise<string> {
+    try {
+      const r = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
+      const owner = r?.body[0];
+      return typeof owner === 'string' && owner.startsWith(':') ? owner : '';
+    } catch (err) {
+      if (err instanceof dbus.DBusError && err.type === 'org.freedesktop.DBus.Error.NameHasNoOwner') return '';
+      throw err;
     }
   }
 
@@ -171,18 +216,62 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     this.reconnectTimer.unref();
   }
 
-  private onMessage(msg: dbus.Message): void {
+  private onMessage(bus: dbus.MessageBus, msg: dbus.Message): void {
     if (msg.type !== dbus.MessageType.SIGNAL) return;
-    if (msg.interface === DBUS && msg.member === 'NameOwnerChanged' && msg.body[0] === FIREWALLD) {
-      const newOwner = String(msg.body[2] ?? '');
-      const was = this.owner;
-      this.owner = newOwner;
-      if (was !== '' && newOwner !== was) this.emit('down');
-      if (newOwner !== '') this.emit('up');
-    } else if (msg.sender !== this.owner || this.owner === '') {
-      // Not from firewalld as we know it: ignored.
-    } else if (msg.interface === IFACE && msg.member === 'Reloaded') {
+    const about =
+      (msg.interface === DBUS && msg.member === 'NameOwnerChanged' && msg.body[0] === FIREWALLD) ||
+      msg.interface === IFACE ||
+      msg.interface === ZONE;
+    if (!about) return;
+    if (msg.interface === DBUS) {
+      // Only the bus itself speaks for the bus; and then only "ask again": the body is not believed.
+      if (msg.sender !== DBUS) return this.ignore(msg);
+      this.resolving++;
+      this.ownerChain = this.ownerChain
+        .then(() => this.reResolve(bus))
+        .finally(() => {
+          if (--this.resolving === 0) this.releaseHeld();
+        });
+      return;
+    }
+    if (this.resolving > 0) {
+      // Judged once the bus has said who owns firewalld's name now.
+      if (this.held.length < MAX_HELD_SIGNALS) this.held.push(msg);
+      else this.ignore(msg);
+      return;
+    }
+    this.firewalldSignal(msg);
+  }
+
+  /** firewalld's name changed hands (the bus said so): ask the bus who has it now. */
+  private async reResolve(bus: dbus.MessageBus): Promise<void> {
+    if (this.bus !== undefined && this.bus !== bus) return; // a connection since replaced
+    let now: string;
+    try {
+      now = await this.askOwner(bus);
+    } catch (err) {
+      this.dropBus(bus, err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    const was = this.owner;
+    if (now === was) return;
+    this.owner = now;
+    if (was !== '') this.emit('down');
+    if (now !== '') this.emit('up');
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const m of held) this.firewalldSignal(m);
+  }
+
+  private firewalldSignal(msg: dbus.Message): void {
+    if (this.owner === '' || msg.sender !== this.owner) return this.ignore(msg);
+    if (msg.interface === IFACE && msg.member === 'Reloaded') {
       this.emit('reloaded');
+    } else if (msg.interface === IFACE && msg.member === 'DefaultZoneChanged' && typeof msg.body[0] === 'string') {
+      this.emit('defaultZoneChanged', msg.body[0]);
     } else if (
       msg.interface === ZONE &&
       msg.member === 'RichRuleRemoved' &&
@@ -191,6 +280,11 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     ) {
       this.emit('ruleRemoved', msg.body[0], msg.body[1]);
     }
+  }
+
+  private ignore(msg: dbus.Message): void {
+    this.ignoredSignals++;
+    this.emit('ignoredSignal', String(msg.sender ?? ''), `${msg.interface ?? ''}.${msg.member ?? ''}`);
   }
 
   private async rawCall(
@@ -218,6 +312,18 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     } catch (err) {
       throw err instanceof FirewalldError ? err : toError(err, what);
     }
+    return this.limiter.run(() => this.send(bus, iface, member, signature, body, what));
+  }
+
+  /** One call with its deadline (from when it is sent, not from when it was queued). */
+  private async send(
+    bus: dbus.MessageBus,
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+    what: string,
+  ): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -278,6 +384,22 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   async probe(): Promise<boolean> {
     await this.connection();
     return this.owner !== '';
+  }
+
+  /** One of firewalld's properties (org.freedesktop.DBus.Properties.Get). */
+  private async property(name: string): Promise<unknown> {
+    const v = await this.call('org.freedesktop.DBus.Properties', 'Get', 'ss', [IFACE, name], `Get(${name})`);
+    return v instanceof dbus.Variant ? v.value : v;
+  }
+
+  /** firewalld's `version` property, e.g. "2.5.2". */
+  async version(): Promise<string> {
+    return String(await this.property('version'));
+  }
+
+  /** firewalld's `state` property: INIT, RUNNING or FAILED. */
+  async firewalldState(): Promise<string> {
+    return String(await this.property('state'));
   }
 
   async getDefaultZone(): Promise<string> {

@@ -6,18 +6,23 @@
  */
 
 import { MAX_FIREWALLD_TIMEOUT, normalizeRichRule } from '../config/firewallcmd';
+import { isZoneName } from '../config/zone';
 import { canonicalAddress } from '../decode/address';
-import type { Grant, GrantState } from './grants';
+import type { Grant, GrantState } from './grant-model';
+import type { ExpiryOwner } from './versions';
 
-const ZONE = /^[A-Za-z0-9_\-/.+]{1,64}$/;
 const STATES: readonly GrantState[] = ['opening', 'open', 'closing'];
 
-/** The grant, or why the entry is refused. Takes version 1 entries (`applied` instead of `state`). */
+/**
+ * The grant, or why the entry is refused. Takes version 1 entries (`applied`
+ * instead of `state`) and version 1-2 entries without `expiry` (all were
+ * timed rules then: firewalld owned their expiry).
+ */
 export function validGrantEntry(raw: unknown): Grant | string {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'not an object';
   const e = raw as Record<string, unknown>;
   const { zone, rule, src, door, timeout, expiresAt } = e;
-  if (typeof zone !== 'string' || !ZONE.test(zone)) return 'zone is not a zone name';
+  if (typeof zone !== 'string' || !isZoneName(zone)) return 'zone is not a zone name';
   if (typeof src !== 'string' || canonicalAddress(src) !== src) return 'src is not a canonical IP address';
   if (typeof rule !== 'string' || rule.length > 2048 || normalizeRichRule(rule) !== rule)
     return "rule is not a rich rule in firewalld's canonical text";
@@ -35,6 +40,13 @@ export function validGrantEntry(raw: unknown): Grant | string {
   } else {
     return 'no state';
   }
+  let expiry: ExpiryOwner = 'firewalld';
+  if (e.expiry !== undefined) {
+    if (e.expiry !== 'firewalld' && e.expiry !== 'knockd') return 'expiry is not firewalld or knockd';
+    expiry = e.expiry;
+  }
   const firewalld = typeof e.firewalld === 'string' && e.firewalld.length <= 256 ? e.firewalld : '';
-  return { zone, rule, src, door, timeout, expiresAt, state, firewalld };
+  const closedBy =
+    typeof e.closedBy === 'string' && e.closedBy.length > 0 && e.closedBy.length <= 256 ? { closedBy: e.closedBy } : {};
+  return { zone, rule, src, door, timeout, expiresAt, state, firewalld, expiry, ...closedBy };
 }

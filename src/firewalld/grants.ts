@@ -2,55 +2,54 @@
  * The rich rules this daemon holds in firewalld ("grants"): the one authority
  * for what the daemon added, and the one path every firewalld door takes.
  *
- * - `open` adds a rule with a firewalld-side timeout, so the door shuts on
- *   time even if this daemon dies. Opening a rule we hold restarts its
- *   timeout (remove + add: firewalld keeps one timer per rule). A rule that is
- *   already in firewalld and that we did not add (the admin's, runtime or
- *   permanent) is left exactly as it is: not taken over, no timeout put on it.
- * - `close` removes a rule we hold. A rule we do not hold is never removed
- *   (a close knock can be spoofed from the admin's own address).
- * - A close is never forgotten: until firewalld confirms the rule is gone the
- *   grant stays, as "closing", in the table and the state file, and is
- *   retried with backoff.
- * - A rule removed outside the daemon (firewalld's RichRuleRemoved signal,
- *   not caused by our own call and not its timeout) ends the grant: it is
- *   never put back. Rules lost to a firewalld restart or reload are put back
- *   with their remaining time.
+ * - How a grant ends on time depends on the firewalld version (versions.ts,
+ *   read from firewalld's `version` property): on the old timer code the rule
+ *   carries firewalld's timeout, so the door shuts on time even if this
+ *   daemon dies; on 2.3.3+/2.4.1+/2.5.x (timed rules break `--reload` there)
+ *   the rule is untimed and this daemon removes it at `expiresAt`, which is
+ *   persisted, and at the next start if it is overdue then.
+ * - A grant's end is measured from firewalld's confirmation of the add. With
+ *   firewalld's timer, the grant is held until firewalld says the rule is gone
+ *   (at the latest FIREWALLD_LATE_MS after its end, the daemon removes it
+ *   itself): a re-knock racing firewalld's expiry refreshes a rule we still
+ *   hold and never finds it "not added by knockd".
+ * - `open` of a rule we hold refreshes it: the end moves, the rule stays
+ *   (untimed: nothing to do in firewalld; timed: remove + add restarts
+ *   firewalld's timer). A rule already in firewalld that we do not hold (the
+ *   admin's, runtime or permanent) is left exactly as it is.
+ * - `close` removes a rule we hold, never one we do not (a close knock can be
+ *   spoofed from the admin's own address). A close is never forgotten: until
+ *   firewalld confirms the rule is gone, the grant stays as "closing" in the
+ *   table and the state file, and is retried with backoff.
+ * - A `RichRuleRemoved` (zone "" is the default zone; rule text normalised:
+ *   the signal carries the caller's words) ends a grant only once firewalld
+ *   confirms the rule is gone. Removed by someone: the grant ends, and no
+ *   reload or restart brings it back. Removed by an earlier firewalld timer of
+ *   the same rule (old versions' orphan timers): put back.
+ * - Rules lost to a firewalld restart or reload are put back with their
+ *   remaining time. At most `maxGrants` are held; beyond, knocks are refused
+ *   (logged rate-limited, counted in --status).
  * - Operations on the same (zone, rule) run one after another, in order.
  */
 import type { Logger } from 'pino';
+import { normalizeRichRule } from '../config/firewallcmd';
 import { StateWriter, readStateFile, type StateDoc } from '../state/statefile';
 import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
-import { FirewalldError } from './client';
+import { classify, isCode } from './errors';
 import { validGrantEntry } from './grant-entry';
+import { grantKey as key, type Grant, type GrantsFirewall } from './grant-model';
+import { FirewalldTimers, judgeRemoval } from './removal';
+import { versionPolicy, type VersionPolicy } from './versions';
+import type { FirewalldError } from './client';
 
-/** opening: firewalld has not confirmed the add yet; open: in firewalld; closing: removal not confirmed yet. */
-export type GrantState = 'opening' | 'open' | 'closing';
+export type { Grant, GrantState, GrantsFirewall } from './grant-model';
 
-export interface Grant {
-  zone: string;
-  rule: string;
-  /** Knocker address and door, for logs and status. */
-  src: string;
-  door: string;
-  /** Requested firewalld timeout in seconds (0: none). */
-  timeout: number;
-  /** Wall-clock ms when firewalld drops it; 0 when it has no timeout. */
-  expiresAt: number;
-  state: GrantState;
-  /** The firewalld instance (pid/bus name) the rule was last confirmed in; '' unknown. */
-  firewalld: string;
-}
-
-/** What the grant table needs of firewalld (FirewalldClient; a fake in unit tests). */
-export interface GrantsFirewall {
-  addRichRule(zone: string, rule: string, timeout: number): Promise<void>;
-  removeRichRule(zone: string, rule: string): Promise<void>;
-  queryRichRule(zone: string, rule: string): Promise<boolean>;
-  /** Which firewalld process answers now; changes when firewalld restarts. */
-  identity(): Promise<string>;
-  on(event: 'up' | 'reloaded' | 'reconnected', listener: () => void): unknown;
-  on(event: 'ruleRemoved', listener: (zone: string, rule: string) => void): unknown;
+/** What the grant table needs of the firewalld health watcher (health.ts). */
+export interface GrantsHealth {
+  judge(zone: string, err: FirewalldError): boolean;
+  knowZones(zones: Iterable<string>): void;
+  readonly broken: string;
+  on(event: 'healed', listener: () => void): unknown;
 }
 
 export interface GrantsOptions {
@@ -60,41 +59,40 @@ export interface GrantsOptions {
   setTimer?: SetTimer;
   /** Backoff between retries of what firewalld has not confirmed, ms (last one repeats). */
   retryDelaysMs?: readonly number[];
+  /** Bound on grants held (--max-grants). */
+  maxGrants?: number;
+  health?: GrantsHealth;
 }
 
-/** A RichRuleRemoved this close to the rule's expiry is firewalld's own timeout, not an admin. */
-const EXPIRY_SLACK_MS = 2000;
+/** Default bound on grants held at once. */
+export const DEFAULT_MAX_GRANTS = 1000;
+/** firewalld's timer fires in whole-second ticks: a rule may leave this late. After that, the daemon removes it. */
+export const FIREWALLD_LATE_MS = 3000;
+const FULL_LOG_EVERY_MS = 10_000;
 const DEFAULT_RETRY_MS = [1000, 2000, 5000, 10_000, 30_000];
-const STATE_VERSION = 2;
+const STATE_VERSION = 3;
 
-const key = (zone: string, rule: string): string => `${zone}\u0000${rule}`;
-
-/** Why firewalld did not do it, in one of three kinds. */
-function classify(err: unknown): { kind: 'transient' | 'refused'; e: FirewalldError } {
-  const e = err instanceof FirewalldError ? err : new FirewalldError(String(err), '', 'ERROR');
-  const transient =
-    e.unreachable ||
-    e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied' ||
-    e.code === 'NOT_RUNNING' ||
-    e.code === 'RUNNING_BUT_FAILED';
-  return { kind: transient ? 'transient' : 'refused', e };
-}
-
-const isCode = (err: unknown, code: string): boolean => err instanceof FirewalldError && err.code === code;
+type AddWhy = 'new' | 'refresh' | 'reset' | 'restore' | 'retry';
 
 export class Grants {
   private readonly grants = new Map<string, Grant>();
   private readonly queues = new Map<string, Promise<void>>();
   private readonly expiry = new Map<string, TimerHandle>();
-  /** Our own firewalld calls in flight, by key: the signals they cause are ours. */
-  private readonly ownCalls = new Map<string, number>();
+  private readonly timers = new FirewalldTimers();
   private readonly state: StateWriter | undefined;
   private readonly now: () => number;
   private readonly setTimer: SetTimer;
   private readonly retryDelays: readonly number[];
+  private readonly health: GrantsHealth | undefined;
+  readonly maxGrants: number;
+  private policy: VersionPolicy | undefined;
   private retryTimer: TimerHandle | undefined;
   private retries = 0;
   private stopping = false;
+  private fullSince = 0;
+  private fullLoggedAt = -Infinity;
+  /** Counters for --status. */
+  readonly counts = { refusedFull: 0, staleSignals: 0, putBack: 0, endedByHand: 0 };
 
   constructor(
     private readonly fw: GrantsFirewall,
@@ -104,6 +102,8 @@ export class Grants {
     this.now = opts.now ?? Date.now;
     this.setTimer = opts.setTimer ?? setLongTimer;
     this.retryDelays = opts.retryDelaysMs ?? DEFAULT_RETRY_MS;
+    this.maxGrants = opts.maxGrants ?? DEFAULT_MAX_GRANTS;
+    this.health = opts.health;
     this.state = opts.stateFile
       ? new StateWriter(
           opts.stateFile,
@@ -111,10 +111,16 @@ export class Grants {
           log,
         )
       : undefined;
-    fw.on('up', () => void this.reapply('firewalld is back', 'reset'));
+    fw.on('up', () => {
+      // Maybe another version now; its timers died with the old process.
+      this.policy = undefined;
+      this.timers.clear();
+      void this.reapply('firewalld is back', 'reset');
+    });
     fw.on('reloaded', () => void this.reapply('firewalld reloaded', 'reset'));
     fw.on('reconnected', () => void this.reapply('D-Bus connection re-established', 'check'));
-    fw.on('ruleRemoved', (zone, rule) => this.onRemoved(zone, rule));
+    fw.on('ruleRemoved', (zone, rule) => void this.onRemoved(zone, rule));
+    this.health?.on('healed', () => void this.reapply('firewalld works again', 'pending'));
   }
 
   // ------------------------------------------------------------------ queries
@@ -122,6 +128,11 @@ export class Grants {
   /** Grants currently held (open, waiting for firewalld, or closing). */
   list(): Grant[] {
     return [...this.grants.values()];
+  }
+
+  /** Grants of one door (as added), for a reload that changed or removed it. */
+  byDoor(door: string): Grant[] {
+    return this.list().filter((g) => g.door === door);
   }
 
   /** Grants firewalld has not confirmed yet (adds and removals). */
@@ -133,25 +144,55 @@ export class Grants {
     return this.list().filter((g) => g.state === 'closing').length;
   }
 
+  /** The version policy in force ('' version until firewalld answered). */
+  get mechanism(): VersionPolicy | undefined {
+    return this.policy;
+  }
+
+  /** Read firewalld's version and log what it means (at start; again after a firewalld restart). */
+  async readPolicy(): Promise<VersionPolicy> {
+    if (this.policy) return this.policy;
+    let version: string;
+    try {
+      version = await this.fw.version();
+    } catch (err) {
+      // Not cached: asked again at the next add. Meanwhile the mechanism that cannot break a reload.
+      this.log.warn(`cannot read firewalld's version (${(err as Error).message}); knockd owns grant expiry meanwhile`);
+      return versionPolicy('');
+    }
+    this.policy = versionPolicy(version);
+    this.log.info(this.policy.why);
+    return this.policy;
+  }
+
   // ---------------------------------------------------------------- knocks
 
-  /** A knock opened a door: add the rule for `timeout` seconds (0: none), or refresh ours. */
+  /** A knock opened a door: add the rule for `timeout` seconds (0: no end), or refresh ours. */
   open(zone: string, rule: string, timeout: number, who: { src: string; door: string }): Promise<void> {
     const k = key(zone, rule);
     return this.serial(k, async () => {
-      const expiresAt = timeout > 0 ? this.now() + timeout * 1000 : 0;
       const held = this.grants.get(k);
-      const grant: Grant = {
+      if (held) {
+        held.timeout = timeout;
+        if (held.state === 'closing') held.state = 'opening'; // its removal never got through: take it back
+        delete held.closedBy;
+        if (timeout > 0 && held.state === 'opening') held.expiresAt = this.now() + timeout * 1000;
+        return this.add(held, timeout, 'refresh', who.door);
+      }
+      if (this.grants.size >= this.maxGrants) return this.refuseFull(zone, rule, who);
+      const p = await this.readPolicy();
+      const g: Grant = {
         zone,
         rule,
         src: who.src,
         door: who.door,
         timeout,
-        expiresAt,
-        state: held?.state ?? 'opening',
-        firewalld: held?.firewalld ?? '',
+        expiresAt: timeout > 0 ? this.now() + timeout * 1000 : 0,
+        state: 'opening',
+        firewalld: '',
+        expiry: p.expiry,
       };
-      await this.add(grant, timeout, held ? 'refresh' : 'new');
+      return this.add(g, timeout, 'new');
     });
   }
 
@@ -163,15 +204,13 @@ export class Grants {
       const held = this.grants.get(k);
       if (held) {
         held.state = 'closing';
-        held.door = who.door; // from now on the close knock's: its logs name the door that closes
-        held.src = who.src;
+        held.closedBy = who.door;
         this.track(k, held);
-        await this.remove(held);
-        return;
+        return this.remove(held);
       }
       let present: boolean;
       try {
-        present = await this.call(k, () => this.fw.queryRichRule(zone, rule));
+        present = await this.fw.queryRichRule(zone, rule);
       } catch (err) {
         this.log.warn(
           { ...ctx, err },
@@ -192,15 +231,33 @@ export class Grants {
     });
   }
 
+  /** Close every grant `pick` selects (a reload that removed or changed their door), each as added. */
+  closeWhere(pick: (g: Grant) => boolean, why: string): Promise<void> {
+    return Promise.all(
+      this.list()
+        .filter(pick)
+        .map((g) =>
+          this.serial(key(g.zone, g.rule), async () => {
+            if (this.grants.get(key(g.zone, g.rule)) !== g || g.state === 'closing') return;
+            this.log.info(`${g.src}: ${g.door}: ${why}: closing ${g.rule} in zone ${g.zone}`);
+            g.state = 'closing';
+            this.track(key(g.zone, g.rule), g);
+            await this.remove(g);
+          }),
+        ),
+    ).then(() => undefined);
+  }
+
   // --------------------------------------------------------------- restarts
 
   /**
-   * Take over the grants a previous run held (state file). Each is checked
+   * Take over the grants a previous run held (state file), each checked
    * against firewalld (see `reconcile`); a damaged file is moved aside with
-   * its valid entries still honoured. Returns how many entries were valid.
+   * its valid entries still honoured. Overdue grants whose expiry knockd owns
+   * are removed now. Returns how many entries were taken.
    */
   async restore(file: string): Promise<number> {
-    const read = await readStateFile(file, 'grants', [1, STATE_VERSION], validGrantEntry, this.now);
+    const read = await readStateFile(file, 'grants', [1, 2, STATE_VERSION], validGrantEntry, this.now);
     for (const p of read.problems) this.log.error(p);
     if (read.movedTo)
       this.log.error(
@@ -208,7 +265,9 @@ export class Grants {
       );
     if (read.keep) this.state?.hold('could not be read at start-up');
     const now = this.now();
-    const live = read.entries.filter((g) => g.state === 'closing' || g.expiresAt === 0 || g.expiresAt > now);
+    const live = read.entries.filter(
+      (g) => g.state === 'closing' || g.expiry === 'knockd' || g.expiresAt === 0 || g.expiresAt > now,
+    );
     await Promise.all(
       live.map((g) => this.serial(key(g.zone, g.rule), () => this.reconcile({ ...g }, 'from the previous run'))),
     );
@@ -219,7 +278,8 @@ export class Grants {
    * firewalld (or our view of it) changed: `reset` after a restart or reload
    * (its runtime rules are gone: put ours back; one that is there now comes
    * from its permanent config and is the admin's), `check` after our bus
-   * connection came back (signals may have been missed: reconcile each).
+   * connection came back (signals may have been missed: reconcile each),
+   * `pending` to retry what firewalld has not confirmed.
    */
   async reapply(why: string, mode: 'reset' | 'check' | 'pending'): Promise<void> {
     if (this.stopping) return;
@@ -233,9 +293,8 @@ export class Grants {
         this.serial(key(g.zone, g.rule), async () => {
           if (this.grants.get(key(g.zone, g.rule)) !== g) return;
           if (g.state === 'closing') return this.remove(g);
-          if (mode === 'reset') return this.add(g, this.secondsLeft(g), 'reset');
-          if (mode === 'pending') return this.add(g, this.secondsLeft(g), 'retry');
-          return this.reconcile(g, why);
+          if (mode === 'check') return this.reconcile(g, why);
+          return this.add(g, this.secondsLeft(g), mode === 'reset' ? 'reset' : 'retry');
         }),
       ),
     );
@@ -243,10 +302,11 @@ export class Grants {
 
   /**
    * A grant whose rule may or may not still be in firewalld (daemon restart,
-   * bus reconnect): there, it is ours as it was; gone, and firewalld has
-   * restarted since we last saw the rule, it was lost to the restart and is
-   * put back; gone otherwise (removed by hand, or a reload, while we were not
-   * listening: we cannot tell which) it is left gone: the admin's removal wins.
+   * bus reconnect). There: ours as it was (overdue and knockd's to end: removed
+   * now, if firewalld is the one we added it to). Gone, and firewalld has
+   * restarted since we last saw the rule: lost to the restart, put back. Gone
+   * otherwise (removed by hand, or a reload, while we were not listening: we
+   * cannot tell which): left gone, the admin's removal wins.
    */
   private async reconcile(g: Grant, why: string): Promise<void> {
     const k = key(g.zone, g.rule);
@@ -256,7 +316,7 @@ export class Grants {
     let present: boolean;
     let fwid: string;
     try {
-      present = await this.call(k, () => this.fw.queryRichRule(g.zone, g.rule));
+      present = await this.fw.queryRichRule(g.zone, g.rule);
       fwid = await this.fw.identity();
     } catch (err) {
       const { kind, e } = classify(err);
@@ -277,6 +337,31 @@ export class Grants {
       this.scheduleRetry();
       return;
     }
+    const overdue = g.expiresAt > 0 && g.expiresAt <= this.now();
+    const sameFirewalld = g.firewalld !== '' && g.firewalld === fwid;
+    if (present && overdue) {
+      if (g.expiry === 'knockd' && sameFirewalld && g.state === 'open') {
+        const ago = Math.round((this.now() - g.expiresAt) / 1000);
+        this.log.warn(
+          ctx,
+          `${g.src}: ${g.door}: firewalld: ${g.rule} outlived its end by ${ago}s (knockd was not running then); removing it now`,
+        );
+        g.state = 'closing';
+        this.track(k, g);
+        return this.remove(g);
+      }
+      if (g.expiry === 'firewalld') {
+        g.state = 'open';
+        g.firewalld = fwid;
+        return this.track(k, g); // firewalld's timer is due: checked at once, removed by us if it is late
+      }
+      this.untrack(k);
+      this.log.warn(
+        ctx,
+        `${g.src}: ${g.door}: firewalld: ${g.rule} in zone ${g.zone} is past its end, but firewalld restarted since: this one is not knockd's; left alone`,
+      );
+      return;
+    }
     if (present) {
       g.state = 'open';
       g.firewalld = fwid;
@@ -284,10 +369,14 @@ export class Grants {
       this.log.info(ctx, `${g.src}: ${g.door}: firewalld: still open ${why} in zone ${g.zone}: ${g.rule}`);
       return;
     }
+    if (overdue) {
+      this.untrack(k);
+      this.log.info(ctx, `${g.src}: ${g.door}: firewalld: ${g.rule} ended while knockd was not running; already gone`);
+      return;
+    }
     if (g.state === 'opening' || (g.firewalld !== '' && g.firewalld !== fwid)) {
       // Never reached firewalld, or firewalld restarted since (its runtime rules died with it): ours to put back.
-      await this.add(g, this.secondsLeft(g), 'restore');
-      return;
+      return this.add(g, this.secondsLeft(g), 'restore');
     }
     this.untrack(k);
     this.log.warn(
@@ -299,130 +388,271 @@ export class Grants {
   // ------------------------------------------------------------ firewalld I/O
 
   /**
-   * Add (or refresh) `g`'s rule for `timeout` seconds. `new`: a rule that is
-   * already there is not ours. `refresh`: we hold it: remove + add restarts its
-   * timeout. `reset`: firewalld dropped its runtime rules; one that is there now
-   * is from its permanent config. `restore`/`retry`: ALREADY_ENABLED is our
-   * own earlier add that landed.
+   * Add (or refresh) `g`'s rule for `seconds` (untimed when knockd owns the
+   * expiry). `new`/`reset`: a rule that is already there is not ours (reset:
+   * firewalld dropped its runtime rules, one there now is from its permanent
+   * config). `refresh`/`restore`/`retry`: ALREADY_ENABLED is our own rule.
    */
-  private async add(g: Grant, timeout: number, why: 'new' | 'refresh' | 'reset' | 'restore' | 'retry'): Promise<void> {
+  private async add(g: Grant, seconds: number, why: AddWhy, byDoor = g.door): Promise<void> {
     const k = key(g.zone, g.rule);
-    const { zone, rule, src, door } = g;
-    const ctx = { src, door, zone, rule, timeout };
-    const t = timeout > 0 ? `timeout ${timeout}s` : 'no timeout';
-    if (g.expiresAt > 0 && timeout <= 0) {
+    const { zone, rule, src } = g;
+    const ctx = { src, door: byDoor, zone, rule, timeout: seconds };
+    if (g.expiresAt > 0 && seconds <= 0) {
       this.untrack(k);
-      this.log.info(ctx, `${src}: ${door}: firewalld: ${rule} expired before firewalld could take it; nothing added`);
+      this.log.info(ctx, `${src}: ${byDoor}: firewalld: ${rule} expired before firewalld could take it; nothing added`);
       return;
     }
+    const p = await this.readPolicy();
+    const fwTimeout = p.expiry === 'firewalld' ? seconds : 0;
     let verb = why === 'new' ? 'added' : why === 'refresh' ? 'refreshed' : 'restored';
     try {
-      try {
-        await this.call(k, () => this.fw.addRichRule(zone, rule, timeout));
-      } catch (err) {
-        if (!isCode(err, 'ALREADY_ENABLED')) throw err;
-        if (why === 'new' || why === 'reset') {
-          if (this.grants.get(k) === g) this.untrack(k);
-          this.log.warn(
-            ctx,
-            `${src}: ${door}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`,
-          );
-          return;
-        }
-        if (why === 'restore' || why === 'retry') {
-          verb = 'confirmed';
-        } else {
-          // Ours: restart its timeout.
-          await this.call(k, () => this.fw.removeRichRule(zone, rule)).catch((e: unknown) => {
+      if (why === 'refresh' && g.state === 'open' && g.expiry === 'firewalld') {
+        // A timed rule of ours: remove + add restarts firewalld's timer.
+        await this.fw.removeRichRule(zone, rule).then(
+          () => this.timers.cancel(k),
+          (e: unknown) => {
             if (!isCode(e, 'NOT_ENABLED')) throw e;
-          });
-          await this.call(k, () => this.fw.addRichRule(zone, rule, timeout));
+          },
+        );
+        await this.fw.addRichRule(zone, rule, fwTimeout);
+      } else {
+        try {
+          await this.fw.addRichRule(zone, rule, fwTimeout);
+        } catch (err) {
+          if (!isCode(err, 'ALREADY_ENABLED')) throw err;
+          if (why === 'new' || why === 'reset') {
+            if (this.grants.get(k) === g) this.untrack(k);
+            this.log.warn(
+              ctx,
+              `${src}: ${byDoor}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`,
+            );
+            return;
+          }
+          if (why !== 'refresh') verb = 'confirmed';
         }
       }
+      const confirmedAt = this.now();
+      g.expiry = p.expiry;
       g.state = 'open';
+      if (seconds > 0 && (p.expiry === 'firewalld' || why === 'new' || why === 'refresh'))
+        g.expiresAt = confirmedAt + seconds * 1000;
+      if (fwTimeout > 0) this.timers.add(k, g.expiresAt);
       g.firewalld = await this.fw.identity().catch(() => '');
       this.track(k, g);
+      this.health?.knowZones([zone]);
       this.retries = 0;
-      this.log.info(ctx, `${src}: ${door}: firewalld: ${verb} in zone ${zone}: ${rule} (${t})`);
+      const t =
+        seconds > 0 ? (fwTimeout > 0 ? `timeout ${seconds}s` : `knockd removes it in ${seconds}s`) : 'no timeout';
+      this.log.info(ctx, `${src}: ${byDoor}: firewalld: ${verb} in zone ${zone}: ${rule} (${t})`);
     } catch (err) {
-      const { kind, e } = classify(err);
-      if (kind === 'transient') {
-        g.state = 'opening';
-        this.track(k, g);
-        const denied = e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied';
-        this.log.error(
-          { ...ctx, err: e },
-          denied
-            ? `${src}: ${door}: the system bus denied the call to firewalld (${e.message}); run knockd as root or allow it in /usr/share/dbus-1/system.d; retrying`
-            : `${src}: ${door}: firewalld is not reachable; rule kept and applied when firewalld returns: ${rule} (${e.message})`,
-        );
-        this.scheduleRetry();
-      } else {
-        if (this.grants.get(k) === g) this.untrack(k);
-        this.log.error(
-          { ...ctx, err: e },
-          `${src}: ${door}: firewalld refused rule in zone ${zone}: ${e.message} (check firewalld_zone/firewalld_service in knockd.conf)`,
-        );
-      }
+      this.addFailed(g, err, byDoor);
     }
   }
 
-  /** Remove `g`'s rule; the grant stays "closing" until firewalld confirms it is gone. */
-  private async remove(g: Grant): Promise<void> {
+  private addFailed(g: Grant, err: unknown, byDoor: string): void {
     const k = key(g.zone, g.rule);
-    const { zone, rule, src, door } = g;
-    const ctx = { src, door, zone, rule };
+    const { zone, rule, src } = g;
+    const ctx = { src, door: byDoor, zone, rule };
+    const { kind, e } = classify(err);
+    if (kind === 'refused' && this.health?.judge(zone, e)) {
+      g.state = 'opening';
+      this.track(k, g);
+      this.log.error(
+        { ...ctx, err: e },
+        `${src}: ${byDoor}: firewalld is broken (${this.health.broken}), not knockd.conf; rule kept and applied when firewalld works again: ${rule}`,
+      );
+      return;
+    }
+    if (kind === 'transient') {
+      g.state = 'opening';
+      this.track(k, g);
+      const denied = e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied';
+      const limits = e.dbusName === 'org.freedesktop.DBus.Error.LimitsExceeded';
+      this.log.error(
+        { ...ctx, err: e },
+        denied
+          ? `${src}: ${byDoor}: the system bus denied the call to firewalld (${e.message}); run knockd as root or allow it in /usr/share/dbus-1/system.d; retrying`
+          : limits
+            ? `${src}: ${byDoor}: the system bus refused the call (its limit of pending calls; a flood?); rule kept and retried: ${rule} (${e.message})`
+            : `${src}: ${byDoor}: firewalld is not reachable; rule kept and applied when firewalld returns: ${rule} (${e.message})`,
+      );
+      this.scheduleRetry();
+      return;
+    }
+    if (this.grants.get(k) === g) this.untrack(k);
+    this.log.error(
+      { ...ctx, err: e },
+      `${src}: ${byDoor}: firewalld refused rule in zone ${zone}: ${e.message} (check firewalld_zone/firewalld_service in knockd.conf)`,
+    );
+  }
+
+  /** Remove `g`'s rule; the grant stays "closing" until firewalld confirms it is gone. */
+  private async remove(g: Grant, byDoor = g.closedBy ?? g.door): Promise<void> {
+    const k = key(g.zone, g.rule);
+    const { zone, rule, src } = g;
+    const ctx = { src, door: byDoor, zone, rule };
     try {
-      await this.call(k, () => this.fw.removeRichRule(zone, rule));
+      await this.fw.removeRichRule(zone, rule);
+      this.timers.cancel(k);
       this.untrack(k);
-      this.log.info(ctx, `${src}: ${door}: firewalld: removed from zone ${zone}: ${rule}`);
+      this.log.info(ctx, `${src}: ${byDoor}: firewalld: removed from zone ${zone}: ${rule}`);
     } catch (err) {
       if (isCode(err, 'NOT_ENABLED')) {
         this.untrack(k);
-        this.log.info(ctx, `${src}: ${door}: firewalld: already gone from zone ${zone} (expired or removed): ${rule}`);
+        this.log.info(
+          ctx,
+          `${src}: ${byDoor}: firewalld: already gone from zone ${zone} (expired or removed): ${rule}`,
+        );
         return;
       }
       const { e } = classify(err);
       this.log.error(
         { ...ctx, err: e },
-        `${src}: ${door}: firewalld: could not remove rule from zone ${zone} (${e.message}); kept as closing and retried until firewalld confirms: ${rule}`,
+        `${src}: ${byDoor}: firewalld: could not remove rule from zone ${zone} (${e.message}); kept as closing and retried until firewalld confirms: ${rule}`,
       );
       this.scheduleRetry();
     }
   }
 
-  /** A firewalld call on `k`: the RichRuleRemoved it causes arrives while it is counted here (firewalld signals before it replies). */
-  private async call<T>(k: string, op: () => Promise<T>): Promise<T> {
-    this.ownCalls.set(k, (this.ownCalls.get(k) ?? 0) + 1);
+  // ------------------------------------------------------- firewalld's signals
+
+  /**
+   * firewalld says a rule went, in the caller's words: zone "" is the default
+   * zone, the text is normalised. Each grant it may name is judged once
+   * firewalld says whether the rule is still there, after whatever we had
+   * queued on it (so our own removals and refreshes are judged as such).
+   */
+  private async onRemoved(zoneSaid: string, ruleSaid: string): Promise<void> {
+    if (this.grants.size === 0) return;
+    const rule = normalizeRichRule(ruleSaid);
+    let zone: string | undefined = zoneSaid;
+    if (zone === '') zone = await this.fw.getDefaultZone().catch(() => undefined);
+    // A text we cannot read, or a default zone we cannot learn: every grant it may name is asked about.
+    const named = this.list().filter(
+      (g) => (zone === undefined || g.zone === zone) && (rule === undefined || g.rule === rule),
+    );
+    await Promise.all(
+      named.map((g) =>
+        this.serial(key(g.zone, g.rule), () =>
+          this.confirmRemoved(g, zoneSaid === g.zone && ruleSaid === g.rule, ruleSaid, 0),
+        ),
+      ),
+    );
+  }
+
+  private async confirmRemoved(g: Grant, sameWords: boolean, said: string, attempt: number): Promise<void> {
+    const k = key(g.zone, g.rule);
+    if (this.grants.get(k) !== g) return;
+    const ctx = { src: g.src, door: g.door, zone: g.zone, rule: g.rule };
+    let present: boolean;
     try {
-      return await op();
-    } finally {
-      const n = (this.ownCalls.get(k) ?? 1) - 1;
-      if (n > 0) this.ownCalls.set(k, n);
-      else this.ownCalls.delete(k);
+      present = await this.fw.queryRichRule(g.zone, g.rule);
+    } catch (err) {
+      if (attempt < 5)
+        this.setTimer(
+          () => void this.serial(k, () => this.confirmRemoved(g, sameWords, said, attempt + 1)),
+          this.retryDelays[Math.min(attempt, this.retryDelays.length - 1)]!,
+        );
+      else
+        this.log.warn(
+          { ...ctx, err },
+          `${g.src}: ${g.door}: firewalld signalled the removal of ${g.rule} but cannot say whether it is gone; still held`,
+        );
+      return;
+    }
+    const now = this.now();
+    const verdict = judgeRemoval(g, present, now, !present && this.timers.dueAt(k, now, g.expiresAt));
+    switch (verdict) {
+      case 'present':
+        this.counts.staleSignals++;
+        this.log.debug(ctx, `${g.src}: ${g.door}: RichRuleRemoved for ${g.rule}, which firewalld still has: ignored`);
+        return;
+      case 'not-yet':
+        return;
+      case 'closed':
+        this.untrack(k);
+        this.log.info(ctx, `${g.src}: ${g.closedBy ?? g.door}: firewalld: removed from zone ${g.zone}: ${g.rule}`);
+        return;
+      case 'expired':
+        this.untrack(k);
+        this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${g.zone}: ${g.rule}`);
+        return;
+      case 'stale-timer':
+        this.counts.putBack++;
+        this.log.warn(
+          ctx,
+          `${g.src}: ${g.door}: firewalld's own timer of an earlier grant of this rule removed it (firewalld ${this.policy?.version ?? ''} keeps the timer of a rule removed in other words); put back: ${g.rule}`,
+        );
+        g.state = 'opening';
+        return this.add(g, this.secondsLeft(g), 'restore');
+      case 'by-hand':
+        // The old timer code cancels a timer on a removal in the words it was added with.
+        if (sameWords) this.timers.cancel(k);
+        this.counts.endedByHand++;
+        this.untrack(k);
+        this.log.warn(
+          ctx,
+          `${g.src}: ${g.door}: firewalld: rule removed outside knockd (firewall-cmd --remove-rich-rule='${said}'?) in zone ${g.zone}: ${g.rule}; grant ended, it will not be put back`,
+        );
     }
   }
 
-  /** firewalld says a rule went: ours to let go of, unless we caused it. */
-  private onRemoved(zone: string, rule: string): void {
-    const k = key(zone, rule);
-    const g = this.grants.get(k);
-    if (!g || this.ownCalls.has(k)) return;
-    const ctx = { src: g.src, door: g.door, zone, rule };
-    this.untrack(k);
-    if (g.state === 'closing') {
-      this.log.info(ctx, `${g.src}: ${g.door}: firewalld: removed from zone ${zone}: ${rule}`);
-    } else if (g.expiresAt > 0 && this.now() >= g.expiresAt - EXPIRY_SLACK_MS) {
-      this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${zone}: ${rule}`);
-    } else {
-      this.log.warn(
-        ctx,
-        `${g.src}: ${g.door}: firewalld: rule removed outside knockd (firewall-cmd --remove-rich-rule?) in zone ${zone}: ${rule}; grant ended, it will not be put back`,
-      );
+  // ------------------------------------------------------------- expiry
+
+  /** The grant's end came: knockd's to remove, or firewalld's, believed once firewalld says the rule is gone. */
+  private async expire(g: Grant): Promise<void> {
+    const k = key(g.zone, g.rule);
+    if (this.grants.get(k) !== g || g.state !== 'open') return;
+    const ctx = { src: g.src, door: g.door, zone: g.zone, rule: g.rule };
+    if (g.expiry === 'knockd') {
+      this.log.info(ctx, `${g.src}: ${g.door}: grant ended (knockd removes the rule): zone ${g.zone}: ${g.rule}`);
+      g.state = 'closing';
+      this.track(k, g);
+      return this.remove(g);
     }
+    let present: boolean;
+    try {
+      present = await this.fw.queryRichRule(g.zone, g.rule);
+    } catch {
+      return this.armExpiry(k, g, this.now() + 1000);
+    }
+    if (!present) {
+      this.untrack(k);
+      this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${g.zone}: ${g.rule}`);
+      return;
+    }
+    if (this.now() < g.expiresAt + FIREWALLD_LATE_MS) return this.armExpiry(k, g, this.now() + 500);
+    this.log.warn(
+      ctx,
+      `${g.src}: ${g.door}: firewalld did not remove ${g.rule} at its timeout (${FIREWALLD_LATE_MS / 1000} s late); knockd removes it`,
+    );
+    g.state = 'closing';
+    this.track(k, g);
+    return this.remove(g);
+  }
+
+  private armExpiry(k: string, g: Grant, at: number): void {
+    this.expiry.get(k)?.cancel();
+    this.expiry.set(
+      k,
+      this.setTimer(() => void this.serial(k, () => this.expire(g)), at - this.now()),
+    );
   }
 
   // ------------------------------------------------------------- bookkeeping
+
+  private refuseFull(zone: string, rule: string, who: { src: string; door: string }): void {
+    this.counts.refusedFull++;
+    this.fullSince++;
+    const now = this.now();
+    if (now - this.fullLoggedAt < FULL_LOG_EVERY_MS) return;
+    this.log.error(
+      { src: who.src, door: who.door, zone, rule },
+      `${who.src}: ${who.door}: grant table full (${this.grants.size} held, bound --max-grants ${this.maxGrants}): ${this.fullSince} knock(s) not opened since the last such line (a flood of completions, e.g. a sniffed sequence; not a knockd.conf problem). Logged at most every ${FULL_LOG_EVERY_MS / 1000} s`,
+    );
+    this.fullLoggedAt = now;
+    this.fullSince = 0;
+  }
 
   private secondsLeft(g: Grant): number {
     return g.expiresAt > 0 ? Math.ceil((g.expiresAt - this.now()) / 1000) : 0;
@@ -444,19 +674,7 @@ export class Grants {
     this.state?.mark();
     this.expiry.get(k)?.cancel();
     this.expiry.delete(k);
-    if (grant.expiresAt > 0 && grant.state !== 'closing') {
-      this.expiry.set(
-        k,
-        this.setTimer(() => {
-          if (this.grants.get(k) !== grant || grant.state === 'closing') return;
-          this.untrack(k);
-          this.log.info(
-            { src: grant.src, door: grant.door, zone: grant.zone, rule: grant.rule },
-            `${grant.src}: ${grant.door}: firewalld timeout: rule expired in zone ${grant.zone}: ${grant.rule}`,
-          );
-        }, grant.expiresAt - this.now()),
-      );
-    }
+    if (grant.expiresAt > 0 && grant.state === 'open') this.armExpiry(k, grant, grant.expiresAt);
   }
 
   private untrack(k: string): void {

@@ -20,9 +20,15 @@
  *   number and destination port) is ignored; it neither spoils nor advances.
  *   An ordinary client (`nc -z`, `telnet`, bash's `/dev/tcp`) retransmits its
  *   SYN after a second when the zone drops it silently; knockd 0.8 takes that
- *   for a wrong knock. A different packet to the same port (another source
- *   port or sequence number, or UDP, which has no sequence number) still
- *   spoils, as in knockd.
+ *   for a wrong knock.
+ * - A repeated knock is not a wrong knock: a candidate on the protocol/port
+ *   that last started or advanced the attempt, from a new connection (another
+ *   source port or sequence number, or UDP), is ignored too, unless that port
+ *   is the next step of the sequence, in which case it advances (so
+ *   `1000,1000,2000` works). Browsers, phone apps and wrappers around `nc`
+ *   open two connections per port. A door with `strict_repeats = yes`
+ *   (`DoorSpec.strictRepeats`) keeps knockd 0.8's rule: such a repeat
+ *   spoils. Retransmissions are ignored either way.
  * - Doors are independent: an attempt on one door never stops another door
  *   from starting, and a knock that spoils an attempt on a door's first port
  *   starts that door afresh (knockd 0.8 drops such a knock; see README).
@@ -93,6 +99,8 @@ export interface MatcherStats {
   stages: number;
   /** TCP retransmissions of an attempt's last advancing packet, ignored. */
   retransmits: number;
+  /** New-connection repeats of the port that last advanced an attempt (not its next step), ignored (not `strict_repeats`). */
+  repeats: number;
   completed: number;
   spoiled: number;
   timeouts: number;
@@ -169,6 +177,7 @@ export class Matcher {
     ignored: 0,
     stages: 0,
     retransmits: 0,
+    repeats: 0,
     completed: 0,
     spoiled: 0,
     timeouts: 0,
@@ -321,6 +330,10 @@ export class Matcher {
             });
           }
           return;
+        }
+        if (spec.strictRepeats !== true && t.repeatsPort(r, proto === IPPROTO_TCP, dport)) {
+          this.stats.repeats++;
+          return; // a second knock on the port just passed (a client that knocks twice): neither spoils nor advances
         }
         this.stats.spoiled++;
         this.listener({ type: 'spoiled', door: spec, src: this.srcText(r), stage, proto, port: dport });

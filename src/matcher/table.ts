@@ -196,6 +196,11 @@ export class AttemptTable {
     );
   }
 
+  /** Whether a packet is to the protocol/port of the packet that last started or advanced a row (any connection). */
+  repeatsPort(r: number, tcp: boolean, dport: number): boolean {
+    return this.lastDport[r] === dport && this.lastTcp[r] === (tcp ? 1 : 0);
+  }
+
   /** Move a row from its door's fresh list to the tail of its advanced list. */
   promote(r: number): void {
     this.unlink(r);

@@ -59,6 +59,6 @@ export function sourceAllowed(sources: readonly SpaCidr[], addr: string): boolea
 function maskBytes(b: Buffer, prefix: number): void {
   for (let i = 0; i < b.length; i++) {
     const bits = Math.max(0, Math.min(8, prefix - 8 * i));
-    b[i] = (b[i] as number) & ((0xff << (8 - bits)) & 0xff);
+    b[i] = b[i] & ((0xff << (8 - bits)) & 0xff);
   }
 }

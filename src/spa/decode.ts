@@ -61,7 +61,7 @@ export function precheckSpaPayload(payload: Buffer): SpaRefusal | undefined {
     );
   }
   for (let i = 0; i < n; i++) {
-    if (B64_BYTE[payload[i] as number] === 0) return refuse('charset', `payload byte ${i} is not a base64 character`);
+    if (B64_BYTE[payload[i]] === 0) return refuse('charset', `payload byte ${i} is not a base64 character`);
   }
   if (n >= GPG_MIN_PAYLOAD) {
     return refuse(
@@ -116,7 +116,7 @@ export function decryptSpaBody(body: Buffer, passphrase: Buffer): string | undef
   // fwknopd's quick key check: 16 digits then ':'.
   if (plain.length < 17 || plain[16] !== 0x3a) return undefined;
   for (let i = 0; i < plain.length; i++) {
-    const c = plain[i] as number;
+    const c = plain[i];
     if (i < 16 ? c < 0x30 || c > 0x39 : c < 0x21 || c > 0x7e) return undefined;
   }
   return plain.toString('latin1');

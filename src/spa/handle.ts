@@ -97,5 +97,5 @@ export function handleSpaPacket(
 }
 
 function withDoor(r: SpaRefusal, doors: readonly SpaDoor[]): SpaVerdict {
-  return doors.length === 1 ? { ...r, door: (doors[0] as SpaDoor).name } : r;
+  return doors.length === 1 ? { ...r, door: doors[0].name } : r;
 }

@@ -50,23 +50,12 @@ export function makeSpaKeys(encryption: Buffer, hmac: Buffer, hmacType: SpaHmacT
   return Object.freeze(keys) as SpaKeys;
 }
 
-/** Key material as plain base64 text, for the one place it must cross a process boundary (IPC to the capture child). Never log the result. */
-export interface SpaKeysWire {
-  encryptionBase64: string;
-  hmacBase64: string;
-  hmacType: SpaHmacType;
-}
-
-/** The inverse of `spaKeysFromWire`; the only way to get the bytes out in serializable form. */
-export function spaKeysToWire(keys: SpaKeys): SpaKeysWire {
-  return {
-    encryptionBase64: keys.encryption.toString('base64'),
-    hmacBase64: keys.hmac.toString('base64'),
-    hmacType: keys.hmacType,
-  };
-}
-
-/** Rebuilds redacting keys from `spaKeysToWire()` output (trusted input: our own IPC). */
-export function spaKeysFromWire(w: SpaKeysWire): SpaKeys {
-  return makeSpaKeys(Buffer.from(w.encryptionBase64, 'base64'), Buffer.from(w.hmacBase64, 'base64'), w.hmacType);
+/**
+ * The HMAC key as base64, for the one place it crosses a process boundary: the
+ * capture process checks each SPA packet's HMAC before the parent spends work
+ * on it (capture/spa-gate.ts). The encryption key never leaves this process.
+ * Never log the result.
+ */
+export function spaHmacKeyBase64(keys: SpaKeys): string {
+  return keys.hmac.toString('base64');
 }

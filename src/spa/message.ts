@@ -31,8 +31,8 @@ const VERSION = /^[0-9A-Za-z._-]+$/;
 const TYPE = /^[0-6]$/;
 const TIMEOUT = /^(?:0|[1-9][0-9]{0,9})$/;
 const PROTO_PORT = /^(tcp|udp|icmp|none)\/(0|[1-9][0-9]{0,4})$/;
-/** Username characters fwknop refuses, plus controls. */
-const BAD_USER = /["/\\[\]:;|=,+*?<>\x00-\x1f\x7f-\uffff]/;
+/** Username characters fwknop refuses, plus anything but printable ASCII (controls, DEL, non-ASCII). */
+const BAD_USER = /["/\\[\]:;|=,+*?<>]|[^\x20-\x7e]/;
 
 /** Digest types by field length; SHA-2 first. */
 const DIGESTS_BY_LENGTH = new Map<number, readonly { type: SpaDigestType; hash: string }[]>([
@@ -175,19 +175,19 @@ export function parseSpaPlaintext(text: string): { ok: true; message: SpaMessage
   // Extra fields: NAT first, then server_auth (types 0/1 only), the client timeout always last.
   let next = 0;
   if (kind === 'nat') {
-    const natBytes = b64Field(extra[next++] as string, MAX_NAT_CHARS);
+    const natBytes = b64Field(extra[next++], MAX_NAT_CHARS);
     const nat = natBytes === undefined ? undefined : printable(natBytes);
     if (nat === undefined || !/^[^,]+,[0-9]{1,5}$/.test(nat)) return bad('invalid NAT access field');
     message.nat = nat;
   } else if ((type === SpaMessageType.Command || type === SpaMessageType.Access) && extra.length === 1) {
-    if (b64Field(extra[next++] as string, MAX_SERVER_AUTH_CHARS) === undefined) return bad('invalid server_auth field');
+    if (b64Field(extra[next++], MAX_SERVER_AUTH_CHARS) === undefined) return bad('invalid server_auth field');
   }
   if (
     type === SpaMessageType.ClientTimeoutAccess ||
     type === SpaMessageType.ClientTimeoutNatAccess ||
     type === SpaMessageType.ClientTimeoutLocalNatAccess
   ) {
-    const t = extra[next++] as string;
+    const t = extra[next++];
     if (!TIMEOUT.test(t) || Number(t) > MAX_CLIENT_TIMEOUT) return bad('invalid client timeout');
     message.clientTimeout = Number(t);
   }

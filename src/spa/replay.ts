@@ -150,7 +150,7 @@ export class ReplayCache {
     good.sort((a, b) => a.t - b.t);
     const over = good.length - cache.maxEntries;
     for (let i = 0; i < good.length; i++) {
-      const g = good[i] as (typeof good)[number];
+      const g = good[i];
       if (i < over) dropped.push({ index: g.index, reason: `more than ${cache.maxEntries} entries: oldest left out` });
       else cache.entries.set(g.digest, g.t);
     }

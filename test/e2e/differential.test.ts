@@ -45,6 +45,15 @@
  *                   client retransmitting its SYN) is a new knock to knockd:
  *                   it spoils the attempt (ours ignores it).
  *                   README: "A retransmitted SYN is not a new knock."
+ *  - repeat         a knock from a new connection (another source port or
+ *                   sequence number, or UDP) on the protocol/port that last
+ *                   advanced an attempt, when that port is not the next step,
+ *                   spoils it in knockd (ours ignores it; `strict_repeats`
+ *                   keeps knockd's rule, unused by these doors). Orthogonal
+ *                   to retransmit: with retransmit on, a retransmission is
+ *                   judged as knockd judges it, a new knock, and with repeat
+ *                   off that new knock on the same port is then ignored.
+ *                   README: "A second knock on the port just passed is not a wrong knock."
  *
  * Because of list-wipe, knockd's outcome for one source depends on the other
  * sources' packets, so every model runs over the whole packet stream in the
@@ -220,6 +229,8 @@ const usesPort = (d: Door, p: Pkt): boolean => d.seq.some((s) => s.proto === p.p
  * or (udp dst port <door's UDP ports>))", all doors or'ed. Every packet here goes to the server's address.
  */
 const isCandidate = (p: Pkt): boolean => DOORS.some((d) => usesPort(d, p) && flagsOk(d, p));
+/** The protocol/port of a packet (what a repeat repeats). */
+const portId = (p: Pkt): string => `${p.proto}/${p.port}`;
 /** What identifies a TCP packet's retransmission; undefined for UDP (no sequence number). */
 const tcpId = (p: Pkt): string | undefined => (p.proto === TCP ? `${p.sport}/${p.seq}/${p.port}` : undefined);
 const openKey = (src: string, door: string): string => `${src} ${door}`;
@@ -228,8 +239,8 @@ const openKey = (src: string, door: string): string => `${src} ${door}`;
 // Knockd's quirks
 // ---------------------------------------------------------------------------
 
-type Quirk = 'in-flight' | 'spoil-restart' | 'whole-second' | 'list-wipe' | 'retransmit';
-const QUIRKS: readonly Quirk[] = ['in-flight', 'spoil-restart', 'whole-second', 'list-wipe', 'retransmit'];
+type Quirk = 'in-flight' | 'spoil-restart' | 'whole-second' | 'list-wipe' | 'retransmit' | 'repeat';
+const QUIRKS: readonly Quirk[] = ['in-flight', 'spoil-restart', 'whole-second', 'list-wipe', 'retransmit', 'repeat'];
 /**
  * The README bullet that lists each quirk as an intended difference. 'list-wipe' is not in the README
  * yet: the text here is the proposed bullet title (README.md is not this test's to edit).
@@ -240,6 +251,7 @@ const QUIRK_README: Record<Quirk, string> = {
   'whole-second': 'Timeouts are measured in milliseconds',
   'list-wipe': 'An attempt that ends never wipes the others.',
   retransmit: 'A retransmitted SYN is not a new knock.',
+  repeat: 'A second knock on the port just passed is not a wrong knock.',
 };
 const QUIRK_WHAT: Record<Quirk, string> = {
   'in-flight': 'no door started while another attempt of the source is in flight',
@@ -247,6 +259,7 @@ const QUIRK_WHAT: Record<Quirk, string> = {
   'whole-second': 'timeout on whole seconds of the packet timestamp',
   'list-wipe': 'removing the oldest attempt of the list forgets all others (all sources)',
   retransmit: 'a retransmission of the packet that advanced an attempt is a new knock (it spoils)',
+  repeat: 'a new connection to the port that last advanced an attempt spoils it (unless it is the next step)',
 };
 
 /** README.md's "Differences from knockd 0.8" section. */
@@ -272,6 +285,8 @@ interface KAttempt {
   startMs: number;
   /** tcpId of the packet that last advanced it (attribution of 'retransmit' only). */
   last: string | undefined;
+  /** portId of the packet that last advanced it (attribution of 'repeat' only). */
+  lastPort: string;
 }
 
 interface KnockdHooks {
@@ -340,9 +355,12 @@ class KnockdModel {
       }
       for (const a of found) {
         const fm = flagsOk(a.door, p);
-        if (fm && a.last !== undefined && a.last === tcpId(p)) quirk(p.src, 'retransmit');
+        const retransmission = a.last !== undefined && a.last === tcpId(p);
+        if (fm && retransmission) quirk(p.src, 'retransmit');
+        else if (fm && a.stage >= 0 && a.lastPort === portId(p) && !isAt(a.door, a.stage, p)) quirk(p.src, 'repeat');
         if (fm && isAt(a.door, a.stage, p)) {
           a.last = tcpId(p);
+          a.lastPort = portId(p);
           this.processAttempt(a, opens);
         } else if (!fm) {
           // TCP flags didn't match: ignore the packet, keep the attempt
@@ -353,7 +371,15 @@ class KnockdModel {
       for (const d of DOORS) {
         if (!flagsOk(d, p)) continue;
         if (isAt(d, 0, p)) {
-          const a: KAttempt = { src: p.src, door: d, stage: 0, seqStart: pktSecs, startMs: p.t, last: tcpId(p) };
+          const a: KAttempt = {
+            src: p.src,
+            door: d,
+            stage: 0,
+            seqStart: pktSecs,
+            startMs: p.t,
+            last: tcpId(p),
+            lastPort: portId(p),
+          };
           this.attempts.push(a);
           this.processAttempt(a, opens);
         }
@@ -378,6 +404,7 @@ const NONE: Switches = {
   'whole-second': false,
   'list-wipe': false,
   retransmit: false,
+  repeat: false,
 };
 const ALL: Switches = {
   'in-flight': true,
@@ -385,6 +412,7 @@ const ALL: Switches = {
   'whole-second': true,
   'list-wipe': true,
   retransmit: true,
+  repeat: true,
 };
 
 interface OAttempt {
@@ -396,6 +424,8 @@ interface OAttempt {
   start: number;
   /** tcpId of the packet that started or last advanced it (undefined: UDP). */
   last: string | undefined;
+  /** portId of the packet that started or last advanced it. */
+  lastPort: string;
   /** Ended (completed/spoiled/timed out) but, with list-wipe, still in knockd's list until the next packet. */
   dead: boolean;
 }
@@ -460,11 +490,14 @@ class OursModel {
         } else if (isAt(d, a.stage, p)) {
           a.stage++;
           a.last = tcpId(p);
+          a.lastPort = portId(p);
           if (a.stage >= d.seq.length) {
             this.end(mine, a);
             opens.push(openKey(p.src, d.name));
           }
           continue;
+        } else if (!this.sw.repeat && a.lastPort === portId(p)) {
+          continue; // a new connection to the port just passed: ignored
         } else {
           this.end(mine, a);
           spoiled = true;
@@ -473,7 +506,15 @@ class OursModel {
       if (!fm || !isAt(d, 0, p)) continue;
       if (this.sw['spoil-restart'] && spoiled) continue;
       if (this.sw['in-flight'] && liveAtStart.some((n) => n !== d.name)) continue;
-      const fresh: OAttempt = { src: p.src, door: d, stage: 1, start: p.t, last: tcpId(p), dead: false };
+      const fresh: OAttempt = {
+        src: p.src,
+        door: d,
+        stage: 1,
+        start: p.t,
+        last: tcpId(p),
+        lastPort: portId(p),
+        dead: false,
+      };
       if (this.sw['list-wipe']) this.list.push(fresh);
       if (d.seq.length === 1) {
         fresh.dead = true; // completed at once (knockd keeps it in its list until the next packet)
@@ -760,7 +801,8 @@ type Kind =
   | 'slow-retry'
   | 'slow-mid'
   | 'slow-noise'
-  | 'retransmit';
+  | 'retransmit'
+  | 'twice';
 const KIND_WEIGHTS: Record<Kind, number> = {
   correct: 15,
   flags: 11,
@@ -774,6 +816,7 @@ const KIND_WEIGHTS: Record<Kind, number> = {
   'slow-mid': 2,
   'slow-noise': 1,
   retransmit: 12,
+  twice: 10,
 };
 
 function generate(seed: number, count: number, idBase = 0): Scenario[] {
@@ -903,6 +946,18 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         if (rng.chance(0.2)) {
           const it = rng.pick(base);
           items.splice(items.lastIndexOf(it) + 1, 0, { ...it, seqDelta: rng.int(1, 1000) });
+        }
+        items = timed([items]);
+        break;
+      }
+      case 'twice': {
+        // A client that knocks twice (a browser, a phone app, two `nc -z`): most knocks sent again right away from a
+        // new connection (TCP: another source port and sequence number; UDP: the datagram again).
+        const d = rng.pick(DOORS);
+        items = [];
+        for (let i = 0; i < d.seq.length; i++) {
+          items.push(knock(d, i));
+          for (let n = rng.chance(0.8) ? rng.int(1, 2) : 0; n > 0; n--) items.push(knock(d, i));
         }
         items = timed([items]);
         break;

@@ -7,52 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Lab } from '../lab/lab';
 import { DEFAULT_CONF, debianKnock, startKnockd, withLab } from './helpers';
-
-const RECEIVER = `
-import socket, struct, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-s.bind(sys.argv[1])
-print("BOUND", flush=True)
-while True:
-    d, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(12))
-    pid = -1
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-            pid = struct.unpack("iII", data[:12])[0]
-    print("pid=%d %s" % (pid, d.decode(errors="replace").replace("\\n", "|")), flush=True)
-`;
-
-class NotifySocket {
-  readonly messages: string[] = [];
-  private proc: ChildProcess;
-  constructor(readonly path: string) {
-    this.proc = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let buf = '';
-    this.proc.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        this.messages.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
-  }
-  async bound(lab: Lab): Promise<void> {
-    await lab.waitFor(async () => this.messages.includes('BOUND'), 5000);
-  }
-  find(re: RegExp): string | undefined {
-    return this.messages.find((m) => re.test(m));
-  }
-  close(): void {
-    this.proc.kill();
-  }
-}
+import { NotifySocket } from './notify-socket';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));

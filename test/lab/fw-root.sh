@@ -14,7 +14,10 @@
 #     lab's private bus;
 #   - trixie and sid also boot with `systemd-nspawn -b` (systemd, dbus, sshd,
 #     rpm, libpcap and the release's own Node.js: 20 in trixie, 24 in sid), so
-#     the RPM is rebuilt and run under systemd against that Node.js ABI.
+#     the RPM is run under systemd against that Node.js ABI; they also hold
+#     what `rpmbuild --rebuild` of the SRPM needs (g++, make, libpcap-dev, the
+#     Node.js headers of libnode-dev, Debian's node-gyp), so the SRPM is
+#     rebuilt inside an overlay of the root against that Node.js.
 #
 # Builds into DEST.tmp.<pid> and renames it to DEST only when complete.
 set -euo pipefail
@@ -24,11 +27,12 @@ MIRROR=${3:?usage: fw-root.sh RELEASE DEST MIRROR}
 
 BASE=(firewalld dbus iproute2 procps nftables python3)
 BOOT=(systemd systemd-sysv libpam-systemd netbase openssh-server rpm iproute2 procps nodejs libstdc++6)
+BUILD=(g++ make libpcap-dev libnode-dev node-gyp)
 case "$RELEASE" in
   bullseye) PKGS=("${BASE[@]}") ;;
   bookworm) PKGS=("${BASE[@]}") ;;
-  trixie) PKGS=("${BASE[@]}" "${BOOT[@]}" libpcap0.8t64) ;;
-  sid) PKGS=("${BASE[@]}" "${BOOT[@]}" libpcap0.8t64) ;;
+  trixie) PKGS=("${BASE[@]}" "${BOOT[@]}" "${BUILD[@]}" libpcap0.8t64) ;;
+  sid) PKGS=("${BASE[@]}" "${BOOT[@]}" "${BUILD[@]}" libpcap0.8t64) ;;
   *) echo "fw-root: unknown release $RELEASE (bullseye, bookworm, trixie, sid)" >&2; exit 2 ;;
 esac
 
@@ -70,7 +74,9 @@ if [ -x "$TMP/bin/systemctl" ] || [ -x "$TMP/usr/bin/systemctl" ]; then
   : > "$TMP/etc/machine-id"
   echo "knockd-test-$RELEASE" > "$TMP/etc/hostname"
 fi
-chroot "$TMP" firewalld --version > "$TMP/.knlab-firewalld-version"
+# firewalld has no --version option (firewall-cmd's needs no daemon in 1.x+,
+# but asks the bus first in 0.9): the python package's own constant.
+chroot "$TMP" python3 -c 'from firewall.config import VERSION; print(VERSION)' > "$TMP/.knlab-firewalld-version"
 rm -rf "$TMP"/var/cache/apt/archives/*.deb "$TMP"/var/lib/apt/lists/*
 mv "$TMP" "$DEST"
 trap - EXIT

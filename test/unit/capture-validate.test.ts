@@ -40,7 +40,17 @@ const ev = (e: Record<string, unknown>) => ({ t: 'event', e });
 const OPEN = { type: 'open', door: 'openSSH', src: '10.0.0.2', family: 4 };
 const STATS = {
   frames: { frames: 10, malformed: 1, ignored: 2, knocks: 7 },
-  matcher: { candidates: 7, ignored: 0, stages: 6, completed: 2, spoiled: 1, timeouts: 0, evicted: 0, retransmits: 0 },
+  matcher: {
+    candidates: 7,
+    ignored: 0,
+    stages: 6,
+    completed: 2,
+    spoiled: 1,
+    timeouts: 0,
+    evicted: 0,
+    retransmits: 0,
+    repeats: 0,
+  },
   inFlight: 1,
 };
 

@@ -64,7 +64,7 @@ function oneError(text: string, line: number, message: RegExp, door?: string): C
   const r = parse(text);
   assert.equal(r.config, undefined, 'no config when there is an error');
   assert.equal(r.errors.length, 1, `expected one error, got:\n${r.errors.map(formatIssue).join('\n')}`);
-  const e = r.errors[0] as ConfigIssue;
+  const e = r.errors[0];
   assert.equal(e.severity, 'error');
   assert.equal(e.file, 'knockd.conf');
   assert.equal(e.line, line, formatIssue(e));
@@ -77,7 +77,7 @@ function oneError(text: string, line: number, message: RegExp, door?: string): C
 function oneWarning(warnings: ConfigIssue[], line: number, message: RegExp, door?: string): ConfigIssue {
   const hits = warnings.filter((w) => message.test(w.message));
   assert.equal(hits.length, 1, `expected one warning ${message}, got:\n${warnings.map(formatIssue).join('\n')}`);
-  const w = hits[0] as ConfigIssue;
+  const w = hits[0];
   assert.equal(w.severity, 'warning');
   assert.equal(w.line, line, formatIssue(w));
   assert.equal(w.door, door);
@@ -226,7 +226,7 @@ test('seed 000 (header-less) parses to one door, with header and typographic-das
   const { doors, warnings, r } = ok(SEED_000);
   assert.deepEqual(r.config?.options, { logFile: '/var/log/knockd.log', useSyslog: false });
   assert.equal(doors.length, 1);
-  const d = doors[0] as DoorConfig;
+  const d = doors[0];
   assert.deepEqual(
     { ...d, lines: undefined },
     { ...defaults({ name: 'door1', line: 3, ...SEED_000_DOOR }), lines: undefined },
@@ -493,7 +493,7 @@ test('every door directive, with aliases', () => {
 
 test('key case variations: Sequence, SEQ_TIMEOUT, tcpflags, sTaRt_CoMmAnD', () => {
   const { doors } = ok('[d]\nSequence = 1,2\nSEQ_TIMEOUT = 9\ntcpflags = SYN,!Ack\nsTaRt_CoMmAnD = go\n');
-  const d = doors[0] as DoorConfig;
+  const d = doors[0];
   assert.equal(sequenceText(d), '1:tcp,2:tcp');
   assert.equal(d.seqTimeout, 9);
   assert.deepEqual(d.tcpFlags, { set: TH_SYN, clear: TH_ACK });
@@ -501,7 +501,7 @@ test('key case variations: Sequence, SEQ_TIMEOUT, tcpflags, sTaRt_CoMmAnD', () =
 });
 
 test('defaults: Seq_Timeout 25, Cmd_Timeout 10, any TCP flags, protocol tcp', () => {
-  const d = ok(door('')).doors[0] as DoorConfig;
+  const d = ok(door('')).doors[0];
   assert.equal(d.seqTimeout, 25);
   assert.equal(d.cmdTimeout, 10);
   assert.equal(d.cmdTimeoutSet, false);
@@ -514,7 +514,7 @@ test('defaults: Seq_Timeout 25, Cmd_Timeout 10, any TCP flags, protocol tcp', ()
 
 test('Sequence: port 0 and 65535, 32 ports, and sequenceText', () => {
   const ports = Array.from({ length: SEQ_MAX }, (_, i) => (i === 0 ? '0' : i === 1 ? '65535:udp' : String(i)));
-  const d = ok(`[d]\nsequence = ${ports.join(',')}\nseq_timeout = 60\ncommand = x\n`).doors[0] as DoorConfig;
+  const d = ok(`[d]\nsequence = ${ports.join(',')}\nseq_timeout = 60\ncommand = x\n`).doors[0];
   assert.equal(d.sequence.length, 32);
   assert.deepEqual(d.sequence.slice(0, 2), [
     { port: 0, proto: TCP },
@@ -586,7 +586,7 @@ test('firewalld directives: ports, several services, no zone, timeouts', () => {
     '[t]\nsequence = 1,2\nfirewalld_action = open\nfirewalld_service = ssh\ncmd_timeout = 0\n',
     'k.conf',
   );
-  const timed = r.config!.doors[0] as DoorConfig;
+  const timed = r.config!.doors[0];
   assert.equal(timed.cmdTimeout, 0);
   assert.equal(timed.firewalld?.rules[4][0]?.timeout, 0, 'cmd_timeout = 0 is allowed: no timeout');
   oneWarning(r.warnings, 5, /Cmd_Timeout = 0: the rule never expires/, 't');
@@ -598,31 +598,31 @@ test('firewalld directives: ports, several services, no zone, timeouts', () => {
 
 test('a command with ; # = quotes and backslashes round-trips byte for byte', () => {
   const cmd = `/bin/sh -c 'logger "a=b; c#d" \\; printf "%s\\n" x' ; echo \\\\ "y=z" # x ; = \\'`;
-  const d = ok(`[d]\nsequence = 1,2\nstart_command = ${cmd}\nstop_command=${cmd}   \t\n`).doors[0] as DoorConfig;
+  const d = ok(`[d]\nsequence = 1,2\nstart_command = ${cmd}\nstop_command=${cmd}   \t\n`).doors[0];
   assert.equal(d.startCommand, cmd);
   assert.equal(d.stopCommand, cmd);
 });
 
 test('a trailing comment-like "# x" stays in the value', () => {
-  const d = ok("[d]\nsequence = 1,2\ncommand = /bin/sh -c 'logger a; logger b' # x\n").doors[0] as DoorConfig;
+  const d = ok("[d]\nsequence = 1,2\ncommand = /bin/sh -c 'logger a; logger b' # x\n").doors[0];
   assert.equal(d.startCommand, "/bin/sh -c 'logger a; logger b' # x");
 });
 
 test('only the first = splits key and value', () => {
-  const d = ok('[d]\nsequence = 1,2\ncommand==a=b==\n').doors[0] as DoorConfig;
+  const d = ok('[d]\nsequence = 1,2\ncommand==a=b==\n').doors[0];
   assert.equal(d.startCommand, '=a=b==');
 });
 
 test('comments: only lines whose first non-blank character is #', () => {
   const { doors } = ok('# top\n  \t# indented comment\n[d]\n#sequence = 9,9\nsequence = 1,2\n\n\t\ncommand = x\n');
-  assert.equal(sequenceText(doors[0] as DoorConfig), '1:tcp,2:tcp');
+  assert.equal(sequenceText(doors[0]), '1:tcp,2:tcp');
 });
 
 test('CRLF line endings', () => {
   const { doors, r } = ok(PROJECT_CONF.replace(/\n/g, '\r\n'));
   assert.equal(r.config?.options.logFile, '/var/log/knockd.log');
   assert.deepEqual(doors, ok(PROJECT_CONF).doors);
-  const d = ok('[d]\r\nsequence = 1,2\r\ncommand = echo "a b" \r\n').doors[0] as DoorConfig;
+  const d = ok('[d]\r\nsequence = 1,2\r\ncommand = echo "a b" \r\n').doors[0];
   assert.equal(d.startCommand, 'echo "a b"');
 });
 
@@ -772,15 +772,12 @@ test(`values quoted in messages are cut after ${MAX_QUOTE} characters`, () => {
 
 test('white space inside a line is kept, however long; only ASCII white space is trimmed', () => {
   const cmd = `a${' '.repeat(40_000)}b`;
-  assert.equal((ok(`[d]\nsequence = 1,2\ncommand = ${cmd}\n`).doors[0] as DoorConfig).startCommand, cmd);
-  const d = ok('[d]\nsequence = 1,2\n \t\v\fcommand\t\v = \v\f x  y \t\r\n').doors[0] as DoorConfig;
+  assert.equal(ok(`[d]\nsequence = 1,2\ncommand = ${cmd}\n`).doors[0].startCommand, cmd);
+  const d = ok('[d]\nsequence = 1,2\n \t\v\fcommand\t\v = \v\f x  y \t\r\n').doors[0];
   assert.equal(d.startCommand, 'x  y');
   const nb = ok('[d]\nsequence = 1,2\ncommand = \u00a0x\u00a0\n');
-  assert.equal((nb.doors[0] as DoorConfig).startCommand, '\u00a0x\u00a0');
-  assert.equal(
-    (ok(`[d]\nsequence = 1,2\ncommand = x${' '.repeat(50_000)}\n`).doors[0] as DoorConfig).startCommand,
-    'x',
-  );
+  assert.equal(nb.doors[0].startCommand, '\u00a0x\u00a0');
+  assert.equal(ok(`[d]\nsequence = 1,2\ncommand = x${' '.repeat(50_000)}\n`).doors[0].startCommand, 'x');
 });
 
 test(`at most ${MAX_ERRORS} errors, then "too many errors" and the scan stops`, () => {
@@ -788,7 +785,7 @@ test(`at most ${MAX_ERRORS} errors, then "too many errors" and the scan stops`, 
   const r = parse(text);
   assert.equal(r.config, undefined);
   assert.equal(r.errors.length, MAX_ERRORS + 1);
-  const last = r.errors[MAX_ERRORS] as ConfigIssue;
+  const last = r.errors[MAX_ERRORS];
   assert.equal(last.line, 4 + MAX_ERRORS);
   assert.match(
     last.message,
@@ -816,7 +813,7 @@ test(`at most ${MAX_WARNINGS} warnings (the first by line), then one summary; th
     warnings.slice(0, -1).map((w) => w.line),
     Array.from({ length: MAX_WARNINGS }, (_, i) => 5 + i),
   );
-  const last = warnings[MAX_WARNINGS] as ConfigIssue;
+  const last = warnings[MAX_WARNINGS];
   assert.equal(last.line, 5 + MAX_WARNINGS);
   assert.equal(last.message, `too many warnings: 20 more not shown (at most ${MAX_WARNINGS} are reported)`);
 });
@@ -852,7 +849,7 @@ test('error: Seq_Timeout / Timeout must be a positive whole number', () => {
 test('error: Cmd_Timeout must be a non-negative whole number', () => {
   oneError(door('cmd_timeout = -1'), 4, /cmd_timeout must be a whole number of seconds, got "-1"/, 'd');
   oneError(door('Cmd_Timeout = 1.5'), 4, /whole number/, 'd');
-  assert.equal((ok(door('cmd_timeout = 0')).doors[0] as DoorConfig).cmdTimeout, 0);
+  assert.equal(ok(door('cmd_timeout = 0')).doors[0].cmdTimeout, 0);
 });
 
 test('error: unknown TCP flag, formatted as knockd.conf:line: error: [door] ...', () => {
@@ -863,7 +860,7 @@ test('error: unknown TCP flag, formatted as knockd.conf:line: error: [door] ...'
   );
   const r = parse('[openSSH]\nsequence = 1,2\ncommand = x\n\n\n\n\n\n\n\n\ntcpflags = sin\n');
   assert.equal(
-    formatIssue(r.errors[0] as ConfigIssue),
+    formatIssue(r.errors[0]),
     'knockd.conf:12: error: [openSSH] unknown TCP flag "sin" (expected fin, syn, rst, psh, ack, urg, each optionally with !)',
   );
   oneError(door('tcpflags = syn,,ack'), 4, /empty item in TCPFlags/, 'd');
@@ -881,7 +878,7 @@ test('error: Target must be an IPv4 or IPv6 address', () => {
   oneError(door('target = 010.0.0.1'), 4, /not an IPv4 or IPv6 address/, 'd'); // inet_pton: no leading zeros
   oneError(door('target = fe80::1%eth0'), 4, /zone index/, 'd');
   oneError(door('target ='), 4, /Target is empty/, 'd');
-  assert.equal((ok(door('target = ::ffff:192.0.2.1')).doors[0] as DoorConfig).target, '::ffff:192.0.2.1');
+  assert.equal(ok(door('target = ::ffff:192.0.2.1')).doors[0].target, '::ffff:192.0.2.1');
 });
 
 test('error: One_Time_Sequences without a path', () => {
@@ -1002,7 +999,7 @@ test('error: firewalld_action together with shell commands', () => {
 
 test('warning: a directive given twice (last one wins), aliases included', () => {
   const { doors, warnings } = ok('[d]\nsequence = 1,2\nseq_timeout = 5\ncommand = a\nTimeout = 9\nstart_command = b\n');
-  const d = doors[0] as DoorConfig;
+  const d = doors[0];
   assert.equal(d.seqTimeout, 9);
   assert.equal(d.startCommand, 'b');
   oneWarning(
@@ -1187,7 +1184,7 @@ function pairwiseCrossDoorWarnings(doors: DoorConfig[]): [number, string | undef
         earlier.length === 1
           ? `same knock sequence (${seqText(l)}) as door ${named[0]}: one knock triggers both doors`
           : `same knock sequence (${seqText(l)}) as doors ${more > 0 ? `${named.join(', ')} and ${more} more` : `${named.slice(0, -1).join(', ')} and ${named[named.length - 1]}`}: one knock triggers all ${earlier.length + 1} doors`;
-      items.push({ at: doors.indexOf(earlier[0] as DoorConfig), message });
+      items.push({ at: doors.indexOf(earlier[0]), message });
     }
     doors.forEach((s, i) => {
       if (s.sequence.length >= l.sequence.length || !isPrefix(s, l) || !compatible(s, l)) return;
@@ -1232,7 +1229,7 @@ test('cross-door warnings equal a pairwise comparison (random configs, all 729 f
       text += `[d${d}]\nsequence = ${seq}\nseq_timeout = 60\ncommand = x\n`;
       if (rand(3) > 0) {
         // Any of the 3^6 rules: each flag required, excluded or ignored.
-        const fl = FLAGS.flatMap((f) => [[], [f], [`!${f}`]][rand(3)] as string[]);
+        const fl = FLAGS.flatMap((f) => [[], [f], [`!${f}`]][rand(3)]);
         if (fl.length > 0) text += `tcpflags = ${fl.join(',')}\n`;
       }
       if (rand(20) === 0) text += 'one_time_sequences = /etc/otp\n';
@@ -1330,9 +1327,9 @@ test('loadConfig reads a file; unreadable files give a line-0 error', async () =
 });
 
 test('loadConfig: EACCES (simulated, so it also runs as root) names the path', async (t) => {
-  t.mock.method(fsPromises, 'readFile', async () => {
-    throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
-  });
+  t.mock.method(fsPromises, 'readFile', () =>
+    Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' })),
+  );
   const r = await loadConfig('/etc/knockd.conf');
   assert.equal(r.config, undefined);
   assert.deepEqual(r.errors, [
@@ -1345,9 +1342,7 @@ test('loadConfig: EACCES (simulated, so it also runs as root) names the path', a
     },
   ]);
   assert.equal(
-    formatIssue(r.errors[0] as ConfigIssue).startsWith(
-      '/etc/knockd.conf: error: cannot read config file /etc/knockd.conf',
-    ),
+    formatIssue(r.errors[0]).startsWith('/etc/knockd.conf: error: cannot read config file /etc/knockd.conf'),
     true,
   );
 });

@@ -1,126 +1,34 @@
 /**
- * The grant table against a fake firewalld (in memory, signalling like the
- * real one: RichRuleRemoved is emitted inside the call, before its reply) and
- * a fake clock. The end-to-end tests prove the same against a real firewalld.
+ * The grant table against a fake firewalld (fake-firewalld.ts: verbatim
+ * signals, the old and the new timer code, late timers) and a fake clock. The
+ * end-to-end tests prove the same against a real firewalld.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { FirewalldError } from '../../src/firewalld/client';
-import { Grants, type GrantsFirewall } from '../../src/firewalld/grants';
-import type { SetTimer } from '../../src/util/timers';
+import { Grants } from '../../src/firewalld/grants';
+import { Clock, FakeFirewalld, flush, unreachable } from './fake-firewalld';
 
 const RULE = (ip: string): string => `rule family="ipv4" source address="${ip}" service name="ssh" accept`;
 const who = (src: string) => ({ src, door: 'openSSH' });
 
-type Op = 'add' | 'remove' | 'query';
-
-class FakeFirewalld extends EventEmitter implements GrantsFirewall {
-  readonly rules = new Map<string, number>();
-  readonly calls: string[] = [];
-  id = '100/:1.5';
-  /** Make the next calls of a kind fail with this error. */
-  failures: { op: Op; err: FirewalldError }[] = [];
-
-  private k(zone: string, rule: string): string {
-    return `${zone}|${rule}`;
-  }
-  private fail(op: Op): void {
-    const i = this.failures.findIndex((f) => f.op === op);
-    if (i >= 0) throw this.failures.splice(i, 1)[0]!.err;
-  }
-  async addRichRule(zone: string, rule: string, timeout: number): Promise<void> {
-    this.calls.push(`add ${rule} ${timeout}`);
-    this.fail('add');
-    if (this.rules.has(this.k(zone, rule)))
-      throw new FirewalldError(
-        `ALREADY_ENABLED: '${rule}' already in '${zone}'`,
-        'org.fedoraproject.FirewallD1.Exception',
-        'ALREADY_ENABLED',
-      );
-    this.rules.set(this.k(zone, rule), timeout);
-  }
-  async removeRichRule(zone: string, rule: string): Promise<void> {
-    this.calls.push(`remove ${rule}`);
-    this.fail('remove');
-    if (!this.rules.delete(this.k(zone, rule)))
-      throw new FirewalldError(
-        `NOT_ENABLED: '${rule}' not in '${zone}'`,
-        'org.fedoraproject.FirewallD1.Exception',
-        'NOT_ENABLED',
-      );
-    this.emit('ruleRemoved', zone, rule); // firewalld signals before it replies
-  }
-  async queryRichRule(zone: string, rule: string): Promise<boolean> {
-    this.calls.push(`query ${rule}`);
-    this.fail('query');
-    return this.rules.has(this.k(zone, rule));
-  }
-  async identity(): Promise<string> {
-    return this.id;
-  }
-  /** Someone else (an admin, firewall-cmd) removes a rule. */
-  adminRemove(zone: string, rule: string): void {
-    this.rules.delete(this.k(zone, rule));
-    this.emit('ruleRemoved', zone, rule);
-  }
-  /** firewalld restarts: runtime rules gone, new identity, `up`. */
-  restart(permanent: string[] = []): void {
-    this.rules.clear();
-    for (const r of permanent) this.rules.set(this.k('public', r), 0);
-    this.id = '200/:1.9';
-    this.emit('up');
-  }
-}
-
-const unreachable = (): FirewalldError =>
-  new FirewalldError('no answer from firewalld within 10 s', 'org.freedesktop.DBus.Error.NoReply', 'TIMEOUT');
-
-class Clock {
-  t = 1_000_000;
-  private timers: { due: number; fn: () => void; live: boolean }[] = [];
-  readonly now = (): number => this.t;
-  readonly setTimer: SetTimer = (fn, ms) => {
-    const e = { due: this.t + Math.max(0, ms), fn, live: true };
-    this.timers.push(e);
-    return { cancel: () => (e.live = false) };
-  };
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => x.live && x.due <= end).sort((a, b) => a.due - b.due)[0];
-      if (!next) break;
-      this.t = next.due;
-      next.live = false;
-      next.fn();
-      await flush();
-    }
-    this.t = end;
-    await flush();
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-};
-
-function rig(opts: { stateFile?: string } = {}) {
+function rig(opts: { stateFile?: string; version?: string; timers?: 'old' | 'new'; maxGrants?: number } = {}) {
   const lines: { level: number; msg: string }[] = [];
   const log = pino(
     { level: 'debug' },
     { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) },
   );
-  const fw = new FakeFirewalld();
   const clock = new Clock();
+  const fw = new FakeFirewalld(clock, opts.version ?? '1.3.3', opts.timers ?? 'old');
   const grants = new Grants(fw, log, {
     now: clock.now,
     setTimer: clock.setTimer,
     retryDelaysMs: [1000, 2000],
-    ...opts,
+    ...(opts.stateFile ? { stateFile: opts.stateFile } : {}),
+    ...(opts.maxGrants ? { maxGrants: opts.maxGrants } : {}),
   });
   const logged = (re: RegExp): boolean => lines.some((l) => re.test(l.msg));
   return { fw, clock, grants, lines, logged };
@@ -151,11 +59,7 @@ test('1. our own rule: a second open refreshes it (remove + add) and a close rem
   const { fw, grants } = rig();
   await grants.open('public', RULE('10.0.0.7'), 30, who('10.0.0.7'));
   await grants.open('public', RULE('10.0.0.7'), 60, who('10.0.0.7'));
-  assert.deepEqual(fw.calls.slice(1), [
-    `add ${RULE('10.0.0.7')} 60`,
-    `remove ${RULE('10.0.0.7')}`,
-    `add ${RULE('10.0.0.7')} 60`,
-  ]);
+  assert.deepEqual(fw.calls.slice(1), [`remove ${RULE('10.0.0.7')}`, `add ${RULE('10.0.0.7')} 60`]);
   assert.equal(grants.list().length, 1, 'our own remove during the refresh did not end the grant');
   await grants.close('public', RULE('10.0.0.7'), who('10.0.0.7'));
   assert.equal(fw.rules.size, 0);
@@ -167,6 +71,7 @@ test('2. a rule removed by hand ends the grant; a reload or firewalld restart do
   await grants.open('public', RULE('10.0.0.7'), 300, who('10.0.0.7'));
   await grants.open('public', RULE('10.0.0.8'), 300, who('10.0.0.8'));
   fw.adminRemove('public', RULE('10.0.0.7'));
+  await flush();
   assert.deepEqual(
     grants.list().map((g) => g.src),
     ['10.0.0.8'],
@@ -187,6 +92,7 @@ test('2. firewalld\'s own timeout (RichRuleRemoved at expiry) ends the grant as 
   await grants.open('public', RULE('10.0.0.7'), 30, who('10.0.0.7'));
   clock.t += 29_500;
   fw.adminRemove('public', RULE('10.0.0.7'));
+  await flush();
   assert.deepEqual(grants.list(), []);
   assert.ok(logged(/firewalld timeout: rule expired/));
   assert.ok(!logged(/removed outside knockd/));
@@ -258,7 +164,7 @@ test('3. a "closing" grant in the state file is removed at the next start', asyn
 
 test('5. a timeout beyond what one Node timer holds does not expire early', async () => {
   const lines: string[] = [];
-  const fw = new FakeFirewalld();
+  const fw = new FakeFirewalld(new Clock());
   const grants = new Grants(fw, pino({}, { write: (s: string) => void lines.push(s) }));
   const days40 = 40 * 86_400;
   await grants.open('public', RULE('10.0.0.7'), days40, who('10.0.0.7'));

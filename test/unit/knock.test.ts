@@ -18,6 +18,7 @@ import {
   USAGE,
   type KnockIo,
   type KnockOptions,
+  type LookupFn,
   type ParsedArgs,
 } from '../../src/cli/knock';
 
@@ -37,6 +38,21 @@ async function runMain(argv: string[]): Promise<{ code: number; stdout: string; 
   return { code, stdout, stderr };
 }
 
+/** main() with captured output and a given resolver. */
+async function runMainWith(
+  argv: string[],
+  lookup: LookupFn,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    lookup,
+  });
+  return { code, stdout, stderr };
+}
+
 /** Run a knock binary (ours through node, or Debian's) and collect its output. */
 function runBin(which: 'ours' | 'debian', argv: string[]): { code: number | null; stdout: string; stderr: string } {
   const [cmd, args] = which === 'ours' ? [process.execPath, [KNOCK_BIN, ...argv]] : [DEBIAN_KNOCK, argv];
@@ -48,7 +64,7 @@ function runBin(which: 'ours' | 'debian', argv: string[]): { code: number | null
 function opts(argv: string[]): KnockOptions {
   const r: ParsedArgs = parseKnockArgs(argv);
   assert.equal(r.kind, 'run', `expected a runnable command line for ${JSON.stringify(argv)}, got ${JSON.stringify(r)}`);
-  return (r as Extract<ParsedArgs, { kind: 'run' }>).options;
+  return r.options;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -123,8 +139,12 @@ describe('command line', () => {
     assert.equal(opts(['--ipv4', 'h', '1']).family, 4);
     assert.equal(opts(['-6', 'h', '1']).family, 6);
     assert.equal(opts(['--ipv6', 'h', '1']).family, 6);
-    assert.equal(opts(['-4', '-6', 'h', '1']).family, 6, 'the last of -4/-6 wins, as in knock 0.8');
-    assert.equal(opts(['-6', '-4', 'h', '1']).family, 4);
+  });
+
+  test('-4 with -6 (-46, --both): both families (knock 0.8: the last one wins)', () => {
+    for (const argv of [['-46'], ['-64'], ['-4', '-6'], ['-6', '--ipv4'], ['--both'], ['--bo'], ['-4', '--both']])
+      assert.equal(opts([...argv, 'h', '1']).family, 46, argv.join(' '));
+    assert.deepEqual(parseKnockArgs(['-b', 'h', '1']), { kind: 'usage', error: "knock: invalid option -- 'b'" });
   });
 
   test('-d/--delay in every getopt_long spelling', () => {
@@ -144,7 +164,7 @@ describe('command line', () => {
 
   test('bundled short options, options after operands, and --', () => {
     const o = opts(['-vu46', 'h', '1']);
-    assert.deepEqual([o.verbose, o.udp, o.family], [true, true, 6]);
+    assert.deepEqual([o.verbose, o.udp, o.family], [true, true, 46]);
     const p = opts(['h', '1', '-v', '2:udp', '--udp']);
     assert.deepEqual([p.verbose, p.udp, p.host, p.ports.map((x) => x.port)], [true, true, 'h', [1, 2]]);
     const q = opts(['-v', '--', 'h', '1']);
@@ -168,10 +188,12 @@ describe('command line', () => {
     }
   });
 
-  test("the usage text is byte-for-byte knock 0.8's", () => {
+  test("the usage text is knock 0.8's byte for byte, plus the -46 line", () => {
     const deb = runBin('debian', ['-h']);
     assert.equal(deb.code, 1);
-    assert.equal(USAGE, deb.stdout);
+    const both = '  -46, --both          knock over IPv4 and IPv6 (each hit to both addresses)\n';
+    assert.ok(USAGE.includes(both));
+    assert.equal(USAGE.replace(both, ''), deb.stdout);
   });
 
   test('-V/--version: version on stdout, exit 0, before anything else is checked', async () => {
@@ -273,7 +295,13 @@ describe('command line', () => {
       const ours = runBin('ours', argv);
       const deb = runBin('debian', argv);
       assert.equal(ours.code, deb.code, `exit code for ${JSON.stringify(argv)}`);
-      if (!argv.includes('-V')) assert.equal(ours.stdout, deb.stdout, `stdout for ${JSON.stringify(argv)}`);
+      const both = '  -46, --both          knock over IPv4 and IPv6 (each hit to both addresses)\n';
+      if (!argv.includes('-V'))
+        assert.equal(
+          ours.stdout.replace(both, ''),
+          deb.stdout,
+          `stdout for ${JSON.stringify(argv)} (usage: but the -46 line)`,
+        );
     }
   });
 });
@@ -323,7 +351,7 @@ describe('real hits on loopback', () => {
       await sleep(200);
       assert.deepEqual(t.events, ['tcp', 'udp']);
       assert.equal(t.datagrams.length, 1);
-      assert.deepEqual([...t.datagrams[0]!], [0x00]);
+      assert.deepEqual([...t.datagrams[0]], [0x00]);
     } finally {
       await t.close();
     }
@@ -348,17 +376,27 @@ describe('real hits on loopback', () => {
     }
   });
 
-  test('-d delays between hits (and not after the last one)', async () => {
+  test('-d delays between hits (and not after the last one)', async (tc) => {
     const t = await targets('127.0.0.1');
+    // Record every wait of the -d length in order with the hits (-v prints each hit before it is sent),
+    // and let it pass at once: the test checks where knock waits and for how long, not the clock.
+    const DELAY = 150_000;
+    const seen: string[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    tc.mock.method(globalThis, 'setTimeout', ((fn: () => void, ms?: number) => {
+      if (ms === DELAY) seen.push(`wait ${ms}`);
+      return realSetTimeout(fn, ms === DELAY ? 0 : ms);
+    }) as typeof setTimeout);
     try {
-      const t0 = Date.now();
-      assert.equal(
-        (await runMain(['-d', '150', '127.0.0.1', `${t.udpPort}:udp`, `${t.udpPort}:udp`, `${t.udpPort}:udp`])).code,
-        0,
-      );
-      const ms = Date.now() - t0;
-      assert.ok(ms >= 295 && ms < 440, `3 hits with -d 150 took ${ms} ms`);
+      const io: KnockIo = {
+        stdout: { write: (line: string) => seen.push(line.startsWith('hitting') ? 'hit' : line) },
+        stderr: { write: (line: string) => seen.push(`stderr: ${line}`) },
+      };
+      const argv = ['-v', '-d', String(DELAY), '127.0.0.1', `${t.udpPort}:udp`, `${t.udpPort}:udp`, `${t.udpPort}:udp`];
+      assert.equal(await main(argv, io), 0);
+      assert.deepEqual(seen, ['hit', `wait ${DELAY}`, 'hit', `wait ${DELAY}`, 'hit']);
     } finally {
+      tc.mock.restoreAll();
       await t.close();
     }
   });
@@ -384,6 +422,64 @@ describe('real hits on loopback', () => {
         await t.close();
       }
     }
+  });
+
+  test('-46: every hit goes to the IPv4 and then the IPv6 address of a name that has both', async () => {
+    const t4 = await targets('127.0.0.1');
+    const t6 = await targets('::1');
+    const asked: string[] = [];
+    const lookup: LookupFn = async (host, o) => {
+      asked.push(`${host}/${o.family}`);
+      if (host !== 'dual.example' || o.family === 0) throw Object.assign(new Error('no'), { code: 'ENOTFOUND' });
+      return o.family === 4 ? { address: '127.0.0.1', family: 4 } : { address: '::1', family: 6 };
+    };
+    try {
+      // the same port numbers on both targets are not guaranteed: knock a port of each, UDP (observable per socket)
+      const r = await runMainWith(
+        ['-v', '-46', '-d', '50', 'dual.example', `${t4.udpPort}:udp`, `${t6.udpPort}:udp`],
+        lookup,
+      );
+      assert.deepEqual(r, {
+        code: 0,
+        stdout: [
+          `hitting udp 127.0.0.1:${t4.udpPort}\n`,
+          `hitting udp ::1:${t4.udpPort}\n`,
+          `hitting udp 127.0.0.1:${t6.udpPort}\n`,
+          `hitting udp ::1:${t6.udpPort}\n`,
+        ].join(''),
+        stderr: '',
+      });
+      await sleep(200);
+      assert.deepEqual(t4.events, ['udp'], 'the IPv4 target got its hit over IPv4');
+      assert.deepEqual(t6.events, ['udp'], 'the IPv6 target got its hit over IPv6');
+      assert.deepEqual(asked.sort(), ['dual.example/4', 'dual.example/4', 'dual.example/6', 'dual.example/6']);
+    } finally {
+      await t4.close();
+      await t6.close();
+    }
+  });
+
+  test('-46 to a host with one family: one warning, the hits over that family, exit 0; with neither: the IPv4 error', async () => {
+    const t = await targets('127.0.0.1');
+    try {
+      const r = await runMain(['-46', '127.0.0.1', `${t.udpPort}:udp`, `${t.udpPort}:udp`]);
+      assert.deepEqual(r, {
+        code: 0,
+        stdout: '',
+        stderr:
+          "knock: warning: '127.0.0.1' has no IPv6 address (getaddrinfo: Address family for hostname not supported); knocking over IPv4 only\n",
+      });
+      await sleep(100);
+      assert.deepEqual(t.events, ['udp', 'udp']);
+    } finally {
+      await t.close();
+    }
+    const none: LookupFn = () => Promise.reject(Object.assign(new Error('no'), { code: 'ENOTFOUND' }));
+    assert.deepEqual(await runMainWith(['-46', 'nowhere.example', '1'], none), {
+      code: 1,
+      stdout: '',
+      stderr: "Failed to resolve hostname 'nowhere.example' on port 1\ngetaddrinfo: Name or service not known\n",
+    });
   });
 
   test('a host name is resolved (localhost)', async () => {

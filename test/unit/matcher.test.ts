@@ -165,7 +165,7 @@ test('two sources interleaved are tracked independently', () => {
   r.knock('10.0.0.3', 4444);
   r.knock('10.0.0.2', 4444);
   r.knock('10.0.0.2', 5555);
-  r.knock('10.0.0.3', 4444); // wrong for .3 (expects 5555): spoils only .3
+  r.knock('10.0.0.3', 3333); // wrong for .3 (expects 5555): spoils only .3 (and restarts it)
   r.knock('10.0.0.3', 5555);
   assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
 });
@@ -444,11 +444,38 @@ test('retransmissions in a TCP/UDP sequence, and in a sequence that repeats a po
   assert.deepEqual(r.opened(), ['open mix 10.0.0.2', 'open rep 10.0.0.4']);
 });
 
-test('a different packet to the previous port still spoils: another sequence number, another source port, a UDP repeat', () => {
+test('a second connection to the port just passed is a repeat, not a wrong knock: another sequence number, another source port, a UDP repeat', () => {
   for (const variant of ['seq', 'sport'] as const) {
     const r = rig();
     r.knock('10.0.0.2', 3333, { sport: 41000, seq: 1 });
     r.knock('10.0.0.2', 4444, { sport: 41001, seq: 2 });
+    r.knock('10.0.0.2', 4444, variant === 'seq' ? { sport: 41001, seq: 3 } : { sport: 41002, seq: 2 });
+    r.knock('10.0.0.2', 5555);
+    assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2'], variant);
+    assert.equal(r.events.filter((e) => e.type === 'spoiled').length, 0, variant);
+    assert.equal(r.m.stats.repeats, 1, variant);
+    assert.equal(r.m.stats.retransmits, 0, variant);
+  }
+  const r = rig([door('u', [udp(2222), udp(3333)])]);
+  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 });
+  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 }); // same datagram again: UDP has no sequence number
+  r.knock('10.0.0.2', 3333, { proto: IPPROTO_UDP, sport: 41000 });
+  assert.deepEqual(r.opened(), ['open u 10.0.0.2']);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'stage').map((e) => (e.type === 'stage' ? e.stage : 0)),
+    [1, 2],
+    'the repeat neither spoiled nor restarted the attempt',
+  );
+  assert.equal(r.m.stats.repeats, 1);
+  assert.equal(r.m.stats.retransmits, 0);
+});
+
+test('strict_repeats: a second connection to the port just passed spoils, as in knockd 0.8; retransmissions are still ignored', () => {
+  for (const variant of ['seq', 'sport'] as const) {
+    const r = rig([door('strict', [tcp(3333), tcp(4444), tcp(5555)], { strictRepeats: true })]);
+    r.knock('10.0.0.2', 3333, { sport: 41000, seq: 1 });
+    r.knock('10.0.0.2', 4444, { sport: 41001, seq: 2 });
+    r.knock('10.0.0.2', 4444, { sport: 41001, seq: 2 }); // a retransmission: ignored
     r.knock('10.0.0.2', 4444, variant === 'seq' ? { sport: 41001, seq: 3 } : { sport: 41002, seq: 2 });
     r.knock('10.0.0.2', 5555);
     assert.deepEqual(r.opened(), [], variant);
@@ -456,18 +483,80 @@ test('a different packet to the previous port still spoils: another sequence num
       r.events.some((e) => e.type === 'spoiled' && e.stage === 2 && e.port === 4444),
       variant,
     );
+    assert.equal(r.m.stats.retransmits, 1, variant);
+    assert.equal(r.m.stats.repeats, 0, variant);
   }
-  const r = rig([door('u', [udp(2222), udp(3333)])]);
+  const r = rig([door('u', [udp(2222), udp(3333)], { strictRepeats: true })]);
   r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 });
-  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 }); // same datagram again: UDP has no sequence number
+  r.knock('10.0.0.2', 2222, { proto: IPPROTO_UDP, sport: 41000 });
   r.knock('10.0.0.2', 3333, { proto: IPPROTO_UDP, sport: 41000 });
-  assert.deepEqual(
-    r.opened(),
-    ['open u 10.0.0.2'],
-    'the repeat restarted the door on its first port, as knockd (ours) does',
-  );
-  assert.equal(r.m.stats.retransmits, 0);
+  assert.deepEqual(r.opened(), ['open u 10.0.0.2'], 'the repeat spoiled and restarted the door on its first port');
   assert.ok(r.events.some((e) => e.type === 'spoiled'));
+});
+
+test('a client that knocks twice: a 3-port door fed two connections per port opens, one stage per port', () => {
+  const r = rig();
+  for (const p of [3333, 4444, 5555]) {
+    r.knock('10.0.0.2', p);
+    r.advance(5);
+    r.knock('10.0.0.2', p);
+    r.advance(100);
+  }
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2']);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'stage').map((e) => (e.type === 'stage' ? e.stage : 0)),
+    [1, 2, 3],
+  );
+  // The second SYN to 5555 comes after the attempt completed: nothing is in flight, and 5555 starts nothing.
+  assert.equal(r.m.stats.repeats, 2);
+  assert.equal(r.m.size, 0);
+  // The same with IPv6 and three connections per port.
+  for (const p of [3333, 4444, 5555]) for (let c = 0; c < 3; c++) r.knock('fd00::2', p);
+  assert.deepEqual(r.opened(), ['open openSSH 10.0.0.2', 'open openSSH fd00::2']);
+});
+
+test('a sequence that repeats a port on purpose: the repeat is its next step and advances', () => {
+  const r = rig([door('rep', [tcp(1000), tcp(1000), tcp(2000)]), door('rep3', [udp(7), udp(7), udp(7)])]);
+  for (const p of [1000, 1000, 2000]) r.knock('10.0.0.2', p);
+  assert.deepEqual(r.opened(), ['open rep 10.0.0.2']);
+  // knocked twice: 1000 x4, 2000 x2
+  for (const p of [1000, 1000, 1000, 1000, 2000, 2000]) r.knock('10.0.0.3', p);
+  assert.deepEqual(r.opened(), ['open rep 10.0.0.2', 'open rep 10.0.0.3']);
+  // one knock on 1000 is not two
+  for (const p of [1000, 2000]) r.knock('10.0.0.4', p);
+  assert.equal(r.opened().length, 2);
+  assert.ok(r.events.some((e) => e.type === 'spoiled' && e.src === '10.0.0.4'));
+  // UDP, three times the same port
+  for (let c = 0; c < 3; c++) r.knock('10.0.0.5', 7, { proto: IPPROTO_UDP });
+  assert.deepEqual(r.opened().slice(2), ['open rep3 10.0.0.5']);
+});
+
+test('only the port that last advanced is a repeat: an earlier port, or the same port over the other protocol, spoils', () => {
+  const r = rig([
+    door('d', [tcp(3333), tcp(4444), tcp(5555)]),
+    door('m', [udp(6000), tcp(7000), tcp(7001)]),
+    door('n', [tcp(6000), tcp(9)]),
+  ]);
+  r.knock('10.0.0.2', 3333);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 3333); // earlier port: wrong knock (and it restarts d)
+  assert.ok(r.events.some((e) => e.type === 'spoiled' && e.door.name === 'd' && e.port === 3333));
+  r.knock('10.0.0.3', 6000, { proto: IPPROTO_UDP });
+  r.knock('10.0.0.3', 6000); // TCP 6000: not the UDP port just passed
+  assert.ok(r.events.some((e) => e.type === 'spoiled' && e.door.name === 'm'));
+  assert.equal(r.m.stats.repeats, 0);
+});
+
+test('a repeat does not restart the clock: seq_timeout runs from the first knock', () => {
+  const r = rig();
+  r.knock('10.0.0.2', 3333);
+  r.advance(14_000);
+  r.knock('10.0.0.2', 3333);
+  r.advance(1_000);
+  r.knock('10.0.0.2', 4444);
+  r.knock('10.0.0.2', 5555);
+  assert.deepEqual(r.opened(), []);
+  assert.ok(r.events.some((e) => e.type === 'timeout' && e.stage === 1));
 });
 
 test('a TCP packet that matches the last knock only in ports and sequence number but came over UDP is not a retransmission', () => {
