@@ -18,7 +18,7 @@ function portClause(ports: readonly KnockPort[]): string {
   const parts: string[] = [];
   if (tcp.length) parts.push(`(tcp dst port ${tcp.join(' or ')})`);
   if (udp.length) parts.push(`(udp dst port ${udp.join(' or ')})`);
-  return parts.length === 1 ? parts[0]! : `(${parts.join(' or ')})`;
+  return parts.length === 1 ? parts[0] : `(${parts.join(' or ')})`;
 }
 
 function hostClause(addrs: readonly string[]): string {

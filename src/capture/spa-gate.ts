@@ -62,7 +62,7 @@ export class SpaGate {
   handle(p: Packet): void {
     this.stats.seen++;
     const start = p.l4Off + 8;
-    const udpLen = (p.buf[p.l4Off + 4]! << 8) | p.buf[p.l4Off + 5]!;
+    const udpLen = (p.buf[p.l4Off + 4] << 8) | p.buf[p.l4Off + 5];
     // The whole payload must have been captured (snaplen): a cut packet is never judged on its first bytes.
     if (udpLen < 8 || p.l4Off + udpLen > p.l4End) {
       this.stats.malformed++;
@@ -82,7 +82,7 @@ export class SpaGate {
         // Named by the port's first door: no key verified, so which door it was meant for is unknown.
         this.emit({
           type: 'spa-bad',
-          door: doors[0]!.name,
+          door: doors[0].name,
           src: formatAddress(p.buf, p.srcOff, p.family),
           family: p.family,
         });

@@ -141,7 +141,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private scheduleRestart(): void {
-    const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)]!;
+    const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)];
     this.failures++;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
@@ -217,7 +217,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       if (signal || code !== 3) this.lastError = `capture on ${setup.ifaces.join(', ')} failed: ${why}`;
       if (wasListening || this.failures === 0) {
         this.log.warn(
-          `${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1]! / 1000} s at most)`,
+          `${this.lastError}${detail && signal ? ` (${detail})` : ''}; retrying (every ${BACKOFF_MS[BACKOFF_MS.length - 1] / 1000} s at most)`,
         );
       }
       this.scheduleRestart();

@@ -16,7 +16,7 @@ export function findUser(text: string, name: string): CaptureUser | undefined {
     if (f.length < 7 || f[0] !== name) continue;
     const uid = Number(f[2]);
     const gid = Number(f[3]);
-    if (!/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!) || uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe)
+    if (!/^\d+$/.test(f[2]) || !/^\d+$/.test(f[3]) || uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe)
       return undefined;
     return { name, uid, gid };
   }

@@ -88,14 +88,14 @@ export async function firstOneTimeSequence(
   const { text } = await readWhole(await realpath(file));
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const r = parseOneTimeLine(lines[i]!);
+    const r = parseOneTimeLine(lines[i]);
     if (r === undefined) continue;
     if (!Array.isArray(r)) {
       skipped.push({ line: i + 1, why: r.why });
       continue;
     }
     if (used.has(file, r)) continue;
-    return { sequence: r, text: trimAscii(lines[i]!), line: i + 1 };
+    return { sequence: r, text: trimAscii(lines[i]), line: i + 1 };
   }
   return undefined;
 }
@@ -145,7 +145,7 @@ export async function disableOneTimeSequence(
     const lines = before.text.split('\n');
     const i = lines.findIndex((l) => trimAscii(l) === used.text);
     if (i < 0) return false;
-    lines[i] = `#${lines[i]!.slice(1)}`;
+    lines[i] = `#${lines[i].slice(1)}`;
     const fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
     const st = await fh.stat().finally(() => fh.close());
     if (st.ino !== before.ino || st.mtimeMs !== before.mtimeMs || st.size !== before.size) continue;

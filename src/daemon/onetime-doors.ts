@@ -8,7 +8,12 @@
  * a prepared set the current one.
  */
 import type { Logger } from 'pino';
-import { disableOneTimeSequence, firstOneTimeSequence, type OneTimeSequence } from '../config/onetime';
+import {
+  disableOneTimeSequence,
+  firstOneTimeSequence,
+  type OneTimeSequence,
+  type SkippedLine,
+} from '../config/onetime';
 import type { RuntimeDoor } from './doors';
 
 /** The doors with their one-time sequences filled in, and the sequence each one-time door uses. */
@@ -41,8 +46,10 @@ export class OneTimeDoors {
         continue;
       }
       let seq: OneTimeSequence | undefined;
+      const skipped: SkippedLine[] = [];
       try {
-        seq = await firstOneTimeSequence(file);
+        seq = await firstOneTimeSequence(file, skipped);
+        for (const k of skipped) this.log.warn(`[${d.name}] ${file}:${k.line}: not a sequence, skipped: ${k.why}`);
       } catch (err) {
         throw new OneTimeFileError(
           `${configFile}:${d.config.lines.ONE_TIME_SEQUENCES ?? d.config.line}: [${d.name}] cannot read One_Time_Sequences file: ${(err as Error).message}`,

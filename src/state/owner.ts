@@ -54,7 +54,7 @@ export const formatOwner = (o: LockOwner): string => `${o.pid} ${o.start} ${o.bo
 export function parseOwner(text: string): LockOwner | undefined {
   const m = /^([1-9][0-9]{0,9}) ([0-9]{1,20}) ([0-9a-f-]{1,64})\n$/.exec(text);
   if (!m) return undefined;
-  return { pid: Number(m[1]), start: m[2]!, boot: m[3]! };
+  return { pid: Number(m[1]), start: m[2], boot: m[3] };
 }
 
 /** Is the process `o` names still running (same boot, same pid, same start time)? */

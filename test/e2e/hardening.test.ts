@@ -95,7 +95,7 @@ async function captureProcesses(pid: number): Promise<number[]> {
 test("18.8: under the unit's bounding set, a stopped capture process is ended on replacement; never two alive beyond a second", async () => {
   const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
   const caps = /^CapabilityBoundingSet=(.*)$/m
-    .exec(unit)![1]!
+    .exec(unit)![1]
     .trim()
     .split(/\s+/)
     .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);

@@ -7,7 +7,7 @@
  */
 import { lockStateDir } from '../../src/state/lock';
 
-const dir = process.argv[2]!;
+const dir = process.argv[2];
 const maxPause = Number(process.argv[3] ?? 0);
 const pause = (): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * maxPause));
 

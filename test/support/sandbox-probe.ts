@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { captureUser } from '../../src/capture/user';
 import type { CaptureSetup } from '../../src/capture/protocol';
 
-const iface = process.argv[2]!;
+const iface = process.argv[2];
 const worker = join(__dirname, '..', '..', 'src', 'capture', 'worker.js');
 const child = fork(worker, [], {
   env: { ...process.env, KNOCKD_SANDBOX_PROBE: '1' },

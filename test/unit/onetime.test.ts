@@ -42,7 +42,7 @@ test(
     assert.deepEqual(first?.sequence, ports('1111,2222,3333'));
     // The admin edits the file between the daemon's read and the knock.
     writeFileSync(file, `# rotated by admin\n${readFileSync(file, 'utf8')}`);
-    assert.equal(await disableOneTimeSequence(file, first!, used), true);
+    assert.equal(await disableOneTimeSequence(file, first, used), true);
     assert.equal(readFileSync(file, 'utf8'), '# rotated by admin\n#111,2222,3333\n4444,5555,6666\n');
     const next = await firstOneTimeSequence(file, [], used);
     assert.deepEqual(next?.sequence, ports('4444,5555,6666'));
@@ -102,7 +102,7 @@ test(
       skipped.map((k) => k.line),
       [1, 2],
     );
-    assert.match(skipped[0]!.why, /unknown protocol "icmp"/);
-    assert.match(skipped[1]!.why, /out of range/);
+    assert.match(skipped[0].why, /unknown protocol "icmp"/);
+    assert.match(skipped[1].why, /out of range/);
   }),
 );

@@ -22,7 +22,7 @@ const TAKER = join(__dirname, '..', 'support', 'lock-taker.js');
 const freshDir = (): string => mkdtempSync(join(tmpdir(), 'knockd-lock-'));
 
 /** The pid of a process that has exited. */
-const deadPid = (): number => spawnSync('true').pid!;
+const deadPid = (): number => spawnSync('true').pid;
 
 /** A stale lock in both layouts: a numbered one naming a dead process, and an old-style pid file. */
 async function plantStale(dir: string): Promise<void> {
@@ -39,7 +39,7 @@ async function race(dir: string, n: number, maxPauseMs: number): Promise<string[
       const kid = spawn(process.execPath, [TAKER, dir, String(maxPauseMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
       kids.push(kid);
       return new Promise<string>((resolve) => {
-        const rl = createInterface({ input: kid.stdout! });
+        const rl = createInterface({ input: kid.stdout });
         rl.once('line', resolve);
         kid.once('exit', () => resolve('exited'));
       });

@@ -144,10 +144,10 @@ test(
     assert.deepEqual(read.entries, [{ door: 'ssh', cmd: 'close ssh for 192.0.2.1' }]);
     assert.equal(read.problems.length, 2);
     assert.match(
-      read.problems[0]!,
+      read.problems[0],
       /entry 2 refused: no door of the current configuration could have made it \(not ssh's/,
     );
-    assert.match(read.problems[1]!, /entry 3 refused: .*\(no door gone\)/);
+    assert.match(read.problems[1], /entry 3 refused: .*\(no door gone\)/);
     assert.ok(read.movedTo);
   }),
 );
