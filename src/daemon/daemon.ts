@@ -58,6 +58,8 @@ export interface DaemonOptions {
   maxCompletions?: number;
   /** Bound on pending commands (--max-pending-commands). */
   maxPendingCommands?: number;
+  /** Bound on firewalld grants held (--max-grants). */
+  maxGrants?: number;
   /** Daemon-side budget of stage/timeout/wrong-knock log lines a second. */
   eventLogPerSecond?: number;
   /** How often to re-read the interface's addresses (ms). */
@@ -153,7 +155,7 @@ export class Daemon {
       ...(opts.maxPendingCommands !== undefined ? { maxPending: opts.maxPendingCommands } : {}),
     });
     this.spaReplay = new SpaReplay(join(this.stateDir, 'spa-replay.json'), log);
-    this.link = new FirewallLink(log, this.stateDir, () => void this.retryFirewalld());
+    this.link = new FirewallLink(log, this.stateDir, () => void this.retryFirewalld(), opts.maxGrants);
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
     this.events = new EventLog(log, opts.eventLogPerSecond);
