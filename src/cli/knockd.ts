@@ -22,6 +22,8 @@ import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { DEFAULT_RING_MB } from '../capture/protocol';
 import { chooseInterface } from '../capture/default-iface';
 import { DEFAULT_MAX_PENDING_COMMANDS } from '../daemon/commands';
+import { DEFAULT_MAX_GRANTS } from '../firewalld/grants';
+import { DEFAULT_MAX_FIREWALLD_CALLS } from '../firewalld/limiter';
 import { BURST_SECONDS, DEFAULT_MAX_COMPLETIONS } from '../daemon/completions';
 import { DEFAULT_EVENT_LOG_PER_SECOND } from '../daemon/event-log';
 
@@ -48,6 +50,7 @@ options:
       --max-completions <n>  completed sequences (and SPA packets) per door a second that reach
                          the firewall or the shell, bursts of 10x (default ${DEFAULT_MAX_COMPLETIONS})
       --max-pending-commands <n>  bound on stop commands waiting plus commands running (default ${DEFAULT_MAX_PENDING_COMMANDS})
+      --max-grants <n>   bound on firewalld rules held at once (default ${DEFAULT_MAX_GRANTS})
       --capture-buffer <MiB>  libpcap ring (default ${DEFAULT_RING_MB}, ~3100 packets/MiB); larger rides out longer stalls, costs RSS
       --state-dir <dir>  where pending stop commands and held grants survive restarts (default /run/knockd)
   -V, --version          display version
@@ -70,6 +73,7 @@ interface Cli {
   maxAttempts: number;
   maxCompletions: number;
   maxPendingCommands: number;
+  maxGrants: number;
   stateDir: string;
   captureBufferMB: number;
 }
@@ -94,6 +98,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
       'max-attempts': { type: 'string' },
       'max-completions': { type: 'string' },
       'max-pending-commands': { type: 'string' },
+      'max-grants': { type: 'string' },
       'state-dir': { type: 'string' },
       'capture-buffer': { type: 'string' },
       version: { type: 'boolean', short: 'V' },
@@ -108,7 +113,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
   const max = values['max-attempts'] !== undefined ? Number(values['max-attempts']) : DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(max) || max < 1)
     throw new Error(`--max-attempts must be a positive integer, not "${values['max-attempts']}"`);
-  const positive = (name: 'max-completions' | 'max-pending-commands', dflt: number): number => {
+  const positive = (name: 'max-completions' | 'max-pending-commands' | 'max-grants', dflt: number): number => {
     const v = values[name] !== undefined ? Number(values[name]) : dflt;
     if (!Number.isInteger(v) || v < 1 || v > 1_000_000)
       throw new Error(`--${name} must be a whole number from 1 to 1000000, not "${values[name]}"`);
@@ -116,6 +121,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
   };
   const maxCompletions = positive('max-completions', DEFAULT_MAX_COMPLETIONS);
   const maxPendingCommands = positive('max-pending-commands', DEFAULT_MAX_PENDING_COMMANDS);
+  const maxGrants = positive('max-grants', DEFAULT_MAX_GRANTS);
   const ring = values['capture-buffer'] !== undefined ? Number(values['capture-buffer']) : DEFAULT_RING_MB;
   if (!Number.isInteger(ring) || ring < 1 || ring > 4096)
     throw new Error(`--capture-buffer must be a whole number of MiB from 1 to 4096, not "${values['capture-buffer']}"`);
@@ -135,6 +141,7 @@ function parseCli(argv: string[]): Cli | 'help' | 'version' {
     maxAttempts: max,
     maxCompletions,
     maxPendingCommands,
+    maxGrants,
     stateDir: values['state-dir'] ?? '/run/knockd',
     captureBufferMB: ring,
   };
@@ -226,7 +233,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stdout.write(
       `bounds: --max-completions ${cli.maxCompletions} a second per door (bursts of ${cli.maxCompletions * BURST_SECONDS}), ` +
-        `--max-pending-commands ${cli.maxPendingCommands}, --max-attempts ${cli.maxAttempts}, ` +
+        `--max-pending-commands ${cli.maxPendingCommands}, --max-grants ${cli.maxGrants}, ` +
+        `firewalld calls in flight ${DEFAULT_MAX_FIREWALLD_CALLS}, --max-attempts ${cli.maxAttempts}, ` +
         `daemon log budget ${DEFAULT_EVENT_LOG_PER_SECOND} stage/timeout/wrong-knock lines a second\n`,
     );
     process.stdout.write(`${cli.config}: OK, ${res.config!.doors.length} door(s), ${res.warnings.length} warning(s)\n`);
@@ -267,6 +275,7 @@ export async function main(argv: string[]): Promise<number> {
       maxAttempts: cli.maxAttempts,
       maxCompletions: cli.maxCompletions,
       maxPendingCommands: cli.maxPendingCommands,
+      maxGrants: cli.maxGrants,
       stateDir: cli.stateDir,
       version: VERSION,
       captureBufferMB: cli.captureBufferMB,

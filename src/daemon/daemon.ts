@@ -128,7 +128,7 @@ export class Daemon {
       ...(opts.maxPendingCommands !== undefined ? { maxPending: opts.maxPendingCommands } : {}),
     });
     this.spaReplay = new SpaReplay(join(this.stateDir, 'spa-replay.json'), log);
-    this.link = new FirewallLink(log, this.stateDir, () => void this.retryFirewalld());
+    this.link = new FirewallLink(log, this.stateDir, () => void this.retryFirewalld(), opts.maxGrants);
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
     this.events = new EventLog(log, opts.eventLogPerSecond);

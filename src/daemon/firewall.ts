@@ -43,6 +43,8 @@ export class FirewallLink {
     private readonly stateDir: string,
     /** firewalld appeared on the bus. */
     private readonly onUp: () => void,
+    /** --max-grants (default DEFAULT_MAX_GRANTS). */
+    private readonly maxGrants?: number,
   ) {}
 
   get client(): FirewalldClient | undefined {
@@ -93,7 +95,11 @@ export class FirewallLink {
     logIgnoredSignals(fw, this.log);
     this.watch = new FirewalldHealth(fw, this.log);
     const file = join(this.stateDir, 'grants.json');
-    this.table = new Grants(fw, this.log, { stateFile: file, health: this.watch });
+    this.table = new Grants(fw, this.log, {
+      stateFile: file,
+      health: this.watch,
+      ...(this.maxGrants !== undefined ? { maxGrants: this.maxGrants } : {}),
+    });
     const restored = await this.table.restore(file);
     if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${file})`);
   }

@@ -13,6 +13,8 @@ export interface DaemonOptions {
   maxCompletions?: number;
   /** Bound on pending commands (--max-pending-commands). */
   maxPendingCommands?: number;
+  /** Bound on firewalld grants held (--max-grants). */
+  maxGrants?: number;
   /** Daemon-side budget of stage/timeout/wrong-knock log lines a second. */
   eventLogPerSecond?: number;
   /** How often to re-read the interface's addresses (ms). */

@@ -180,6 +180,20 @@ export function formatStatus(s: StatusSnapshot): string {
           `${b.commandsRefused} refused`,
         ],
         ['event log lines (daemon side)', `${b.eventLogPerSecond}/s`, `${b.eventLinesSuppressed} suppressed`],
+        ...(s.firewalld
+          ? [
+              [
+                'firewalld grants held (--max-grants)',
+                `${s.firewalld.grants} of ${s.firewalld.maxGrants}`,
+                `${s.firewalld.refusedFull} refused`,
+              ],
+              [
+                'firewalld calls in flight',
+                `${s.firewalld.callsInFlight} of ${s.firewalld.maxCalls}`,
+                `${s.firewalld.callsQueued} queued now`,
+              ],
+            ]
+          : []),
       ]),
     );
   }

@@ -20,7 +20,8 @@ import { FirewalldError } from './client';
 export interface HealthFirewall {
   firewalldState(): Promise<string>;
   getServices(zone: string): Promise<string[]>;
-  on(event: 'up' | 'down', listener: () => void): unknown;
+  getZones(): Promise<string[]>;
+  on(event: 'up' | 'down' | 'reloaded', listener: () => void): unknown;
 }
 
 /** How often firewalld's health is looked at. */
@@ -48,6 +49,19 @@ export class FirewalldHealth extends EventEmitter<{ broken: [why: string]; heale
     this.pollMs = opts.pollMs ?? HEALTH_POLL_MS;
     // A restarted firewalld starts from scratch: judged again at once.
     fw.on('up', () => void this.check());
+    // A reload that finished (it sent Reloaded) may have removed a zone on purpose: that is the
+    // config's business, not a broken firewalld. A failed reload sends nothing: the zones stay known.
+    fw.on('reloaded', () => void this.relearn());
+  }
+
+  private async relearn(): Promise<void> {
+    try {
+      const now = new Set(await this.fw.getZones());
+      for (const z of [...this.zones]) if (!now.has(z)) this.zones.delete(z);
+    } catch {
+      /* judged by the next look */
+    }
+    await this.check();
   }
 
   /** Zones known to exist (at start, or a rule went into them). */
@@ -130,8 +144,9 @@ export class FirewalldHealth extends EventEmitter<{ broken: [why: string]; heale
   }
 
   private mark(why: string): void {
-    if (this.brokenWhy === why) return;
+    const already = this.brokenWhy !== '';
     this.brokenWhy = why;
+    if (already) return; // said once per breakage; --status shows the latest reason
     this.log.error(`firewalld itself is broken: ${why}; ${RESTART_ADVICE}. Grants held are re-applied once it works`);
     this.emit('broken', why);
   }
