@@ -108,6 +108,7 @@ export const DOOR_DIRECTIVES: readonly DoorDirective[] = [
       if (r.errors.length === 0) b.door.tcpFlags = r.rule;
     },
   },
+  seconds('Refresh_Interval', 0, (d, n) => (d.refreshInterval = n)),
   seconds('Cmd_Timeout', 0, (d, n) => {
     d.cmdTimeout = n;
     d.cmdTimeoutSet = true;

@@ -23,6 +23,8 @@ export interface DoorConfig {
   tcpFlags: TcpFlagRule;
   /** `Strict_Repeats = yes`: a second knock on the port just passed spoils the attempt (knockd 0.8); default: ignored. */
   strictRepeats?: boolean;
+  /** `Refresh_Interval`, seconds: a held grant is refreshed at most this often (default 5, daemon/refresh-gate.ts). */
+  refreshInterval?: number;
   /** `Target`: the destination address knocks must be sent to, instead of the interface's own. */
   target?: string;
   /** Seconds (knockd's `Cmd_Timeout`); default 10 as in knockd. With firewalld_action=open: firewalld-side rule timeout, 0 = none. */

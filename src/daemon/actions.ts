@@ -15,6 +15,7 @@
  * it is at the knock; a close finds the rule in the zone it was added to (the
  * grant's own zone), whatever the default zone is now.
  */
+import { DEFAULT_REFRESH_INTERVAL_S, RefreshGate, refreshIntervalMs } from './refresh-gate';
 import type { Logger } from 'pino';
 import { IP_PLACEHOLDER, knockerRule } from '../model';
 import { canonicalAddress } from '../decode/address';
@@ -46,6 +47,8 @@ export class Actions {
     private readonly limit: CompletionLimit | undefined = undefined,
     private readonly now: () => number = Date.now,
     private readonly readHost: () => HostAddresses = hostAddresses,
+    /** Quiet single-port doors (refresh-gate.ts); a new config starts afresh (at most one extra refresh). */
+    readonly refresh: RefreshGate = new RefreshGate(),
   ) {}
 
   /** A door's sequence was completed by `src` (canonical address text of family `family`). */
@@ -58,6 +61,14 @@ export class Actions {
     if (this.limit && !this.limit.take(door.name, src)) return;
     const fwd = door.config.firewalld;
     if (fwd === undefined) {
+      // Quiet doors: no start command again while this (door, source)'s stop command is pending.
+      if (
+        (door.config.stopCommand ?? door.config.stopCommand6) !== undefined &&
+        this.commands.pending().some((p) => p.door === door.name && p.src === src)
+      ) {
+        this.refresh.skipped++;
+        return;
+      }
       try {
         this.commands.open(door.config, src, family);
       } catch (err) {
@@ -72,8 +83,20 @@ export class Actions {
     const who = { src, door: door.name };
     for (const t of fwd.rules[family]) {
       const rule = t.rule.split(IP_PLACEHOLDER).join(src);
-      if (fwd.action === 'open') void this.grants.open(t.zone ?? this.defaultZone(), rule, t.timeout, who);
-      else for (const zone of this.closeZones(t.zone, rule)) void this.grants.close(zone, rule, who);
+      if (fwd.action === 'open') {
+        const zone = t.zone ?? this.defaultZone();
+        // Quiet doors (refresh-gate.ts): at most one add or refresh per Refresh_Interval (counted from the knock that
+        // acted, its add perhaps still on its way); a grant being closed is taken back at once.
+        const gate = `${zone}\n${rule}`;
+        const interval = refreshIntervalMs(door.config.refreshInterval ?? DEFAULT_REFRESH_INTERVAL_S, t.timeout);
+        if (this.grants.held(zone, rule)?.state === 'closing') this.refresh.acted(gate);
+        else if (!this.refresh.admit(gate, interval)) continue;
+        void this.grants.open(zone, rule, t.timeout, who);
+      } else
+        for (const zone of this.closeZones(t.zone, rule)) {
+          this.refresh.forget(`${zone}\n${rule}`);
+          void this.grants.close(zone, rule, who);
+        }
     }
   }
 

@@ -130,6 +130,11 @@ export class Grants {
     return [...this.grants.values()];
   }
 
+  /** The grant of (zone, rule), if this daemon holds it. */
+  held(zone: string, rule: string): Grant | undefined {
+    return this.grants.get(key(zone, rule));
+  }
+
   /** Grants of one door (as added), for a reload that changed or removed it. */
   byDoor(door: string): Grant[] {
     return this.list().filter((g) => g.door === door);
