@@ -15,7 +15,7 @@
  *   spa_open_ports       OPEN_PORTS: comma list of tcp/N, udp/N (default tcp/22)
  *   spa_max_timeout      MAX_FW_TIMEOUT, seconds (default 300)
  *   spa_require_source_address  REQUIRE_SOURCE_ADDRESS: yes/no (default no)
- *   cmd_timeout          FW_ACCESS_TIMEOUT, seconds (default 30 for an SPA door), parsed by parse.ts
+ *   cmd_timeout          FW_ACCESS_TIMEOUT, seconds (default 30 for an SPA door), read by the Cmd_Timeout entry of directives.ts
  */
 import type { SpaCidr, SpaDoor, SpaHmacType, SpaPortSpec } from '../model';
 import { cidrText, parseCidr } from '../spa/cidr';
@@ -66,7 +66,7 @@ export interface SpaDoorInput {
   line: number;
   /** The spa_* directives given (last one wins, as the parser decides), by lower-case name. */
   directives: Partial<Record<SpaDirective, SpaRawValue>>;
-  /** `cmd_timeout` if written, already parsed as seconds by parse.ts. */
+  /** `cmd_timeout` if written, already parsed as seconds (seconds.ts). */
   cmdTimeout?: { seconds: number; line: number };
 }
 
