@@ -116,7 +116,7 @@ test(
       );
 
       // An IPv4 rich rule for the client's address opens ssh for that source only.
-      await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv4Rule(lab.clientAddr)}`, '--timeout=5');
+      await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv4Rule(lab.clientAddr)}`, '--timeout=20');
       assert.deepEqual(await lab.richRules(), [ipv4Rule(lab.clientAddr)]);
       assert.match((await lab.sshBanner()) ?? '<null>', SSH_BANNER);
       assert.equal(await lab.sshBanner({ source: lab.extraClientAddrs[0] }), null, 'other client source was let in');
@@ -130,13 +130,14 @@ test(
       assert.equal(await lab.sshBanner({ host: `${prefix}.9`, timeoutMs: 500 }), null, 'removed address still answers');
 
       // IPv6: family ipv6 rule for the client's ULA.
-      await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv6Rule(lab.clientAddr6)}`, '--timeout=5');
+      await lab.firewallCmd('--zone=public', `--add-rich-rule=${ipv6Rule(lab.clientAddr6)}`, '--timeout=20');
       assert.ok((await lab.richRules()).includes(ipv6Rule(lab.clientAddr6)), 'IPv6 rule listed verbatim');
       assert.match((await lab.sshBanner({ host: lab.serverAddr6 })) ?? '<null>', SSH_BANNER);
 
-      // --timeout rules expire by themselves and access is gone again.
+      // --timeout rules expire by themselves and access is gone again (20 s: the checks above take
+      // several firewall-cmd calls, ~2 s each on a loaded 2-core machine).
       const tExpire = Date.now();
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 15_000, 250);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, 40_000, 250);
       t.diagnostic(`timed rules expired ${Date.now() - tExpire} ms after the check started`);
       assert.equal(await lab.sshBanner(), null, 'access survived rule expiry');
       assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null, 'IPv6 access survived rule expiry');
