@@ -40,6 +40,13 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       // Unused names are tsc's job (noUnusedLocals, noUnusedParameters); `_x` marks an ignored binding.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // A `let` read by a closure before its one assignment (a signal handler installed before start-up) cannot be const.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
+  },
+  {
+    // Fakes and stubs implement the daemon's async interfaces with synchronous bodies on purpose.
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: { '@typescript-eslint/require-await': 'off' },
   },
 );

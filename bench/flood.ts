@@ -159,7 +159,7 @@ export function runMatcherFloodBench(fullMs: number): MatcherFloodResult {
   );
   matcher.setLocalAddresses(['10.0.0.1']);
   const pipeline = new FramePipeline(matcher);
-  const frame = ipv4Frame({ src: '11.0.0.0', dst: '10.0.0.1', dport: OPEN_PORTS[0]! });
+  const frame = ipv4Frame({ src: '11.0.0.0', dst: '10.0.0.1', dport: OPEN_PORTS[0] });
   let src = 0x0b000000;
   let now = 0;
   const feed = (n: number): void => {
@@ -193,7 +193,7 @@ const MILLION_CAP_MS = 60_000;
 async function vethRx(lab: Lab): Promise<number> {
   const r = await lab.execIn('server', ['ip', '-s', '-j', 'link', 'show', 'dev', lab.serverIf]);
   const j = JSON.parse(r.stdout) as { stats64: { rx: { packets: number } } }[];
-  return j[0]!.stats64.rx.packets;
+  return j[0].stats64.rx.packets;
 }
 
 /** Flood for `seconds` with hping3 in the client namespace; resolves hping3's count of packets sent. */
@@ -247,7 +247,7 @@ function stage1Count(d: DaemonHandle): number | null {
 function attemptsInFlight(d: DaemonHandle): number | null {
   if (d.name !== 'ours') return null;
   const all = [...d.log().matchAll(/(\d+) attempts in flight/g)];
-  return all.length ? Number(all[all.length - 1]![1]) : null;
+  return all.length ? Number(all[all.length - 1][1]) : null;
 }
 
 /** The legitimate client: knock, expect :22 open within 1 s, knock close; about once a second until `until`. */
@@ -596,7 +596,7 @@ export function summarizeProfile(
   // timeDeltas[i] is the time since sample i-1; charge it to sample i-1's node (what DevTools does).
   for (let i = 0; i < p.samples.length; i++) {
     const dt = p.timeDeltas[i + 1] ?? 0;
-    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt);
+    self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + dt);
   }
   const fnAgg = new Map<string, ProfileEntry>();
   const fileAgg = new Map<string, number>();

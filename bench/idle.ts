@@ -54,17 +54,17 @@ export async function runIdleBench(opts: {
     const after = daemons.map((d) => d.sample());
     const out = {} as Record<DaemonName, IdleDaemon>;
     daemons.forEach((d, i) => {
-      const cpu = Math.round((after[i]!.cpuSec - before[i]!.cpuSec) * 100) / 100;
+      const cpu = Math.round((after[i].cpuSec - before[i].cpuSec) * 100) / 100;
       out[d.name] = {
-        processes: after[i]!.pids.length,
-        rssStartMB: before[i]!.rssMB,
-        rssEndMB: after[i]!.rssMB,
-        pssEndMB: after[i]!.parts.map((p) => p.pssMB),
+        processes: after[i].pids.length,
+        rssStartMB: before[i].rssMB,
+        rssEndMB: after[i].rssMB,
+        pssEndMB: after[i].parts.map((p) => p.pssMB),
         cpuSec: cpu,
         cpuShare: Math.round((cpu / wall) * 10000) / 10000,
       };
       log(
-        `  ${DAEMON_LABEL[d.name]}: RSS ${before[i]!.rssMB} → ${after[i]!.rssMB} MB, CPU ${cpu} s in ${wall.toFixed(1)} s`,
+        `  ${DAEMON_LABEL[d.name]}: RSS ${before[i].rssMB} → ${after[i].rssMB} MB, CPU ${cpu} s in ${wall.toFixed(1)} s`,
       );
     });
     return { seconds, ours: out.ours, knockd08: out.knockd08 };

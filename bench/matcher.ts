@@ -59,7 +59,7 @@ export function runMatcherBench(quick: boolean): MatcherBenchResult {
   for (let r = 0; r < rounds; r++) {
     const t0 = process.hrtime.bigint();
     for (let n = 0; n < total; n++) {
-      const f = frames[n % frames.length]!;
+      const f = frames[n % frames.length];
       if ((n & 1023) === 0) now += 1; // 1 ms per 1024 frames
       pipeline.onFrame('ETHERNET', f, f.length, now);
     }
@@ -70,9 +70,9 @@ export function runMatcherBench(quick: boolean): MatcherBenchResult {
   return {
     frames: total,
     rounds,
-    ppsMedian: Math.round(pps[Math.floor(pps.length / 2)]!),
-    ppsMin: Math.round(pps[0]!),
-    ppsMax: Math.round(pps[pps.length - 1]!),
+    ppsMedian: Math.round(pps[Math.floor(pps.length / 2)]),
+    ppsMin: Math.round(pps[0]),
+    ppsMax: Math.round(pps[pps.length - 1]),
     opened,
     heapUsedMB: Math.round(process.memoryUsage().heapUsed / 1e5) / 10,
   };

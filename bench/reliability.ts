@@ -21,7 +21,7 @@ interface Row {
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 
 async function clearRules(lab: Lab): Promise<void> {

@@ -82,7 +82,7 @@ for (const [name, make] of Object.entries(sets)) {
     rates.push(packets.length / s);
   }
   rates.sort((a, b) => a - b);
-  const median = rates[Math.floor(rates.length / 2)] as number;
+  const median = rates[Math.floor(rates.length / 2)];
   rows.push({
     case: name,
     packets: N,

@@ -186,7 +186,7 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
   };
 
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (arg === '--') {
       operands.push(...argv.slice(i + 1));
       break;
@@ -204,7 +204,7 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
           error: `knock: option '--${name}' is ambiguous; possibilities: ${candidates.map((o) => `'--${o.long}'`).join(' ')}`,
         };
       }
-      const opt = candidates[0]!;
+      const opt = candidates[0];
       let value: string | undefined;
       if (opt.hasArg) {
         value = inline ?? argv[++i];
@@ -219,7 +219,7 @@ export function parseKnockArgs(argv: readonly string[]): ParsedArgs {
     if (arg.startsWith('-') && arg !== '-') {
       // A bundle of short options: -vu, -vd100, -d 100 ...
       for (let j = 1; j < arg.length; j++) {
-        const ch = arg[j]!;
+        const ch = arg[j];
         const opt = ch === 'b' ? undefined : OPTIONS.find((o) => o.short === ch);
         if (!opt) return { kind: 'usage', error: `knock: invalid option -- '${ch}'` };
         let value: string | undefined;
@@ -297,7 +297,7 @@ async function resolveHost(
     new ResolveError(`Failed to resolve hostname '${host}' on port ${port}\ngetaddrinfo: ${why}`);
   const literal = net.isIP(host);
   if (literal !== 0) {
-    if (family !== 0 && literal !== family) throw fail(GAI_MESSAGES.EAI_ADDRFAMILY!);
+    if (family !== 0 && literal !== family) throw fail(GAI_MESSAGES.EAI_ADDRFAMILY);
     return { address: host, family: literal === 6 ? 6 : 4 };
   }
   try {
@@ -388,7 +388,7 @@ async function knock(o: KnockOptions, io: KnockIo): Promise<void> {
     );
   };
   for (let i = 0; i < o.ports.length; i++) {
-    const { port, proto } = o.ports[i]!;
+    const { port, proto } = o.ports[i];
     const udp = o.udp || proto === 'udp';
     for (const { address, family } of await hitAddresses(o.host, o.family, port, io.lookup ?? lookup, missing)) {
       // knock 0.8 prints the numeric address as getnameinfo(NI_NUMERICHOST) does: IPv6 without brackets.

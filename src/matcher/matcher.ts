@@ -262,8 +262,8 @@ export class Matcher {
     // using this port accepts its destination and flags.
     let candidate = false;
     for (let i = 0; i < interested.length; i++) {
-      const spec = this.doors[interested[i]!]!.spec;
-      if (this.addressedTo(interested[i]!) && flagsMatch(spec.tcpFlags, proto, flags)) {
+      const spec = this.doors[interested[i]].spec;
+      if (this.addressedTo(interested[i]) && flagsMatch(spec.tcpFlags, proto, flags)) {
         candidate = true;
         break;
       }
@@ -277,10 +277,10 @@ export class Matcher {
   }
 
   private addressedTo(door: number): boolean {
-    const t = this.doors[door]!.target;
+    const t = this.doors[door].target;
     if (t !== undefined) return this.isDst(t);
     const local = this.local;
-    for (let i = 0; i < local.length; i++) if (this.isDst(local[i]!)) return true;
+    for (let i = 0; i < local.length; i++) if (this.isDst(local[i])) return true;
     return false;
   }
 
@@ -290,15 +290,15 @@ export class Matcher {
   }
 
   private step(di: number, proto: KnockProto, dport: number, flags: number, now: number): void {
-    const spec = this.doors[di]!.spec;
+    const spec = this.doors[di].spec;
     if (!this.addressedTo(di)) return;
     const t = this.table;
     const matchFlags = flagsMatch(spec.tcpFlags, proto, flags);
     const s = this.src;
     const r = t.find(di, s.family, s.w0, s.w1, s.w2, s.w3);
     if (r !== NONE) {
-      const stage = t.stage[r]!;
-      if (now - t.start[r]! >= spec.seqTimeoutMs) {
+      const stage = t.stage[r];
+      if (now - t.start[r] >= spec.seqTimeoutMs) {
         this.stats.timeouts++;
         if (stage !== 1 || this.admit('timeout'))
           this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
@@ -309,11 +309,11 @@ export class Matcher {
         this.stats.retransmits++;
         return; // a retransmission of the packet that got the attempt here: neither spoils nor advances
       } else {
-        const want = spec.sequence[stage]!;
+        const want = spec.sequence[stage];
         if (want.proto === proto && want.port === dport) {
           this.stats.stages++;
           if (stage + 1 >= spec.sequence.length) {
-            const family = t.family[r]! as 4 | 6;
+            const family = t.family[r] as 4 | 6;
             const src = this.srcText(r);
             t.remove(r);
             this.complete(spec, src, family, stage + 1);
@@ -325,7 +325,7 @@ export class Matcher {
               type: 'stage',
               door: spec,
               src: this.srcText(r),
-              family: t.family[r]! as 4 | 6,
+              family: t.family[r] as 4 | 6,
               stage: stage + 1,
             });
           }
@@ -341,7 +341,7 @@ export class Matcher {
       }
     }
     // No attempt in flight for this door (or it just ended): does this knock start one?
-    const first = spec.sequence[0]!;
+    const first = spec.sequence[0];
     if (!matchFlags || first.proto !== proto || first.port !== dport) return;
     this.stats.stages++;
     if (spec.sequence.length === 1) {
@@ -376,7 +376,7 @@ export class Matcher {
     let victim = NONE;
     for (let d = 0; d < this.doors.length; d++) {
       const head = t.head(d, tier);
-      if (head !== NONE && (victim === NONE || t.start[head]! < t.start[victim]!)) victim = head;
+      if (head !== NONE && (victim === NONE || t.start[head] < t.start[victim])) victim = head;
     }
     if (victim === NONE) return false;
     t.remove(victim);
@@ -392,15 +392,15 @@ export class Matcher {
   sweep(now: number): void {
     const t = this.table;
     for (let d = 0; d < this.doors.length; d++) {
-      const spec = this.doors[d]!.spec;
+      const spec = this.doors[d].spec;
       const limit = spec.seqTimeoutMs;
       // Stage-1 attempts are in start order: stop at the first live one.
-      for (let r = t.head(d, FRESH); r !== NONE && now - t.start[r]! >= limit; r = t.head(d, FRESH))
+      for (let r = t.head(d, FRESH); r !== NONE && now - t.start[r] >= limit; r = t.head(d, FRESH))
         this.expire(spec, r);
       // Advanced attempts are in promotion order, not start order: look at all (few; bounded anyway).
       for (let r = t.head(d, ADVANCED); r !== NONE;) {
-        const next = t.next[r]!;
-        if (now - t.start[r]! >= limit) this.expire(spec, r);
+        const next = t.next[r];
+        if (now - t.start[r] >= limit) this.expire(spec, r);
         r = next;
       }
     }
@@ -408,7 +408,7 @@ export class Matcher {
 
   private expire(spec: DoorSpec, r: number): void {
     const t = this.table;
-    const stage = t.stage[r]!;
+    const stage = t.stage[r];
     this.stats.timeouts++;
     if (stage !== 1 || this.admit('timeout'))
       this.listener({ type: 'timeout', door: spec, src: this.srcText(r), stage });
@@ -442,5 +442,5 @@ export class Matcher {
 }
 
 function sameSequence(a: readonly KnockPort[], b: readonly KnockPort[]): boolean {
-  return a.length === b.length && a.every((p, i) => p.proto === b[i]!.proto && p.port === b[i]!.port);
+  return a.length === b.length && a.every((p, i) => p.proto === b[i].proto && p.port === b[i].port);
 }

@@ -98,12 +98,12 @@ export class AttemptTable {
 
   /** Oldest row of a door's tier list, or -1. */
   head(door: number, tier: Tier): number {
-    return this.heads[tier - 1]![door]!;
+    return this.heads[tier - 1][door];
   }
 
   /** Rows in a door's tier list. */
   length(door: number, tier: Tier): number {
-    return this.lengths[tier - 1]![door]!;
+    return this.lengths[tier - 1][door];
   }
 
   hash(door: number, family: number, w0: number, w1: number, w2: number, w3: number): number {
@@ -123,7 +123,7 @@ export class AttemptTable {
     const index = this.index;
     const keys = this.keys;
     for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
-      const slot = index[i]!;
+      const slot = index[i];
       if (slot === 0) return NONE;
       const r = slot - 1;
       const k = r * 4;
@@ -143,7 +143,7 @@ export class AttemptTable {
 
   /** Source address word `i` (0..3) of a row. */
   word(row: number, i: number): number {
-    return this.keys[row * 4 + i]!;
+    return this.keys[row * 4 + i];
   }
 
   /**
@@ -234,16 +234,16 @@ export class AttemptTable {
     }[] = [];
     for (const tier of [FRESH, ADVANCED] as const) {
       for (let d = 0; d < map.length; d++) {
-        if (map[d]! < 0) continue;
+        if (map[d] < 0) continue;
         for (let r = this.head(d, tier); r !== NONE; r = this.next[r]!) {
           kept.push({
-            door: map[d]!,
+            door: map[d],
             tier,
             family: this.family[r] as 4 | 6,
             w: [0, 1, 2, 3].map((i) => this.word(r, i)),
-            stage: this.stage[r]!,
-            start: this.start[r]!,
-            last: [this.lastTcp[r] === 1, this.lastSport[r]!, this.lastSeq[r]!, this.lastDport[r]!],
+            stage: this.stage[r],
+            start: this.start[r],
+            last: [this.lastTcp[r] === 1, this.lastSport[r], this.lastSeq[r], this.lastDport[r]],
           });
         }
       }
@@ -255,7 +255,7 @@ export class AttemptTable {
     this.freeHead = NONE;
     this.bump = 0;
     for (const k of kept) {
-      const r = this.insert(k.door, k.family, k.w[0]!, k.w[1]!, k.w[2]!, k.w[3]!, k.start);
+      const r = this.insert(k.door, k.family, k.w[0], k.w[1], k.w[2], k.w[3], k.start);
       this.stage[r] = k.stage;
       this.setLast(r, ...k.last);
       if (k.tier === ADVANCED) this.promote(r);
@@ -271,28 +271,28 @@ export class AttemptTable {
   }
 
   private link(r: number, tier: Tier): void {
-    const d = this.door[r]!;
+    const d = this.door[r];
     const t = tier - 1;
-    const tail = this.tails[t]![d]!;
+    const tail = this.tails[t][d];
     this.tier[r] = tier;
     this.prev[r] = tail;
     this.next[r] = NONE;
-    if (tail === NONE) this.heads[t]![d] = r;
+    if (tail === NONE) this.heads[t][d] = r;
     else this.next[tail] = r;
-    this.tails[t]![d] = r;
-    this.lengths[t]![d]!++;
+    this.tails[t][d] = r;
+    this.lengths[t][d]++;
   }
 
   private unlink(r: number): void {
-    const d = this.door[r]!;
-    const t = this.tier[r]! - 1;
-    const p = this.prev[r]!;
-    const n = this.next[r]!;
-    if (p === NONE) this.heads[t]![d] = n;
+    const d = this.door[r];
+    const t = this.tier[r] - 1;
+    const p = this.prev[r];
+    const n = this.next[r];
+    if (p === NONE) this.heads[t][d] = n;
     else this.next[p] = n;
-    if (n === NONE) this.tails[t]![d] = p;
+    if (n === NONE) this.tails[t][d] = p;
     else this.prev[n] = p;
-    this.lengths[t]![d]!--;
+    this.lengths[t][d]--;
   }
 
   private place(r: number, h: number): void {
@@ -306,14 +306,14 @@ export class AttemptTable {
   private unplace(r: number): void {
     const index = this.index;
     const mask = this.mask;
-    let i = this.hashes[r]! & mask;
+    let i = this.hashes[r] & mask;
     while (index[i] !== r + 1) i = (i + 1) & mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      const slot = index[j]!;
+      const slot = index[j];
       if (slot === 0) break;
-      const home = this.hashes[slot - 1]! & mask;
+      const home = this.hashes[slot - 1] & mask;
       // The row at j may stay if its home lies cyclically in (i, j].
       const stays = i <= j ? i < home && home <= j : i < home || home <= j;
       if (stays) continue;

@@ -71,7 +71,7 @@ export function debianMirror(): string {
       continue;
     }
     // One-line style: deb [options] URI bookworm main ...
-    for (const m of text.matchAll(/^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s+.*\bmain\b/gm)) return m[1]!;
+    for (const m of text.matchAll(/^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s+.*\bmain\b/gm)) return m[1];
     // deb822 style: a stanza with Types: deb, Suites: ... bookworm ..., URIs: ...
     for (const stanza of text.split(/\n\s*\n/)) {
       const field = (k: string): string | undefined => new RegExp(`^${k}:\\s*(.+)$`, 'mi').exec(stanza)?.[1]?.trim();

@@ -26,7 +26,7 @@ export class Rng {
     return this.next() < p;
   }
   pick<T>(list: readonly T[]): T {
-    return list[Math.floor(this.next() * list.length)] as T;
+    return list[Math.floor(this.next() * list.length)];
   }
   bytes(n: number): Buffer {
     const b = Buffer.allocUnsafe(n);
@@ -36,7 +36,7 @@ export class Rng {
   shuffle<T>(a: T[]): T[] {
     for (let i = a.length - 1; i > 0; i--) {
       const j = Math.floor(this.next() * (i + 1));
-      [a[i], a[j]] = [a[j]!, a[i]!];
+      [a[i], a[j]] = [a[j], a[i]];
     }
     return a;
   }
@@ -46,6 +46,6 @@ export class Rng {
     for (const [k, n] of entries) {
       if ((r -= n) < 0) return k;
     }
-    return entries[entries.length - 1]![0];
+    return entries[entries.length - 1][0];
   }
 }

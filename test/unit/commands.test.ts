@@ -226,7 +226,7 @@ test('a shell that cannot be started is logged as an error', async () => {
   runner.open(door({ startCommand: 'true' }), '10.0.0.2', 4);
   await runner.idle();
   assert.equal(results.length, 1);
-  assert.equal((results[0]!.error as NodeJS.ErrnoException).code, 'ENOENT');
+  assert.equal((results[0].error as NodeJS.ErrnoException).code, 'ENOENT');
   const err = lines.find((l) => l.level === 50)!;
   assert.match(err.msg, /^10\.0\.0\.2: openSSH: error: cannot run command with \/nonexistent\/sh: .*ENOENT/);
 });
@@ -235,7 +235,7 @@ test('stderr is capped at 4 KiB', async () => {
   const { runner, results } = rig();
   runner.open(door({ startCommand: "head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1" }), '10.0.0.2', 4);
   await runner.idle();
-  const r = results[0]!;
+  const r = results[0];
   assert.equal(r.code, 1);
   assert.ok(r.stderr.length <= 4096 + 4, `${r.stderr.length}`);
   assert.ok(r.stderr.startsWith('xxxx') && r.stderr.endsWith('[…]'));
@@ -452,7 +452,7 @@ test('loadPendingStops: missing file is empty; a damaged file is moved aside and
     writeFileSync(state, '{not json');
     let r = await loadPendingStops(state);
     assert.deepEqual(r.entries, []);
-    assert.match(r.problems[0]!, /pending\.json: not valid JSON/);
+    assert.match(r.problems[0], /pending\.json: not valid JSON/);
     assert.ok(r.movedTo?.startsWith(`${state}.corrupt-`) && existsSync(r.movedTo), 'moved aside');
     assert.ok(!existsSync(state));
 

@@ -40,7 +40,7 @@ test('18.10: 100 000 valid events from the capture process in 0.4 s make at most
   const summary = lines.filter((l) => /suppressed in the last second/.test(l.msg));
   assert.equal(stage.length, 100);
   assert.equal(summary.length, 1);
-  assert.match(summary[0]!.msg, /^99900 stage\/timeout\/wrong-knock line\(s\)/);
+  assert.match(summary[0].msg, /^99900 stage\/timeout\/wrong-knock line\(s\)/);
   assert.equal(ev.suppressedTotal, 99_900);
   assert.equal(lines.length, 101);
 });
@@ -81,7 +81,7 @@ test('18.7: 5 000 completions of one door in 10 s: the bucket lets burst + rate 
   assert.equal(lim.refusedTotal, 5000 - passed);
   const refusals = lines.filter((l) => /completion refused/.test(l.msg));
   assert.ok(refusals.length >= 9 && refusals.length <= 11, `${refusals.length} refusal lines`);
-  assert.match(refusals[0]!.msg, /bound of 5 completions a second \(burst 50; --max-completions\)/);
+  assert.match(refusals[0].msg, /bound of 5 completions a second \(burst 50; --max-completions\)/);
   // Another door is not affected; and 1 s after the flood the real client passes.
   assert.equal(lim.take('other', '192.0.2.7'), true);
   now += 1000;
@@ -139,10 +139,10 @@ test('18.2: a reload closes exactly the grants the new config would not make aga
   assert.deepEqual(grantsToClose([grant('ssh')], same), []);
   const changed = grantsToClose([grant('ssh')], doorsOf(CONF('https')));
   assert.equal(changed.length, 1);
-  assert.match(changed[0]!.why, /no longer makes this rule in zone public/);
-  assert.match(grantsToClose([grant('ssh', 'public', 'gone')], same)[0]!.why, /door gone is no longer in the config/);
-  assert.match(grantsToClose([grant('ssh', 'public', 'shell')], same)[0]!.why, /no longer opens firewalld rules/);
-  assert.match(grantsToClose([grant('ssh')], doorsOf(CONF('ssh', ' firewalld_zone = work\n')))[0]!.why, /zone public/);
+  assert.match(changed[0].why, /no longer makes this rule in zone public/);
+  assert.match(grantsToClose([grant('ssh', 'public', 'gone')], same)[0].why, /door gone is no longer in the config/);
+  assert.match(grantsToClose([grant('ssh', 'public', 'shell')], same)[0].why, /no longer opens firewalld rules/);
+  assert.match(grantsToClose([grant('ssh')], doorsOf(CONF('ssh', ' firewalld_zone = work\n')))[0].why, /zone public/);
   // A zone-less door follows the default zone: its grant is kept whichever zone it was added to.
   assert.deepEqual(grantsToClose([grant('ssh', 'work')], doorsOf(CONF('ssh', ''))), []);
   // A grant already closing is left to finish.

@@ -630,7 +630,10 @@ test('randomized: 20 000 random buffers never throw and always give a valid resu
     }
   }
   // Sanity: the corpus exercised every outcome.
-  assert.ok(counts[Decoded.Ok] > 100 && counts[Decoded.Ignored] > 100 && counts[Decoded.Malformed] > 100, `${counts}`);
+  assert.ok(
+    counts[Decoded.Ok] > 100 && counts[Decoded.Ignored] > 100 && counts[Decoded.Malformed] > 100,
+    counts.join(','),
+  );
 });
 
 // ---------------------------------------------------------------------------

@@ -84,7 +84,7 @@ export class FakeFirewalld extends EventEmitter implements GrantsFirewall {
   private fail(op: Op): void {
     if (this.broken && op !== 'version') throw exc('INVALID_ZONE', this.defaultZone);
     const i = this.failures.findIndex((f) => f.op === op);
-    if (i >= 0) throw this.failures.splice(i, 1)[0]!.err;
+    if (i >= 0) throw this.failures.splice(i, 1)[0].err;
   }
   private timer(fn: () => void, s: number): TimerHandle {
     const h = this.clock.setTimer(fn, s * 1000 + this.lateMs);

@@ -154,7 +154,7 @@ test("rich rules: normalised text equals firewalld's own str(Rich_Rule(...))", (
   const truth = firewalld(ACCEPTED.map(withAddress));
   ACCEPTED.forEach((rule, i) => {
     const ours = normalizeRichRule(rule);
-    const theirs = truth[i]!;
+    const theirs = truth[i];
     assert.ok(theirs.ok, `firewalld refuses ${rule}: ${theirs.ok ? '' : theirs.err}`);
     assert.notEqual(ours, undefined, `we refuse ${rule}`);
     assert.equal(withAddress(ours!), theirs.str, rule);
@@ -172,7 +172,7 @@ test('rich rules: the output is a fixed point (normalising canonical text change
 test('rich rules: what firewalld refuses, we refuse', () => {
   const truth = firewalld(REFUSED_BY_BOTH.map(withAddress));
   REFUSED_BY_BOTH.forEach((rule, i) => {
-    assert.equal(truth[i]!.ok, false, `firewalld accepts ${rule}: the test case is wrong`);
+    assert.equal(truth[i].ok, false, `firewalld accepts ${rule}: the test case is wrong`);
     assert.equal(normalizeRichRule(rule), undefined, rule);
   });
 });
@@ -180,7 +180,7 @@ test('rich rules: what firewalld refuses, we refuse', () => {
 test('rich rules: some rules firewalld accepts are left to the shell on purpose', () => {
   const truth = firewalld(CONSERVATIVE.map(withAddress));
   CONSERVATIVE.forEach((rule, i) => {
-    assert.equal(truth[i]!.ok, true, `firewalld refuses ${rule}: move it to REFUSED_BY_BOTH`);
+    assert.equal(truth[i].ok, true, `firewalld refuses ${rule}: move it to REFUSED_BY_BOTH`);
     assert.equal(normalizeRichRule(rule), undefined, rule);
   });
 });

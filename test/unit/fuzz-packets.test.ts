@@ -222,8 +222,8 @@ function ipv6Packet(
   let ignored = false;
   let malformed = false;
   for (let i = 0; i < count; i++) {
-    const next = i + 1 < count ? (types[i + 1] as number) : proto;
-    const type = types[i] as number;
+    const next = i + 1 < count ? types[i + 1] : proto;
+    const type = types[i];
     let h: Buffer;
     let nonFirstFrag = false;
     if (type === 44) {
@@ -256,7 +256,7 @@ function ipv6Packet(
   const h = Buffer.alloc(40);
   h.writeUInt32BE((0x60000000 | r.int(0, 0xfffff)) >>> 0, 0);
   h.writeUInt16BE(extBuf.length + l4.length, 4);
-  h[6] = count > 0 ? (types[0] as number) : proto;
+  h[6] = count > 0 ? types[0] : proto;
   h[7] = 64;
   src.copy(h, 8);
   dst.copy(h, 24);
@@ -285,9 +285,8 @@ function linkWrap(r: Rng, link: LinkType, family: 4 | 6, pkt: Buffer): { buf: Bu
       h.writeUInt16BE(r.int(0, 4), 0);
       h.writeUInt16BE(1, 2);
       h.writeUInt16BE(6, 4);
-      const parts: Buffer[] = [h, u16(tags > 0 ? (tpids[0] as number) : etherType)];
-      for (let i = 0; i < tags; i++)
-        parts.push(u16(r.int(0, 0xffff)), u16(i + 1 < tags ? (tpids[i + 1] as number) : etherType));
+      const parts: Buffer[] = [h, u16(tags > 0 ? tpids[0] : etherType)];
+      for (let i = 0; i < tags; i++) parts.push(u16(r.int(0, 0xffff)), u16(i + 1 < tags ? tpids[i + 1] : etherType));
       const head = Buffer.concat(parts);
       return { buf: Buffer.concat([head, pkt]), ipOff: head.length, tags };
     }
@@ -334,8 +333,8 @@ function validFrame(r: Rng): Frame {
   const local = r.chance(0.8);
   const src = family === 4 ? srcV4(r) : srcV6(r);
   const dst = family === 4 ? (local ? LOCAL_V4_B : OTHER_V4_B) : local ? LOCAL_V6_B : OTHER_V6_B;
-  let ip: { pkt: Buffer; l4Off: number; ignored: boolean; malformed?: boolean };
-  ip = family === 4 ? ipv4Packet(r, src, dst, proto, l4) : ipv6Packet(r, src, dst, proto, l4);
+  const ip: { pkt: Buffer; l4Off: number; ignored: boolean; malformed?: boolean } =
+    family === 4 ? ipv4Packet(r, src, dst, proto, l4) : ipv6Packet(r, src, dst, proto, l4);
   const w = linkWrap(r, link, family, ip.pkt);
   const l4Off = w.ipOff + ip.l4Off;
   const isL4 = proto === IPPROTO_TCP || proto === IPPROTO_UDP;
@@ -434,7 +433,7 @@ function targetedMutation(r: Rng, f: Frame): Input {
       if (f.family !== 4 || f.ipOff < 0) break;
       const ihl = r.int(0, 15);
       buf[f.ipOff] = 0x40 | ihl;
-      const expect = ihl < 5 ? 'malformed' : ihl === ((f.buf[f.ipOff] as number) & 0x0f) ? same : undefined;
+      const expect = ihl < 5 ? 'malformed' : ihl === (f.buf[f.ipOff] & 0x0f) ? same : undefined;
       return { link: f.link, buf, len: buf.length, expect, what: `IHL=${ihl}` };
     }
     case 2: {
@@ -443,7 +442,7 @@ function targetedMutation(r: Rng, f: Frame): Input {
       let expect: Outcome | undefined;
       if (f.family === 4) {
         buf.writeUInt16BE(v, f.ipOff + 2);
-        const ihl4 = ((buf[f.ipOff] as number) & 0x0f) * 4;
+        const ihl4 = (buf[f.ipOff] & 0x0f) * 4;
         if (v < ihl4) expect = 'malformed';
         else if (ok) expect = f.ipOff + v < f.l4End ? 'malformed' : same;
         else expect = same; // still a non-first fragment / not TCP or UDP / too many VLAN tags
@@ -457,7 +456,7 @@ function targetedMutation(r: Rng, f: Frame): Input {
     case 3: {
       if (f.proto !== IPPROTO_TCP || f.l4Off < 0) break;
       const doff = r.int(0, 15);
-      buf[f.l4Off + 12] = (doff << 4) | ((buf[f.l4Off + 12] as number) & 0x0f);
+      buf[f.l4Off + 12] = (doff << 4) | (buf[f.l4Off + 12] & 0x0f);
       const expect = ok ? (doff < 5 ? 'malformed' : same) : undefined;
       return { link: f.link, buf, len: buf.length, expect, what: `TCP data offset=${doff}` };
     }
@@ -503,14 +502,13 @@ function chaosMutation(r: Rng, f: Frame): Input {
         const flips = r.int(1, 8);
         for (let k = 0; k < flips && buf.length > 0; k++) {
           const at = r.int(0, buf.length - 1);
-          buf[at] = (buf[at] as number) ^ r.int(1, 255);
+          buf[at] = buf[at] ^ r.int(1, 255);
         }
         what.push(`flip ${flips}`);
         break;
       }
       case 2:
-        if (f.family === 4 && f.ipOff >= 0 && f.ipOff < buf.length)
-          buf[f.ipOff] = ((buf[f.ipOff] as number) & 0xf0) | r.int(0, 15);
+        if (f.family === 4 && f.ipOff >= 0 && f.ipOff < buf.length) buf[f.ipOff] = (buf[f.ipOff] & 0xf0) | r.int(0, 15);
         what.push('ihl');
         break;
       case 3:
@@ -551,7 +549,7 @@ function randomInput(r: Rng): Input {
   const n = r.chance(0.1) ? 0 : r.int(1, r.chance(0.9) ? 120 : 1600);
   const buf = r.bytes(n);
   // Random bytes with a plausible IP version nibble now and then, to get past the first checks.
-  if (n > 0 && r.chance(0.5)) buf[0] = (r.pick([4, 6]) << 4) | ((buf[0] as number) & 0x0f);
+  if (n > 0 && r.chance(0.5)) buf[0] = (r.pick([4, 6]) << 4) | (buf[0] & 0x0f);
   return { link: r.pick(BOGUS_LINKS), buf, len: r.chance(0.8) ? n : r.int(0, n + 10), what: 'random bytes' };
 }
 
@@ -662,7 +660,7 @@ test(`fuzz FramePipeline: ${N} random/mutated frames, 3 doors, maxAttempts ${MAX
     let input: Input;
     const k = i % 500 === 0 ? knockers.find((x) => i % 1000 === x.phase) : undefined;
     if (k !== undefined) {
-      const step = k.seq[k.next] as { proto: number; port: number };
+      const step = k.seq[k.next];
       input = {
         link: 'ETHERNET',
         buf: knockFrame(k.family, k.srcBytes, step.proto, step.port),

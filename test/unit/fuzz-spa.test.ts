@@ -85,7 +85,7 @@ function mutate(rng: Rng, s: string): string {
       case 6: {
         const j = rng.int(0, Math.max(0, t.length - 1));
         const a = [...t];
-        [a[i], a[j]] = [a[j] as string, a[i] as string];
+        [a[i], a[j]] = [a[j], a[i]];
         t = a.join('');
         break;
       }

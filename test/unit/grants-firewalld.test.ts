@@ -246,8 +246,8 @@ test('18.7: the grant table is bounded; refusals are counted, logged rate-limite
   assert.equal(grants.counts.refusedFull, 3);
   const full = lines.filter((l) => /grant table full/.test(l.msg));
   assert.equal(full.length, 1, 'one line for three refusals');
-  assert.match(full[0]!.msg, /bound --max-grants 3/);
-  assert.doesNotMatch(full[0]!.msg, /check firewalld_zone/);
+  assert.match(full[0].msg, /bound --max-grants 3/);
+  assert.doesNotMatch(full[0].msg, /check firewalld_zone/);
   await grants.open('public', RULE('10.0.1.1'), 300, who('10.0.1.1'));
   assert.equal(grants.counts.refusedFull, 3, 'a refresh of a held grant is never refused');
   await clock.advance(11_000);

@@ -51,7 +51,7 @@ test('no NOTIFY_SOCKET: nothing is sent; a failing socket is said once per run o
   fail = true;
   n.status('d');
   assert.equal(lines.length, 2, lines.join('\n'));
-  assert.match(lines[0]!, /^sd_notify to @gone failed \(sendto ECONNREFUSED\)/);
+  assert.match(lines[0], /^sd_notify to @gone failed \(sendto ECONNREFUSED\)/);
 });
 
 test('sdNotify (the addon): refuses a relative or too long path, reports the errno of a socket nobody listens on', () => {

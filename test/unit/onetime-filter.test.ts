@@ -27,7 +27,7 @@ test('moving to the next one-time sequence leaves the capture filter as it was; 
     const ot = new OneTimeDoors(pino({ level: 'silent' }));
     const prepared = await ot.prepare(toRuntimeDoors(conf.config!.doors), 'knockd.conf');
     ot.commit(prepared);
-    const first = prepared.doors[0]!;
+    const first = prepared.doors[0];
     const f1 = buildFilter([first], []);
     for (const p of ['1111', '2222', '3333', '4444', '6666', '7777']) assert.match(f1, new RegExp(`\\b${p}\\b`));
     assert.match(f1, /udp dst port 5555/);

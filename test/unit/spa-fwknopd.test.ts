@@ -106,7 +106,7 @@ interface Case {
 test('cross-check: our verdicts equal the real fwknopd --test verdicts on real client packets', () => {
   const base = client([]);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-  const li = alphabet.indexOf(base[base.length - 1] as string);
+  const li = alphabet.indexOf(base[base.length - 1]);
   const cases: Case[] = [
     { name: '-A tcp/22 -a IP', payload: base },
     { name: '-s', payload: runFwknop(['-A', 'tcp/22', '-s'], K.K1, K.H1).packet },
@@ -160,7 +160,7 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     const srcs = cases.map((c, i) => c.src ?? `198.51.100.${10 + i}`);
     const frames = cases.map((c, i) =>
       udpFrame({
-        src: srcs[i] as string,
+        src: srcs[i],
         dst: SERVER,
         sport: 40000 + i,
         dport: 62201,
@@ -199,7 +199,7 @@ test('cross-check: our verdicts equal the real fwknopd --test verdicts on real c
     const rows: string[] = [];
     let mismatches = 0;
     cases.forEach((c, i) => {
-      const src = srcs[i] as string;
+      const src = srcs[i];
       const theirs =
         log.includes(`[${src}] (stanza #1) --test mode enabled, skipping firewall manipulation.`) ||
         log.includes(`[${src}] (stanza #2) --test mode enabled, skipping firewall manipulation.`);

@@ -101,14 +101,14 @@ for (const f of ACCEPTED) {
     assert.equal(m.username, c.Username);
     assert.equal(m.timestamp, Number(c.Timestamp));
     assert.equal(m.version, c['FKO Version']);
-    assert.equal(m.type, Number((c['Message Type'] as string).split(' ')[0]));
+    assert.equal(m.type, Number((c['Message Type']).split(' ')[0]));
     const msgText =
       m.kind === 'command' ? undefined : `${m.allowIp},${m.access.map((a) => `${a.proto}/${a.port}`).join(',')}`;
     if (msgText !== undefined) assert.equal(msgText, c['Message String']);
-    else assert.ok((c['Message String'] as string).startsWith(`${m.allowIp},`));
+    else assert.ok((c['Message String']).startsWith(`${m.allowIp},`));
     assert.equal(m.nat ?? '<NULL>', c['Nat Access']);
     assert.equal(String(m.clientTimeout ?? 0), c['Client Timeout']);
-    assert.equal(m.digestType.toUpperCase(), /\((\w+)\)/.exec(c['Digest Type'] as string)?.[1]);
+    assert.equal(m.digestType.toUpperCase(), /\((\w+)\)/.exec(c['Digest Type'])?.[1]);
   });
 }
 
@@ -266,7 +266,7 @@ test('refused: tampered packets (every position of a real packet, one character 
     ],
   });
   for (let i = 0; i < f.packet.length; i++) {
-    const c = f.packet[i] as string;
+    const c = f.packet[i];
     const swap = c === 'A' ? 'B' : 'A';
     const v = verdict(f.packet.slice(0, i) + swap + f.packet.slice(i + 1), d, { nowMs: atMs(f) });
     assert.equal(v.ok, false, `position ${i}`);
@@ -329,7 +329,7 @@ test('replay: disguised variants of an accepted packet (reference pitfalls P1, P
   const p = f.packet;
   const cache = new ReplayCache();
   assert.ok(verdict(f, door(), { cache }).ok);
-  const tagLast = p[p.length - 1] as string;
+  const tagLast = p[p.length - 1];
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const idx = alphabet.indexOf(tagLast);
   // The sha256 tag's last character carries 4 data bits and 2 unused ones: the same MAC bytes in 3 other spellings.

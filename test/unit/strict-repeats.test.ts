@@ -28,8 +28,8 @@ test('Strict_Repeats = yes/no reaches the capture process; left out means no', (
     const r = parseConfigText(conf(value), 'knockd.conf');
     assert.deepEqual(r.errors, [], String(value));
     const doors = toRuntimeDoors(r.config!.doors);
-    assert.equal(doors[0]!.strictRepeats === true, want, String(value));
-    assert.equal(wire(doors, ['10.0.0.1']).doors[0]!.strictRepeats === true, want, String(value));
+    assert.equal(doors[0].strictRepeats === true, want, String(value));
+    assert.equal(wire(doors, ['10.0.0.1']).doors[0].strictRepeats === true, want, String(value));
   }
 });
 
@@ -37,8 +37,8 @@ test('Strict_Repeats with another word is an error naming the line', () => {
   const r = parseConfigText(conf('sometimes'), 'knockd.conf');
   assert.equal(r.config, undefined);
   assert.equal(r.errors.length, 1);
-  assert.equal(r.errors[0]!.line, 6);
-  assert.match(r.errors[0]!.message, /Strict_Repeats expects yes or no/);
+  assert.equal(r.errors[0].line, 6);
+  assert.match(r.errors[0].message, /Strict_Repeats expects yes or no/);
 });
 
 test('from the config file to the matcher: two connections per port open the default door, not the strict one', () => {

@@ -40,7 +40,7 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
     // Few distinct addresses so that keys repeat and IPv4/IPv6 with equal last words coexist.
     const randomKey = (): { door: number; family: 4 | 6; w: [number, number, number, number] } => {
       const family = rnd() < 0.5 ? 4 : 6;
-      const last = [0, 1, 0xffffffff, 0x0a000001][pick(4)]!;
+      const last = [0, 1, 0xffffffff, 0x0a000001][pick(4)];
       const w: [number, number, number, number] =
         family === 4 ? [0, 0, 0, last] : [pick(2) * 0x20010db8, 0, pick(2), last];
       return { door: pick(doors), family, w };
@@ -58,9 +58,9 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
         if (t.size >= capacity) {
           // Evict the head of some non-empty list.
           const all = [...model.entries()];
-          const [vk, v] = all[pick(all.length)]!;
+          const [vk, v] = all[pick(all.length)];
           const head = t.head(v.door, v.tier);
-          const hk = listOf(v.door, v.tier)[0]!;
+          const hk = listOf(v.door, v.tier)[0];
           assert.ok(head !== -1);
           t.remove(head);
           model.delete(hk);
@@ -115,8 +115,8 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
           assert.deepEqual(
             rows.map((x) =>
               keyOf(
-                t.door[x]!,
-                t.family[x]!,
+                t.door[x],
+                t.family[x],
                 [0, 1, 2, 3].map((i) => t.word(x, i)),
               ),
             ),
@@ -127,7 +127,7 @@ test('AttemptTable agrees with a Map model through random inserts, promotions, r
             const row = model.get(
               keyOf(
                 d,
-                t.family[x]!,
+                t.family[x],
                 [0, 1, 2, 3].map((i) => t.word(x, i)),
               ),
             )!;
