@@ -446,8 +446,8 @@ export class Grants {
       this.track(k, g);
       this.health?.knowZones([zone]);
       this.retries = 0;
-      const t =
-        seconds > 0 ? (fwTimeout > 0 ? `timeout ${seconds}s` : `knockd removes it in ${seconds}s`) : 'no timeout';
+      // The same words on every version: who removes it on time is said once, when the version is read.
+      const t = seconds > 0 ? `timeout ${seconds}s` : 'no timeout';
       this.log.info(ctx, `${src}: ${byDoor}: firewalld: ${verb} in zone ${zone}: ${rule} (${t})`);
     } catch (err) {
       this.addFailed(g, err, byDoor);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
+import { versionPolicy } from '../../src/firewalld/versions';
 import {
   DEFAULT_CONF,
   debianKnock,
@@ -101,10 +102,24 @@ test('2. firewall-cmd --reload drops runtime rules: open grants are re-added', a
 });
 
 test('3. daemon killed with SIGKILL during an open window: the rule still disappears on time', async () => {
-  const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 3 }));
+  const stateDir = join(lab.tmpDir, 'sigkill-state');
+  const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 3 }), [], { stateDir });
   await open();
   const opened = Date.now();
   await d.stop('SIGKILL');
+  if (versionPolicy((await lab.firewallCmd('--version')).trim()).expiry === 'knockd') {
+    // 2.3.3+/2.4.1+/2.5.x: untimed rules (src/firewalld/versions.ts); the next start closes the overdue door.
+    await sleep(4000);
+    assert.equal((await rulesNow()).length, 1, 'untimed: open while knockd is down');
+    const d2 = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 3 }), [], { stateDir });
+    try {
+      await lab.waitFor(async () => (await rulesNow()).length === 0, 5000, 50);
+    } finally {
+      await d2.stop();
+    }
+    assert.equal(await lab.sshBanner(), null);
+    return;
+  }
   await lab.waitFor(async () => (await rulesNow()).length === 0, 5000, 50);
   const lasted = (Date.now() - opened) / 1000;
   assert.ok(lasted > 2 && lasted < 4.5, `rule lasted ${lasted.toFixed(2)} s`);

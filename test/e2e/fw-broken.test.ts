@@ -46,6 +46,7 @@ test("an admin's timed rule and --reload: a broken firewalld is reported as fire
     const from = (await d.log()).length;
     await d.waitForLog(/firewalld itself is broken: .*systemctl restart firewalld/, 15_000, from);
     const st = await status();
+    process.stdout.write(`# ${/firewalld is broken \(.*?\):/.exec(st)?.[0] ?? '(not reported)'}\n`);
     assert.match(
       st,
       /firewalld is broken \(.*\): this is firewalld's own state, not knockd\.conf: run "systemctl restart firewalld"/,
