@@ -24,18 +24,13 @@ import type { SpaGrant } from '../spa/types';
 import type { CommandRunner } from './commands';
 import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
+import { ImpossibleSources } from './impossible-sources';
 import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
 
-const LOG_EVERY_MS = 60_000;
 /** Host addresses are re-read at most this often (interfaces change rarely; completed knocks are few). */
 const HOST_ADDRS_TTL_MS = 2000;
-/** Bound on the sources remembered for the once-a-minute log. */
-const MAX_REMEMBERED = 10_000;
 
 export class Actions {
-  /** Knocks refused for an impossible source, all time. */
-  refused = 0;
-  private readonly lastLogged = new Map<string, number>();
   private host: HostAddresses | undefined;
   private hostAt = 0;
 
@@ -49,6 +44,8 @@ export class Actions {
     private readonly readHost: () => HostAddresses = hostAddresses,
     /** Quiet single-port doors (refresh-gate.ts); a new config starts afresh (at most one extra refresh). */
     readonly refresh: RefreshGate = new RefreshGate(),
+    /** Impossible sources' count and once-a-minute memory: the daemon's, kept across reloads (impossible-sources.ts). */
+    readonly impossible: ImpossibleSources = new ImpossibleSources(log, now),
   ) {}
 
   /** A door's sequence was completed by `src` (canonical address text of family `family`). */
@@ -147,15 +144,6 @@ export class Actions {
   }
 
   private refuse(door: string, src: string, why: string): void {
-    this.refused++;
-    const now = this.now();
-    const last = this.lastLogged.get(src);
-    if (last !== undefined && now - last < LOG_EVERY_MS) return;
-    if (this.lastLogged.size >= MAX_REMEMBERED) this.lastLogged.clear();
-    this.lastLogged.set(src, now);
-    this.log.warn(
-      { src, door },
-      `${src}: ${door}: knock from ${why}: no rule and no command (a spoofed packet; logged once a minute per source)`,
-    );
+    this.impossible.refuse(door, src, why);
   }
 }
