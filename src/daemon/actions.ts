@@ -55,7 +55,7 @@ export class Actions {
       this.refuse(door.name, src, why);
       return;
     }
-    if (this.limit && !this.limit.take(door.name, src)) return;
+    if (this.limit && !this.closesHeld(door, src, family) && !this.limit.take(door.name, src)) return;
     const fwd = door.config.firewalld;
     if (fwd === undefined) {
       // Quiet doors: no start command again while this (door, source)'s stop command is pending.
@@ -95,6 +95,23 @@ export class Actions {
           void this.grants.close(zone, rule, who);
         }
     }
+  }
+
+  /**
+   * A close door completed by a source that holds a rule it removes: never held back by the completion bound (a
+   * flood of a sniffed close sequence must not keep a real client's door open until its end), and it can only
+   * remove what that source holds. A close from a source holding nothing still counts against the bound.
+   */
+  private closesHeld(door: RuntimeDoor, src: string, family: 4 | 6): boolean {
+    const fwd = door.config.firewalld;
+    if (fwd?.action !== 'close' || this.grants === undefined) return false;
+    const grants = this.grants;
+    return fwd.rules[family].some((t) => {
+      const rule = t.rule.split(IP_PLACEHOLDER).join(src);
+      if (grants.held(t.zone ?? this.defaultZone(), rule) !== undefined) return true;
+      // Zone-less: added to the default zone as it was at the open (a scan of the grants held, --max-grants at most).
+      return t.zone === undefined && grants.list().some((g) => g.rule === rule);
+    });
   }
 
   /** Where a close of `rule` looks: the template's zone, or (no zone) every zone a grant of it was added to, else the default zone. */
