@@ -67,7 +67,7 @@ test('18.12: planted commands.json and grants.json entries no door could have ma
         await sleep(1500); // time for a command, a removal or an add, had one been started
         assert.equal(existsSync(PWNED), false, `${PWNED} was created: a planted stop command ran`);
         // The real stop command next to the planted ones runs: the file was read and acted on.
-        await lab.waitFor(async () => existsSync(`${legit}.${src}`), 5000, 50);
+        await lab.waitFor(() => Promise.resolve(existsSync(`${legit}.${src}`)), 5000, 50);
         const rules = await lab.richRules();
         assert.ok(rules.includes(admins), `the admin's rule was removed: ${rules.join(' | ')}`);
         assert.ok(!rules.includes(absent), `a rule no door makes was added: ${rules.join(' | ')}`);

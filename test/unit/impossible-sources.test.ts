@@ -22,7 +22,7 @@ test('a reload (a new Actions) does not log an impossible source again within th
   const clock = (): number => now;
   const r = parseConfigText(`[shell]\n sequence = 1,2,3\n start_command = /usr/bin/true %IP%\n`, 'knockd.conf');
   assert.deepEqual(r.errors, []);
-  const door = toRuntimeDoors(r.config!.doors)[0]!;
+  const door = toRuntimeDoors(r.config!.doors)[0];
   const noCommands = {} as unknown as CommandRunner; // never reached: the gate refuses first
   const host = () => ({ own: new Set<string>(), broadcasts: new Set<string>() });
   const kept = new ImpossibleSources(log, clock);

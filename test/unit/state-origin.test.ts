@@ -65,10 +65,10 @@ test('18.12: commands.json read with the origin check: a planted command is refu
     assert.deepEqual(read.entries, [good]);
     assert.equal(read.problems.length, 1);
     assert.match(
-      read.problems[0]!,
+      read.problems[0],
       /commands\.json: entry 2 refused: no door of the current configuration could have made it/,
     );
-    assert.match(read.problems[0]!, /touch \/tmp\/pwned/);
+    assert.match(read.problems[0], /touch \/tmp\/pwned/);
     // Moved aside for a post-mortem, like any damaged file.
     assert.ok(read.movedTo !== undefined && existsSync(read.movedTo));
     assert.equal(readdirSync(dir).filter((f) => f.startsWith('commands.json.corrupt')).length, 1);
