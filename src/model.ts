@@ -91,6 +91,13 @@ export interface DoorSpec {
    * (undefined/false): such a repeat is ignored.
    */
   strictRepeats?: boolean;
+  /**
+   * Ports the capture filter takes for this door besides `sequence`: a
+   * One_Time_Sequences door's later sequences, so that moving to the next one
+   * does not change the locked filter (which would restart the capture process
+   * and lose knocks meanwhile).
+   */
+  filterPorts?: readonly KnockPort[];
 }
 
 // ---------------------------------------------------------------------------

@@ -9,8 +9,13 @@ import { IPPROTO_TCP } from '../decode/types';
 
 export interface FilterDoor {
   sequence: readonly KnockPort[];
+  /** More ports to take for this door (a one-time door's later sequences). */
+  filterPorts?: readonly KnockPort[];
   target?: string;
 }
+
+const portsOf = (d: FilterDoor): readonly KnockPort[] =>
+  d.filterPorts ? [...d.sequence, ...d.filterPorts] : d.sequence;
 
 function portClause(ports: readonly KnockPort[]): string {
   const tcp = [...new Set(ports.filter((p) => p.proto === IPPROTO_TCP).map((p) => p.port))].sort((a, b) => a - b);
@@ -40,13 +45,13 @@ export function buildFilter(
   _localAddrs: readonly string[],
   spaPorts: readonly number[] = [],
 ): string {
-  const local = doors.filter((d) => d.target === undefined).flatMap((d) => d.sequence);
+  const local = doors.filter((d) => d.target === undefined).flatMap(portsOf);
   const groups: string[] = [];
   if (local.length) groups.push(portClause(local));
   const byTarget = new Map<string, KnockPort[]>();
   for (const d of doors) {
     if (d.target === undefined) continue;
-    byTarget.set(d.target, [...(byTarget.get(d.target) ?? []), ...d.sequence]);
+    byTarget.set(d.target, [...(byTarget.get(d.target) ?? []), ...portsOf(d)]);
   }
   for (const [target, ports] of byTarget) groups.push(`(${hostClause([target])} and ${portClause(ports)})`);
   if (spaPorts.length) {

@@ -30,6 +30,12 @@ export interface OneTimeSequence {
   text: string;
   /** 1-based line number (for logs; the line may have moved by the time it is marked). */
   line: number;
+  /**
+   * The ports of this and of every later unused sequence in the file as read:
+   * the capture filter takes them all, so moving on to the next line does not
+   * change the (locked) filter and restart the capture process.
+   */
+  laterPorts: KnockPort[];
 }
 
 export interface SkippedLine {
@@ -76,9 +82,10 @@ async function readWhole(file: string): Promise<{ text: string; ino: number; mti
 }
 
 /**
- * The first usable sequence in the file not used in this run, or undefined
- * when none is left; `skipped` gets each line that is not a sequence. Throws
- * if the file cannot be read.
+ * The first usable sequence in the file not used in this run (with the ports
+ * of every unused sequence after it), or undefined when none is left;
+ * `skipped` gets each line that is not a sequence. Throws if the file cannot
+ * be read.
  */
 export async function firstOneTimeSequence(
   file: string,
@@ -87,6 +94,7 @@ export async function firstOneTimeSequence(
 ): Promise<OneTimeSequence | undefined> {
   const { text } = await readWhole(await realpath(file));
   const lines = text.split('\n');
+  let found: OneTimeSequence | undefined;
   for (let i = 0; i < lines.length; i++) {
     const r = parseOneTimeLine(lines[i]);
     if (r === undefined) continue;
@@ -95,9 +103,10 @@ export async function firstOneTimeSequence(
       continue;
     }
     if (used.has(file, r)) continue;
-    return { sequence: r, text: trimAscii(lines[i]), line: i + 1 };
+    if (found === undefined) found = { sequence: r, text: trimAscii(lines[i]), line: i + 1, laterPorts: [] };
+    found.laterPorts.push(...r);
   }
-  return undefined;
+  return found;
 }
 
 /** Replace `file` with `text` atomically, keeping its mode and owner. */

@@ -82,11 +82,13 @@ export class Actions {
       const rule = t.rule.split(IP_PLACEHOLDER).join(src);
       if (fwd.action === 'open') {
         const zone = t.zone ?? this.defaultZone();
-        // Quiet doors (refresh-gate.ts): at most one add or refresh per Refresh_Interval (counted from the knock that
-        // acted, its add perhaps still on its way); a grant being closed is taken back at once.
+        // Quiet doors (refresh-gate.ts): a grant held (open, or its add still on its way) is refreshed at most once
+        // per Refresh_Interval, counted from the knock that acted. A grant not held (never, expired, removed by
+        // hand) or being closed is opened at once.
         const gate = `${zone}\n${rule}`;
         const interval = refreshIntervalMs(door.config.refreshInterval ?? DEFAULT_REFRESH_INTERVAL_S, t.timeout);
-        if (this.grants.held(zone, rule)?.state === 'closing') this.refresh.acted(gate);
+        const held = this.grants.held(zone, rule);
+        if (held === undefined || held.state === 'closing') this.refresh.acted(gate);
         else if (!this.refresh.admit(gate, interval)) continue;
         void this.grants.open(zone, rule, t.timeout, who);
       } else

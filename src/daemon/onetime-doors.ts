@@ -14,6 +14,7 @@ import {
   type OneTimeSequence,
   type SkippedLine,
 } from '../config/onetime';
+import type { KnockPort } from '../model';
 import type { RuntimeDoor } from './doors';
 
 /** The doors with their one-time sequences filled in, and the sequence each one-time door uses. */
@@ -25,6 +26,12 @@ export interface PreparedOneTime {
 /** A one-time file that cannot be read: the message names the config line and the door. */
 export class OneTimeFileError extends Error {
   override name = 'OneTimeFileError';
+}
+
+/** `a` and the ports of `b` not in it, in order. */
+function mergePorts(a: readonly KnockPort[], b: readonly KnockPort[]): KnockPort[] {
+  const has = new Set(a.map((p) => `${p.proto}/${p.port}`));
+  return [...a, ...b.filter((p) => !has.has(`${p.proto}/${p.port}`))];
 }
 
 const usedUp = (file: string, door: string): string =>
@@ -60,7 +67,7 @@ export class OneTimeDoors {
         continue;
       }
       inUse.set(d.name, seq);
-      out.push({ ...d, sequence: seq.sequence });
+      out.push({ ...d, sequence: seq.sequence, filterPorts: seq.laterPorts });
     }
     return { doors: out, inUse };
   }
@@ -98,6 +105,7 @@ export class OneTimeDoors {
     }
     this.inUse.set(door.name, next);
     this.log.info(`${door.name}: next one-time sequence from ${file} line ${next.line}`);
-    return { ...door, sequence: next.sequence };
+    // The filter keeps the ports it had (only new ones, from lines the admin added, change it).
+    return { ...door, sequence: next.sequence, filterPorts: mergePorts(door.filterPorts ?? [], next.laterPorts) };
   }
 }

@@ -7,9 +7,9 @@
  * knock that last acted on it (also while that knock's add is still on its
  * way to firewalld), capped at half the rule's timeout so the grant never runs
  * out while knocks keep coming. Knocks in between are counted, not acted on.
- * A close knock for the rule resets the interval; a grant being closed is
- * taken back at once. A rule removed by hand is not put back by a knock
- * within the interval.
+ * A close knock for the rule resets the interval; a grant not held (never
+ * opened, expired, removed by hand) or being closed is opened at once: the
+ * gate only quiets refreshes of a grant the table holds.
  *
  * Why 5 s: one firewalld round trip (remove + add) per 5 s per grant is
  * nothing, whatever the traffic; and a grant's end lags the last knock by at
