@@ -33,6 +33,7 @@ import {
   type WireSpaDoor,
 } from './protocol';
 import { captureUser } from './user';
+import { LogBudget } from './log-budget';
 import { MessageGate } from './validate';
 import { privilegeProblem } from './privileges';
 
@@ -47,6 +48,8 @@ const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
 
 /** A capture process told to go (channel closed, SIGTERM) and still alive this long later gets SIGKILL. */
 export const KILL_GRACE_MS = 500;
+/** Lines a second the daemon writes for the capture process's `error` messages (an interface lost); the rest are counted. */
+export const CAPTURE_ERROR_LOG_PER_SECOND = 5;
 /** SIGKILL is sent again this often while an ended capture process has not exited (the kill failed: no CAP_KILL?). */
 export const KILL_RETRY_MS = 1000;
 
@@ -89,9 +92,23 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   /** The capture process's counters as last reported (it sends them once a second). */
   private lastStats: CaptureStats | undefined;
 
-  constructor(private readonly log: Logger) {
+  /** The lines its `error` messages make the daemon write: a budget on the daemon's side (CAPTURE_ERROR_LOG_PER_SECOND). */
+  readonly errorLines: LogBudget;
+
+  constructor(
+    private readonly log: Logger,
+    now: () => number = Date.now,
+  ) {
     super();
     this.gate = new MessageGate((line) => this.log.error(line));
+    this.errorLines = new LogBudget(
+      CAPTURE_ERROR_LOG_PER_SECOND,
+      (n) =>
+        this.log.warn(
+          `${n} interface-error line(s) from the capture process suppressed (daemon log budget ${CAPTURE_ERROR_LOG_PER_SECOND} a second)`,
+        ),
+      now,
+    );
   }
 
   /** Capturing on at least one interface. */
@@ -261,7 +278,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         this.childClosed.add(m.iface);
         this.noteLoss(m.iface);
         // The capture process cannot open it again (it holds no privilege): the daemon restarts it once the interface is back.
-        if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0)
+        if (this.listeningOn.delete(m.iface) && this.listeningOn.size > 0 && this.errorLines.admit())
           this.log.warn(`${m.message}; the other interfaces capture meanwhile, and capture restarts when it is back`);
         return;
       case 'event':

@@ -4,7 +4,7 @@
  * state directory. Foreground by default (what systemd wants); -d detaches.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync, unlinkSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatIssue, loadConfig } from '../config/parse';
@@ -15,6 +15,7 @@ import { lockoutConfigWarnings } from '../config/lockout';
 import { FirewalldClient } from '../firewalld/client';
 import type { Config, ConfigIssue } from '../config/types';
 import { Daemon, StartupError } from '../daemon/daemon';
+import { removePidFile, writePidFile } from '../state/pidfile';
 import { createLogger, type LogFormat } from '../daemon/log';
 import { formatStatus, queryStatus } from '../daemon/status';
 import { withTimeout } from '../util/timers';
@@ -307,13 +308,7 @@ export async function main(argv: string[]): Promise<number> {
     logger.info(`waiting for child processes... (${sig})`);
     await daemon.stop();
     logger.info('shutting down');
-    if (pidFile) {
-      try {
-        unlinkSync(pidFile);
-      } catch {
-        /* already gone */
-      }
-    }
+    if (pidFile) await removePidFile(pidFile).catch(() => undefined); // only if it is still ours
     log.flush();
     process.exit(0);
   };
@@ -367,7 +362,7 @@ export async function main(argv: string[]): Promise<number> {
 
   if (pidFile) {
     try {
-      writeFileSync(pidFile, `${process.pid}\n`);
+      await writePidFile(pidFile); // never through a symlink or hard link at the path (state/pidfile.ts)
     } catch (err) {
       logger.warn(`could not create pid file ${pidFile}: ${(err as Error).message}`);
     }

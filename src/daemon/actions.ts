@@ -24,18 +24,13 @@ import type { SpaGrant } from '../spa/types';
 import type { CommandRunner } from './commands';
 import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
+import { ImpossibleSources } from './impossible-sources';
 import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
 
-const LOG_EVERY_MS = 60_000;
 /** Host addresses are re-read at most this often (interfaces change rarely; completed knocks are few). */
 const HOST_ADDRS_TTL_MS = 2000;
-/** Bound on the sources remembered for the once-a-minute log. */
-const MAX_REMEMBERED = 10_000;
 
 export class Actions {
-  /** Knocks refused for an impossible source, all time. */
-  refused = 0;
-  private readonly lastLogged = new Map<string, number>();
   private host: HostAddresses | undefined;
   private hostAt = 0;
 
@@ -49,6 +44,8 @@ export class Actions {
     private readonly readHost: () => HostAddresses = hostAddresses,
     /** Quiet single-port doors (refresh-gate.ts); a new config starts afresh (at most one extra refresh). */
     readonly refresh: RefreshGate = new RefreshGate(),
+    /** Impossible sources' count and once-a-minute memory: the daemon's, kept across reloads (impossible-sources.ts). */
+    readonly impossible: ImpossibleSources = new ImpossibleSources(log, now),
   ) {}
 
   /** A door's sequence was completed by `src` (canonical address text of family `family`). */
@@ -58,7 +55,7 @@ export class Actions {
       this.refuse(door.name, src, why);
       return;
     }
-    if (this.limit && !this.limit.take(door.name, src)) return;
+    if (this.limit && !this.closesHeld(door, src, family) && !this.limit.take(door.name, src)) return;
     const fwd = door.config.firewalld;
     if (fwd === undefined) {
       // Quiet doors: no start command again while this (door, source)'s stop command is pending.
@@ -100,6 +97,23 @@ export class Actions {
           void this.grants.close(zone, rule, who);
         }
     }
+  }
+
+  /**
+   * A close door completed by a source that holds a rule it removes: never held back by the completion bound (a
+   * flood of a sniffed close sequence must not keep a real client's door open until its end), and it can only
+   * remove what that source holds. A close from a source holding nothing still counts against the bound.
+   */
+  private closesHeld(door: RuntimeDoor, src: string, family: 4 | 6): boolean {
+    const fwd = door.config.firewalld;
+    if (fwd?.action !== 'close' || this.grants === undefined) return false;
+    const grants = this.grants;
+    return fwd.rules[family].some((t) => {
+      const rule = t.rule.split(IP_PLACEHOLDER).join(src);
+      if (grants.held(t.zone ?? this.defaultZone(), rule) !== undefined) return true;
+      // Zone-less: added to the default zone as it was at the open (a scan of the grants held, --max-grants at most).
+      return t.zone === undefined && grants.list().some((g) => g.rule === rule);
+    });
   }
 
   /** Where a close of `rule` looks: the template's zone, or (no zone) every zone a grant of it was added to, else the default zone. */
@@ -149,15 +163,6 @@ export class Actions {
   }
 
   private refuse(door: string, src: string, why: string): void {
-    this.refused++;
-    const now = this.now();
-    const last = this.lastLogged.get(src);
-    if (last !== undefined && now - last < LOG_EVERY_MS) return;
-    if (this.lastLogged.size >= MAX_REMEMBERED) this.lastLogged.clear();
-    this.lastLogged.set(src, now);
-    this.log.warn(
-      { src, door },
-      `${src}: ${door}: knock from ${why}: no rule and no command (a spoofed packet; logged once a minute per source)`,
-    );
+    this.impossible.refuse(door, src, why);
   }
 }

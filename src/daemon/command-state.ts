@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
+import { withOrigin, type EntryOrigin } from '../state/origin';
 import { readStateFile, type StateRead } from '../state/statefile';
 
 /** A stop command waiting for its time, as persisted in the state file. */
@@ -37,13 +38,25 @@ function isPersistedStop(v: unknown): v is PersistedStop {
  * Read the pending stop commands a previous run left in `file`. A missing
  * file means none; a damaged one is moved aside and every valid entry in it
  * still returned (a stop command that was due must still run), with each
- * problem naming the file and the entry.
+ * problem naming the file and the entry. With `origin` (state-origin.ts), an
+ * entry no door of the current config could have made is refused the same
+ * way: it is never run.
  */
-export async function loadPendingStops(file: string): Promise<StateRead<PersistedStop>> {
-  return readStateFile(file, 'stops', [1, 2], (raw) =>
-    isPersistedStop(raw)
-      ? { door: raw.door, src: raw.src, family: raw.family, stopCommand: raw.stopCommand, dueAt: raw.dueAt }
-      : 'not a pending stop command (door, src, family, stopCommand, dueAt)',
+export async function loadPendingStops(
+  file: string,
+  origin?: EntryOrigin<PersistedStop>,
+): Promise<StateRead<PersistedStop>> {
+  return readStateFile(
+    file,
+    'stops',
+    [1, 2],
+    withOrigin<PersistedStop>(
+      (raw) =>
+        isPersistedStop(raw)
+          ? { door: raw.door, src: raw.src, family: raw.family, stopCommand: raw.stopCommand, dueAt: raw.dueAt }
+          : 'not a pending stop command (door, src, family, stopCommand, dueAt)',
+      origin,
+    ),
   );
 }
 
@@ -53,9 +66,17 @@ export interface StopRestorer {
   holdState(reason: string): void;
 }
 
-/** Read `file` and reschedule its stop commands on `runner` (overdue ones run at once); problems are logged. */
-export async function restorePendingStops(file: string, runner: StopRestorer, log: Logger): Promise<void> {
-  const stops = await loadPendingStops(file);
+/**
+ * Read `file` and reschedule its stop commands on `runner` (overdue ones run
+ * at once); problems (and entries `origin` refuses: never run) are logged.
+ */
+export async function restorePendingStops(
+  file: string,
+  runner: StopRestorer,
+  log: Logger,
+  origin?: EntryOrigin<PersistedStop>,
+): Promise<void> {
+  const stops = await loadPendingStops(file, origin);
   for (const p of stops.problems) log.error(p);
   if (stops.movedTo)
     log.error(

@@ -27,6 +27,7 @@ import type { Config } from '../config/types';
 import { DEFAULT_MAX_ATTEMPTS } from '../matcher/matcher';
 import { lockStateDir, type StateDirLock } from '../state/lock';
 import { Actions } from './actions';
+import { ImpossibleSources } from './impossible-sources';
 import { CommandRunner } from './commands';
 import { restorePendingStops } from './command-state';
 import { dispatchEvent, type EventRuntime } from './dispatch';
@@ -41,6 +42,7 @@ import { ReverseNames } from './names';
 import { SystemdNotifier } from './notify';
 import { OneTimeDoors, OneTimeFileError, type PreparedOneTime } from './onetime-doors';
 import { grantsToClose } from './reload-grants';
+import { grantOrigin, stopOrigin } from './state-origin';
 import { snapshot, statusLine, type DaemonView } from './snapshot';
 import { SpaReplay } from './spa-replay';
 import { StatusService, type StatusSnapshot } from './status';
@@ -80,6 +82,8 @@ export class Daemon {
   /** SPA packets whose HMAC failed: one log line per source a minute (fail2ban). */
   private readonly badSpa: BadSpaLog;
   private readonly limit: CompletionLimit;
+  /** Knocks from impossible sources: count and once-a-minute memory, kept across reloads (a fresh Actions each). */
+  private readonly impossible: ImpossibleSources;
   /** SPA packets seen (replay cache), kept across restarts; loaded with the first config that has an SPA door. */
   private readonly spaReplay: SpaReplay;
   private spaLoaded = false;
@@ -135,6 +139,7 @@ export class Daemon {
     this.reports = new EventLog(log, REPORT_LOG_PER_SECOND, Date.now, 'summary/listening');
     this.badSpa = new BadSpaLog(log);
     this.limit = new CompletionLimit(log, opts.maxCompletions);
+    this.impossible = new ImpossibleSources(log);
   }
 
   private get doors(): RuntimeDoor[] {
@@ -177,10 +182,13 @@ export class Daemon {
     } catch (err) {
       throw new StartupError((err as Error).message);
     }
-    // Stop commands first: they never wait for firewalld.
-    await restorePendingStops(join(this.stateDir, 'commands.json'), this.commands, this.log);
-    // Grants of the previous run are taken over whatever this config needs: they must stay closable.
-    if (existsSync(join(this.stateDir, 'grants.json'))) await this.link.ensure();
+    // Stop commands first: they never wait for firewalld. Only those a door of this config could have made
+    // (state-origin.ts): commands.json must not make root run anything else.
+    const doors = this.initial.doors;
+    await restorePendingStops(join(this.stateDir, 'commands.json'), this.commands, this.log, stopOrigin(doors));
+    // Grants of the previous run are taken over whatever this config needs (they must stay closable), but
+    // only those a door of this config could have made; the others are left as they are in firewalld.
+    if (existsSync(join(this.stateDir, 'grants.json'))) await this.link.ensure(grantOrigin(doors));
     let built: Built;
     try {
       built = await this.build(this.initial);
@@ -221,7 +229,7 @@ export class Daemon {
     }
     let firewalld: FirewalldCheck | undefined;
     if (oneTime.doors.some(needsFirewalld)) {
-      await this.link.ensure();
+      await this.link.ensure(grantOrigin(config.doors));
       firewalld = await this.link.check(oneTime.doors, config.file);
       if (firewalld.kind === 'refused') throw new StartupError(firewalld.problems.join('\n'));
     }
@@ -242,7 +250,17 @@ export class Daemon {
       ...b,
       doors,
       byName: new Map(doors.map((d) => [d.name, d])),
-      actions: new Actions(this.link.grants, this.commands, this.log, () => this.link.defaultZone, this.limit),
+      actions: new Actions(
+        this.link.grants,
+        this.commands,
+        this.log,
+        () => this.link.defaultZone,
+        this.limit,
+        undefined,
+        undefined,
+        undefined,
+        this.impossible,
+      ),
     };
     this.limit.keep(doors.map((d) => d.name));
     // Lock-out safety, once at start: the warnings --check gives (src/firewalld/lockout.ts).

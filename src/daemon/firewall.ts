@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import { doorZones } from '../firewalld/check';
 import { FirewalldClient, FirewalldError } from '../firewalld/client';
 import { Grants } from '../firewalld/grants';
+import type { Grant } from '../firewalld/grant-model';
+import type { EntryOrigin } from '../state/origin';
 import { FirewalldHealth } from '../firewalld/health';
 import { logIgnoredSignals } from '../firewalld/report';
 import { ruleTemplates } from '../model';
@@ -71,8 +73,11 @@ export class FirewallLink {
     this.zone = zone;
   }
 
-  /** Make the client and the grant table if not made yet, and take over the grants of the previous run. */
-  async ensure(): Promise<void> {
+  /**
+   * Make the client and the grant table if not made yet, and take over the
+   * grants of the previous run: those `origin` (state-origin.ts) takes.
+   */
+  async ensure(origin?: EntryOrigin<Grant>): Promise<void> {
     if (this.fw !== undefined) return;
     const fw = new FirewalldClient();
     this.fw = fw;
@@ -100,7 +105,7 @@ export class FirewallLink {
       health: this.watch,
       ...(this.maxGrants !== undefined ? { maxGrants: this.maxGrants } : {}),
     });
-    const restored = await this.table.restore(file);
+    const restored = await this.table.restore(file, origin);
     if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${file})`);
   }
 

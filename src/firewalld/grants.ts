@@ -34,6 +34,7 @@
 import type { Logger } from 'pino';
 import { normalizeRichRule } from '../config/firewallcmd';
 import { StateWriter, readStateFile, type StateDoc } from '../state/statefile';
+import { withOrigin, type EntryOrigin } from '../state/origin';
 import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
 import { classify, isCode } from './errors';
 import { validGrantEntry } from './grant-entry';
@@ -259,10 +260,13 @@ export class Grants {
    * Take over the grants a previous run held (state file), each checked
    * against firewalld (see `reconcile`); a damaged file is moved aside with
    * its valid entries still honoured. Overdue grants whose expiry knockd owns
-   * are removed now. Returns how many entries were taken.
+   * are removed now. Returns how many entries were taken. An entry `origin`
+   * refuses (no door of the current config could have made it) is logged and
+   * dropped: its rule is neither added nor removed.
    */
-  async restore(file: string): Promise<number> {
-    const read = await readStateFile(file, 'grants', [1, 2, STATE_VERSION], validGrantEntry, this.now);
+  async restore(file: string, origin?: EntryOrigin<Grant>): Promise<number> {
+    const check = withOrigin(validGrantEntry, origin);
+    const read = await readStateFile(file, 'grants', [1, 2, STATE_VERSION], check, this.now);
     for (const p of read.problems) this.log.error(p);
     if (read.movedTo)
       this.log.error(

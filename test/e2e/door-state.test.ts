@@ -242,8 +242,9 @@ test('6. damaged state files: moved aside, every valid entry honoured, the error
       stops: [stop, { door: 'x', src: 'not-an-ip; reboot', family: 4, stopCommand: 'reboot', dueAt: 0 }],
     }),
   );
+  // The stop command is taken only because a door of the config makes exactly it (issue 18.12).
   await withDaemon(
-    DEFAULT_CONF({ cmdTimeout: 300 }),
+    `${DEFAULT_CONF({ cmdTimeout: 300 })}\n[shellDoor]\n sequence = 7001,7002,7003\n start_command = true\n stop_command = echo ran > ${marker}\n`,
     async (d) => {
       const log = await d.waitForLog(/took over 1 grant/, 3000);
       assert.match(log, /grants\.json: not valid JSON/);

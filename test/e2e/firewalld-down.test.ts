@@ -39,7 +39,7 @@ test('18.5 firewalld down at start: overdue stop commands run, shell doors work,
     { mode: 0o600 },
   );
   const conf =
-    `[shellDoor]\n sequence = 7001,7002,7003\n seq_timeout = 10\n start_command = touch ${startFile}\n` +
+    `[shellDoor]\n sequence = 7001,7002,7003\n seq_timeout = 10\n start_command = touch ${startFile}\n stop_command = touch ${stopFile}\n` +
     `[openDoor]\n sequence = 3333,4444,5555\n seq_timeout = 10\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = ssh\n cmd_timeout = 60\n`;
   const sock = new NotifySocket(join(lab.tmpDir, 'notify-fw-down.sock'));
   let d: RunningDaemon | undefined;
