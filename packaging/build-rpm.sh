@@ -37,7 +37,7 @@ for tool in node npm rpmbuild tar; do
 done
 SRC_FILES=(package.json package-lock.json .npmrc tsconfig.json src bin vendor knockd.conf knockd.sysconfig README.md LICENSE
            packaging/knockd.spec packaging/knockd.service packaging/knockd.sysusers packaging/knockd.logrotate
-           packaging/knockd.8 packaging/knock.1 packaging/org.knockd.Knockd1.conf)
+           packaging/knockd.8 packaging/knock.1 packaging/org.knockd.Knockd1.conf packaging/fail2ban/knockd.conf)
 for f in "${SRC_FILES[@]}"; do
   [ -e "$REPO/$f" ] || die "missing $f in $REPO"
 done

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (it installs packages and creates network namespaces)" >&2; exit 1; }
 
-DEB_PKGS=(libpcap-dev firewalld dbus dbus-bin openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd telnet procps strace systemd systemd-container debootstrap python3-seccomp groff-base util-linux fwknop-client fwknop-server)
+DEB_PKGS=(libpcap-dev firewalld dbus dbus-bin openssh-server knockd iproute2 python3 make g++ rpm tcpdump hping3 netcat-openbsd telnet procps strace systemd systemd-container debootstrap python3-seccomp groff-base util-linux fwknop-client fwknop-server fail2ban)
 RPM_PKGS=(libpcap-devel firewalld dbus-daemon dbus-tools openssh-server iproute python3 make gcc-c++ rpm-build tcpdump procps-ng strace nmap-ncat telnet systemd systemd-container python3-libseccomp groff-base util-linux)
 
 if command -v apt-get >/dev/null 2>&1; then

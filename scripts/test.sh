@@ -54,6 +54,15 @@ add() { # LABEL LOG SECONDS
   [ "$f" -eq 0 ] || SUMMARY+=("$(failures "$2")")
 }
 
+# --- 0. format and lint -------------------------------------------------------
+s=$(date +%s)
+npm run --silent format:check > "$LOGS/format.log" 2>&1; FMT=$?
+npm run --silent lint > "$LOGS/lint.log" 2>&1; LINT=$?
+tail -n 20 "$LOGS/format.log" "$LOGS/lint.log"
+TOTAL_PASS=$((TOTAL_PASS + (FMT == 0) + (LINT == 0)))
+TOTAL_FAIL=$((TOTAL_FAIL + (FMT != 0) + (LINT != 0)))
+SUMMARY+=("$(printf '%-40s format:check rc %d, lint rc %d  (%s)  %s' 'format and lint' "$FMT" "$LINT" "$(mins $(($(date +%s) - s)))" "$LOGS/lint.log")")
+
 # --- 1. npm test (host firewalld) --------------------------------------------
 if [ "${KNOCKD_SKIP_NPM_TEST:-0}" != 1 ]; then
   s=$(date +%s)
