@@ -363,12 +363,13 @@ test(
   },
 );
 
-test('systemd-analyze security knockd (on the booted machine) is at most 2.3', { timeout: 60_000 }, async () => {
+// 2.3 before CAP_KILL (issue 18.8: ending a stuck capture process of another uid), which costs 0.1.
+test('systemd-analyze security knockd (on the booted machine) is at most 2.4', { timeout: 60_000 }, async () => {
   const r = await m().exec(['systemd-analyze', 'security', 'knockd.service', '--no-pager']);
   const score = /Overall exposure level for knockd\.service: (\d+(?:\.\d+)?)/.exec(r.stdout)?.[1];
   assert.ok(score, `${r.stdout}${r.stderr}`);
   timings.push(`exposure ${score}`);
-  assert.ok(Number(score) <= 2.3, `exposure ${score}`);
+  assert.ok(Number(score) <= 2.4, `exposure ${score}`);
 });
 
 test(

@@ -260,6 +260,7 @@ test('the payload has the app, its native addon, launchers, configs, unit, man p
     '/usr/share/man/man8/knockd.8.gz',
     '/usr/share/man/man1/knock.1.gz',
     '/usr/share/doc/knockd/README.md',
+    '/usr/share/doc/knockd/fail2ban/knockd.conf',
     '/usr/share/licenses/knockd/LICENSE',
   ];
   const missing = expected.filter((f) => !files.has(f));
