@@ -169,6 +169,15 @@ test('unprivilegedProblem names what a process still holds', () => {
     unprivilegedProblem(parseStatus(base.replace('CapBnd:\t0000000000000000', 'CapBnd:\t0000000000002000')))!,
     /CapBnd 2000/,
   );
+  // What systemd 257+ hands a service (inheritable = bounding set, 0x31e0 for knockd.service), and an ambient set.
+  assert.match(
+    unprivilegedProblem(parseStatus(base.replace('CapInh:\t0000000000000000', 'CapInh:\t00000000000031e0')))!,
+    /CapInh 31e0/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(base.replace('CapAmb:\t0000000000000000', 'CapAmb:\t0000000000002000')))!,
+    /CapAmb 2000/,
+  );
   assert.match(unprivilegedProblem(parseStatus(base.replace('NoNewPrivs:\t1', 'NoNewPrivs:\t0')))!, /NoNewPrivs 0/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Groups:\t', 'Groups:\t4 27')))!, /Groups 4 27/);
   // Issue 18.9: no seccomp filter (0), strict mode (1) or no Seccomp line at all is a problem too.
