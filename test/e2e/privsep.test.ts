@@ -11,7 +11,13 @@ import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
+import {
+  blocksEverySignal,
+  parseStatus,
+  privilegeProblem,
+  unprivilegedProblem,
+  type ProcessPrivileges,
+} from '../../src/capture/privileges';
 import {
   capturePid,
   clearRichRules,
@@ -41,25 +47,19 @@ async function assertUnprivileged(pid: number): Promise<ProcessPrivileges> {
   assert.deepEqual([p.capEff, p.capPrm, p.capBnd, p.capAmb], [0n, 0n, 0n, 0n]);
   assert.equal(p.noNewPrivs, true);
   for (const t of await readdir(`/proc/${pid}/task`)) {
-    const text = await readFile(`/proc/${pid}/task/${t}/status`, 'utf8');
-    const s = parseStatus(text);
+    const s = parseStatus(await readFile(`/proc/${pid}/task/${t}/status`, 'utf8'));
     // Every thread: same ids, nothing permitted, effective or ambient, no_new_privs, the no-exec seccomp filter.
     assert.deepEqual([s.uid, s.gid, s.groups], [p.uid, p.gid, []], `thread ${t}`);
     assert.deepEqual([s.capEff, s.capPrm, s.capAmb, s.noNewPrivs, s.seccomp], [0n, 0n, 0n, true, 2], `thread ${t}`);
     // The bounding and inheritable sets are per thread, set by a signal to each: node's SIGUSR1 watchdog
     // thread blocks every signal and keeps what it was started with (only used at execve, which the filter
     // refuses: see vendor/README.md). Every other thread has none.
-    if (!blocksEverySignal(text)) assert.deepEqual([s.capInh, s.capBnd], [0n, 0n], `thread ${t}`);
+    if (!blocksEverySignal(s)) assert.deepEqual([s.capInh, s.capBnd], [0n, 0n], `thread ${t}`);
+    assert.equal(unprivilegedProblem(s, true), undefined, `thread ${t}`);
   }
+  // What the daemon checks before it trusts the capture process: the same, from outside.
+  assert.equal(privilegeProblem(pid), undefined);
   return p;
-}
-
-/** Whether a thread's status says it blocks every signal (SigBlk, the 64 signals glibc lets it block). */
-function blocksEverySignal(statusText: string): boolean {
-  const m = /^SigBlk:\s*([0-9a-f]+)$/m.exec(statusText);
-  // Never blocked: SIGKILL (9) and SIGSTOP (19), nor glibc's two internal signals (32, 33).
-  const unblockable = (1n << 8n) | (1n << 18n) | (3n << 31n);
-  return m !== null && (BigInt(`0x${m[1]}`) | unblockable) === (1n << 64n) - 1n;
 }
 
 /** The capabilities of knockd.service's CapabilityBoundingSet=, as setpriv's `+name` list. */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkFromCapture } from '../../src/capture/validate';
 import { findUser } from '../../src/capture/user';
-import { parseStatus, unprivilegedProblem } from '../../src/capture/privileges';
+import { blocksEverySignal, parseStatus, unprivilegedProblem } from '../../src/capture/privileges';
 import type { WireDoor } from '../../src/capture/protocol';
 
 const door = (name: string, n: number, extra: Partial<WireDoor> = {}): WireDoor => ({
@@ -184,6 +184,31 @@ test('unprivilegedProblem names what a process still holds', () => {
   assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2', 'Seccomp:\t0')))!, /Seccomp 0/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2', 'Seccomp:\t1')))!, /Seccomp 1/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2\n', '')))!, /Seccomp 0/);
+});
+
+test('unprivilegedProblem of another thread: only one that blocks every signal may keep its inheritable and bounding sets', () => {
+  const base =
+    'Name:\tnode\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t\nSigBlk:\t0000000000000200\nCapInh:\t00000000000031e0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n';
+  // node's SIGUSR1 watchdog thread as /proc shows it: every signal blocked but SIGKILL, SIGSTOP, 32 and 33.
+  const watchdog = base.replace('SigBlk:\t0000000000000200', 'SigBlk:\tfffffffe7ffbfeff');
+  assert.equal(blocksEverySignal(parseStatus(watchdog)), true);
+  assert.equal(blocksEverySignal(parseStatus(base)), false);
+  assert.equal(unprivilegedProblem(parseStatus(watchdog), true), undefined);
+  // Not the main thread, not a thread that takes signals, and nothing else is exempt.
+  assert.match(unprivilegedProblem(parseStatus(watchdog))!, /CapInh 31e0, CapBnd 1ffffffffff/);
+  assert.match(unprivilegedProblem(parseStatus(base), true)!, /CapInh 31e0, CapBnd 1ffffffffff/);
+  assert.match(
+    unprivilegedProblem(parseStatus(watchdog.replace('CapPrm:\t0000000000000000', 'CapPrm:\t0000000000002000')), true)!,
+    /CapPrm 2000/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(watchdog.replace('CapAmb:\t0000000000000000', 'CapAmb:\t0000000000002000')), true)!,
+    /CapAmb 2000/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(watchdog.replace('NoNewPrivs:\t1', 'NoNewPrivs:\t0')), true)!,
+    /NoNewPrivs 0/,
+  );
 });
 
 test('MessageGate: a bad message gets one clear log line and is dropped; the good ones around it all pass', async () => {
