@@ -46,7 +46,7 @@ export function parseStatus(text: string): ProcessPrivileges {
     capAmb: caps('CapAmb'),
     noNewPrivs: f.get('NoNewPrivs') === '1',
     seccomp: Number(f.get('Seccomp') ?? 0),
-    sigBlk: /^[0-9a-f]+$/i.test(f.get('SigBlk') ?? '') ? BigInt(`0x${f.get('SigBlk')!}`) : 0n,
+    sigBlk: /^[0-9a-f]+$/i.test(f.get('SigBlk') ?? '') ? BigInt(`0x${f.get('SigBlk') ?? ''}`) : 0n,
   };
 }
 

@@ -66,7 +66,7 @@ async function assertUnprivileged(pid: number): Promise<ProcessPrivileges> {
 async function unitCaps(): Promise<string[]> {
   const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
   return /^CapabilityBoundingSet=(.*)$/m
-    .exec(unit)![1]!
+    .exec(unit)![1]
     .trim()
     .split(/\s+/)
     .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
