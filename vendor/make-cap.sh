@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild vendor/cap-0.2.1-knockd.5.tgz: the npm registry's cap 0.2.1 plus, in
+# Rebuild vendor/cap-0.2.1-knockd.6.tgz: the npm registry's cap 0.2.1 plus, in
 # this order, vendor/cap-snaplen.patch (an optional 5th argument to Cap#open,
 # the snapshot length), vendor/cap-privsep.patch (Cap.dropPrivileges(),
 # Cap#setFilter(), and an 'error' event instead of an abort when the
@@ -18,5 +18,5 @@ mkdir package && tar xzf cap-0.2.1.tgz -C package --strip-components=1
   && patch -p1 < "$here/cap-privsep.patch" \
   && patch -p1 < "$here/cap-sdnotify.patch" \
   && rm -f .travis.yml && npm pack >/dev/null)
-mv package/cap-0.2.1-knockd.5.tgz "$here/"
-echo "wrote $here/cap-0.2.1-knockd.5.tgz"
+mv package/cap-0.2.1-knockd.6.tgz "$here/"
+echo "wrote $here/cap-0.2.1-knockd.6.tgz"

@@ -1,9 +1,10 @@
 /**
- * What a process holds, read from /proc/<pid>/status by someone else: the
- * daemon checks its capture process with it once that reports `listening`,
- * and the end-to-end tests use it too.
+ * What a process holds, read from /proc/<pid>/status (and each thread's
+ * /proc/<pid>/task/<tid>/status) by someone else: the daemon checks its
+ * capture process with it once that reports `listening`, and the end-to-end
+ * tests use it too.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcessPrivileges {
   /** Real, effective, saved, filesystem. */
@@ -18,6 +19,8 @@ export interface ProcessPrivileges {
   noNewPrivs: boolean;
   /** 0 none, 1 strict, 2 filter. */
   seccomp: number;
+  /** The signals the thread blocks (SigBlk). */
+  sigBlk: bigint;
 }
 
 export function parseStatus(text: string): ProcessPrivileges {
@@ -43,11 +46,30 @@ export function parseStatus(text: string): ProcessPrivileges {
     capAmb: caps('CapAmb'),
     noNewPrivs: f.get('NoNewPrivs') === '1',
     seccomp: Number(f.get('Seccomp') ?? 0),
+    sigBlk: /^[0-9a-f]+$/i.test(f.get('SigBlk') ?? '') ? BigInt(`0x${f.get('SigBlk') ?? ''}`) : 0n,
   };
 }
 
-/** Why `p` is not fully unprivileged, or undefined when it is. */
-export function unprivilegedProblem(p: ProcessPrivileges): string | undefined {
+/** SIGKILL (9), SIGSTOP (19) and glibc's two internal signals (32, 33): no thread can block them. */
+const UNBLOCKABLE = (1n << 8n) | (1n << 18n) | (3n << 31n);
+
+/**
+ * Whether the thread blocks every signal it can: node's SIGUSR1 watchdog
+ * thread does, so the privilege drop's signal to each thread does not reach
+ * it (vendor/README.md).
+ */
+export function blocksEverySignal(p: ProcessPrivileges): boolean {
+  return (p.sigBlk | UNBLOCKABLE) === (1n << 64n) - 1n;
+}
+
+/**
+ * Why `p` is not fully unprivileged, or undefined when it is. `thread`: `p`
+ * is a thread other than the main one, which may keep its inheritable and
+ * bounding sets (used only at execve, which the seccomp filter refuses) if
+ * it blocks every signal, as the drop cannot reach it (vendor/README.md).
+ */
+export function unprivilegedProblem(p: ProcessPrivileges, thread = false): string | undefined {
+  const exempt = thread && blocksEverySignal(p);
   const bad: string[] = [];
   if (p.uid.length !== 4 || p.uid.some((u) => u === 0)) bad.push(`Uid ${p.uid.join(' ')}`);
   if (p.gid.length !== 4 || p.gid.some((g) => g === 0)) bad.push(`Gid ${p.gid.join(' ')}`);
@@ -59,6 +81,7 @@ export function unprivilegedProblem(p: ProcessPrivileges): string | undefined {
     ['CapBnd', p.capBnd],
     ['CapAmb', p.capAmb],
   ] as const) {
+    if (exempt && (k === 'CapInh' || k === 'CapBnd')) continue;
     if (v !== 0n) bad.push(`${k} ${v.toString(16)}`);
   }
   if (!p.noNewPrivs) bad.push('NoNewPrivs 0');
@@ -67,14 +90,33 @@ export function unprivilegedProblem(p: ProcessPrivileges): string | undefined {
   return bad.length > 0 ? bad.join(', ') : undefined;
 }
 
-/** Why process `pid` is not fully unprivileged (or its status cannot be read), or undefined when it is. */
+/**
+ * Why process `pid` is not fully unprivileged (or its status cannot be
+ * read), or undefined when it is: its main thread, then every other thread
+ * (capability sets are per thread).
+ */
 export function privilegeProblem(pid: number | undefined): string | undefined {
   if (pid === undefined) return 'no pid';
   let text: string;
+  let tids: string[];
   try {
     text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch (err) {
     return `cannot read /proc/${pid}/status: ${(err as Error).message}`;
   }
-  return unprivilegedProblem(parseStatus(text));
+  const main = unprivilegedProblem(parseStatus(text));
+  if (main !== undefined) return main;
+  for (const tid of tids) {
+    if (tid === String(pid)) continue;
+    let t: string;
+    try {
+      t = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    } catch {
+      continue; // the thread has exited
+    }
+    const problem = unprivilegedProblem(parseStatus(t), true);
+    if (problem !== undefined) return `thread ${tid}: ${problem}`;
+  }
+  return undefined;
 }

@@ -194,6 +194,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     delete env.NOTIFY_SOCKET;
     // Never passed on: the sandbox probe is for a test harness that forks worker.js itself, and libuv's io_uring
     // (off by default since Node 20.11.1; the sandbox refuses it) would keep a ring made with root's credentials.
+    // (libuv 1.49+, a distribution's Node.js linked with it, sets up a ring for epoll_ctl whatever this
+    // variable says: knockd.service refuses io_uring_setup, so it falls back to epoll_ctl.)
     delete env.KNOCKD_SANDBOX_PROBE;
     delete env.UV_USE_IO_URING;
     const child = fork(join(__dirname, 'worker.js'), [], {

@@ -32,7 +32,8 @@ declare module 'cap' {
     static findDevice(ip?: string): string | undefined;
     /**
      * Linux: no supplementary groups, real/effective/saved ids `uid`/`gid`,
-     * empty capability sets (bounding and ambient included), no_new_privs,
+     * empty capability sets (inheritable, bounding and ambient included,
+     * whatever the parent handed on), no_new_privs,
      * the seccomp sandbox on every thread (no execve, no new socket, no
      * send, no write to `fds`, no setsockopt, no io_uring ...: see
      * vendor/README.md), SIGKILL when the parent exits; verified. Throws

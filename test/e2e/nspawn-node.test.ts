@@ -227,7 +227,16 @@ for (const release of ['trixie', 'sid'] as const) {
         assert.deepEqual(await richRules(), []);
         assert.doesNotMatch(await banner(), /^SSH-/, 'SSH is closed before the knock');
         await knock(3333, 4444, 5555);
-        await waitFor('the rich rule', async () => (await richRules()).includes(RULE), 10_000);
+        await waitFor('the rich rule', async () => (await richRules()).includes(RULE), 10_000).catch(
+          async (e: Error) => {
+            const why = await m().exec([
+              'sh',
+              '-c',
+              'tail -n 30 /var/log/knockd.log; journalctl -u knockd --no-pager -n 30; firewall-cmd --zone=public --list-all; ip -br addr',
+            ]);
+            throw new Error(`${e.message}\n${why.stdout}${why.stderr}`);
+          },
+        );
         assert.match(await banner(), /^SSH-2\.0-OpenSSH/);
         await knock(6666, 7777, 8888);
         await waitFor('the rule removed', async () => !(await richRules()).includes(RULE), 10_000);

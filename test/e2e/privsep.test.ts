@@ -11,9 +11,16 @@ import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
+import {
+  blocksEverySignal,
+  parseStatus,
+  privilegeProblem,
+  unprivilegedProblem,
+  type ProcessPrivileges,
+} from '../../src/capture/privileges';
 import {
   capturePid,
+  clearRichRules,
   DEFAULT_CONF,
   debianKnock,
   REPO,
@@ -41,16 +48,28 @@ async function assertUnprivileged(pid: number): Promise<ProcessPrivileges> {
   assert.equal(p.noNewPrivs, true);
   for (const t of await readdir(`/proc/${pid}/task`)) {
     const s = parseStatus(await readFile(`/proc/${pid}/task/${t}/status`, 'utf8'));
-    // Every thread: same ids, nothing permitted or effective, no_new_privs, the no-exec seccomp filter.
-    // (The bounding set is per thread; node's SIGUSR1 watchdog thread blocks every signal and keeps it: see vendor/README.md.)
+    // Every thread: same ids, nothing permitted, effective or ambient, no_new_privs, the no-exec seccomp filter.
     assert.deepEqual([s.uid, s.gid, s.groups], [p.uid, p.gid, []], `thread ${t}`);
-    assert.deepEqual(
-      [s.capEff, s.capPrm, s.capInh, s.capAmb, s.noNewPrivs, s.seccomp],
-      [0n, 0n, 0n, 0n, true, 2],
-      `thread ${t}`,
-    );
+    assert.deepEqual([s.capEff, s.capPrm, s.capAmb, s.noNewPrivs, s.seccomp], [0n, 0n, 0n, true, 2], `thread ${t}`);
+    // The bounding and inheritable sets are per thread, set by a signal to each: node's SIGUSR1 watchdog
+    // thread blocks every signal and keeps what it was started with (only used at execve, which the filter
+    // refuses: see vendor/README.md). Every other thread has none.
+    if (!blocksEverySignal(s)) assert.deepEqual([s.capInh, s.capBnd], [0n, 0n], `thread ${t}`);
+    assert.equal(unprivilegedProblem(s, true), undefined, `thread ${t}`);
   }
+  // What the daemon checks before it trusts the capture process: the same, from outside.
+  assert.equal(privilegeProblem(pid), undefined);
   return p;
+}
+
+/** The capabilities of knockd.service's CapabilityBoundingSet=, as setpriv's `+name` list. */
+async function unitCaps(): Promise<string[]> {
+  const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
+  return /^CapabilityBoundingSet=(.*)$/m
+    .exec(unit)![1]
+    .trim()
+    .split(/\s+/)
+    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
 }
 
 const rulesNow = (): Promise<string[]> => lab.richRules();
@@ -183,12 +202,7 @@ test('SIGHUP with a changed door: the new sequence opens (a new capture process:
 });
 
 test("under the unit's capability bounding set: knocks open, SIGTERM exits 0 and ends the capture process; after SIGKILL it dies with the daemon", async () => {
-  const unit = await readFile(join(REPO, 'packaging/knockd.service'), 'utf8');
-  const caps = /^CapabilityBoundingSet=(.*)$/m
-    .exec(unit)![1]!
-    .trim()
-    .split(/\s+/)
-    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  const caps = await unitCaps();
   // CAP_KILL among them: the daemon can end a capture process that runs as another user (see hardening.test.ts).
   assert.ok(caps.includes('+kill'));
   const wrap = ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', '--no-new-privs'];
@@ -221,4 +235,42 @@ test("under the unit's capability bounding set: knocks open, SIGTERM exits 0 and
   await assertUnprivileged(pid2);
   await d2.stop('SIGKILL');
   assert.ok(await gone(pid2), 'capture process gone after the daemon was SIGKILLed');
+});
+
+test('started as systemd 257+ starts knockd.service (inheritable set = the bounding set) and with an ambient set: the capture process empties both, on every thread', async () => {
+  const caps = (await unitCaps()).join(',');
+  // systemd 257 and later (Debian trixie and sid, RHEL 10) hand the service an inheritable set equal to its
+  // bounding set (0x31e0 for knockd.service); an ambient set too, to cover every set a parent can hand on.
+  const wrap = ['setpriv', `--bounding-set=-all,${caps}`, `--inh-caps=-all,${caps}`, `--ambient-caps=-all,${caps}`];
+  const d = await startKnockd(lab, DEFAULT_CONF(), [], { wrap });
+  try {
+    const daemon = await status(d.proc.pid!);
+    assert.notEqual(daemon.capInh, 0n, 'the daemon starts with a non-empty inheritable set');
+    assert.equal(daemon.capAmb, daemon.capInh, 'and the same ambient set');
+    const pid = await capturePid(lab, d);
+    const child = await assertUnprivileged(pid);
+    assert.deepEqual([child.capInh, child.capAmb, child.capBnd], [0n, 0n, 0n]);
+    process.stdout.write(
+      `daemon CapInh ${daemon.capInh.toString(16)} CapAmb ${daemon.capAmb.toString(16)}; capture process CapInh/CapAmb/CapBnd 0\n`,
+    );
+    await knockOpens();
+  } finally {
+    await clearRichRules(lab);
+    await d.stop('SIGTERM');
+  }
+});
+
+test('with SECBIT_NO_SETUID_FIXUP (the uid change keeps capabilities): the capture process is refused, naming what a thread kept', async () => {
+  // The drop empties every set with capset on every thread it can signal, but node's SIGUSR1 watchdog
+  // thread takes no signal: with this securebit it would keep its capabilities, so the drop must refuse.
+  const wrap = ['setpriv', '--securebits=+no_setuid_fixup'];
+  const d = await startKnockd(lab, DEFAULT_CONF(), [], { wrap, waitFor: /could not drop its privileges/ });
+  try {
+    const text = await d.log();
+    assert.match(text, /verify: a thread's effective\/permitted\/ambient capabilities failed/);
+    assert.doesNotMatch(text, /listening on/);
+    assert.deepEqual(await rulesNow(), []);
+  } finally {
+    await d.stop('SIGTERM');
+  }
 });

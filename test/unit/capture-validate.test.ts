@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkFromCapture } from '../../src/capture/validate';
 import { findUser } from '../../src/capture/user';
-import { parseStatus, unprivilegedProblem } from '../../src/capture/privileges';
+import { blocksEverySignal, parseStatus, unprivilegedProblem } from '../../src/capture/privileges';
 import type { WireDoor } from '../../src/capture/protocol';
 
 const door = (name: string, n: number, extra: Partial<WireDoor> = {}): WireDoor => ({
@@ -169,12 +169,46 @@ test('unprivilegedProblem names what a process still holds', () => {
     unprivilegedProblem(parseStatus(base.replace('CapBnd:\t0000000000000000', 'CapBnd:\t0000000000002000')))!,
     /CapBnd 2000/,
   );
+  // What systemd 257+ hands a service (inheritable = bounding set, 0x31e0 for knockd.service), and an ambient set.
+  assert.match(
+    unprivilegedProblem(parseStatus(base.replace('CapInh:\t0000000000000000', 'CapInh:\t00000000000031e0')))!,
+    /CapInh 31e0/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(base.replace('CapAmb:\t0000000000000000', 'CapAmb:\t0000000000002000')))!,
+    /CapAmb 2000/,
+  );
   assert.match(unprivilegedProblem(parseStatus(base.replace('NoNewPrivs:\t1', 'NoNewPrivs:\t0')))!, /NoNewPrivs 0/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Groups:\t', 'Groups:\t4 27')))!, /Groups 4 27/);
   // Issue 18.9: no seccomp filter (0), strict mode (1) or no Seccomp line at all is a problem too.
   assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2', 'Seccomp:\t0')))!, /Seccomp 0/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2', 'Seccomp:\t1')))!, /Seccomp 1/);
   assert.match(unprivilegedProblem(parseStatus(base.replace('Seccomp:\t2\n', '')))!, /Seccomp 0/);
+});
+
+test('unprivilegedProblem of another thread: only one that blocks every signal may keep its inheritable and bounding sets', () => {
+  const base =
+    'Name:\tnode\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t\nSigBlk:\t0000000000000200\nCapInh:\t00000000000031e0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n';
+  // node's SIGUSR1 watchdog thread as /proc shows it: every signal blocked but SIGKILL, SIGSTOP, 32 and 33.
+  const watchdog = base.replace('SigBlk:\t0000000000000200', 'SigBlk:\tfffffffe7ffbfeff');
+  assert.equal(blocksEverySignal(parseStatus(watchdog)), true);
+  assert.equal(blocksEverySignal(parseStatus(base)), false);
+  assert.equal(unprivilegedProblem(parseStatus(watchdog), true), undefined);
+  // Not the main thread, not a thread that takes signals, and nothing else is exempt.
+  assert.match(unprivilegedProblem(parseStatus(watchdog))!, /CapInh 31e0, CapBnd 1ffffffffff/);
+  assert.match(unprivilegedProblem(parseStatus(base), true)!, /CapInh 31e0, CapBnd 1ffffffffff/);
+  assert.match(
+    unprivilegedProblem(parseStatus(watchdog.replace('CapPrm:\t0000000000000000', 'CapPrm:\t0000000000002000')), true)!,
+    /CapPrm 2000/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(watchdog.replace('CapAmb:\t0000000000000000', 'CapAmb:\t0000000000002000')), true)!,
+    /CapAmb 2000/,
+  );
+  assert.match(
+    unprivilegedProblem(parseStatus(watchdog.replace('NoNewPrivs:\t1', 'NoNewPrivs:\t0')), true)!,
+    /NoNewPrivs 0/,
+  );
 });
 
 test('MessageGate: a bad message gets one clear log line and is dropped; the good ones around it all pass', async () => {
