@@ -47,7 +47,7 @@ export interface OptionDirective {
   read(o: Options, value: string | undefined, l: Omit<DirectiveLine, 'value'>): void;
 }
 
-type CommandField = 'startCommand' | 'startCommand6' | 'stopCommand' | 'stopCommand6';
+type CommandField = 'startCommand' | 'startCommand6' | 'stopCommand' | 'stopCommand6' | 'notifyCommand';
 
 /** A shell command directive: kept as written, with warnings for typographic characters that break it. */
 function command(name: string, field: CommandField, aliases?: readonly string[]): DoorDirective {
@@ -125,6 +125,8 @@ export const DOOR_DIRECTIVES: readonly DoorDirective[] = [
   command('Start_Command_6', 'startCommand6', ['Command_6']),
   command('Stop_Command', 'stopCommand'),
   command('Stop_Command_6', 'stopCommand6'),
+  // Beside a firewalld or SPA door (door-checks.ts says so otherwise); %IP% %DOOR% %EVENT%.
+  command('notify_command', 'notifyCommand'),
   {
     name: 'firewalld_action',
     read(b, l) {

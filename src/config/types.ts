@@ -35,6 +35,8 @@ export interface DoorConfig {
   startCommand6?: string;
   stopCommand?: string;
   stopCommand6?: string;
+  /** `notify_command`: run beside a firewalld or SPA door's grants (daemon/notify-hook.ts). */
+  notifyCommand?: string;
   /** `One_Time_Sequences` file path. */
   oneTimeSequences?: string;
   firewalld?: FirewalldDoor;

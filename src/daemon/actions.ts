@@ -25,6 +25,7 @@ import type { CommandRunner } from './commands';
 import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
 import { ImpossibleSources } from './impossible-sources';
+import type { NotifyHook } from './notify-hook';
 import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
 
 /** Host addresses are re-read at most this often (interfaces change rarely; completed knocks are few). */
@@ -46,6 +47,8 @@ export class Actions {
     readonly refresh: RefreshGate = new RefreshGate(),
     /** Impossible sources' count and once-a-minute memory: the daemon's, kept across reloads (impossible-sources.ts). */
     readonly impossible: ImpossibleSources = new ImpossibleSources(log, now),
+    /** notify_command runs (notify-hook.ts); undefined: none. */
+    private readonly notify: NotifyHook | undefined = undefined,
   ) {}
 
   /** A door's sequence was completed by `src` (canonical address text of family `family`). */
@@ -78,6 +81,7 @@ export class Actions {
     }
     if (this.grants === undefined) return;
     const who = { src, door: door.name };
+    const opens: Promise<boolean>[] = [];
     for (const t of fwd.rules[family]) {
       const rule = t.rule.split(IP_PLACEHOLDER).join(src);
       if (fwd.action === 'open') {
@@ -90,13 +94,33 @@ export class Actions {
         const held = this.grants.held(zone, rule);
         if (held === undefined || held.state === 'closing') this.refresh.acted(gate);
         else if (!this.refresh.admit(gate, interval)) continue;
-        void this.grants.open(zone, rule, t.timeout, who);
+        opens.push(this.opened(zone, rule, t.timeout, who, held === undefined));
       } else
         for (const zone of this.closeZones(t.zone, rule)) {
           this.refresh.forget(`${zone}\n${rule}`);
           void this.grants.close(zone, rule, who);
         }
     }
+    this.notifyOpen(door, src, opens);
+  }
+
+  /** Open (or refresh) one grant; true when it was new and firewalld confirmed it (notify_command's "open"). */
+  private opened(zone: string, rule: string, timeout: number, who: { src: string; door: string }, fresh: boolean) {
+    const grants = this.grants!;
+    return grants.open(zone, rule, timeout, who).then(
+      () => fresh && grants.held(zone, rule)?.state === 'open',
+      () => false,
+    );
+  }
+
+  /** Once every rule of this knock is settled: notify_command "open" if at least one grant is new and in firewalld. */
+  private notifyOpen(door: RuntimeDoor, src: string, opens: Promise<boolean>[]): void {
+    const cmd = door.config.notifyCommand;
+    if (cmd === undefined || this.notify === undefined || opens.length === 0) return;
+    const notify = this.notify;
+    void Promise.all(opens).then((ok) => {
+      if (ok.some(Boolean)) void notify.fire(cmd, src, door.name, 'open');
+    });
   }
 
   /**
@@ -147,10 +171,12 @@ export class Actions {
     if (this.grants === undefined) return;
     const zone = door.config.spaZone ?? this.defaultZone();
     const who = { src: grant.address, door: door.name };
+    const opens: Promise<boolean>[] = [];
     for (const p of grant.ports) {
       const rule = knockerRule(grant.family, grant.address, `port port="${p.port}" protocol="${p.proto}"`);
-      void this.grants.open(zone, rule, grant.timeout, who);
+      opens.push(this.opened(zone, rule, grant.timeout, who, this.grants.held(zone, rule) === undefined));
     }
+    this.notifyOpen(door, grant.address, opens);
   }
 
   private hostAddrs(): HostAddresses {
