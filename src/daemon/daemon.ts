@@ -169,6 +169,7 @@ export class Daemon {
       commands: this.commands,
       limit: this.limit,
       events: this.events,
+      notify: this.notify,
     };
   }
 

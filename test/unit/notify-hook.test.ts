@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { NotifyHook, shellSafe, substitute } from '../../src/daemon/notify-hook';
+import { parseConfigText } from '../../src/config/parse';
 import { Grants } from '../../src/firewalld/grants';
 import { Clock, FakeFirewalld, flush } from './fake-firewalld';
 
@@ -117,4 +118,23 @@ test('GrantsOptions.onEnd: a close knock, firewalld timer, a removal by hand', a
   await clock.advance(40_000);
   await flush();
   assert.deepEqual(ends, ['10.0.0.1 close', '10.0.0.2 removed', '10.0.0.3 expire']);
+});
+
+test('notify_command in knockd.conf: kept as written on a firewalld door; refused on a command door; a hostile door name warned', () => {
+  const fw = (name: string) =>
+    `[${name}]\nsequence = 1,2,3\nfirewalld_action = open\nfirewalld_service = ssh\nnotify_command = echo "%EVENT% %DOOR% %IP%" | mail -s knockd root\n`;
+  const r = parseConfigText(fw('openSSH'), 'knockd.conf');
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.config?.doors[0]?.notifyCommand, 'echo "%EVENT% %DOOR% %IP%" | mail -s knockd root');
+  const bad = parseConfigText(`[c]\nsequence = 1,2,3\nstart_command = true\nnotify_command = true\n`, 'knockd.conf');
+  assert.match(
+    bad.errors.map((e) => `${e.line}: ${e.message}`).join('\n'),
+    /4: notify_command runs beside a firewalld or SPA door only/,
+  );
+  const odd = parseConfigText(fw('a$(x)'), 'knockd.conf');
+  assert.ok(
+    odd.warnings.some((w) =>
+      /door name "a\$\(x\)" has characters the shell could read: %DOOR% gives "a__x_"/.test(w.message),
+    ),
+  );
 });
