@@ -62,6 +62,11 @@ export function checkDoor(b: DoorBuilder, report: Report): void {
     L.FIREWALLD_PORT !== undefined ||
     d.oneTimeSequences !== undefined ||
     [d.startCommand, d.startCommand6, d.stopCommand, d.stopCommand6].some((c) => c !== undefined && c !== '');
+  for (const k of ['FIREWALLD_SOURCE_PREFIX', 'FIREWALLD_SOURCE_PREFIX6'] as const) {
+    const l = L[k];
+    if (l !== undefined && d.firewalld === undefined)
+      error(l, `${directiveName(k)} needs a firewalld door ("firewalld_action = open" or close)`);
+  }
   const notifyLine = L.NOTIFY_COMMAND;
   if (notifyLine !== undefined && d.firewalld === undefined)
     error(
@@ -148,6 +153,8 @@ function checkSpaDoor(b: DoorBuilder, report: Report): void {
     'FIREWALLD_ACTION',
     'FIREWALLD_SERVICE',
     'FIREWALLD_PORT',
+    'FIREWALLD_SOURCE_PREFIX',
+    'FIREWALLD_SOURCE_PREFIX6',
     ...COMMAND_KEYS,
   ] as const) {
     const l = L[k];

@@ -19,6 +19,7 @@ import { DEFAULT_REFRESH_INTERVAL_S, RefreshGate, refreshIntervalMs } from './re
 import type { Logger } from 'pino';
 import { IP_PLACEHOLDER, knockerRule } from '../model';
 import { canonicalAddress } from '../decode/address';
+import { canonicalNetwork } from '../decode/network';
 import type { Grants } from '../firewalld/grants';
 import type { SpaGrant } from '../spa/types';
 import type { CommandRunner } from './commands';
@@ -30,6 +31,12 @@ import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
 
 /** Host addresses are re-read at most this often (interfaces change rarely; completed knocks are few). */
 const HOST_ADDRS_TTL_MS = 2000;
+
+/** The source a door's grant is for: the knocker's address, or its network with firewalld_source_prefix(6). */
+export function grantSource(door: RuntimeDoor, src: string, family: 4 | 6): string {
+  const prefix = door.config.sourcePrefix?.[family];
+  return prefix === undefined ? src : (canonicalNetwork(src, prefix) ?? src);
+}
 
 export class Actions {
   private host: HostAddresses | undefined;
@@ -80,6 +87,8 @@ export class Actions {
       return;
     }
     if (this.grants === undefined) return;
+    // firewalld_source_prefix(6): the grant (rule, table entry, close, notify) is for the knocker's network.
+    src = grantSource(door, src, family);
     const who = { src, door: door.name };
     const opens: Promise<boolean>[] = [];
     for (const t of fwd.rules[family]) {
@@ -132,8 +141,9 @@ export class Actions {
     const fwd = door.config.firewalld;
     if (fwd?.action !== 'close' || this.grants === undefined) return false;
     const grants = this.grants;
+    const source = grantSource(door, src, family);
     return fwd.rules[family].some((t) => {
-      const rule = t.rule.split(IP_PLACEHOLDER).join(src);
+      const rule = t.rule.split(IP_PLACEHOLDER).join(source);
       if (grants.held(t.zone ?? this.defaultZone(), rule) !== undefined) return true;
       // Zone-less: added to the default zone as it was at the open (a scan of the grants held, --max-grants at most).
       return t.zone === undefined && grants.list().some((g) => g.rule === rule);
