@@ -17,7 +17,7 @@ export function canonicalNetwork(address: string, prefix: number): string | unde
   if (a === undefined || !Number.isInteger(prefix) || prefix < 1 || prefix > FAMILY_BITS[a.family]) return undefined;
   const text = (bytes: Buffer) => formatAddress(bytes, 0, a.family);
   if (prefix === FAMILY_BITS[a.family]) return text(a.bytes);
-  for (let bit = prefix; bit < a.bytes.length * 8; bit++) a.bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  for (let bit = prefix; bit < a.bytes.length * 8; bit++) a.bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
   return `${text(a.bytes)}/${prefix}`;
 }
 

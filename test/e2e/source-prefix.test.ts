@@ -37,7 +37,7 @@ test('prefix 24: the door opens for the /24; a close knock from another address 
     firewalld_service = ssh
     firewalld_source_prefix = 24
 `;
-  const other = lab.extraClientAddrs[0]!;
+  const other = lab.extraClientAddrs[0];
   const net = canonicalNetwork(lab.clientAddr, 24)!;
   assert.equal(canonicalNetwork(other, 24), net, 'the extra address is in the same /24');
   assert.match(net, /^10\.200\.\d+\.0\/24$/);
