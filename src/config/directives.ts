@@ -10,6 +10,7 @@
  * go in door-checks.ts.
  */
 
+import { FAMILY_BITS, WIDE_PREFIX } from '../decode/network';
 import { typographyWarnings } from './hints';
 import { parseSeconds } from './seconds';
 import { parseSequence } from './sequence';
@@ -47,7 +48,7 @@ export interface OptionDirective {
   read(o: Options, value: string | undefined, l: Omit<DirectiveLine, 'value'>): void;
 }
 
-type CommandField = 'startCommand' | 'startCommand6' | 'stopCommand' | 'stopCommand6';
+type CommandField = 'startCommand' | 'startCommand6' | 'stopCommand' | 'stopCommand6' | 'notifyCommand';
 
 /** A shell command directive: kept as written, with warnings for typographic characters that break it. */
 function command(name: string, field: CommandField, aliases?: readonly string[]): DoorDirective {
@@ -70,6 +71,26 @@ function seconds(name: string, min: number, set: (d: DoorConfig, n: number) => v
       const n = parseSeconds(l.value, l.written, { min });
       if (typeof n === 'string') l.err(n);
       else set(b.door, n);
+    },
+  };
+}
+
+/** firewalld_source_prefix(6): the rule's source is the knocker's network of that many bits (decode/network.ts). */
+function sourcePrefix(name: string, family: 4 | 6): DoorDirective {
+  return {
+    name,
+    read(b, l) {
+      const max = FAMILY_BITS[family];
+      if (!/^[0-9]{1,3}$/.test(l.value) || Number(l.value) < 1 || Number(l.value) > max) {
+        l.err(`${l.written} must be a prefix length from 1 to ${max}, got "${clip(l.value)}"`);
+        return;
+      }
+      const n = Number(l.value);
+      b.door.sourcePrefix = { ...b.door.sourcePrefix, [family]: n };
+      if (n < WIDE_PREFIX[family])
+        l.warn(
+          `${l.written} = ${n} opens the door for every address of a /${n} (${family === 4 ? 2 ** (32 - n) : `2^${128 - n}`} addresses) on one knock: keep it at /${WIDE_PREFIX[family]} or narrower`,
+        );
     },
   };
 }
@@ -125,6 +146,8 @@ export const DOOR_DIRECTIVES: readonly DoorDirective[] = [
   command('Start_Command_6', 'startCommand6', ['Command_6']),
   command('Stop_Command', 'stopCommand'),
   command('Stop_Command_6', 'stopCommand6'),
+  // Beside a firewalld or SPA door (door-checks.ts says so otherwise); %IP% %DOOR% %EVENT%.
+  command('notify_command', 'notifyCommand'),
   {
     name: 'firewalld_action',
     read(b, l) {
@@ -158,6 +181,8 @@ export const DOOR_DIRECTIVES: readonly DoorDirective[] = [
       if (r.errors.length === 0) b.fw.ports = r.ports;
     },
   },
+  sourcePrefix('firewalld_source_prefix', 4),
+  sourcePrefix('firewalld_source_prefix6', 6),
   // Collected as written; validateSpaDoor() reads them together once the door is complete.
   ...SPA_DIRECTIVES.map((name): DoorDirective => ({
     name,

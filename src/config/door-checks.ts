@@ -12,6 +12,7 @@ import { COMMAND_KEYS, directiveName } from './directives';
 import type { DoorBuilder } from './door-builder';
 import { commandDoor } from './firewallcmd';
 import type { Report } from './issues';
+import { shellSafe } from '../daemon/notify-hook';
 import { validateSpaDoor } from './spa';
 import type { DoorConfig, FirewalldDoor } from './types';
 
@@ -61,6 +62,19 @@ export function checkDoor(b: DoorBuilder, report: Report): void {
     L.FIREWALLD_PORT !== undefined ||
     d.oneTimeSequences !== undefined ||
     [d.startCommand, d.startCommand6, d.stopCommand, d.stopCommand6].some((c) => c !== undefined && c !== '');
+  for (const k of ['FIREWALLD_SOURCE_PREFIX', 'FIREWALLD_SOURCE_PREFIX6'] as const) {
+    const l = L[k];
+    if (l !== undefined && d.firewalld === undefined)
+      error(l, `${directiveName(k)} needs a firewalld door ("firewalld_action = open" or close)`);
+  }
+  const notifyLine = L.NOTIFY_COMMAND;
+  if (notifyLine !== undefined && d.firewalld === undefined)
+    error(
+      notifyLine,
+      'notify_command runs beside a firewalld or SPA door only: add firewalld_action and firewalld_service (a shell-command door can run its own notification in Start_Command)',
+    );
+  if (notifyLine !== undefined && shellSafe(name) !== name)
+    warn(notifyLine, `door name "${name}" has characters the shell could read: %DOOR% gives "${shellSafe(name)}"`);
   if (!doesSomething) {
     warn(
       d.line,
@@ -139,6 +153,8 @@ function checkSpaDoor(b: DoorBuilder, report: Report): void {
     'FIREWALLD_ACTION',
     'FIREWALLD_SERVICE',
     'FIREWALLD_PORT',
+    'FIREWALLD_SOURCE_PREFIX',
+    'FIREWALLD_SOURCE_PREFIX6',
     ...COMMAND_KEYS,
   ] as const) {
     const l = L[k];

@@ -35,6 +35,10 @@ export interface DoorConfig {
   startCommand6?: string;
   stopCommand?: string;
   stopCommand6?: string;
+  /** `firewalld_source_prefix` (4) / `firewalld_source_prefix6` (6): the grant is for the knocker's network of that many bits. */
+  sourcePrefix?: { 4?: number; 6?: number };
+  /** `notify_command`: run beside a firewalld or SPA door's grants (daemon/notify-hook.ts). */
+  notifyCommand?: string;
   /** `One_Time_Sequences` file path. */
   oneTimeSequences?: string;
   firewalld?: FirewalldDoor;

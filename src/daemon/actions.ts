@@ -19,16 +19,24 @@ import { DEFAULT_REFRESH_INTERVAL_S, RefreshGate, refreshIntervalMs } from './re
 import type { Logger } from 'pino';
 import { IP_PLACEHOLDER, knockerRule } from '../model';
 import { canonicalAddress } from '../decode/address';
+import { canonicalNetwork } from '../decode/network';
 import type { Grants } from '../firewalld/grants';
 import type { SpaGrant } from '../spa/types';
 import type { CommandRunner } from './commands';
 import type { CompletionLimit } from './completions';
 import type { RuntimeDoor } from './doors';
 import { ImpossibleSources } from './impossible-sources';
+import type { NotifyHook } from './notify-hook';
 import { hostAddresses, impossibleSource, type HostAddresses } from './sources';
 
 /** Host addresses are re-read at most this often (interfaces change rarely; completed knocks are few). */
 const HOST_ADDRS_TTL_MS = 2000;
+
+/** The source a door's grant is for: the knocker's address, or its network with firewalld_source_prefix(6). */
+export function grantSource(door: RuntimeDoor, src: string, family: 4 | 6): string {
+  const prefix = door.config.sourcePrefix?.[family];
+  return prefix === undefined ? src : (canonicalNetwork(src, prefix) ?? src);
+}
 
 export class Actions {
   private host: HostAddresses | undefined;
@@ -46,6 +54,8 @@ export class Actions {
     readonly refresh: RefreshGate = new RefreshGate(),
     /** Impossible sources' count and once-a-minute memory: the daemon's, kept across reloads (impossible-sources.ts). */
     readonly impossible: ImpossibleSources = new ImpossibleSources(log, now),
+    /** notify_command runs (notify-hook.ts); undefined: none. */
+    private readonly notify: NotifyHook | undefined = undefined,
   ) {}
 
   /** A door's sequence was completed by `src` (canonical address text of family `family`). */
@@ -77,7 +87,10 @@ export class Actions {
       return;
     }
     if (this.grants === undefined) return;
+    // firewalld_source_prefix(6): the grant (rule, table entry, close, notify) is for the knocker's network.
+    src = grantSource(door, src, family);
     const who = { src, door: door.name };
+    const opens: Promise<boolean>[] = [];
     for (const t of fwd.rules[family]) {
       const rule = t.rule.split(IP_PLACEHOLDER).join(src);
       if (fwd.action === 'open') {
@@ -90,13 +103,33 @@ export class Actions {
         const held = this.grants.held(zone, rule);
         if (held === undefined || held.state === 'closing') this.refresh.acted(gate);
         else if (!this.refresh.admit(gate, interval)) continue;
-        void this.grants.open(zone, rule, t.timeout, who);
+        opens.push(this.opened(zone, rule, t.timeout, who, held === undefined));
       } else
         for (const zone of this.closeZones(t.zone, rule)) {
           this.refresh.forget(`${zone}\n${rule}`);
           void this.grants.close(zone, rule, who);
         }
     }
+    this.notifyOpen(door, src, opens);
+  }
+
+  /** Open (or refresh) one grant; true when it was new and firewalld confirmed it (notify_command's "open"). */
+  private opened(zone: string, rule: string, timeout: number, who: { src: string; door: string }, fresh: boolean) {
+    const grants = this.grants!;
+    return grants.open(zone, rule, timeout, who).then(
+      () => fresh && grants.held(zone, rule)?.state === 'open',
+      () => false,
+    );
+  }
+
+  /** Once every rule of this knock is settled: notify_command "open" if at least one grant is new and in firewalld. */
+  private notifyOpen(door: RuntimeDoor, src: string, opens: Promise<boolean>[]): void {
+    const cmd = door.config.notifyCommand;
+    if (cmd === undefined || this.notify === undefined || opens.length === 0) return;
+    const notify = this.notify;
+    void Promise.all(opens).then((ok) => {
+      if (ok.some(Boolean)) void notify.fire(cmd, src, door.name, 'open');
+    });
   }
 
   /**
@@ -108,8 +141,9 @@ export class Actions {
     const fwd = door.config.firewalld;
     if (fwd?.action !== 'close' || this.grants === undefined) return false;
     const grants = this.grants;
+    const source = grantSource(door, src, family);
     return fwd.rules[family].some((t) => {
-      const rule = t.rule.split(IP_PLACEHOLDER).join(src);
+      const rule = t.rule.split(IP_PLACEHOLDER).join(source);
       if (grants.held(t.zone ?? this.defaultZone(), rule) !== undefined) return true;
       // Zone-less: added to the default zone as it was at the open (a scan of the grants held, --max-grants at most).
       return t.zone === undefined && grants.list().some((g) => g.rule === rule);
@@ -147,10 +181,12 @@ export class Actions {
     if (this.grants === undefined) return;
     const zone = door.config.spaZone ?? this.defaultZone();
     const who = { src: grant.address, door: door.name };
+    const opens: Promise<boolean>[] = [];
     for (const p of grant.ports) {
       const rule = knockerRule(grant.family, grant.address, `port port="${p.port}" protocol="${p.proto}"`);
-      void this.grants.open(zone, rule, grant.timeout, who);
+      opens.push(this.opened(zone, rule, grant.timeout, who, this.grants.held(zone, rule) === undefined));
     }
+    this.notifyOpen(door, grant.address, opens);
   }
 
   private hostAddrs(): HostAddresses {

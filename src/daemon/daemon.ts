@@ -40,6 +40,8 @@ import { FirewallLink, logConvertedDoors, needsFirewalld, type FirewalldCheck } 
 import { InterfaceWatcher } from './interfaces';
 import { ReverseNames } from './names';
 import { SystemdNotifier } from './notify';
+import { NotifyHook } from './notify-hook';
+import type { Grant } from '../firewalld/grant-model';
 import { OneTimeDoors, OneTimeFileError, type PreparedOneTime } from './onetime-doors';
 import { grantsToClose } from './reload-grants';
 import { grantOrigin, stopOrigin } from './state-origin';
@@ -74,6 +76,8 @@ export class Daemon {
   private readonly interfaces: InterfaceWatcher;
   private readonly link: FirewallLink;
   private readonly commands: CommandRunner;
+  /** notify_command runs (notify-hook.ts), bounded across reloads. */
+  private readonly notify: NotifyHook;
   private readonly oneTime: OneTimeDoors;
   private readonly names: ReverseNames;
   private readonly events: EventLog;
@@ -132,7 +136,14 @@ export class Daemon {
       ...(opts.maxPendingCommands !== undefined ? { maxPending: opts.maxPendingCommands } : {}),
     });
     this.spaReplay = new SpaReplay(join(this.stateDir, 'spa-replay.json'), log);
-    this.link = new FirewallLink(log, this.stateDir, () => void this.retryFirewalld(), opts.maxGrants);
+    this.notify = new NotifyHook(log);
+    this.link = new FirewallLink(
+      log,
+      this.stateDir,
+      () => void this.retryFirewalld(),
+      opts.maxGrants,
+      (g, why) => this.grantEnded(g, why),
+    );
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
     this.events = new EventLog(log, opts.eventLogPerSecond);
@@ -158,6 +169,7 @@ export class Daemon {
       commands: this.commands,
       limit: this.limit,
       events: this.events,
+      notify: this.notify,
     };
   }
 
@@ -260,6 +272,7 @@ export class Daemon {
         undefined,
         undefined,
         this.impossible,
+        this.notify,
       ),
     };
     this.limit.keep(doors.map((d) => d.name));
@@ -270,6 +283,23 @@ export class Daemon {
     logConvertedDoors(this.log, doors, this.link.defaultZone);
     const wait = this.firewalldWait();
     if (wait) this.log.warn(wait);
+  }
+
+  /**
+   * A grant ended: its door's notify_command (the door as it is now, by name) gets "close" or "expire" once the
+   * last grant of that door and source has gone (a door opening two services notifies once). A rule removed by
+   * hand notifies nothing: no knock and no timeout ended it.
+   */
+  private grantEnded(g: Grant, why: 'expire' | 'close' | 'removed'): void {
+    if (why === 'removed') return;
+    if (this.grantList.some((o) => o.door === g.door && o.src === g.src)) return;
+    // The grant's own door; and a close door that ended it, with its own notify_command and name.
+    const doors =
+      why === 'close' && g.closedBy !== undefined && g.closedBy !== g.door ? [g.door, g.closedBy] : [g.door];
+    for (const name of doors) {
+      const cmd = this.runtime?.byName.get(name)?.config.notifyCommand;
+      if (cmd !== undefined) void this.notify.fire(cmd, g.src, name, why);
+    }
   }
 
   /** Grants the running config would not make again are closed, each as added, in its own zone (reload-grants.ts). */
@@ -435,6 +465,7 @@ export class Daemon {
     this.capture.stop();
     // Pending stop commands run now: a restart never leaves a shell-command door open.
     await this.commands.flush();
+    this.notify.stop();
     // Queued firewalld calls finish, but a hung firewalld does not hold up the stop: what is
     // still closing stays in grants.json, and the next start confirms it.
     if (!(await this.link.stop(SHUTDOWN_FIREWALLD_MS))) {

@@ -47,6 +47,8 @@ export class FirewallLink {
     private readonly onUp: () => void,
     /** --max-grants (default DEFAULT_MAX_GRANTS). */
     private readonly maxGrants?: number,
+    /** A grant ended (notify_command's close/expire events, notify-hook.ts). */
+    private readonly onEnd?: (g: Grant, why: 'expire' | 'close' | 'removed') => void,
   ) {}
 
   get client(): FirewalldClient | undefined {
@@ -104,6 +106,7 @@ export class FirewallLink {
       stateFile: file,
       health: this.watch,
       ...(this.maxGrants !== undefined ? { maxGrants: this.maxGrants } : {}),
+      ...(this.onEnd ? { onEnd: this.onEnd } : {}),
     });
     const restored = await this.table.restore(file, origin);
     if (restored) this.log.info(`took over ${restored} grant(s) held before the restart (${file})`);

@@ -3,6 +3,7 @@
  * the `knockd --status` snapshot (status.ts publishes it). Reads a view of the
  * daemon's parts; changes nothing.
  */
+import type { NotifyHook } from './notify-hook';
 import { ruleTemplates } from '../model';
 import type { CaptureSupervisor } from '../capture/supervisor';
 import type { Config } from '../config/types';
@@ -29,6 +30,7 @@ export interface DaemonView {
   commands: CommandRunner;
   limit: CompletionLimit;
   events: EventLog;
+  notify?: NotifyHook;
 }
 
 /** What --status shows of a firewalld door: its services and ports, or (converted command lines) its rules. */
@@ -110,6 +112,15 @@ export async function snapshot(v: DaemonView): Promise<StatusSnapshot> {
       commandsRefused: v.commands.refusedFull,
       eventLogPerSecond: v.events.perSecond,
       eventLinesSuppressed: v.events.suppressedTotal,
+      ...(v.notify
+        ? {
+            notifyRunning: v.notify.active,
+            notifyMaxRunning: v.notify.maxRunning,
+            notifyDropped: v.notify.counts.dropped,
+            notifyTimeoutMs: v.notify.timeoutMs,
+            notifyTimedOut: v.notify.counts.timedOut,
+          }
+        : {}),
     },
     ...(cap ? { capture: { ...cap.frames, inFlight: cap.inFlight, evicted: cap.matcher.evicted } } : {}),
     ...(v.link.client && v.link.grants && v.link.health

@@ -15,6 +15,7 @@
 import type { DoorConfig } from '../config/types';
 import type { Grant } from '../firewalld/grant-model';
 import { IP_PLACEHOLDER, knockerRule } from '../model';
+import { FAMILY_BITS, sourcePrefix } from '../decode/network';
 import type { EntryOrigin } from '../state/origin';
 import { selectCommands, substituteIp } from './command-text';
 import type { PersistedStop } from './command-state';
@@ -53,6 +54,10 @@ export function whyNoDoorMade(g: GrantOriginEntry, doors: readonly DoorConfig[])
   const door = doors.find((d) => d.name === g.door);
   if (door === undefined) return `door ${g.door} is not in the config`;
   const family = g.rule.startsWith('rule family="ipv6"') ? 6 : 4;
+  // A network source (firewalld_source_prefix(6)) only from a door with that very prefix; SPA doors grant addresses.
+  const prefix = door.spa === undefined ? (door.sourcePrefix?.[family] ?? FAMILY_BITS[family]) : FAMILY_BITS[family];
+  if (sourcePrefix(g.src) !== prefix)
+    return `door ${g.door} grants ${prefix === FAMILY_BITS[family] ? 'single addresses' : `/${prefix} networks`}, not ${g.src}`;
   if (door.spa !== undefined) {
     if (door.spaZone !== undefined && door.spaZone !== g.zone)
       return `SPA door ${g.door} opens in zone ${door.spaZone}, not ${g.zone}`;

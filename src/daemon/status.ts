@@ -44,6 +44,12 @@ export interface StatusSnapshot {
     commandsRefused: number;
     eventLogPerSecond: number;
     eventLinesSuppressed: number;
+    /** notify_command (notify-hook.ts); absent in snapshots of older daemons. */
+    notifyRunning?: number;
+    notifyMaxRunning?: number;
+    notifyDropped?: number;
+    notifyTimeoutMs?: number;
+    notifyTimedOut?: number;
   };
   capture?: { frames: number; malformed: number; ignored: number; knocks: number; inFlight: number; evicted: number };
   /** firewalld's version and health, the grant bounds, signals ignored. */
@@ -180,6 +186,20 @@ export function formatStatus(s: StatusSnapshot): string {
           `${b.commandsRefused} refused`,
         ],
         ['event log lines (daemon side)', `${b.eventLogPerSecond}/s`, `${b.eventLinesSuppressed} suppressed`],
+        ...(b.notifyMaxRunning !== undefined
+          ? [
+              [
+                'notify_command running (NOTIFY_MAX_RUNNING)',
+                `${b.notifyRunning ?? 0} of ${b.notifyMaxRunning}`,
+                `${b.notifyDropped ?? 0} dropped`,
+              ],
+              [
+                'notify_command run time (NOTIFY_TIMEOUT_MS)',
+                `${(b.notifyTimeoutMs ?? 0) / 1000} s`,
+                `${b.notifyTimedOut ?? 0} killed`,
+              ],
+            ]
+          : []),
         ...(s.firewalld
           ? [
               [

@@ -7,7 +7,7 @@
 
 import { MAX_FIREWALLD_TIMEOUT, normalizeRichRule } from '../config/firewallcmd';
 import { isZoneName } from '../config/zone';
-import { canonicalAddress } from '../decode/address';
+import { isCanonicalSource } from '../decode/network';
 import type { Grant, GrantState } from './grant-model';
 import type { ExpiryOwner } from './versions';
 
@@ -23,7 +23,8 @@ export function validGrantEntry(raw: unknown): Grant | string {
   const e = raw as Record<string, unknown>;
   const { zone, rule, src, door, timeout, expiresAt } = e;
   if (typeof zone !== 'string' || !isZoneName(zone)) return 'zone is not a zone name';
-  if (typeof src !== 'string' || canonicalAddress(src) !== src) return 'src is not a canonical IP address';
+  if (typeof src !== 'string' || !isCanonicalSource(src))
+    return 'src is not a canonical IP address or network (firewalld_source_prefix)';
   if (typeof rule !== 'string' || rule.length > 2048 || normalizeRichRule(rule) !== rule)
     return "rule is not a rich rule in firewalld's canonical text";
   if (!rule.includes(`source address="${src}"`)) return "rule is not for the entry's own src address";

@@ -63,6 +63,8 @@ export interface GrantsOptions {
   /** Bound on grants held (--max-grants). */
   maxGrants?: number;
   health?: GrantsHealth;
+  /** A grant ended (after it left the table): a knock or reload closed it, it expired, or it was removed outside knockd. */
+  onEnd?: (grant: Grant, why: 'expire' | 'close' | 'removed') => void;
 }
 
 /** Default bound on grants held at once. */
@@ -85,6 +87,7 @@ export class Grants {
   private readonly setTimer: SetTimer;
   private readonly retryDelays: readonly number[];
   private readonly health: GrantsHealth | undefined;
+  private readonly onEnd: GrantsOptions['onEnd'];
   readonly maxGrants: number;
   private policy: VersionPolicy | undefined;
   private retryTimer: TimerHandle | undefined;
@@ -105,6 +108,7 @@ export class Grants {
     this.retryDelays = opts.retryDelaysMs ?? DEFAULT_RETRY_MS;
     this.maxGrants = opts.maxGrants ?? DEFAULT_MAX_GRANTS;
     this.health = opts.health;
+    this.onEnd = opts.onEnd;
     this.state = opts.stateFile
       ? new StateWriter(
           opts.stateFile,
@@ -505,6 +509,7 @@ export class Grants {
       this.timers.cancel(k);
       this.untrack(k);
       this.log.info(ctx, `${src}: ${byDoor}: firewalld: removed from zone ${zone}: ${rule}`);
+      this.ended(g, g.closedBy === undefined && g.expiresAt > 0 && g.expiresAt <= this.now() ? 'expire' : 'close');
     } catch (err) {
       if (isCode(err, 'NOT_ENABLED')) {
         this.untrack(k);
@@ -512,6 +517,7 @@ export class Grants {
           ctx,
           `${src}: ${byDoor}: firewalld: already gone from zone ${zone} (expired or removed): ${rule}`,
         );
+        this.ended(g, g.closedBy === undefined && g.expiresAt > 0 && g.expiresAt <= this.now() ? 'expire' : 'close');
         return;
       }
       const { e } = classify(err);
@@ -581,11 +587,11 @@ export class Grants {
       case 'closed':
         this.untrack(k);
         this.log.info(ctx, `${g.src}: ${g.closedBy ?? g.door}: firewalld: removed from zone ${g.zone}: ${g.rule}`);
-        return;
+        return this.ended(g, 'close');
       case 'expired':
         this.untrack(k);
         this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${g.zone}: ${g.rule}`);
-        return;
+        return this.ended(g, 'expire');
       case 'stale-timer':
         this.counts.putBack++;
         this.log.warn(
@@ -603,6 +609,7 @@ export class Grants {
           ctx,
           `${g.src}: ${g.door}: firewalld: rule removed outside knockd (firewall-cmd --remove-rich-rule='${said}'?) in zone ${g.zone}: ${g.rule}; grant ended, it will not be put back`,
         );
+        this.ended(g, 'removed');
     }
   }
 
@@ -629,7 +636,7 @@ export class Grants {
     if (!present) {
       this.untrack(k);
       this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${g.zone}: ${g.rule}`);
-      return;
+      return this.ended(g, 'expire');
     }
     if (this.now() < g.expiresAt + FIREWALLD_LATE_MS) return this.armExpiry(k, g, this.now() + 500);
     this.log.warn(
@@ -685,6 +692,15 @@ export class Grants {
     this.expiry.get(k)?.cancel();
     this.expiry.delete(k);
     if (grant.expiresAt > 0 && grant.state === 'open') this.armExpiry(k, grant, grant.expiresAt);
+  }
+
+  /** Tell GrantsOptions.onEnd (a throw there is its own problem, never the table's). */
+  private ended(g: Grant, why: 'expire' | 'close' | 'removed'): void {
+    try {
+      this.onEnd?.(g, why);
+    } catch (err) {
+      this.log.error({ err }, `${g.src}: ${g.door}: grant end hook failed: ${(err as Error).message}`);
+    }
   }
 
   private untrack(k: string): void {
