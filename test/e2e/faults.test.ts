@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import {
+  SLOW,
   DEFAULT_CONF,
   debianKnock,
   sleep,
@@ -24,7 +25,7 @@ withLab({ ipv6: false }, (l) => (lab = l));
 
 const open = async (): Promise<void> => {
   await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-  await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
+  await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
 };
 const rulesNow = (): Promise<string[]> => lab.richRules();
 const waitRule = (ms: number): Promise<string[]> =>
@@ -46,7 +47,7 @@ test('1. firewalld restarts while a grant is open: the grant is back within 2 s 
     await lab.stopFirewalld();
     await lab.startFirewalld();
     const back = Date.now();
-    assert.deepEqual(await waitRule(2000), [sshRule(lab.clientAddr)]);
+    assert.deepEqual(await waitRule(SLOW), [sshRule(lab.clientAddr)]);
     const ms = Date.now() - back;
     assert.ok(ms <= 2000, `grant restored ${ms} ms after firewalld returned`);
     assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
@@ -62,7 +63,7 @@ test('1c. the system bus restarts (dbus-daemon and firewalld): the daemon reconn
     await lab.restartBus();
     const back = Date.now();
     // No knock needed: the client reconnects (1, 2, 5, 10 s) and checks what it holds.
-    const rules = await waitRule(15_000).catch(async (err: Error) => {
+    const rules = await waitRule(SLOW).catch(async (err: Error) => {
       throw new Error(`${err.message}\nlog since the restart:\n${(await d.log()).slice(from)}`);
     });
     assert.deepEqual(rules, [sshRule(lab.clientAddr)]);
@@ -72,7 +73,7 @@ test('1c. the system bus restarts (dbus-daemon and firewalld): the daemon reconn
     process.stdout.write(`# grant back ${Date.now() - back} ms after the new bus and firewalld were up\n`);
     // And the new connection carries the next knocks: close, then open again.
     await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-    await lab.waitFor(async () => (await rulesNow()).length === 0, 3000, 25);
+    await lab.waitFor(async () => (await rulesNow()).length === 0, SLOW, 25);
     await open();
   });
 });
@@ -81,10 +82,10 @@ test('1b. a knock completed while firewalld is away is applied when it returns',
   await withDaemon(DEFAULT_CONF({ cmdTimeout: 120 }), async (d) => {
     await lab.stopFirewalld();
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-    await d.waitForLog(/firewalld is not reachable; rule kept/, 3000);
+    await d.waitForLog(/firewalld is not reachable; rule kept/, SLOW);
     assert.equal(d.proc.exitCode, null, 'no crash');
     await lab.startFirewalld();
-    assert.deepEqual(await waitRule(3000), [sshRule(lab.clientAddr)]);
+    assert.deepEqual(await waitRule(SLOW), [sshRule(lab.clientAddr)]);
   });
 });
 
@@ -95,7 +96,7 @@ test('2. firewall-cmd --reload drops runtime rules: open grants are re-added', a
     // --reload puts the permanent config back: the lab's runtime zone setup is gone too; redo it like an admin would.
     await lab.firewallCmd('--zone=public', `--change-interface=${lab.serverIf}`);
     await lab.firewallCmd('--zone=public', '--remove-service=ssh');
-    assert.deepEqual(await waitRule(2000), [sshRule(lab.clientAddr)]);
+    assert.deepEqual(await waitRule(SLOW), [sshRule(lab.clientAddr)]);
     assert.match(await d.log(), /firewalld reloaded: restoring 1 rule\(s\)/);
   });
 });
@@ -105,7 +106,7 @@ test('3. daemon killed with SIGKILL during an open window: the rule still disapp
   await open();
   const opened = Date.now();
   await d.stop('SIGKILL');
-  await lab.waitFor(async () => (await rulesNow()).length === 0, 5000, 50);
+  await lab.waitFor(async () => (await rulesNow()).length === 0, SLOW, 50);
   const lasted = (Date.now() - opened) / 1000;
   assert.ok(lasted > 2 && lasted < 4.5, `rule lasted ${lasted.toFixed(2)} s`);
   assert.equal(await lab.sshBanner(), null);
@@ -117,15 +118,15 @@ test('3b. shell-command doors: after SIGKILL, the next start runs the stop comma
   const conf = `[shellDoor]\n  sequence = 3333,4444,5555\n  cmd_timeout = 2\n  start_command = echo "open %IP%" >> ${out}\n  stop_command = echo "close %IP%" >> ${out}\n`;
   const d = await startKnockd(lab, conf, [], { stateDir });
   await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-  await d.waitForLog(/running command: echo "open/, 3000);
+  await d.waitForLog(/running command: echo "open/, SLOW);
   await sleep(300);
   await d.stop('SIGKILL');
   await sleep(2500); // the stop command is now overdue
   assert.equal(await readFile(out, 'utf8'), `open ${lab.clientAddr}\n`, 'killed before its stop command ran');
   const d2 = await startKnockd(lab, conf, [], { stateDir });
   try {
-    await d2.waitForLog(/stop command\(s\) pending from the previous run/, 3000);
-    await lab.waitFor(async () => (await readFile(out, 'utf8')).includes('close'), 3000);
+    await d2.waitForLog(/stop command\(s\) pending from the previous run/, SLOW);
+    await lab.waitFor(async () => (await readFile(out, 'utf8')).includes('close'), SLOW);
     assert.equal(await readFile(out, 'utf8'), `open ${lab.clientAddr}\nclose ${lab.clientAddr}\n`);
   } finally {
     await d2.stop();
@@ -141,14 +142,14 @@ test('4. daemon restarted (SIGTERM then start): the grant is taken over, not los
   await withDaemon(
     DEFAULT_CONF({ cmdTimeout: 120 }),
     async (d2) => {
-      await d2.waitForLog(/took over 1 grant\(s\)/, 3000);
+      await d2.waitForLog(/took over 1 grant\(s\)/, SLOW);
       assert.match(await d2.log(), /still open from the previous run/);
       assert.deepEqual(await rulesNow(), [sshRule(lab.clientAddr)], 'exactly one rule');
       // It is really tracked: a reload puts it back.
       await lab.firewallCmd('--reload');
       await lab.firewallCmd('--zone=public', `--change-interface=${lab.serverIf}`);
       await lab.firewallCmd('--zone=public', '--remove-service=ssh');
-      assert.deepEqual(await waitRule(2000), [sshRule(lab.clientAddr)]);
+      assert.deepEqual(await waitRule(SLOW), [sshRule(lab.clientAddr)]);
     },
     ['--state-dir', stateDir],
   );
@@ -160,7 +161,7 @@ test('5a. link down and up: capture resumes and knocks work again within 5 s, wi
     await sleep(1000);
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
     const up = Date.now();
-    await knockUntilOpen(lab, 5000);
+    await knockUntilOpen(lab, SLOW);
     const ms = Date.now() - up;
     assert.ok(ms <= 5000, `knocks work again ${ms} ms after link up`);
     assert.equal(d.proc.exitCode, null);
@@ -172,10 +173,10 @@ test('5b. address removed and re-added: knocks work again within 5 s', async () 
     const cidr = `${lab.serverAddr}/${lab.prefix4}`;
     await lab.execIn('server', ['ip', 'addr', 'del', cidr, 'dev', lab.serverIf]);
     // (an IPv6 link-local address may remain: then the address list just changes)
-    await d.waitForLog(/has no address \(yet\); waiting for one|addresses of \S+ changed/, 5000);
+    await d.waitForLog(/has no address \(yet\); waiting for one|addresses of \S+ changed/, SLOW);
     await lab.execIn('server', ['ip', 'addr', 'add', cidr, 'dev', lab.serverIf]);
     const back = Date.now();
-    await knockUntilOpen(lab, 5000);
+    await knockUntilOpen(lab, SLOW);
     assert.ok(Date.now() - back <= 5000);
   });
 });
@@ -183,7 +184,7 @@ test('5b. address removed and re-added: knocks work again within 5 s', async () 
 test('5c. interface deleted and re-created: knocks work again within 5 s', async () => {
   await withDaemon(DEFAULT_CONF(), async (d) => {
     await lab.execIn('server', ['ip', 'link', 'del', lab.serverIf]);
-    await d.waitForLog(/disappeared; waiting for it to come back/, 5000);
+    await d.waitForLog(/disappeared; waiting for it to come back/, SLOW);
     const ip = async (ns: 'server' | 'client', ...a: string[]): Promise<void> => {
       const r = await lab.execIn(ns, ['ip', ...a]);
       assert.equal(r.code, 0, `ip ${a.join(' ')}: ${r.stderr}`);
@@ -207,7 +208,7 @@ test('5c. interface deleted and re-created: knocks work again within 5 s', async
     await ip('client', 'link', 'set', lab.clientIf, 'up');
     const back = Date.now();
     await lab.firewallCmd('--zone=public', `--change-interface=${lab.serverIf}`).catch(() => '');
-    await knockUntilOpen(lab, 5000);
+    await knockUntilOpen(lab, SLOW);
     assert.ok(Date.now() - back <= 5000);
     assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
   });
@@ -218,13 +219,13 @@ test('6. firewalld gone for good: a clear log line, STATUS says so, retries, no 
     await lab.stopFirewalld();
     try {
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      await d.waitForLog(/firewalld is not reachable; rule kept and applied when firewalld returns/, 3000);
-      await d.waitForLog(/retrying 1 rule\(s\) firewalld has not got yet/, 5000);
+      await d.waitForLog(/firewalld is not reachable; rule kept and applied when firewalld returns/, SLOW);
+      await d.waitForLog(/retrying 1 rule\(s\) firewalld has not got yet/, SLOW);
       assert.equal(d.proc.exitCode, null, 'still running');
     } finally {
       await lab.startFirewalld();
     }
-    assert.deepEqual(await waitRule(3000), [sshRule(lab.clientAddr)]);
+    assert.deepEqual(await waitRule(SLOW), [sshRule(lab.clientAddr)]);
   });
 });
 
@@ -239,7 +240,7 @@ test('7. SIGHUP with a broken config: the old config keeps working, the error na
       ),
     );
     process.kill(d.proc.pid!, 'SIGHUP');
-    const text = await d.waitForLog(/reload refused, keeping the running config/, 3000, from);
+    const text = await d.waitForLog(/reload refused, keeping the running config/, SLOW, from);
     assert.match(text, /knockd-\d+\.conf:8: \[openSSH\] unknown TCP flag "sin"/);
     await open();
     assert.deepEqual(await rulesNow(), [sshRule(lab.clientAddr)]);

@@ -11,6 +11,7 @@ import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import {
+  SLOW,
   capturePid,
   debianKnock,
   knockUntilOpen,
@@ -55,16 +56,16 @@ test('18.4: a comment line prepended while the daemon runs: the used sequence is
     // The admin edits the file after the daemon read it.
     await writeFile(file, `# added by the admin\n${await readFile(file, 'utf8')}`);
     await debianKnock(lab, lab.serverAddr, [1111, 2222, 3333]);
-    await lab.waitFor(async () => (await lab.richRules()).length > 0, 3000, 20);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
     await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`);
-    await d.waitForLog(/oneTime: next one-time sequence from .* line 3/, 3000);
+    await d.waitForLog(/oneTime: next one-time sequence from .* line 3/, SLOW);
     assert.equal(await readFile(file, 'utf8'), '# added by the admin\n#111,2222,3333\n4444,5555:udp,6666\n');
     // The used sequence again, then the next one: packets are matched in order, so a second opening by the
     // used sequence would be logged before the next one's.
     await debianKnock(lab, lab.serverAddr, [1111, 2222, 3333]);
     await debianKnock(lab, lab.serverAddr, ['4444', '5555:udp', '6666']);
-    await lab.waitFor(async () => (await lab.richRules()).length > 0, 3000, 20);
-    await d.waitForLog(/no more sequences left in the one time sequences file/, 3000);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
+    await d.waitForLog(/no more sequences left in the one time sequences file/, SLOW);
     const opens = (await d.log()).split('\n').filter((l) => l.includes('OPEN SESAME'));
     assert.equal(opens.length, 2, opens.join('\n'));
   } finally {
@@ -116,17 +117,17 @@ test("18.8: under the unit's bounding set, a stopped capture process is ended on
     const from = (await d.log()).length;
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'down']);
     await d
-      .waitForLog(/link is down; waiting for it|has no address|capture on \S+ failed/, 8000, from)
+      .waitForLog(/link is down; waiting for it|has no address|capture on \S+ failed/, SLOW, from)
       .catch(async (err) => {
         throw new Error(`${(err as Error).message}\n${(await d.log()).slice(from)}`);
       });
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
-    await knockUntilOpen(lab, 8000);
+    await knockUntilOpen(lab, SLOW);
     const now = await capturePid(lab, d, old);
     assert.notEqual(now, old);
     const gone = await lab.waitFor(
       async () => ((await readFile(`/proc/${old}/stat`, 'utf8').catch(() => '')) === '' ? true : undefined),
-      3000,
+      SLOW,
       25,
     );
     assert.ok(gone, `the stopped capture process ${old} is gone`);

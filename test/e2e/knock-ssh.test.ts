@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Lab } from '../lab/lab';
 import {
+  SLOW,
   DEFAULT_CONF,
   debianKnock,
   knockFrom,
@@ -44,7 +45,7 @@ describe('knock opens and closes SSH in a real firewalld', () => {
           const r = await lab.richRules();
           return r.length ? r : undefined;
         },
-        1000,
+        SLOW,
         20,
       );
       const ms = Date.now() - t0;
@@ -61,7 +62,7 @@ describe('knock opens and closes SSH in a real firewalld', () => {
 
     test('3. the close sequence removes the rule and blocks the client again', async () => {
       await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 20);
       assert.equal(await lab.sshBanner(), null);
       assert.match(await d.log(), /closeSSH: OPEN SESAME/);
       assert.match(await d.log(), /firewalld: removed from zone public/);
@@ -70,7 +71,7 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     test('a close when nothing is open is logged, not an error', async () => {
       const from = (await d.log()).length;
       await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-      await d.waitForLog(/nothing to close/, 2000, from);
+      await d.waitForLog(/nothing to close/, SLOW, from);
       assert.equal(d.proc.exitCode, null, 'still running');
     });
 
@@ -110,12 +111,12 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     test('6. a knock from one client address never opens the door for another', async () => {
       const other = lab.extraClientAddrs[0]!;
       await knockFrom(lab, other, lab.serverAddr, [3333, 4444, 5555]);
-      await lab.waitFor(async () => (await lab.richRules()).length > 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
       assert.deepEqual(await lab.richRules(), [sshRule(other)]);
       assert.equal(await lab.sshBanner({ source: lab.clientAddr }), null, 'the first address is still blocked');
       assert.match((await lab.sshBanner({ source: other })) ?? '', /^SSH-2\.0-OpenSSH/);
       await knockFrom(lab, other, lab.serverAddr, [6666, 7777, 8888]);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 20);
     });
   });
 
@@ -123,10 +124,10 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 3 }));
     try {
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      await lab.waitFor(async () => (await lab.richRules()).length > 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
       const opened = Date.now();
       assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0/);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 5000, 50);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
       const lasted = (Date.now() - opened) / 1000;
       assert.ok(lasted > 2 && lasted < 4.5, `rule lasted ${lasted.toFixed(2)} s`);
       assert.equal(await lab.sshBanner(), null);
@@ -163,11 +164,11 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     const d = await startKnockd(lab, DEFAULT_CONF());
     try {
       await debianKnock(lab, lab.serverAddr6, [3333, 4444, 5555]);
-      await lab.waitFor(async () => (await lab.richRules()).length > 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
       assert.deepEqual(await lab.richRules(), [sshRule(lab.clientAddr6, 6)]);
       assert.match((await lab.sshBanner({ host: lab.serverAddr6 })) ?? '', /^SSH-2\.0-OpenSSH/);
       await debianKnock(lab, lab.serverAddr6, [6666, 7777, 8888]);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 20);
     } finally {
       await d.stop();
     }
@@ -193,7 +194,7 @@ describe('-4 (--only-ip-v4)', () => {
       assert.deepEqual(await lab.richRules(), []);
       assert.doesNotMatch(await d.log(), /Stage 1/);
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      await lab.waitFor(async () => (await lab.richRules()).length > 0, 1000, 20);
+      await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
       assert.deepEqual(await lab.richRules(), [sshRule(lab.clientAddr)]);
     } finally {
       await d.stop();

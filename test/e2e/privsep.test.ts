@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import { parseStatus, unprivilegedProblem, type ProcessPrivileges } from '../../src/capture/privileges';
 import {
+  SLOW,
   capturePid,
   DEFAULT_CONF,
   debianKnock,
@@ -57,7 +58,7 @@ const rulesNow = (): Promise<string[]> => lab.richRules();
 
 async function knockOpens(): Promise<void> {
   await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-  await lab.waitFor(async () => (await rulesNow()).length > 0, 3000, 20);
+  await lab.waitFor(async () => (await rulesNow()).length > 0, SLOW, 20);
 }
 
 const withDaemon = (conf: string, fn: (d: RunningDaemon) => Promise<void>, stateDir?: string): Promise<void> =>
@@ -146,13 +147,13 @@ test('after a link flap the new capture process is just as unprivileged, and no 
     await assertUnprivileged(first);
     const from = (await d.log()).length;
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'down']);
-    const text = await d.waitForLog(/capture on \S+ failed/, 3000, from);
+    const text = await d.waitForLog(/capture on \S+ failed/, SLOW, from);
     assert.doesNotMatch(text, /SIGABRT|killed by/, 'the capture process exits by itself, it does not abort');
     assert.match(text, /went down|disappeared|poll on the capture socket failed/);
     await sleep(500);
     await lab.execIn('server', ['ip', 'link', 'set', lab.serverIf, 'up']);
     const up = Date.now();
-    await knockUntilOpen(lab, 5000);
+    await knockUntilOpen(lab, SLOW);
     assert.ok(Date.now() - up <= 5000);
     const second = await capturePid(lab, d);
     assert.notEqual(second, first, 'a new capture process');
@@ -167,14 +168,14 @@ test('SIGHUP with a changed door: the new sequence opens (a new capture process:
     const from = (await d.log()).length;
     await writeFile(d.confFile, DEFAULT_CONF().replace('3333,4444,5555', '3334,4445,5556'));
     process.kill(d.proc.pid!, 'SIGHUP');
-    await d.waitForLog(/reload|config/i, 3000, from);
+    await d.waitForLog(/reload|config/i, SLOW, from);
     await sleep(300);
     // The old sequence no longer opens, the new one does: a new capture process with the new filter, locked.
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await sleep(500);
     assert.deepEqual(await rulesNow(), []);
     await debianKnock(lab, lab.serverAddr, [3334, 4445, 5556]);
-    await lab.waitFor(async () => (await rulesNow()).length > 0, 3000, 20);
+    await lab.waitFor(async () => (await rulesNow()).length > 0, SLOW, 20);
     const now = await capturePid(lab, d);
     assert.notEqual(now, pid, 'a new capture process (issue 18.9: the filter is locked)');
     await assertUnprivileged(now);
@@ -195,7 +196,7 @@ test("under the unit's capability bounding set: knocks open, SIGTERM exits 0 and
   const gone = (pid: number): Promise<boolean> =>
     lab.waitFor(
       async () => ((await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')) === '' ? true : undefined),
-      3000,
+      SLOW,
       25,
     );
 
