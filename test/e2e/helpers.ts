@@ -185,6 +185,27 @@ const [src, host, delay, ...ports] = process.argv.slice(1);
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * firewalld's rule timers are GLib timeout_add_seconds, which rounds a deadline
+ * less than a quarter second past a whole second down: a rule may go up to 250 ms
+ * before its timeout. The lower bound of an expiry check allows that much.
+ */
+export const FIREWALLD_EARLY_MS = 250;
+
+/**
+ * Wait until zone public has no rich rules (giving up after SLOW) and check the
+ * rule did not go early: at least `timeoutS` seconds after `t0`, taken before the
+ * knock that opened it (minus FIREWALLD_EARLY_MS). Returns the seconds it lasted.
+ * No upper bound beyond SLOW: how late a loaded machine lets it go is not behaviour.
+ */
+export async function waitExpiredAfter(lab: Lab, t0: number, timeoutS: number): Promise<number> {
+  await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
+  const lasted = Date.now() - t0;
+  if (lasted < timeoutS * 1000 - FIREWALLD_EARLY_MS)
+    throw new Error(`the rule went ${lasted} ms after the knock began, before its ${timeoutS} s timeout`);
+  return lasted / 1000;
+}
+
 /** The rich rule our daemon adds for a knocker. */
 export const sshRule = (src: string, family: 4 | 6 = 4): string =>
   `rule family="ipv${family}" source address="${src}" service name="ssh" accept`;
