@@ -151,10 +151,14 @@ test('3. a close firewalld cannot do now is kept as closing (status, STATUS=, st
     assert.match(await readFile(join(stateDir, 'grants.json'), 'utf8'), /"state":"closing"/);
     assert.match(await status(), /closing \(firewalld has not confirmed the removal; retrying\)/);
     assert.match(await status(), /1 closing \(not yet confirmed by firewalld\)/);
-    // Shutdown with firewalld still hung: bounded, and the close survives in the state file.
-    const t0 = Date.now();
-    await d.stop();
-    assert.ok(Date.now() - t0 < 9000, `stop took ${Date.now() - t0} ms with firewalld hung`);
+    // Shutdown with firewalld still hung: it ends (the daemon gives firewalld SHUTDOWN_FIREWALLD_MS, 5 s, and
+    // says so), and the close survives in the state file. SLOW is only how long this test waits for the exit.
+    const stopped = await Promise.race([
+      d.stop().then(() => true),
+      new Promise<boolean>((res) => setTimeout(() => res(false), SLOW).unref()),
+    ]);
+    assert.ok(stopped, 'knockd did not exit with firewalld hung');
+    assert.match(await d.log(), /firewalld did not answer within 5 s; unfinished grants are kept in /);
     assert.match(await readFile(join(stateDir, 'grants.json'), 'utf8'), /"state":"closing"/);
   } finally {
     if (paused) lab.pauseFirewalld(false);
@@ -341,11 +345,11 @@ for i, p in enumerate(ports):
     assert.deepEqual(await lab.richRules(), []);
     // Once per source and minute: the same source again is counted, not logged.
     await send('127.0.0.1');
-    await sleep(500);
-    assert.equal((await d.log()).match(/127\.0\.0\.1: openSSH: knock from/g)?.length, 1);
-    // The control: the same sender from an ordinary (spoofed) address opens the door.
+    // The control, sent after it: the same sender from an ordinary (spoofed) address opens the door
+    // (and once it has, the daemon has seen the second 127.0.0.1 knock too).
     await send(`${net}.77`);
     await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(`${net}.77`)), SLOW, 25);
+    assert.equal((await d.log()).match(/127\.0\.0\.1: openSSH: knock from/g)?.length, 1);
   });
 });
 
@@ -388,7 +392,7 @@ test('9. -d passes every other flag through unchanged; a second SIGTERM ends a s
   await lab.waitFor(async () => /shellDoor: command finished/.test(await readFile(logFile, 'utf8')), SLOW);
   process.kill(pid, 'SIGTERM'); // runs the pending stop command now: sleep 60 stalls the shutdown
   await lab.waitFor(async () => /running stop command now/.test(await readFile(logFile, 'utf8')), SLOW);
-  const t0 = Date.now();
+  // The second SIGTERM ends it: the exit comes before the give-up bound SLOW (30 s), long before sleep 60 would.
   process.kill(pid, 'SIGTERM');
   await lab.waitFor(
     async () => {
@@ -402,7 +406,6 @@ test('9. -d passes every other flag through unchanged; a second SIGTERM ends a s
     SLOW,
     20,
   );
-  assert.ok(Date.now() - t0 < 3000);
   assert.match(await readFile(logFile, 'utf8'), /SIGTERM again while shutting down: exiting now/);
 });
 
@@ -422,7 +425,7 @@ test('9. SIGHUPs are serialised: after a burst, the config running is the last o
     await lab.waitFor(async () => {
       const out = await status();
       return /listening on .*, 1 door,/.test(out) ? out : undefined;
-    }, 5000);
+    }, SLOW);
     await sleep(1000);
     assert.match(await status(), /listening on .*, 1 door,/, 'still the last config once every reload is done');
   });
