@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Lab } from '../lab/lab';
 import { spoofCompletions } from '../../bench/spoof';
-import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, sshRule, withDaemon, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, KNOCKD_BIN, debianKnock, sshRule, withDaemon, withLab } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false, sshd: false }, (l) => (lab = l));
@@ -22,7 +22,7 @@ test('18.7 2 000 spoofed completions of one door: the bound is reached and logge
     async (d) => {
       const sent = await spoofCompletions(lab, { count: 2000, seconds: 4, ports: [3333, 4444, 5555] });
       assert.equal(sent, 6000);
-      await d.waitForLog(/openSSH: completion refused: the door is at its bound of 2 completions a second/, 10_000);
+      await d.waitForLog(/openSSH: completion refused: the door is at its bound of 2 completions a second/, SLOW);
       // Let the last completions and their firewalld calls land.
       await lab.waitFor(
         async () => {
@@ -38,7 +38,7 @@ test('18.7 2 000 spoofed completions of one door: the bound is reached and logge
       const st = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
       assert.match(st.stdout, /completions per door \(--max-completions\)\s+2\/s, burst 20\s+\d+ refused/);
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-      await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 5000, 50);
+      await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), SLOW, 50);
     },
     { args: ['--max-completions', '2'] },
   );

@@ -8,7 +8,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, debianKnock, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 describe('no -i, no Interface', () => {
   let lab!: Lab;
@@ -28,7 +28,7 @@ describe('no -i, no Interface', () => {
     assert.match(log, new RegExp(`no -i given and no eth0: listening on ${lab.serverIf}, the default-route interface`));
     assert.match(log, new RegExp(`starting up, listening on ${lab.serverIf} `));
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
+    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), SLOW, 50);
     assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
     assert.equal(await d.stop(), 0);
     d = undefined;

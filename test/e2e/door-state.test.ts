@@ -11,6 +11,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import {
+  SLOW,
   DEFAULT_CONF,
   KNOCKD_BIN,
   debianKnock,
@@ -52,13 +53,13 @@ test("1. the admin's own rule (runtime + permanent) is never taken over, timed o
   try {
     await withDaemon(DEFAULT_CONF({ cmdTimeout: 2 }), async (d) => {
       await debianKnock(lab, lab.serverAddr, OPEN);
-      await d.waitForLog(/openSSH: firewalld: rule present but not added by knockd; left alone/, 3000);
+      await d.waitForLog(/openSSH: firewalld: rule present but not added by knockd; left alone/, SLOW);
       assert.doesNotMatch(await status(), /grants held \(1\)/, 'not held as a grant');
       await sleep(3000); // past cmd_timeout: no timeout was put on it
       assert.deepEqual(await lab.richRules(), [rule]);
       const from = (await d.log()).length;
       await debianKnock(lab, lab.serverAddr, CLOSE); // a close knock, as anyone can spoof from the admin's address
-      await d.waitForLog(/closeSSH: firewalld: rule present but not added by knockd; left alone/, 3000, from);
+      await d.waitForLog(/closeSSH: firewalld: rule present but not added by knockd; left alone/, SLOW, from);
       assert.deepEqual(await lab.richRules(), [rule]);
       assert.match(await lab.firewallCmd('--permanent', '--zone=public', '--list-rich-rules'), new RegExp(esc(rule)));
       assert.doesNotMatch(await d.log(), /removed from zone|refreshed/);
@@ -70,7 +71,7 @@ test("1. the admin's own rule (runtime + permanent) is never taken over, timed o
     await lab.firewallCmd('--zone=public', `--add-rich-rule=${rule}`);
     await withDaemon(seed, async (d) => {
       await debianKnock(lab, lab.serverAddr, CLOSE);
-      await d.waitForLog(/close: firewalld: rule present but not added by knockd; left alone/, 3000);
+      await d.waitForLog(/close: firewalld: rule present but not added by knockd; left alone/, SLOW);
       assert.deepEqual(await lab.richRules(), [rule]);
     });
   } finally {
@@ -84,9 +85,9 @@ test('2. a rule removed by hand stays removed: through firewall-cmd --reload and
   const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 300 }), [], { stateDir });
   try {
     await debianKnock(lab, lab.serverAddr, OPEN);
-    await lab.waitFor(async () => (await lab.richRules()).includes(rule), 3000, 25);
+    await lab.waitFor(async () => (await lab.richRules()).includes(rule), SLOW, 25);
     await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`);
-    await d.waitForLog(/rule removed outside knockd .*grant ended, it will not be put back/, 3000);
+    await d.waitForLog(/rule removed outside knockd .*grant ended, it will not be put back/, SLOW);
     await lab.firewallCmd('--reload');
     await lab.firewallCmd('--zone=public', `--change-interface=${lab.serverIf}`);
     await lab.firewallCmd('--zone=public', '--remove-service=ssh');
@@ -111,14 +112,14 @@ test('2b. a rule removed while the daemon was down is not put back at the next s
   const rule = sshRule(lab.clientAddr);
   const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 300 }), [], { stateDir });
   await debianKnock(lab, lab.serverAddr, OPEN);
-  await lab.waitFor(async () => (await lab.richRules()).includes(rule), 3000, 25);
+  await lab.waitFor(async () => (await lab.richRules()).includes(rule), SLOW, 25);
   await d.stop();
   await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`);
   const d2 = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 300 }), [], { stateDir });
   try {
     await d2.waitForLog(
       /is no longer in zone public \(removed by hand, or a reload, while knockd was not listening\); not put back/,
-      3000,
+      SLOW,
     );
     assert.deepEqual(await lab.richRules(), []);
   } finally {
@@ -134,26 +135,30 @@ test('3. a close firewalld cannot do now is kept as closing (status, STATUS=, st
   let paused = false;
   try {
     await debianKnock(lab, lab.serverAddr, OPEN);
-    await lab.waitFor(async () => (await lab.richRules()).includes(rule), 3000, 25);
+    await lab.waitFor(async () => (await lab.richRules()).includes(rule), SLOW, 25);
     lab.pauseFirewalld(true);
     paused = true;
     await debianKnock(lab, lab.serverAddr, CLOSE);
-    await d.waitForLog(/closeSSH: OPEN SESAME/, 3000);
+    await d.waitForLog(/closeSSH: OPEN SESAME/, SLOW);
     // Packet handling goes on while the call hangs.
     const from = (await d.log()).length;
     await debianKnock(lab, lab.serverAddr, [3333]);
-    await d.waitForLog(/openSSH: Stage 1/, 3000, from);
+    await d.waitForLog(/openSSH: Stage 1/, SLOW, from);
     await d.waitForLog(
       /could not remove rule from zone public \(.*no answer from firewalld within 10 s\); kept as closing and retried/,
-      15_000,
+      SLOW,
     );
     assert.match(await readFile(join(stateDir, 'grants.json'), 'utf8'), /"state":"closing"/);
     assert.match(await status(), /closing \(firewalld has not confirmed the removal; retrying\)/);
     assert.match(await status(), /1 closing \(not yet confirmed by firewalld\)/);
-    // Shutdown with firewalld still hung: bounded, and the close survives in the state file.
-    const t0 = Date.now();
-    await d.stop();
-    assert.ok(Date.now() - t0 < 9000, `stop took ${Date.now() - t0} ms with firewalld hung`);
+    // Shutdown with firewalld still hung: it ends (the daemon gives firewalld SHUTDOWN_FIREWALLD_MS, 5 s, and
+    // says so), and the close survives in the state file. SLOW is only how long this test waits for the exit.
+    const stopped = await Promise.race([
+      d.stop().then(() => true),
+      new Promise<boolean>((res) => setTimeout(() => res(false), SLOW).unref()),
+    ]);
+    assert.ok(stopped, 'knockd did not exit with firewalld hung');
+    assert.match(await d.log(), /firewalld did not answer within 5 s; unfinished grants are kept in /);
     assert.match(await readFile(join(stateDir, 'grants.json'), 'utf8'), /"state":"closing"/);
   } finally {
     if (paused) lab.pauseFirewalld(false);
@@ -161,8 +166,8 @@ test('3. a close firewalld cannot do now is kept as closing (status, STATUS=, st
   }
   const d2 = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 300 }), [], { stateDir });
   try {
-    await lab.waitFor(async () => !(await lab.richRules()).includes(rule), 5000, 50);
-    await d2.waitForLog(/closeSSH: firewalld: (removed from|already gone from) zone public/, 3000);
+    await lab.waitFor(async () => !(await lab.richRules()).includes(rule), SLOW, 50);
+    await d2.waitForLog(/closeSSH: firewalld: (removed from|already gone from) zone public/, SLOW);
   } finally {
     await d2.stop();
     await cleanRules();
@@ -173,7 +178,7 @@ test("4. no door is open without an end by default: an open door without cmd_tim
   const conf = `[open]\n sequence = 3333,4444,5555\n firewalld_action = open\n firewalld_zone = public\n firewalld_service = ssh\n`;
   await withDaemon(conf, async (d) => {
     await debianKnock(lab, lab.serverAddr, OPEN);
-    await d.waitForLog(/open: firewalld: added in zone public: .* \(timeout 10s\)/, 3000);
+    await d.waitForLog(/open: firewalld: added in zone public: .* \(timeout 10s\)/, SLOW);
   });
   const file = join(lab.tmpDir, 'endless.conf');
   await writeFile(
@@ -197,8 +202,8 @@ test('5. timeouts beyond a Node timer (2^31 ms): firewalld gets the real value a
   await withDaemon(conf, async (d) => {
     await debianKnock(lab, lab.serverAddr, OPEN);
     await debianKnock(lab, lab.serverAddr, CLOSE);
-    await d.waitForLog(/open: firewalld: added in zone public: .* \(timeout 3000000s\)/, 3000);
-    await d.waitForLog(/cmd: firewalld: added in zone public: .*port="2222".* \(timeout 3600000s\)/, 3000);
+    await d.waitForLog(/open: firewalld: added in zone public: .* \(timeout 3000000s\)/, SLOW);
+    await d.waitForLog(/cmd: firewalld: added in zone public: .*port="2222".* \(timeout 3600000s\)/, SLOW);
     await sleep(1500);
     const out = await status();
     assert.match(out, /grants held \(2\)/, out);
@@ -246,12 +251,12 @@ test('6. damaged state files: moved aside, every valid entry honoured, the error
   await withDaemon(
     `${DEFAULT_CONF({ cmdTimeout: 300 })}\n[shellDoor]\n sequence = 7001,7002,7003\n start_command = true\n stop_command = echo ran > ${marker}\n`,
     async (d) => {
-      const log = await d.waitForLog(/took over 1 grant/, 3000);
+      const log = await d.waitForLog(/took over 1 grant/, SLOW);
       assert.match(log, /grants\.json: not valid JSON/);
       assert.match(log, /grants\.json: entry 2 refused: rule is not a rich rule in firewalld's canonical text/);
       assert.match(log, /commands\.json: entry 2 refused: not a pending stop command/);
       assert.match(log, /openSSH: firewalld: still open from the previous run in zone public/);
-      await lab.waitFor(async () => existsSync(marker), 3000);
+      await lab.waitFor(async () => existsSync(marker), SLOW);
       const files = await readdir(stateDir);
       assert.ok(
         files.some((f) => f.startsWith('grants.json.corrupt-')),
@@ -336,16 +341,16 @@ for i, p in enumerate(ports):
   await withDaemon(DEFAULT_CONF({ cmdTimeout: 60 }), async (d) => {
     for (const src of impossible) {
       await send(src);
-      await d.waitForLog(new RegExp(`${esc(src)}: openSSH: knock from .*: no rule and no command`), 3000);
+      await d.waitForLog(new RegExp(`${esc(src)}: openSSH: knock from .*: no rule and no command`), SLOW);
     }
     assert.deepEqual(await lab.richRules(), []);
     // Once per source and minute: the same source again is counted, not logged.
     await send('127.0.0.1');
-    await sleep(500);
-    assert.equal((await d.log()).match(/127\.0\.0\.1: openSSH: knock from/g)?.length, 1);
-    // The control: the same sender from an ordinary (spoofed) address opens the door.
+    // The control, sent after it: the same sender from an ordinary (spoofed) address opens the door
+    // (and once it has, the daemon has seen the second 127.0.0.1 knock too).
     await send(`${net}.77`);
-    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(`${net}.77`)), 3000, 25);
+    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(`${net}.77`)), SLOW, 25);
+    assert.equal((await d.log()).match(/127\.0\.0\.1: openSSH: knock from/g)?.length, 1);
   });
 });
 
@@ -380,15 +385,15 @@ test('9. -d passes every other flag through unchanged; a second SIGTERM ends a s
   );
   assert.equal(r.code, 0, r.stderr);
   const logFile = join(lab.tmpDir, 'daemonlog');
-  await lab.waitFor(async () => /listening on/.test(await readFile(logFile, 'utf8').catch(() => '')), 10_000);
+  await lab.waitFor(async () => /listening on/.test(await readFile(logFile, 'utf8').catch(() => '')), SLOW);
   const pid = Number(
-    await lab.waitFor(async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim() || undefined, 5000),
+    await lab.waitFor(async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim() || undefined, SLOW),
   );
   await debianKnock(lab, lab.serverAddr, OPEN);
-  await lab.waitFor(async () => /shellDoor: command finished/.test(await readFile(logFile, 'utf8')), 3000);
+  await lab.waitFor(async () => /shellDoor: command finished/.test(await readFile(logFile, 'utf8')), SLOW);
   process.kill(pid, 'SIGTERM'); // runs the pending stop command now: sleep 60 stalls the shutdown
-  await lab.waitFor(async () => /running stop command now/.test(await readFile(logFile, 'utf8')), 3000);
-  const t0 = Date.now();
+  await lab.waitFor(async () => /running stop command now/.test(await readFile(logFile, 'utf8')), SLOW);
+  // The second SIGTERM ends it: the exit comes before the give-up bound SLOW (30 s), long before sleep 60 would.
   process.kill(pid, 'SIGTERM');
   await lab.waitFor(
     async () => {
@@ -399,10 +404,9 @@ test('9. -d passes every other flag through unchanged; a second SIGTERM ends a s
         return true;
       }
     },
-    3000,
+    SLOW,
     20,
   );
-  assert.ok(Date.now() - t0 < 3000);
   assert.match(await readFile(logFile, 'utf8'), /SIGTERM again while shutting down: exiting now/);
 });
 
@@ -422,7 +426,7 @@ test('9. SIGHUPs are serialised: after a burst, the config running is the last o
     await lab.waitFor(async () => {
       const out = await status();
       return /listening on .*, 1 door,/.test(out) ? out : undefined;
-    }, 5000);
+    }, SLOW);
     await sleep(1000);
     assert.match(await status(), /listening on .*, 1 door,/, 'still the last config once every reload is done');
   });

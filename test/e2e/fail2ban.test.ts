@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, REPO, debianKnock, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, REPO, debianKnock, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 const FILTER = join(REPO, 'packaging', 'fail2ban', 'knockd.conf');
 // Test keys (fwknop --key-gen; only for this lab), and a wrong pair.
@@ -90,7 +90,7 @@ describe("fail2ban-regex with packaging/fail2ban/knockd.conf on the daemon's rea
     // A good knock and a good SPA packet: no match.
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
     await fwknop({ key: KEY, hmac: HMAC });
-    await d.waitForLog(/spaSSH: SPA packet accepted/, 5000, from);
+    await d.waitForLog(/spaSSH: SPA packet accepted/, SLOW, from);
     // Three SPA packets with the wrong keys from the client's address: one line.
     for (let i = 0; i < 3; i++) await fwknop({ key: OTHER_KEY, hmac: OTHER_HMAC });
     // Two from the second address (the packet fwknop builds, sent from there): one line of its own.
@@ -103,8 +103,8 @@ describe("fail2ban-regex with packaging/fail2ban/knockd.conf on the daemon's rea
       const r = await lab.execIn('client', ['python3', '-c', py, spa, lab.serverAddr, other]);
       assert.equal(r.code, 0, r.stderr);
     }
-    await d.waitForLog(new RegExp(`${other.replace(/\./g, '\\.')}: spaSSH: bad SPA packet`), 5000, from);
-    await d.waitForLog(/openSSH: OPEN SESAME/, 5000, from);
+    await d.waitForLog(new RegExp(`${other.replace(/\./g, '\\.')}: spaSSH: bad SPA packet`), SLOW, from);
+    await d.waitForLog(/openSSH: OPEN SESAME/, SLOW, from);
 
     const log = (await d.log()).slice(from);
     const bad = log.split('\n').filter((l) => l.includes('bad SPA packet'));

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { clearRichRules, debianKnock, sshRule, startKnockd, withLab, type RunningDaemon } from './helpers';
+import { SLOW, clearRichRules, debianKnock, sshRule, startKnockd, withLab, type RunningDaemon } from './helpers';
 import { NotifySocket } from './notify-socket';
 
 let lab!: Lab;
@@ -47,18 +47,18 @@ test('18.5 firewalld down at start: overdue stop commands run, shell doors work,
   try {
     await sock.bound(lab);
     d = await startKnockd(lab, conf, [], { stateDir, env: { NOTIFY_SOCKET: sock.path } });
-    await lab.waitFor(async () => existsSync(stopFile), 5000, 50);
+    await lab.waitFor(async () => existsSync(stopFile), SLOW, 50);
     await debianKnock(lab, lab.serverAddr, [7001, 7002, 7003]);
-    await lab.waitFor(async () => existsSync(startFile), 5000, 50);
-    await lab.waitFor(async () => sock.find(/STATUS=.*waiting for firewalld for door\(s\) openDoor/), 5000);
+    await lab.waitFor(async () => existsSync(startFile), SLOW, 50);
+    await lab.waitFor(async () => sock.find(/STATUS=.*waiting for firewalld for door\(s\) openDoor/), SLOW);
     assert.equal(sock.find(/READY=1/), undefined, 'not ready while a door waits for firewalld');
     await lab.startFirewalld();
-    await lab.waitFor(async () => sock.find(/READY=1/), 20_000, 100);
-    const armed = await d.waitForLog(/firewalld answers: door\(s\) openDoor armed/, 3000);
+    await lab.waitFor(async () => sock.find(/READY=1/), SLOW, 100);
+    const armed = await d.waitForLog(/firewalld answers: door\(s\) openDoor armed/, SLOW);
     // Its ports join the capture filter, which is locked in each capture process: a new one starts.
-    await d.waitForLog(/listening on \S+ (again|\()/, 10_000, armed.search(/firewalld answers/));
+    await d.waitForLog(/listening on \S+ (again|\()/, SLOW, armed.search(/firewalld answers/));
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 5000, 50);
+    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), SLOW, 50);
   } finally {
     sock.close();
     await d?.stop();

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import type { Lab } from '../lab/lab';
 import { treeSample } from '../../bench/proc';
-import { DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, debianKnock, sleep, sshRule, startKnockd, withLab } from './helpers';
 
 const RSS_LIMIT_MB = 150;
 const MAX_ATTEMPTS = 20_000;
@@ -41,7 +41,7 @@ test('a spoofed-source SYN flood (hping3 --rand-source) starves no legitimate kn
   ]);
   try {
     // Long enough for the attempt table to fill and evictions to start.
-    await d.waitForLog(/attempt\(s\) evicted/, 20_000);
+    await d.waitForLog(/attempt\(s\) evicted/, SLOW);
     for (let round = 1; round <= 3; round++) {
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
       const rules = await lab.waitFor(
@@ -49,12 +49,12 @@ test('a spoofed-source SYN flood (hping3 --rand-source) starves no legitimate kn
           const r = await lab.richRules();
           return r.length ? r : undefined;
         },
-        5000,
+        SLOW,
         50,
       );
       assert.deepEqual(rules, [sshRule(lab.clientAddr)], `round ${round}: the open knock got through the flood`);
       await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 5000, 50);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
       await sleep(300);
     }
     assert.ok(flood.exitCode === null, 'hping3 was still flooding at the end');

@@ -10,6 +10,14 @@ import { requireRoot, startLab, type Lab, type LabOptions } from '../lab/lab';
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const KNOCKD_BIN = join(REPO, 'bin', 'knockd');
 
+/**
+ * How long an end-to-end test waits for something that should happen before it
+ * gives up: a "give up" bound, not a claim of speed. firewalld, capture restarts
+ * and daemon start-up can take seconds on a loaded 2-core machine; a behaviour that
+ * never happens still fails, only later. Speed is measured by bench/, not here.
+ */
+export const SLOW = 30_000;
+
 export interface RunningDaemon {
   proc: ChildProcess;
   logFile: string;
@@ -81,7 +89,7 @@ export async function startKnockd(
     logFile,
     confFile,
     log: readLog,
-    waitForLog: (re, timeoutMs = 5000, from = 0) =>
+    waitForLog: (re, timeoutMs = SLOW, from = 0) =>
       lab.waitFor(async () => {
         const text = (await readLog()).slice(from);
         if (re.test(text)) return text;
@@ -98,7 +106,7 @@ export async function startKnockd(
     },
   };
   try {
-    await d.waitForLog(opts.waitFor ?? /listening on/, 15_000);
+    await d.waitForLog(opts.waitFor ?? /listening on/, SLOW);
   } catch (err) {
     const out = await readFile(outFile, 'utf8').catch(() => '');
     throw new Error(`knockd did not start: ${(err as Error).message}\n--- output ---\n${out}`);
@@ -127,14 +135,14 @@ export async function withDaemon(
   }
 }
 
-/** Knock the default open sequence with Debian's knock until a rich rule appears, for at most `withinMs` (after a fault). */
-export async function knockUntilOpen(lab: Lab, withinMs: number): Promise<void> {
+/** Knock the default open sequence with Debian's knock until a rich rule appears (after a fault); give up after `giveUpMs`. */
+export async function knockUntilOpen(lab: Lab, giveUpMs = SLOW): Promise<void> {
   await lab.waitFor(
     async () => {
       await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
       return (await lab.richRules()).length > 0;
     },
-    withinMs,
+    giveUpMs,
     300,
   );
 }
@@ -176,6 +184,27 @@ const [src, host, delay, ...ports] = process.argv.slice(1);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * firewalld's rule timers are GLib timeout_add_seconds, which rounds a deadline
+ * less than a quarter second past a whole second down: a rule may go up to 250 ms
+ * before its timeout. The lower bound of an expiry check allows that much.
+ */
+export const FIREWALLD_EARLY_MS = 250;
+
+/**
+ * Wait until zone public has no rich rules (giving up after SLOW) and check the
+ * rule did not go early: at least `timeoutS` seconds after `t0`, taken before the
+ * knock that opened it (minus FIREWALLD_EARLY_MS). Returns the seconds it lasted.
+ * No upper bound beyond SLOW: how late a loaded machine lets it go is not behaviour.
+ */
+export async function waitExpiredAfter(lab: Lab, t0: number, timeoutS: number): Promise<number> {
+  await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
+  const lasted = Date.now() - t0;
+  if (lasted < timeoutS * 1000 - FIREWALLD_EARLY_MS)
+    throw new Error(`the rule went ${lasted} ms after the knock began, before its ${timeoutS} s timeout`);
+  return lasted / 1000;
+}
 
 /** The rich rule our daemon adds for a knocker. */
 export const sshRule = (src: string, family: 4 | 6 = 4): string =>
@@ -239,8 +268,8 @@ async function descendants(pid: number): Promise<number[]> {
   return out;
 }
 
-/** The pid of the daemon's capture process (dist/src/capture/worker.js), waiting up to `timeoutMs` for one other than `not`. */
-export async function capturePid(lab: Lab, d: RunningDaemon, not?: number, timeoutMs = 5000): Promise<number> {
+/** The pid of the daemon's capture process (dist/src/capture/worker.js), giving up after `timeoutMs` waiting for one other than `not`. */
+export async function capturePid(lab: Lab, d: RunningDaemon, not?: number, timeoutMs = SLOW): Promise<number> {
   return lab.waitFor(
     async () => {
       for (const p of await descendants(d.proc.pid!)) {

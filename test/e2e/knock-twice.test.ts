@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { SLOW, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 const CONF = `
 [options]
@@ -123,17 +123,17 @@ describe('clients that knock twice (two connections per port) open a door', () =
       for (const p of ['3401', '3402', '3403'])
         for (let n = 0; n < 2; n++)
           await lab.execIn('client', knockArgv('nc', lab.serverAddr, p).argv, { timeoutMs: 10_000 });
-      await d.waitForLog(/strictSSH: wrong knock tcp\/3401 at stage 1, sequence reset/, 5000, from);
+      await d.waitForLog(/strictSSH: wrong knock tcp\/3401 at stage 1, sequence reset/, SLOW, from);
       await sleep(300);
       assert.deepEqual(await lab.richRules(), []);
       assert.doesNotMatch((await d.log()).slice(from), /strictSSH: OPEN SESAME/);
       for (const p of ['3401', '3402', '3403'])
         await lab.execIn('client', knockArgv('nc', lab.serverAddr, p).argv, { timeoutMs: 10_000 });
-      await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
+      await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), SLOW, 50);
       const before = (await d.log()).length;
       await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-      await d.waitForLog(/closeSSH: OPEN SESAME/, 5000, before);
-      await lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
+      await d.waitForLog(/closeSSH: OPEN SESAME/, SLOW, before);
+      await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
     },
   );
 
@@ -158,7 +158,7 @@ describe('clients that knock twice (two connections per port) open a door', () =
         try {
           await lab.waitFor(
             async () => existsSync(dumpLog) && readFileSync(dumpLog, 'utf8').includes('listening on'),
-            10_000,
+            SLOW,
             50,
           );
           for (const p of c.ports)
@@ -174,7 +174,7 @@ describe('clients that knock twice (two connections per port) open a door', () =
         } finally {
           dump.kill('SIGTERM');
           await lab
-            .waitFor(async () => dump.exitCode !== null || dump.signalCode !== null, 5000, 50)
+            .waitFor(async () => dump.exitCode !== null || dump.signalCode !== null, SLOW, 50)
             .catch(() => undefined);
         }
         const syns = await synsIn(lab, pcap);
@@ -186,15 +186,15 @@ describe('clients that knock twice (two connections per port) open a door', () =
             `${c.client} made ${want} connections to ${port}: ${JSON.stringify([...mine])}; all: ${JSON.stringify(syns)}; ${knocks.join(' | ')}; dump: ${readFileSync(dumpLog, 'utf8')}`,
           );
         }
-        await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(src, c.family)), 3000, 50);
+        await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(src, c.family)), SLOW, 50);
         const log = (await d.log()).slice(from);
         assert.match(log, new RegExp(`: ${c.door}: OPEN SESAME`));
         assert.doesNotMatch(log, new RegExp(`: ${c.door}: wrong knock`), 'no second knock spoiled the attempt');
 
         const before = (await d.log()).length;
         await debianKnock(lab, host, [6666, 7777, 8888]);
-        await d.waitForLog(/closeSSH: OPEN SESAME/, 5000, before);
-        await lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
+        await d.waitForLog(/closeSSH: OPEN SESAME/, SLOW, before);
+        await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
       },
     );
   }

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { KNOCKD_BIN, startKnockd, withLab } from './helpers';
+import { SLOW, KNOCKD_BIN, startKnockd, withLab } from './helpers';
 
 const CONF = `[options]
     logfile = /dev/null
@@ -100,8 +100,8 @@ describe('lock-out safety: --check and the start-up log', () => {
   test('the daemon logs the same warnings once at start', async () => {
     const d = await startKnockd(lab, CONF);
     try {
-      await d.waitForLog(/lock-out check: .*\[v4only\]/, 10_000);
-      await d.waitForLog(/lock-out check: .*\[openSSH\] service "ssh" is already open/, 10_000);
+      await d.waitForLog(/lock-out check: .*\[v4only\]/, SLOW);
+      await d.waitForLog(/lock-out check: .*\[openSSH\] service "ssh" is already open/, SLOW);
       const log = await d.log();
       for (const [line, door] of EXPECTED)
         assert.equal(

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { SLOW, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 describe('quiet single-port doors', () => {
   let lab!: Lab;
@@ -66,21 +66,21 @@ describe('quiet single-port doors', () => {
   test('a burst of knocks on a one-port firewalld door: one add, no refresh within Refresh_Interval, one after it', async () => {
     const from = (await d.log()).length;
     await syns(2222, 15);
-    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
+    await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), SLOW, 50);
     await sleep(500);
     assert.equal(await lines(/one: OPEN SESAME/, from), 15, 'every knock completed the door');
     assert.equal(await lines(/one: firewalld: added in zone public/, from), 1);
     assert.equal(await lines(/one: firewalld: refreshed/, from), 0, 'no refresh within the interval');
     await sleep(3200);
     await syns(2222, 5);
-    await d.waitForLog(/one: firewalld: refreshed in zone public/, 3000, from);
+    await d.waitForLog(/one: firewalld: refreshed in zone public/, SLOW, from);
     await sleep(500);
     assert.equal(await lines(/one: firewalld: refreshed/, from), 1, 'one refresh per interval');
   });
 
   test('a command door does not run its start command again while its stop command is pending', async () => {
     await syns(2301, 10, 'udp');
-    await d.waitForLog(/cmd: OPEN SESAME/, 3000);
+    await d.waitForLog(/cmd: OPEN SESAME/, SLOW);
     await sleep(1000);
     const text = await readFile(marks, 'utf8');
     assert.equal(text.split('\n').filter((l) => l.startsWith('START')).length, 1, text);

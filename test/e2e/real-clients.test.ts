@@ -23,7 +23,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
+import { SLOW, debianKnock, sleep, sshRule, startKnockd, type RunningDaemon, withLab } from './helpers';
 
 const CONF = `
 [options]
@@ -145,7 +145,7 @@ describe('real clients (nc, telnet, bash /dev/tcp) open a door in a zone with ta
         try {
           await lab.waitFor(
             async () => existsSync(dumpLog) && readFileSync(dumpLog, 'utf8').includes('listening on'),
-            10_000,
+            SLOW,
             50,
           );
           for (const p of c.ports) {
@@ -160,7 +160,7 @@ describe('real clients (nc, telnet, bash /dev/tcp) open a door in a zone with ta
         } finally {
           dump.kill('SIGTERM');
           await lab
-            .waitFor(async () => dump.exitCode !== null || dump.signalCode !== null, 5000, 50)
+            .waitFor(async () => dump.exitCode !== null || dump.signalCode !== null, SLOW, 50)
             .catch(() => undefined);
         }
         const syns = await synsIn(lab, pcap);
@@ -172,7 +172,7 @@ describe('real clients (nc, telnet, bash /dev/tcp) open a door in a zone with ta
             `${c.client} sent one SYN to ${port} and retransmitted it: ${JSON.stringify(mine)}`,
           );
         }
-        await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), 3000, 50);
+        await lab.waitFor(async () => (await lab.richRules()).includes(sshRule(lab.clientAddr)), SLOW, 50);
         assert.match((await lab.sshBanner({ timeoutMs: 3000 })) ?? '', /^SSH-2\.0-OpenSSH/);
         const log = (await d.log()).slice(from);
         assert.match(log, new RegExp(`: ${c.door}: OPEN SESAME`));
@@ -181,8 +181,8 @@ describe('real clients (nc, telnet, bash /dev/tcp) open a door in a zone with ta
         // close again for the next case
         const before = (await d.log()).length;
         await debianKnock(lab, lab.serverAddr, [6666, 7777, 8888]);
-        await d.waitForLog(/closeSSH: OPEN SESAME/, 5000, before);
-        await lab.waitFor(async () => (await lab.richRules()).length === 0, 3000, 50);
+        await d.waitForLog(/closeSSH: OPEN SESAME/, SLOW, before);
+        await lab.waitFor(async () => (await lab.richRules()).length === 0, SLOW, 50);
         assert.equal(await lab.sshBanner(), null);
       },
     );

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
-import { KNOCKD_BIN, debianKnock, sshRule, startKnockd, withLab, type RunningDaemon } from './helpers';
+import { SLOW, KNOCKD_BIN, debianKnock, sshRule, startKnockd, withLab, type RunningDaemon } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -40,9 +40,9 @@ async function reload(d: RunningDaemon, conf: string): Promise<number> {
   const from = (await d.log()).length;
   await writeFile(d.confFile, conf);
   d.proc.kill('SIGHUP');
-  const text = await d.waitForLog(/configuration reloaded|reload refused/, 10_000, from);
+  const text = await d.waitForLog(/configuration reloaded|reload refused/, SLOW, from);
   if (/capture restarts|capture process/.test(text) || /spa/i.test(conf))
-    await d.waitForLog(/listening on \S+ (again|\()/, 10_000, from);
+    await d.waitForLog(/listening on \S+ (again|\()/, SLOW, from);
   return from;
 }
 
@@ -52,7 +52,7 @@ const waitRules = (zone: string, want: string[]): Promise<unknown> =>
       const now = (await lab.richRules(zone)).sort();
       return JSON.stringify(now) === JSON.stringify([...want].sort()) ? now : undefined;
     },
-    5000,
+    SLOW,
     50,
   );
 
@@ -77,11 +77,11 @@ test('18.1 a SIGHUP that adds the first firewalld door works as a fresh start wo
   await withD(shellDoor(touched), async (d) => {
     await reload(d, shellDoor(touched) + pair('ssh', 'public'));
     await debianKnock(lab, lab.serverAddr, OPEN);
-    await d.waitForLog(/openDoor: OPEN SESAME/, 3000);
+    await d.waitForLog(/openDoor: OPEN SESAME/, SLOW);
     await waitRules('public', [sshRule(lab.clientAddr)]);
     // The shell door still works beside it.
     await debianKnock(lab, lab.serverAddr, SHELL);
-    await lab.waitFor(async () => existsSync(touched), 3000);
+    await lab.waitFor(async () => existsSync(touched), SLOW);
   });
 });
 
@@ -129,7 +129,7 @@ test('18.1 a SIGHUP that adds the first SPA door loads the replay cache: a packe
     async (d) => {
       await send();
       await waitRules('public', [rule]);
-      await d.waitForLog(/SPA packet accepted/, 3000);
+      await d.waitForLog(/SPA packet accepted/, SLOW);
     },
     stateDir,
   );
@@ -139,9 +139,9 @@ test('18.1 a SIGHUP that adds the first SPA door loads the replay cache: a packe
     shellDoor(touched),
     async (d) => {
       const from = await reload(d, shellDoor(touched) + SPA);
-      await d.waitForLog(/SPA replay cache: 1 packet digest/, 3000, from);
+      await d.waitForLog(/SPA replay cache: 1 packet digest/, SLOW, from);
       await send();
-      await d.waitForLog(/SPA packet refused \(replay\)/, 5000, from);
+      await d.waitForLog(/SPA packet refused \(replay\)/, SLOW, from);
       assert.deepEqual(await lab.richRules('public'), []);
     },
     stateDir,
@@ -155,7 +155,7 @@ test('18.2 a door changed by SIGHUP: its grant is closed at the reload; the new 
     const from = await reload(d, pair('https', 'public'));
     await d.waitForLog(
       /openDoor: door openDoor no longer makes this rule in zone public: closing its grant at reload/,
-      3000,
+      SLOW,
       from,
     );
     await waitRules('public', []);
@@ -173,7 +173,7 @@ test('18.2 a door removed by SIGHUP: its grant is closed; an unchanged door keep
     await debianKnock(lab, lab.serverAddr, [4001, 4002]);
     await waitRules('public', [svcRule('ssh'), svcRule('http')]);
     const from = await reload(d, pair('ssh', 'public'));
-    await d.waitForLog(/other: door other is no longer in the config: closing its grant at reload/, 3000, from);
+    await d.waitForLog(/other: door other is no longer in the config: closing its grant at reload/, SLOW, from);
     await waitRules('public', [svcRule('ssh')]);
     const st = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
     assert.match(st.stdout, /openDoor\s+public\s+(59m|1h00m)/);
@@ -187,7 +187,7 @@ test('18.3 a door without firewalld_zone follows the default zone; its close fin
     await debianKnock(lab, lab.serverAddr, OPEN);
     await waitRules('public', [svcRule('ssh')]);
     await lab.firewallCmd('--set-default-zone=work');
-    await d.waitForLog(/default zone changed from public to work/, 3000);
+    await d.waitForLog(/default zone changed from public to work/, SLOW);
     await reload(d, pair('ssh'));
     // The close knock removes the rule from public, where it was added.
     await debianKnock(lab, lab.serverAddr, CLOSE);
@@ -196,7 +196,7 @@ test('18.3 a door without firewalld_zone follows the default zone; its close fin
     await debianKnock(lab, lab.serverAddr, OPEN);
     await waitRules('work', [svcRule('ssh')]);
     await lab.firewallCmd('--set-default-zone=public');
-    await d.waitForLog(/default zone changed from work to public/, 3000);
+    await d.waitForLog(/default zone changed from work to public/, SLOW);
     await debianKnock(lab, lab.serverAddr, CLOSE);
     await waitRules('work', []);
     assert.deepEqual(await lab.richRules('public'), []);
@@ -208,7 +208,7 @@ test('18.3 a refused reload changes nothing: doors, zone and grants as before', 
     await debianKnock(lab, lab.serverAddr, OPEN);
     await waitRules('public', [svcRule('ssh')]);
     const from = await reload(d, pair('ssh', 'nosuchzone'));
-    await d.waitForLog(/reload refused, keeping the running config: .*firewalld has no zone "nosuchzone"/, 3000, from);
+    await d.waitForLog(/reload refused, keeping the running config: .*firewalld has no zone "nosuchzone"/, SLOW, from);
     await debianKnock(lab, lab.serverAddr, CLOSE);
     await waitRules('public', []);
     await debianKnock(lab, lab.serverAddr, OPEN);

@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import {
+  SLOW,
   DEFAULT_CONF,
   KNOCKD_BIN,
   debianKnock,
@@ -93,10 +94,10 @@ test('SPA: fwknop -A tcp/22 -a IP opens exactly that port for IP with cmd_timeou
   await withDaemon(CONF(), async (d) => {
     await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr]);
     assert.deepEqual(await waitRules([portRule(lab.clientAddr, 22)]), [portRule(lab.clientAddr, 22)]);
-    await d.waitForLog(/spaSSH: SPA packet accepted .*open tcp\/22 for [\d.]+, 30s/, 3000);
+    await d.waitForLog(/spaSSH: SPA packet accepted .*open tcp\/22 for [\d.]+, 30s/, SLOW);
     await d.waitForLog(
       /spaSSH: firewalld: added in zone public: rule family="ipv4" source address="[\d.]+" port port="22" protocol="tcp" accept \(timeout 30s\)/,
-      3000,
+      SLOW,
     );
     assert.match((await lab.sshBanner()) ?? '', /^SSH-2\.0-OpenSSH/);
     assert.equal(
@@ -112,12 +113,12 @@ test('SPA: -s (allow the source), multi-port -A tcp/22,udp/53, -f N within spa_m
   await withDaemon(CONF(), async (d) => {
     await fwknop(['-A', 'tcp/22,udp/53', '-s', '-f', '60']);
     await waitRules([portRule(lab.clientAddr, 22), portRule(lab.clientAddr, 53, 'udp')]);
-    await d.waitForLog(/open tcp\/22,udp\/53 for [\d.]+, 60s/, 3000);
+    await d.waitForLog(/open tcp\/22,udp\/53 for [\d.]+, 60s/, SLOW);
   });
   await withDaemon(CONF(), async (d) => {
     await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr, '-f', '9999']);
     await waitRules([portRule(lab.clientAddr, 22)]);
-    await d.waitForLog(/open tcp\/22 for [\d.]+, 300s/, 3000);
+    await d.waitForLog(/open tcp\/22 for [\d.]+, 300s/, SLOW);
   });
 });
 
@@ -133,7 +134,7 @@ test('SPA: what fwknopd refuses opens nothing (keys, port, source, NAT, command,
     ): Promise<void> => {
       const from = (await d.log()).length;
       await fwknop(args, keys);
-      if (code) await d.waitForLog(code, 3000, from);
+      if (code) await d.waitForLog(code, SLOW, from);
       else await sleep(700);
       assert.deepEqual(await rulesNow(), [], `${args.join(' ')} opened something`);
     };
@@ -185,10 +186,10 @@ test('SPA: a packet sent again, disguised, or after a restart never opens anythi
       await sendRaw(packet);
       await waitRules([rule]);
       await removeByHand();
-      await d.waitForLog(/rule removed outside knockd/, 3000);
+      await d.waitForLog(/rule removed outside knockd/, SLOW);
       let from = (await d.log()).length;
       await sendRaw(packet);
-      await d.waitForLog(/SPA packet refused \(replay\)/, 3000, from);
+      await d.waitForLog(/SPA packet refused \(replay\)/, SLOW, from);
       for (const disguised of [
         Buffer.concat([packet, Buffer.from('\n')]),
         Buffer.concat([Buffer.from('U2FsdGVkX1'), packet]),
@@ -206,9 +207,9 @@ test('SPA: a packet sent again, disguised, or after a restart never opens anythi
   await withDaemon(
     CONF(),
     async (d) => {
-      await d.waitForLog(/SPA replay cache: 1 packet digest\(s\) from the previous run/, 3000);
+      await d.waitForLog(/SPA replay cache: 1 packet digest\(s\) from the previous run/, SLOW);
       await sendRaw(packet);
-      await d.waitForLog(/SPA packet refused \(replay\)/, 3000);
+      await d.waitForLog(/SPA packet refused \(replay\)/, SLOW);
       assert.deepEqual(await rulesNow(), []);
     },
     stateDir,
@@ -264,10 +265,10 @@ test('SPA: a random-source UDP flood of SPA-sized datagrams at the SPA port star
       for (let i = 0; i < 3; i++) {
         const rule = portRule(lab.clientAddr, 22);
         await fwknop(['-A', 'tcp/22', '-a', lab.clientAddr]);
-        await waitRules([rule], 3000);
+        await waitRules([rule], SLOW);
         await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`);
         await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-        await waitRules([sshRule(lab.clientAddr)], 3000);
+        await waitRules([sshRule(lab.clientAddr)], SLOW);
         await lab.firewallCmd('--zone=public', `--remove-rich-rule=${sshRule(lab.clientAddr)}`);
       }
       assert.equal(flood.exitCode, null, 'hping3 was still flooding at the end');

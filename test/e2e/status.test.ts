@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, KNOCKD_BIN, debianKnock, startKnockd, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, KNOCKD_BIN, debianKnock, startKnockd, withLab } from './helpers';
 
 let lab!: Lab;
 withLab({ ipv6: false }, (l) => (lab = l));
@@ -11,7 +11,7 @@ test('knockd --status lists the doors and the grants held, with time left', asyn
   const d = await startKnockd(lab, DEFAULT_CONF({ cmdTimeout: 3600 }));
   try {
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-    await lab.waitFor(async () => (await lab.richRules()).length > 0, 2000, 20);
+    await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
     const r = await lab.execIn('server', [process.execPath, KNOCKD_BIN, '--status']);
     assert.equal(r.code, 0, r.stderr);
     const out = r.stdout;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Lab } from '../lab/lab';
-import { DEFAULT_CONF, debianKnock, startKnockd, withLab } from './helpers';
+import { SLOW, DEFAULT_CONF, debianKnock, startKnockd, withLab } from './helpers';
 import { NotifySocket } from './notify-socket';
 
 let lab!: Lab;
@@ -21,7 +21,7 @@ test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async
   await sock.bound(lab);
   const d = await startKnockd(lab, DEFAULT_CONF(), [], { env: { NOTIFY_SOCKET: sock.path } });
   try {
-    const ready = await lab.waitFor(async () => sock.find(/READY=1/), 5000);
+    const ready = await lab.waitFor(async () => sock.find(/READY=1/), SLOW);
     assert.match(ready, new RegExp(`STATUS=listening on ${lab.serverIf}, 2 doors, 0 open`));
     assert.ok(ready.startsWith(`pid=${d.proc.pid} `), `sent by the daemon itself (pid ${d.proc.pid}): ${ready}`);
     // The daemon sends with sdnotify.node, which brings no libpcap into it (only its capture process captures).
@@ -29,10 +29,10 @@ test('READY=1 and STATUS= reach NOTIFY_SOCKET; STATUS counts open grants', async
     assert.match(maps, /sdnotify\.node/);
     assert.doesNotMatch(maps, /libpcap|cap\.node/, 'libpcap or cap.node mapped in the daemon');
     await debianKnock(lab, lab.serverAddr, [3333, 4444, 5555]);
-    await lab.waitFor(async () => sock.find(/STATUS=listening on .*, 2 doors, 1 open/), 5000);
+    await lab.waitFor(async () => sock.find(/STATUS=listening on .*, 2 doors, 1 open/), SLOW);
     assert.equal(sock.messages.filter((m) => m.includes('READY=1')).length, 1, 'READY=1 is sent once');
     await d.stop();
-    const stopping = await lab.waitFor(async () => sock.find(/STOPPING=1/), 5000);
+    const stopping = await lab.waitFor(async () => sock.find(/STOPPING=1/), SLOW);
     assert.match(stopping, /STATUS=stopping/);
     const others = sock.messages.filter((m) => m !== 'BOUND' && !m.startsWith(`pid=${d.proc.pid} `));
     assert.deepEqual(others, [], "every message comes from the daemon's own process");
@@ -51,7 +51,7 @@ test('a missing interface: the daemon waits (STATUS=waiting for ...), READY=1 co
     waitFor: /waiting for/,
   });
   try {
-    await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for ${iface}`)), 5000);
+    await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for ${iface}`)), SLOW);
     assert.equal(sock.find(/READY=1/), undefined, 'not ready without the interface');
     // (no dummy driver in every kernel: a veth pair inside the server namespace will do)
     const ip = async (...a: string[]): Promise<void> => {
@@ -62,10 +62,10 @@ test('a missing interface: the daemon waits (STATUS=waiting for ...), READY=1 co
     await ip('link', 'set', iface, 'addrgenmode', 'none'); // no IPv6 link-local address
     await ip('link', 'set', `${iface}p`, 'up');
     await ip('link', 'set', iface, 'up');
-    await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for an address on ${iface}`)), 5000);
+    await lab.waitFor(async () => sock.find(new RegExp(`STATUS=waiting for an address on ${iface}`)), SLOW);
     assert.equal(sock.find(/READY=1/), undefined, 'not ready without an address');
     await ip('addr', 'add', '10.201.0.1/24', 'dev', iface);
-    const ready = await lab.waitFor(async () => sock.find(/READY=1/), 6000);
+    const ready = await lab.waitFor(async () => sock.find(/READY=1/), SLOW);
     assert.match(ready, new RegExp(`STATUS=listening on ${iface}`));
     assert.match(await d.log(), new RegExp(`interface ${iface} does not exist \\(yet\\); waiting for it`));
   } catch (err) {
