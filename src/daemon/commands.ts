@@ -48,14 +48,7 @@ import type { PersistedStop } from './command-state';
 import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
 import type { Logger } from 'pino';
 
-export {
-  selectCommands,
-  substituteIp,
-  type CommandDoor,
-  type CommandInfo,
-  type CommandKind,
-  type CommandResult,
-} from './command-text';
+export { selectCommands, substituteIp, type CommandDoor, type CommandInfo, type CommandResult } from './command-text';
 export { loadPendingStops, type PersistedStop } from './command-state';
 
 /** Optional observers (metrics, tests). They must not throw. */

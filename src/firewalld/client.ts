@@ -124,7 +124,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   private async askOwner(bus: dbus.MessageBus): Promise<string> {
     try {
       const r = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
-      const owner = r?.body[0];
+      const owner: unknown = r?.body[0];
       return typeof owner === 'string' && owner.startsWith(':') ? owner : '';
     } catch (err) {
       if (err instanceof dbus.DBusError && err.type === 'org.freedesktop.DBus.Error.NameHasNoOwner') return '';
@@ -156,7 +156,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   /** Connect again on our own (backoff 1, 2, 5, 10 s): what we hold is checked on `reconnected`, not at the next knock. */
   private reconnectSoon(): void {
     if (this.reconnectTimer || this.closed) return;
-    const delay = [1000, 2000, 5000, 10_000][Math.min(this.reconnectTries++, 3)]!;
+    const delay = [1000, 2000, 5000, 10_000][Math.min(this.reconnectTries++, 3)];
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.connection().then(

@@ -49,7 +49,7 @@ async function confirmRemoved(
     if (attempt < 5)
       core.setTimer(
         () => void core.serial(k, () => confirmRemoved(core, g, sameWords, said, attempt + 1)),
-        core.retryDelays[Math.min(attempt, core.retryDelays.length - 1)]!,
+        core.retryDelays[Math.min(attempt, core.retryDelays.length - 1)],
       );
     else
       core.log.warn(

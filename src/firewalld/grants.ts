@@ -44,9 +44,8 @@ import { onRuleRemoved } from './grant-signals';
 import { FirewalldTimers } from './removal';
 import { versionPolicy, type VersionPolicy } from './versions';
 
-export type { Grant, GrantState, GrantsFirewall } from './grant-model';
+export type { Grant, GrantsFirewall } from './grant-model';
 export type { GrantsHealth } from './grant-core';
-export { FIREWALLD_LATE_MS } from './grant-expiry';
 
 export interface GrantsOptions {
   /** Where held grants survive restarts (grants.json). */
@@ -361,7 +360,7 @@ export class Grants {
   /** What firewalld has not confirmed (adds and removals) is tried again with backoff, and at once when firewalld reappears. */
   private scheduleRetry(): void {
     if (this.retryTimer || this.stopping) return;
-    const delay = this.retryDelays[Math.min(this.retries++, this.retryDelays.length - 1)]!;
+    const delay = this.retryDelays[Math.min(this.retries++, this.retryDelays.length - 1)];
     this.retryTimer = this.setTimer(() => {
       this.retryTimer = undefined;
       const pending = this.pendingCount;
