@@ -36,6 +36,7 @@ import { captureUser } from './user';
 import { LogBudget } from './log-budget';
 import { MessageGate } from './validate';
 import { privilegeProblem } from './privileges';
+import { endProcess } from './end-process';
 
 export interface SupervisorEvents {
   event: [WireEvent];
@@ -46,12 +47,8 @@ export interface SupervisorEvents {
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
 
-/** A capture process told to go (channel closed, SIGTERM) and still alive this long later gets SIGKILL. */
-export const KILL_GRACE_MS = 500;
 /** Lines a second the daemon writes for the capture process's `error` messages (an interface lost); the rest are counted. */
 export const CAPTURE_ERROR_LOG_PER_SECOND = 5;
-/** SIGKILL is sent again this often while an ended capture process has not exited (the kill failed: no CAP_KILL?). */
-export const KILL_RETRY_MS = 1000;
 
 /** What the daemon passes in; the capture user is looked up at each start. */
 export type SupervisorSetup = Omit<CaptureSetup, 'user'>;
@@ -385,30 +382,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     const child = this.child;
     this.child = undefined;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    if (child.connected) child.disconnect();
-    let warned = false;
-    const kill = (sig: NodeJS.Signals): void => {
-      // Reaped already (its exit is being handled): its pid may be someone else's by now.
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(child.pid!, sig);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ESRCH' || warned) return;
-        warned = true;
-        this.log.error(
-          `cannot send ${sig} to capture process ${child.pid} (${code}): it ignores its disconnect and a new one ` +
-            `starts only once it has exited; the daemon needs CAP_KILL for this (knockd.service grants it)`,
-        );
-      }
-    };
-    const escalate = (): void => {
-      kill('SIGKILL');
-      this.ending.set(child, setTimeout(escalate, KILL_RETRY_MS).unref());
-    };
-    kill(first);
-    // unref: a daemon shutting down does not wait for these (the capture process dies with it).
-    this.ending.set(child, setTimeout(escalate, first === 'SIGKILL' ? KILL_RETRY_MS : KILL_GRACE_MS).unref());
+    endProcess(child, first, this.ending, this.log);
   }
 
   /**

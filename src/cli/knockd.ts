@@ -161,7 +161,7 @@ async function readConfig(path: string, showWarnings: boolean): Promise<Config |
  * tells it not to detach again.
  */
 function detach(argv: string[]): void {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv], {
     detached: true,
     stdio: 'ignore',
     env: { ...process.env, KNOCKD_DETACHED: '1' },
@@ -352,7 +352,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await daemon.start();
   } catch (err) {
-    const msg = err instanceof StartupError ? err.message : `${(err as Error).stack ?? err}`;
+    const msg = err instanceof StartupError ? err.message : ((err as Error).stack ?? String(err));
     logger.fatal(`not starting: ${msg}`);
     log.flush();
     await daemon.stop().catch(() => undefined);

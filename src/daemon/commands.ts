@@ -34,7 +34,8 @@
  *    sniffed sequence replayed from spoofed sources cannot grow the queue
  *    without end. A source already pending may re-knock.
  *  - The command text (`%IP%`, the `_6` forms) is command-text.ts; running
- *    one through the shell, command-exec.ts; commands.json, command-state.ts.
+ *    one through the shell, command-exec.ts; the slots, command-slots.ts;
+ *    commands.json, command-state.ts.
  *  - On shutdown (`flush()`) pending stop commands run at once instead of being
  *    lost with the daemon.
  *  - knockd refuses commands longer than PATH_MAX after substitution; we do
@@ -44,18 +45,12 @@ import type { ChildProcess } from 'node:child_process';
 import { StateWriter, type StateDoc } from '../state/statefile';
 import { selectCommands, substituteIp, type CommandDoor, type CommandInfo, type CommandResult } from './command-text';
 import { execShell, killGroup } from './command-exec';
+import { CommandSlots } from './command-slots';
 import type { PersistedStop } from './command-state';
 import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
 import type { Logger } from 'pino';
 
-export {
-  selectCommands,
-  substituteIp,
-  type CommandDoor,
-  type CommandInfo,
-  type CommandKind,
-  type CommandResult,
-} from './command-text';
+export { selectCommands, substituteIp, type CommandDoor, type CommandInfo, type CommandResult } from './command-text';
 export { loadPendingStops, type PersistedStop } from './command-state';
 
 /** Optional observers (metrics, tests). They must not throw. */
@@ -103,7 +98,7 @@ export class CommandRunner {
   private readonly shell: string;
   private readonly now: () => number;
   private readonly setTimer: SetTimer;
-  private readonly maxConcurrent: number;
+  private readonly slots: CommandSlots;
   readonly maxPending: number;
   /** Opens refused because the pending bound was reached, all time; and when that was last logged. */
   refusedFull = 0;
@@ -122,9 +117,6 @@ export class CommandRunner {
   private readonly inFlight = new Set<Promise<void>>();
   /** Live children, to kill them when flush() times out. */
   private readonly children = new Set<ChildProcess>();
-  /** Jobs waiting for one of the maxConcurrent slots. */
-  private readonly slotQueue: ((granted: boolean) => void)[] = [];
-  private running = 0;
 
   /** flush() started: no new opens. */
   private closing = false;
@@ -144,7 +136,7 @@ export class CommandRunner {
     this.setTimer = opts.setTimer ?? setLongTimer;
 
     this.state = opts.stateFile !== undefined ? new StateWriter(opts.stateFile, () => this.snapshot(), log) : undefined;
-    this.maxConcurrent = Math.max(1, Math.floor(opts.maxConcurrent ?? 32));
+    this.slots = new CommandSlots(Math.max(1, Math.floor(opts.maxConcurrent ?? 32)));
     this.maxPending = Math.max(1, Math.floor(opts.maxPending ?? DEFAULT_MAX_PENDING_COMMANDS));
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 10_000;
     this.events = opts.events ?? {};
@@ -257,11 +249,11 @@ export class CommandRunner {
     if (timedOut) {
       this.aborted = true;
       this.log.error(
-        `commands still running after ${this.flushTimeoutMs / 1000} s: killing ${this.children.size}, dropping ${this.slotQueue.length} queued`,
+        `commands still running after ${this.flushTimeoutMs / 1000} s: killing ${this.children.size}, dropping ${this.slots.waiting} queued`,
       );
       for (const child of this.children) killGroup(child);
       // Queued jobs wake up, see `aborted` and return at once.
-      for (const wake of this.slotQueue.splice(0)) wake(false);
+      this.slots.refuseAll();
       await this.idle();
     }
   }
@@ -272,7 +264,7 @@ export class CommandRunner {
     this.aborted = true;
     for (const w of this.waiting.values()) w.timer.cancel();
     this.waiting.clear();
-    for (const wake of this.slotQueue.splice(0)) wake(false);
+    this.slots.refuseAll();
   }
 
   // ---------------------------------------------------------------- internals
@@ -333,18 +325,10 @@ export class CommandRunner {
 
   private async runInSlot(job: Job): Promise<CommandResult> {
     let hasSlot = false;
-    if (!this.aborted) {
-      if (this.running < this.maxConcurrent) {
-        this.running++;
-        hasSlot = true;
-      } else {
-        // A finishing job hands its slot over directly (see releaseSlot), so
-        // the cap holds even though we resume a microtask later.
-        hasSlot = await new Promise<boolean>((resolve) => this.slotQueue.push(resolve));
-      }
-    }
+    // A finishing job hands its slot over directly (command-slots.ts), so the cap holds.
+    if (!this.aborted) hasSlot = this.slots.tryTake() || (await this.slots.wait());
     if (this.aborted) {
-      if (hasSlot) this.releaseSlot();
+      if (hasSlot) this.slots.release();
       const result: CommandResult = {
         ...info(job),
         code: null,
@@ -379,15 +363,8 @@ export class CommandRunner {
       this.notify(result);
       return result;
     } finally {
-      this.releaseSlot();
+      this.slots.release();
     }
-  }
-
-  /** Give our slot to the first queued job, or free it. */
-  private releaseSlot(): void {
-    const next = this.slotQueue.shift();
-    if (next) next(true);
-    else this.running--;
   }
 
   private notify(r: CommandResult): void {

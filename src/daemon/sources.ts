@@ -55,9 +55,9 @@ export function impossibleSource(src: string, host: HostAddresses): string | und
     const [a] = v4;
     if (a === 0) return 'the unspecified address (0.0.0.0/8)';
     if (a === 127) return 'loopback';
-    if (a! >= 224 && a! <= 239) return 'multicast';
+    if (a >= 224 && a <= 239) return 'multicast';
     if (v4.every((x) => x === 255)) return 'the broadcast address';
-    if (a! >= 240) return 'reserved (240.0.0.0/4)';
+    if (a >= 240) return 'reserved (240.0.0.0/4)';
     if (host.broadcasts.has(v4.join('.'))) return 'a subnet broadcast address of this host';
   }
   if (host.own.has(src)) return "one of this host's own addresses";

@@ -11,7 +11,7 @@ import { IPPROTO_TCP } from '../decode/types';
 
 function portIn(range: string, port: number): boolean {
   const [a, b] = range.split('-').map(Number);
-  return b === undefined ? a === port : port >= a! && port <= b;
+  return b === undefined ? a === port : port >= a && port <= b;
 }
 
 /** Zones a door's rules go to (firewalld directives, or converted firewall-cmd command lines). */

@@ -15,7 +15,8 @@
  * itself, and even then only as "ask the bus again": firewalld's owner is
  * always what `GetNameOwner` answers, never a signal's body. firewalld's own
  * signals are taken only from that owner. Everything else is ignored and
- * counted (`ignoredSignals`, shown by `knockd --status`).
+ * counted (`ignoredSignals`, shown by `knockd --status`). signal-gate.ts does
+ * this; client-model.ts holds the names, errors and events both share.
  *
  * Every call has a deadline, so a hung firewalld is "not reachable", never a
  * wait forever, and at most `maxCalls` are in flight (the bus refuses more
@@ -24,78 +25,19 @@
  */
 import { EventEmitter } from 'node:events';
 import * as dbus from 'dbus-next';
+import { DBUS, FIREWALLD, FirewalldError, IFACE, ZONE, toError, type FirewalldEvents } from './client-model';
 import { CallLimiter, DEFAULT_MAX_FIREWALLD_CALLS } from './limiter';
+import { SignalGate } from './signal-gate';
 
-export const FIREWALLD = 'org.fedoraproject.FirewallD1';
+export { FIREWALLD, FirewalldError, type FirewalldEvents } from './client-model';
 const PATH = '/org/fedoraproject/FirewallD1';
-const IFACE = 'org.fedoraproject.FirewallD1';
-const ZONE = 'org.fedoraproject.FirewallD1.zone';
 /** The permanent configuration (zone files): read only, by --check and the start-up lock-out warnings. */
 const CONFIG_PATH = '/org/fedoraproject/FirewallD1/config';
 const CONFIG = 'org.fedoraproject.FirewallD1.config';
 const CONFIG_ZONE = 'org.fedoraproject.FirewallD1.config.zone';
-const DBUS = 'org.freedesktop.DBus';
-
-/** A failed firewalld call, with firewalld's own error code (`ALREADY_ENABLED`, `INVALID_ZONE`...) when it gave one. */
-export class FirewalldError extends Error {
-  constructor(
-    message: string,
-    /** D-Bus error name, e.g. org.fedoraproject.FirewallD1.Exception, org.freedesktop.DBus.Error.ServiceUnknown. */
-    readonly dbusName: string,
-    /** firewalld's code (the word before the first colon of its message), e.g. ALREADY_ENABLED. */
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'FirewalldError';
-  }
-
-  /** True when firewalld (or the bus) is not there, as opposed to firewalld refusing the request. */
-  get unreachable(): boolean {
-    return (
-      this.code === 'NOT_CONNECTED' ||
-      this.dbusName === 'org.freedesktop.DBus.Error.ServiceUnknown' ||
-      this.dbusName === 'org.freedesktop.DBus.Error.NameHasNoOwner' ||
-      this.dbusName === 'org.freedesktop.DBus.Error.NoReply' ||
-      this.dbusName === 'org.freedesktop.DBus.Error.Disconnected' ||
-      this.dbusName === 'org.freedesktop.DBus.Error.NoServer'
-    );
-  }
-}
-
-export interface FirewalldEvents {
-  /** firewalld appeared on the bus (started or restarted). */
-  up: [];
-  /** firewalld left the bus. */
-  down: [];
-  /** firewalld reloaded its configuration: runtime rich rules are gone. */
-  reloaded: [];
-  /** A zone's rich rule was removed (by anyone, ourselves included, or by its timeout). */
-  ruleRemoved: [zone: string, rule: string];
-  /** firewalld's default zone changed (`firewall-cmd --set-default-zone`): the zone's new name. */
-  defaultZoneChanged: [zone: string];
-  /** The bus connection itself failed; the client reconnects on the next call. */
-  busError: [Error];
-  /** Connected again after a lost connection: signals may have been missed meanwhile. */
-  reconnected: [];
-  /** A signal about firewalld that did not come from who may send it (forged, or stale): ignored. */
-  ignoredSignal: [sender: string, member: string];
-}
-
-/** Signals held while firewalld's owner is being asked of the bus; beyond this they are dropped (and counted). */
-const MAX_HELD_SIGNALS = 256;
 
 /** Default deadline of one firewalld call. */
 export const CALL_TIMEOUT_MS = 10_000;
-
-function toError(err: unknown, what: string): FirewalldError {
-  if (err instanceof dbus.DBusError) {
-    const text = err.text ?? err.message;
-    const code = /^([A-Z_]+):/.exec(text)?.[1] ?? err.type.split('.').pop() ?? 'ERROR';
-    return new FirewalldError(`${what}: ${text}`, err.type, code);
-  }
-  const msg = err instanceof Error ? err.message : String(err);
-  return new FirewalldError(`${what}: ${msg}`, 'org.freedesktop.DBus.Error.Disconnected', 'NOT_CONNECTED');
-}
 
 export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   private bus: dbus.MessageBus | undefined;
@@ -107,10 +49,15 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   private readonly limiter: CallLimiter;
   /** Signals about firewalld ignored because of their sender, all time. */
   ignoredSignals = 0;
-  /** Owner look-ups in progress (asked of the bus after a NameOwnerChanged), and the signals held meanwhile. */
-  private resolving = 0;
-  private ownerChain: Promise<void> = Promise.resolve();
-  private held: dbus.Message[] = [];
+  private readonly signals = new SignalGate({
+    owner: () => this.owner,
+    reResolve: (bus) => this.reResolve(bus),
+    events: this,
+    ignored: (sender, member) => {
+      this.ignoredSignals++;
+      this.emit('ignoredSignal', sender, member);
+    },
+  });
 
   constructor(opts: { callTimeoutMs?: number; maxCalls?: number } = {}) {
     super();
@@ -177,7 +124,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   private async askOwner(bus: dbus.MessageBus): Promise<string> {
     try {
       const r = await this.rawCall(bus, DBUS, '/org/freedesktop/DBus', DBUS, 'GetNameOwner', 's', [FIREWALLD]);
-      const owner = r?.body[0];
+      const owner: unknown = r?.body[0];
       return typeof owner === 'string' && owner.startsWith(':') ? owner : '';
     } catch (err) {
       if (err instanceof dbus.DBusError && err.type === 'org.freedesktop.DBus.Error.NameHasNoOwner') return '';
@@ -209,7 +156,7 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
   /** Connect again on our own (backoff 1, 2, 5, 10 s): what we hold is checked on `reconnected`, not at the next knock. */
   private reconnectSoon(): void {
     if (this.reconnectTimer || this.closed) return;
-    const delay = [1000, 2000, 5000, 10_000][Math.min(this.reconnectTries++, 3)]!;
+    const delay = [1000, 2000, 5000, 10_000][Math.min(this.reconnectTries++, 3)];
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.connection().then(
@@ -220,31 +167,9 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     this.reconnectTimer.unref();
   }
 
+  /** Every message of the connection: signals about firewalld are judged by the gate (signal-gate.ts). */
   private onMessage(bus: dbus.MessageBus, msg: dbus.Message): void {
-    if (msg.type !== dbus.MessageType.SIGNAL) return;
-    const about =
-      (msg.interface === DBUS && msg.member === 'NameOwnerChanged' && msg.body[0] === FIREWALLD) ||
-      msg.interface === IFACE ||
-      msg.interface === ZONE;
-    if (!about) return;
-    if (msg.interface === DBUS) {
-      // Only the bus itself speaks for the bus; and then only "ask again": the body is not believed.
-      if (msg.sender !== DBUS) return this.ignore(msg);
-      this.resolving++;
-      this.ownerChain = this.ownerChain
-        .then(() => this.reResolve(bus))
-        .finally(() => {
-          if (--this.resolving === 0) this.releaseHeld();
-        });
-      return;
-    }
-    if (this.resolving > 0) {
-      // Judged once the bus has said who owns firewalld's name now.
-      if (this.held.length < MAX_HELD_SIGNALS) this.held.push(msg);
-      else this.ignore(msg);
-      return;
-    }
-    this.firewalldSignal(msg);
+    this.signals.onMessage(bus, msg);
   }
 
   /** firewalld's name changed hands (the bus said so): ask the bus who has it now. */
@@ -262,33 +187,6 @@ export class FirewalldClient extends EventEmitter<FirewalldEvents> {
     this.owner = now;
     if (was !== '') this.emit('down');
     if (now !== '') this.emit('up');
-  }
-
-  private releaseHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const m of held) this.firewalldSignal(m);
-  }
-
-  private firewalldSignal(msg: dbus.Message): void {
-    if (this.owner === '' || msg.sender !== this.owner) return this.ignore(msg);
-    if (msg.interface === IFACE && msg.member === 'Reloaded') {
-      this.emit('reloaded');
-    } else if (msg.interface === IFACE && msg.member === 'DefaultZoneChanged' && typeof msg.body[0] === 'string') {
-      this.emit('defaultZoneChanged', msg.body[0]);
-    } else if (
-      msg.interface === ZONE &&
-      msg.member === 'RichRuleRemoved' &&
-      typeof msg.body[0] === 'string' &&
-      typeof msg.body[1] === 'string'
-    ) {
-      this.emit('ruleRemoved', msg.body[0], msg.body[1]);
-    }
-  }
-
-  private ignore(msg: dbus.Message): void {
-    this.ignoredSignals++;
-    this.emit('ignoredSignal', String(msg.sender ?? ''), `${msg.interface ?? ''}.${msg.member ?? ''}`);
   }
 
   private async rawCall(

@@ -48,3 +48,7 @@ export interface GrantsFirewall {
 
 /** The table's key of a grant: its zone and canonical rule text. */
 export const grantKey = (zone: string, rule: string): string => `${zone}\u0000${rule}`;
+
+/** Whole seconds left of a grant's time at `now` (0: it has no end). */
+export const secondsLeft = (g: Grant, now: number): number =>
+  g.expiresAt > 0 ? Math.ceil((g.expiresAt - now) / 1000) : 0;

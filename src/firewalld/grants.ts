@@ -32,26 +32,20 @@
  * - Operations on the same (zone, rule) run one after another, in order.
  */
 import type { Logger } from 'pino';
-import { normalizeRichRule } from '../config/firewallcmd';
-import { StateWriter, readStateFile, type StateDoc } from '../state/statefile';
-import { withOrigin, type EntryOrigin } from '../state/origin';
+import { StateWriter, type StateDoc } from '../state/statefile';
+import type { EntryOrigin } from '../state/origin';
 import { setLongTimer, type SetTimer, type TimerHandle } from '../util/timers';
-import { classify, isCode } from './errors';
-import { validGrantEntry } from './grant-entry';
-import { grantKey as key, type Grant, type GrantsFirewall } from './grant-model';
-import { FirewalldTimers, judgeRemoval } from './removal';
+import type { AddWhy, GrantCore, GrantEnd, GrantsHealth } from './grant-core';
+import { expireGrant } from './grant-expiry';
+import { addGrant, closeUnheld, removeGrant } from './grant-io';
+import { grantKey as key, secondsLeft, type Grant, type GrantsFirewall } from './grant-model';
+import { GRANTS_STATE_VERSION as STATE_VERSION, readPreviousGrants, reconcileGrant } from './grant-reconcile';
+import { onRuleRemoved } from './grant-signals';
+import { FirewalldTimers } from './removal';
 import { versionPolicy, type VersionPolicy } from './versions';
-import type { FirewalldError } from './client';
 
-export type { Grant, GrantState, GrantsFirewall } from './grant-model';
-
-/** What the grant table needs of the firewalld health watcher (health.ts). */
-export interface GrantsHealth {
-  judge(zone: string, err: FirewalldError): boolean;
-  knowZones(zones: Iterable<string>): void;
-  readonly broken: string;
-  on(event: 'healed', listener: () => void): unknown;
-}
+export type { Grant, GrantsFirewall } from './grant-model';
+export type { GrantsHealth } from './grant-core';
 
 export interface GrantsOptions {
   /** Where held grants survive restarts (grants.json). */
@@ -64,19 +58,19 @@ export interface GrantsOptions {
   maxGrants?: number;
   health?: GrantsHealth;
   /** A grant ended (after it left the table): a knock or reload closed it, it expired, or it was removed outside knockd. */
-  onEnd?: (grant: Grant, why: 'expire' | 'close' | 'removed') => void;
+  onEnd?: (grant: Grant, why: GrantEnd) => void;
 }
 
 /** Default bound on grants held at once. */
 export const DEFAULT_MAX_GRANTS = 1000;
-/** firewalld's timer fires in whole-second ticks: a rule may leave this late. After that, the daemon removes it. */
-export const FIREWALLD_LATE_MS = 3000;
 const FULL_LOG_EVERY_MS = 10_000;
 const DEFAULT_RETRY_MS = [1000, 2000, 5000, 10_000, 30_000];
-const STATE_VERSION = 3;
 
-type AddWhy = 'new' | 'refresh' | 'reset' | 'restore' | 'retry';
-
+/**
+ * The table. Its parts (grant-io.ts: add/remove; grant-reconcile.ts: a rule
+ * that may be gone; grant-signals.ts: RichRuleRemoved; grant-expiry.ts: a
+ * grant's end) see it through `core` (grant-core.ts).
+ */
 export class Grants {
   private readonly grants = new Map<string, Grant>();
   private readonly queues = new Map<string, Promise<void>>();
@@ -97,6 +91,7 @@ export class Grants {
   private fullLoggedAt = -Infinity;
   /** Counters for --status. */
   readonly counts = { refusedFull: 0, staleSignals: 0, putBack: 0, endedByHand: 0 };
+  private readonly core: GrantCore;
 
   constructor(
     private readonly fw: GrantsFirewall,
@@ -116,6 +111,29 @@ export class Grants {
           log,
         )
       : undefined;
+    this.core = {
+      fw,
+      log,
+      now: this.now,
+      setTimer: this.setTimer,
+      retryDelays: this.retryDelays,
+      health: this.health,
+      timers: this.timers,
+      counts: this.counts,
+      policy: () => this.policy,
+      readPolicy: () => this.readPolicy(),
+      get: (k) => this.grants.get(k),
+      list: () => this.list(),
+      track: (k, g) => this.track(k, g),
+      untrack: (k) => this.untrack(k),
+      serial: (k, op) => this.serial(k, op),
+      armExpiry: (k, g, at) => this.armExpiry(k, g, at),
+      scheduleRetry: () => this.scheduleRetry(),
+      confirmed: () => (this.retries = 0),
+      add: (g, seconds, why, byDoor) => this.add(g, seconds, why, byDoor),
+      remove: (g, byDoor) => this.remove(g, byDoor),
+      ended: (g, why) => this.ended(g, why),
+    };
     fw.on('up', () => {
       // Maybe another version now; its timers died with the old process.
       this.policy = undefined;
@@ -124,7 +142,7 @@ export class Grants {
     });
     fw.on('reloaded', () => void this.reapply('firewalld reloaded', 'reset'));
     fw.on('reconnected', () => void this.reapply('D-Bus connection re-established', 'check'));
-    fw.on('ruleRemoved', (zone, rule) => void this.onRemoved(zone, rule));
+    fw.on('ruleRemoved', (zone, rule) => void onRuleRemoved(this.core, zone, rule));
     this.health?.on('healed', () => void this.reapply('firewalld works again', 'pending'));
   }
 
@@ -210,7 +228,6 @@ export class Grants {
   close(zone: string, rule: string, who: { src: string; door: string }): Promise<void> {
     const k = key(zone, rule);
     return this.serial(k, async () => {
-      const ctx = { src: who.src, door: who.door, zone, rule };
       const held = this.grants.get(k);
       if (held) {
         held.state = 'closing';
@@ -218,26 +235,7 @@ export class Grants {
         this.track(k, held);
         return this.remove(held);
       }
-      let present: boolean;
-      try {
-        present = await this.fw.queryRichRule(zone, rule);
-      } catch (err) {
-        this.log.warn(
-          { ...ctx, err },
-          `${who.src}: ${who.door}: firewalld: not held by knockd, and firewalld cannot say whether it is there (${(err as Error).message}); left alone: ${rule}`,
-        );
-        return;
-      }
-      if (present)
-        this.log.warn(
-          ctx,
-          `${who.src}: ${who.door}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`,
-        );
-      else
-        this.log.info(
-          ctx,
-          `${who.src}: ${who.door}: firewalld: nothing to close in zone ${zone}: ${rule} was not open`,
-        );
+      return closeUnheld(this.core, zone, rule, who);
     });
   }
 
@@ -269,18 +267,7 @@ export class Grants {
    * dropped: its rule is neither added nor removed.
    */
   async restore(file: string, origin?: EntryOrigin<Grant>): Promise<number> {
-    const check = withOrigin(validGrantEntry, origin);
-    const read = await readStateFile(file, 'grants', [1, 2, STATE_VERSION], check, this.now);
-    for (const p of read.problems) this.log.error(p);
-    if (read.movedTo)
-      this.log.error(
-        `${file}: moved aside to ${read.movedTo}; its ${read.entries.length} valid entr${read.entries.length === 1 ? 'y is' : 'ies are'} honoured`,
-      );
-    if (read.keep) this.state?.hold('could not be read at start-up');
-    const now = this.now();
-    const live = read.entries.filter(
-      (g) => g.state === 'closing' || g.expiry === 'knockd' || g.expiresAt === 0 || g.expiresAt > now,
-    );
+    const live = await readPreviousGrants(this.core, file, origin, (why) => this.state?.hold(why));
     await Promise.all(
       live.map((g) => this.serial(key(g.zone, g.rule), () => this.reconcile({ ...g }, 'from the previous run'))),
     );
@@ -307,352 +294,31 @@ export class Grants {
           if (this.grants.get(key(g.zone, g.rule)) !== g) return;
           if (g.state === 'closing') return this.remove(g);
           if (mode === 'check') return this.reconcile(g, why);
-          return this.add(g, this.secondsLeft(g), mode === 'reset' ? 'reset' : 'retry');
+          return this.add(g, secondsLeft(g, this.now()), mode === 'reset' ? 'reset' : 'retry');
         }),
       ),
     );
   }
 
-  /**
-   * A grant whose rule may or may not still be in firewalld (daemon restart,
-   * bus reconnect). There: ours as it was (overdue and knockd's to end: removed
-   * now, if firewalld is the one we added it to). Gone, and firewalld has
-   * restarted since we last saw the rule: lost to the restart, put back. Gone
-   * otherwise (removed by hand, or a reload, while we were not listening: we
-   * cannot tell which): left gone, the admin's removal wins.
-   */
-  private async reconcile(g: Grant, why: string): Promise<void> {
-    const k = key(g.zone, g.rule);
-    const ctx = { src: g.src, door: g.door, zone: g.zone, rule: g.rule };
-    this.track(k, g);
-    if (g.state === 'closing') return this.remove(g);
-    let present: boolean;
-    let fwid: string;
-    try {
-      present = await this.fw.queryRichRule(g.zone, g.rule);
-      fwid = await this.fw.identity();
-    } catch (err) {
-      const { kind, e } = classify(err);
-      if (kind === 'refused') {
-        this.untrack(k);
-        this.log.error(
-          { ...ctx, err: e },
-          `${g.src}: ${g.door}: firewalld refused to say whether ${g.rule} is in zone ${g.zone} (${e.message}); grant dropped`,
-        );
-        return;
-      }
-      g.state = 'opening';
-      this.track(k, g);
-      this.log.error(
-        { ...ctx, err: e },
-        `${g.src}: ${g.door}: firewalld is not reachable (${e.message}); ${g.rule} is checked again when it returns`,
-      );
-      this.scheduleRetry();
-      return;
-    }
-    const overdue = g.expiresAt > 0 && g.expiresAt <= this.now();
-    const sameFirewalld = g.firewalld !== '' && g.firewalld === fwid;
-    if (present && overdue) {
-      if (g.expiry === 'knockd' && sameFirewalld && g.state === 'open') {
-        const ago = Math.round((this.now() - g.expiresAt) / 1000);
-        this.log.warn(
-          ctx,
-          `${g.src}: ${g.door}: firewalld: ${g.rule} outlived its end by ${ago}s (knockd was not running then); removing it now`,
-        );
-        g.state = 'closing';
-        this.track(k, g);
-        return this.remove(g);
-      }
-      if (g.expiry === 'firewalld') {
-        g.state = 'open';
-        g.firewalld = fwid;
-        return this.track(k, g); // firewalld's timer is due: checked at once, removed by us if it is late
-      }
-      this.untrack(k);
-      this.log.warn(
-        ctx,
-        `${g.src}: ${g.door}: firewalld: ${g.rule} in zone ${g.zone} is past its end, but firewalld restarted since: this one is not knockd's; left alone`,
-      );
-      return;
-    }
-    if (present) {
-      g.state = 'open';
-      g.firewalld = fwid;
-      this.track(k, g);
-      this.log.info(ctx, `${g.src}: ${g.door}: firewalld: still open ${why} in zone ${g.zone}: ${g.rule}`);
-      return;
-    }
-    if (overdue) {
-      this.untrack(k);
-      this.log.info(ctx, `${g.src}: ${g.door}: firewalld: ${g.rule} ended while knockd was not running; already gone`);
-      return;
-    }
-    if (g.state === 'opening' || (g.firewalld !== '' && g.firewalld !== fwid)) {
-      // Never reached firewalld, or firewalld restarted since (its runtime rules died with it): ours to put back.
-      return this.add(g, this.secondsLeft(g), 'restore');
-    }
-    this.untrack(k);
-    this.log.warn(
-      ctx,
-      `${g.src}: ${g.door}: firewalld: ${g.rule} is no longer in zone ${g.zone} (removed by hand, or a reload, while knockd was not listening); not put back`,
-    );
+  // ------------------------------------------------------------- the parts
+
+  private add(g: Grant, seconds: number, why: AddWhy, byDoor?: string): Promise<void> {
+    return addGrant(this.core, g, seconds, why, byDoor);
   }
 
-  // ------------------------------------------------------------ firewalld I/O
-
-  /**
-   * Add (or refresh) `g`'s rule for `seconds` (untimed when knockd owns the
-   * expiry). `new`/`reset`: a rule that is already there is not ours (reset:
-   * firewalld dropped its runtime rules, one there now is from its permanent
-   * config). `refresh`/`restore`/`retry`: ALREADY_ENABLED is our own rule.
-   */
-  private async add(g: Grant, seconds: number, why: AddWhy, byDoor = g.door): Promise<void> {
-    const k = key(g.zone, g.rule);
-    const { zone, rule, src } = g;
-    const ctx = { src, door: byDoor, zone, rule, timeout: seconds };
-    if (g.expiresAt > 0 && seconds <= 0) {
-      this.untrack(k);
-      this.log.info(ctx, `${src}: ${byDoor}: firewalld: ${rule} expired before firewalld could take it; nothing added`);
-      return;
-    }
-    const p = await this.readPolicy();
-    const fwTimeout = p.expiry === 'firewalld' ? seconds : 0;
-    let verb = why === 'new' ? 'added' : why === 'refresh' ? 'refreshed' : 'restored';
-    try {
-      if (why === 'refresh' && g.state === 'open' && g.expiry === 'firewalld') {
-        // A timed rule of ours: remove + add restarts firewalld's timer.
-        await this.fw.removeRichRule(zone, rule).then(
-          () => this.timers.cancel(k),
-          (e: unknown) => {
-            if (!isCode(e, 'NOT_ENABLED')) throw e;
-          },
-        );
-        await this.fw.addRichRule(zone, rule, fwTimeout);
-      } else {
-        try {
-          await this.fw.addRichRule(zone, rule, fwTimeout);
-        } catch (err) {
-          if (!isCode(err, 'ALREADY_ENABLED')) throw err;
-          if (why === 'new' || why === 'reset') {
-            if (this.grants.get(k) === g) this.untrack(k);
-            this.log.warn(
-              ctx,
-              `${src}: ${byDoor}: firewalld: rule present but not added by knockd; left alone: zone ${zone}: ${rule}`,
-            );
-            return;
-          }
-          if (why !== 'refresh') verb = 'confirmed';
-        }
-      }
-      const confirmedAt = this.now();
-      g.expiry = p.expiry;
-      g.state = 'open';
-      if (seconds > 0 && (p.expiry === 'firewalld' || why === 'new' || why === 'refresh'))
-        g.expiresAt = confirmedAt + seconds * 1000;
-      if (fwTimeout > 0) this.timers.add(k, g.expiresAt);
-      g.firewalld = await this.fw.identity().catch(() => '');
-      this.track(k, g);
-      this.health?.knowZones([zone]);
-      this.retries = 0;
-      // The same words on every version: who removes it on time is said once, when the version is read.
-      const t = seconds > 0 ? `timeout ${seconds}s` : 'no timeout';
-      this.log.info(ctx, `${src}: ${byDoor}: firewalld: ${verb} in zone ${zone}: ${rule} (${t})`);
-    } catch (err) {
-      this.addFailed(g, err, byDoor);
-    }
+  private remove(g: Grant, byDoor?: string): Promise<void> {
+    return removeGrant(this.core, g, byDoor);
   }
 
-  private addFailed(g: Grant, err: unknown, byDoor: string): void {
-    const k = key(g.zone, g.rule);
-    const { zone, rule, src } = g;
-    const ctx = { src, door: byDoor, zone, rule };
-    const { kind, e } = classify(err);
-    if (kind === 'refused' && this.health?.judge(zone, e)) {
-      g.state = 'opening';
-      this.track(k, g);
-      this.log.error(
-        { ...ctx, err: e },
-        `${src}: ${byDoor}: firewalld is broken (${this.health.broken}), not knockd.conf; rule kept and applied when firewalld works again: ${rule}`,
-      );
-      return;
-    }
-    if (kind === 'transient') {
-      g.state = 'opening';
-      this.track(k, g);
-      const denied = e.dbusName === 'org.freedesktop.DBus.Error.AccessDenied';
-      const limits = e.dbusName === 'org.freedesktop.DBus.Error.LimitsExceeded';
-      this.log.error(
-        { ...ctx, err: e },
-        denied
-          ? `${src}: ${byDoor}: the system bus denied the call to firewalld (${e.message}); run knockd as root or allow it in /usr/share/dbus-1/system.d; retrying`
-          : limits
-            ? `${src}: ${byDoor}: the system bus refused the call (its limit of pending calls; a flood?); rule kept and retried: ${rule} (${e.message})`
-            : `${src}: ${byDoor}: firewalld is not reachable; rule kept and applied when firewalld returns: ${rule} (${e.message})`,
-      );
-      this.scheduleRetry();
-      return;
-    }
-    if (this.grants.get(k) === g) this.untrack(k);
-    this.log.error(
-      { ...ctx, err: e },
-      `${src}: ${byDoor}: firewalld refused rule in zone ${zone}: ${e.message} (check firewalld_zone/firewalld_service in knockd.conf)`,
-    );
-  }
-
-  /** Remove `g`'s rule; the grant stays "closing" until firewalld confirms it is gone. */
-  private async remove(g: Grant, byDoor = g.closedBy ?? g.door): Promise<void> {
-    const k = key(g.zone, g.rule);
-    const { zone, rule, src } = g;
-    const ctx = { src, door: byDoor, zone, rule };
-    try {
-      await this.fw.removeRichRule(zone, rule);
-      this.timers.cancel(k);
-      this.untrack(k);
-      this.log.info(ctx, `${src}: ${byDoor}: firewalld: removed from zone ${zone}: ${rule}`);
-      this.ended(g, g.closedBy === undefined && g.expiresAt > 0 && g.expiresAt <= this.now() ? 'expire' : 'close');
-    } catch (err) {
-      if (isCode(err, 'NOT_ENABLED')) {
-        this.untrack(k);
-        this.log.info(
-          ctx,
-          `${src}: ${byDoor}: firewalld: already gone from zone ${zone} (expired or removed): ${rule}`,
-        );
-        this.ended(g, g.closedBy === undefined && g.expiresAt > 0 && g.expiresAt <= this.now() ? 'expire' : 'close');
-        return;
-      }
-      const { e } = classify(err);
-      this.log.error(
-        { ...ctx, err: e },
-        `${src}: ${byDoor}: firewalld: could not remove rule from zone ${zone} (${e.message}); kept as closing and retried until firewalld confirms: ${rule}`,
-      );
-      this.scheduleRetry();
-    }
-  }
-
-  // ------------------------------------------------------- firewalld's signals
-
-  /**
-   * firewalld says a rule went, in the caller's words: zone "" is the default
-   * zone, the text is normalised. Each grant it may name is judged once
-   * firewalld says whether the rule is still there, after whatever we had
-   * queued on it (so our own removals and refreshes are judged as such).
-   */
-  private async onRemoved(zoneSaid: string, ruleSaid: string): Promise<void> {
-    if (this.grants.size === 0) return;
-    const rule = normalizeRichRule(ruleSaid);
-    let zone: string | undefined = zoneSaid;
-    if (zone === '') zone = await this.fw.getDefaultZone().catch(() => undefined);
-    // A text we cannot read, or a default zone we cannot learn: every grant it may name is asked about.
-    const named = this.list().filter(
-      (g) => (zone === undefined || g.zone === zone) && (rule === undefined || g.rule === rule),
-    );
-    await Promise.all(
-      named.map((g) =>
-        this.serial(key(g.zone, g.rule), () =>
-          this.confirmRemoved(g, zoneSaid === g.zone && ruleSaid === g.rule, ruleSaid, 0),
-        ),
-      ),
-    );
-  }
-
-  private async confirmRemoved(g: Grant, sameWords: boolean, said: string, attempt: number): Promise<void> {
-    const k = key(g.zone, g.rule);
-    if (this.grants.get(k) !== g) return;
-    const ctx = { src: g.src, door: g.door, zone: g.zone, rule: g.rule };
-    let present: boolean;
-    try {
-      present = await this.fw.queryRichRule(g.zone, g.rule);
-    } catch (err) {
-      if (attempt < 5)
-        this.setTimer(
-          () => void this.serial(k, () => this.confirmRemoved(g, sameWords, said, attempt + 1)),
-          this.retryDelays[Math.min(attempt, this.retryDelays.length - 1)]!,
-        );
-      else
-        this.log.warn(
-          { ...ctx, err },
-          `${g.src}: ${g.door}: firewalld signalled the removal of ${g.rule} but cannot say whether it is gone; still held`,
-        );
-      return;
-    }
-    const now = this.now();
-    const verdict = judgeRemoval(g, present, now, !present && this.timers.dueAt(k, now, g.expiresAt));
-    switch (verdict) {
-      case 'present':
-        this.counts.staleSignals++;
-        this.log.debug(ctx, `${g.src}: ${g.door}: RichRuleRemoved for ${g.rule}, which firewalld still has: ignored`);
-        return;
-      case 'not-yet':
-        return;
-      case 'closed':
-        this.untrack(k);
-        this.log.info(ctx, `${g.src}: ${g.closedBy ?? g.door}: firewalld: removed from zone ${g.zone}: ${g.rule}`);
-        return this.ended(g, 'close');
-      case 'expired':
-        this.untrack(k);
-        this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${g.zone}: ${g.rule}`);
-        return this.ended(g, 'expire');
-      case 'stale-timer':
-        this.counts.putBack++;
-        this.log.warn(
-          ctx,
-          `${g.src}: ${g.door}: firewalld's own timer of an earlier grant of this rule removed it (firewalld ${this.policy?.version ?? ''} keeps the timer of a rule removed in other words); put back: ${g.rule}`,
-        );
-        g.state = 'opening';
-        return this.add(g, this.secondsLeft(g), 'restore');
-      case 'by-hand':
-        // The old timer code cancels a timer on a removal in the words it was added with.
-        if (sameWords) this.timers.cancel(k);
-        this.counts.endedByHand++;
-        this.untrack(k);
-        this.log.warn(
-          ctx,
-          `${g.src}: ${g.door}: firewalld: rule removed outside knockd (firewall-cmd --remove-rich-rule='${said}'?) in zone ${g.zone}: ${g.rule}; grant ended, it will not be put back`,
-        );
-        this.ended(g, 'removed');
-    }
-  }
-
-  // ------------------------------------------------------------- expiry
-
-  /** The grant's end came: knockd's to remove, or firewalld's, believed once firewalld says the rule is gone. */
-  private async expire(g: Grant): Promise<void> {
-    const k = key(g.zone, g.rule);
-    if (this.grants.get(k) !== g || g.state !== 'open') return;
-    if (this.now() < g.expiresAt) return this.armExpiry(k, g, g.expiresAt); // refreshed meanwhile
-    const ctx = { src: g.src, door: g.door, zone: g.zone, rule: g.rule };
-    if (g.expiry === 'knockd') {
-      this.log.info(ctx, `${g.src}: ${g.door}: grant ended (knockd removes the rule): zone ${g.zone}: ${g.rule}`);
-      g.state = 'closing';
-      this.track(k, g);
-      return this.remove(g);
-    }
-    let present: boolean;
-    try {
-      present = await this.fw.queryRichRule(g.zone, g.rule);
-    } catch {
-      return this.armExpiry(k, g, this.now() + 1000);
-    }
-    if (!present) {
-      this.untrack(k);
-      this.log.info(ctx, `${g.src}: ${g.door}: firewalld timeout: rule expired in zone ${g.zone}: ${g.rule}`);
-      return this.ended(g, 'expire');
-    }
-    if (this.now() < g.expiresAt + FIREWALLD_LATE_MS) return this.armExpiry(k, g, this.now() + 500);
-    this.log.warn(
-      ctx,
-      `${g.src}: ${g.door}: firewalld did not remove ${g.rule} at its timeout (${FIREWALLD_LATE_MS / 1000} s late); knockd removes it`,
-    );
-    g.state = 'closing';
-    this.track(k, g);
-    return this.remove(g);
+  private reconcile(g: Grant, why: string): Promise<void> {
+    return reconcileGrant(this.core, g, why);
   }
 
   private armExpiry(k: string, g: Grant, at: number): void {
     this.expiry.get(k)?.cancel();
     this.expiry.set(
       k,
-      this.setTimer(() => void this.serial(k, () => this.expire(g)), at - this.now()),
+      this.setTimer(() => void this.serial(k, () => expireGrant(this.core, g)), at - this.now()),
     );
   }
 
@@ -669,10 +335,6 @@ export class Grants {
     );
     this.fullLoggedAt = now;
     this.fullSince = 0;
-  }
-
-  private secondsLeft(g: Grant): number {
-    return g.expiresAt > 0 ? Math.ceil((g.expiresAt - this.now()) / 1000) : 0;
   }
 
   /** Run `op` after every earlier operation on the same rule has finished. */
@@ -695,7 +357,7 @@ export class Grants {
   }
 
   /** Tell GrantsOptions.onEnd (a throw there is its own problem, never the table's). */
-  private ended(g: Grant, why: 'expire' | 'close' | 'removed'): void {
+  private ended(g: Grant, why: GrantEnd): void {
     try {
       this.onEnd?.(g, why);
     } catch (err) {
@@ -712,7 +374,7 @@ export class Grants {
   /** What firewalld has not confirmed (adds and removals) is tried again with backoff, and at once when firewalld reappears. */
   private scheduleRetry(): void {
     if (this.retryTimer || this.stopping) return;
-    const delay = this.retryDelays[Math.min(this.retries++, this.retryDelays.length - 1)]!;
+    const delay = this.retryDelays[Math.min(this.retries++, this.retryDelays.length - 1)];
     this.retryTimer = this.setTimer(() => {
       this.retryTimer = undefined;
       const pending = this.pendingCount;

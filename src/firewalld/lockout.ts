@@ -34,9 +34,9 @@ function granted(d: DoorConfig): Grant {
   if (f.from === 'commands') {
     for (const r of ruleTemplates(f)) {
       const s = /\bservice name="([^"]+)"/.exec(r.rule);
-      if (s) g.services.push(s[1]!);
+      if (s) g.services.push(s[1]);
       const p = /\bport port="([\d-]+)" protocol="(\w+)"/.exec(r.rule);
-      if (p) g.ports.push({ port: p[1]!, proto: p[2]! });
+      if (p) g.ports.push({ port: p[1], proto: p[2] });
     }
   }
   return { services: [...new Set(g.services)], ports: g.ports };
@@ -45,7 +45,7 @@ function granted(d: DoorConfig): Grant {
 const within = (range: string, port: string): boolean => {
   const [a, b = a] = range.split('-').map(Number);
   const [x, y = x] = port.split('-').map(Number);
-  return x! >= a! && y! <= b!;
+  return x >= a && y <= b;
 };
 
 /** A shell command that runs iptables, ip6tables (or their -legacy/-nft/-restore forms). */
@@ -83,7 +83,7 @@ export async function lockoutFirewalldWarnings(config: Config, fw: FirewalldClie
   /** Where `what` is open to everyone in zone z: 'runtime', 'permanent', both, or ''. */
   const openIn = async (
     v: ZoneView,
-    test: (services: string[], ports: [string, string][]) => Promise<boolean>,
+    test: (services: string[], ports: [string, string][]) => boolean | Promise<boolean>,
   ): Promise<string> => {
     const rt = await test(v.runtime.services, v.runtime.ports);
     const pm = v.permanent !== undefined && (await test(v.permanent.services, v.permanent.ports));
@@ -104,7 +104,7 @@ export async function lockoutFirewalldWarnings(config: Config, fw: FirewalldClie
         const v = await zone(z).catch(() => undefined);
         if (v === undefined) continue; // a zone that does not exist: check.ts says so
         for (const s of g.services) {
-          const where = await openIn(v, async (services) => services.includes(s));
+          const where = await openIn(v, (services) => services.includes(s));
           if (where)
             warn(
               d,

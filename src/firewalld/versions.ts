@@ -51,7 +51,7 @@ const TABLE: readonly { from: number[]; to?: number[]; timers: TimerCode; note: 
 /** `2.5.2` → [2, 5, 2]; undefined when it is not dotted numbers (a suffix such as `-rc1` or `.dev0` is ignored). */
 export function parseVersion(v: string): number[] | undefined {
   const m = /^\s*(\d{1,4}(?:\.\d{1,4}){0,3})(?:[^\d.].*)?$/.exec(v);
-  return m ? m[1]!.split('.').map(Number) : undefined;
+  return m ? m[1].split('.').map(Number) : undefined;
 }
 
 function cmp(a: readonly number[], b: readonly number[]): number {

@@ -26,7 +26,7 @@ async function status(): Promise<string> {
 test("an admin's timed rule and --reload: a broken firewalld is reported as firewalld's, the grant is back after its restart", async () => {
   const p = versionPolicy((await lab.firewallCmd('--version')).trim());
   const rule = sshRule(lab.clientAddr);
-  const admins = sshRule(lab.extraClientAddrs[0]!);
+  const admins = sshRule(lab.extraClientAddrs[0]);
   await withDaemon(lab, DEFAULT_CONF({ cmdTimeout: 300 }), async (d) => {
     await debianKnock(lab, lab.serverAddr, OPEN);
     await lab.waitFor(async () => (await lab.richRules()).includes(rule), 3000, 25);
@@ -53,7 +53,7 @@ test("an admin's timed rule and --reload: a broken firewalld is reported as fire
     );
     // A knock now is not blamed on knockd.conf.
     await lab.firewallCmd('--zone=public', `--remove-rich-rule=${rule}`).catch(() => undefined);
-    await debianKnock(lab, lab.extraClientAddrs[0]!, OPEN).catch(() => undefined);
+    await debianKnock(lab, lab.extraClientAddrs[0], OPEN).catch(() => undefined);
     assert.doesNotMatch((await d.log()).slice(from), /check firewalld_zone\/firewalld_service in knockd\.conf/);
     // systemctl restart firewalld: every grant back, and the report gone.
     await lab.stopFirewalld();

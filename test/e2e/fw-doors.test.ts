@@ -127,7 +127,7 @@ test('firewalld restart: the grant is back', async () => {
 
 test('firewall-cmd --reload with a grant open: firewalld keeps working, other access is as before, the grant is back', async () => {
   const rule = sshRule(lab.clientAddr);
-  const other = lab.extraClientAddrs[0]!;
+  const other = lab.extraClientAddrs[0];
   const admin = sshRule(other); // the admin's own, permanent: not knocked
   await lab.firewallCmd('--permanent', '--zone=public', `--add-rich-rule=${admin}`);
   await lab.firewallCmd('--zone=public', `--add-rich-rule=${admin}`);

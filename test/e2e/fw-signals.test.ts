@@ -54,7 +54,7 @@ async function busCall(method: string, ...args: string[]): Promise<string> {
 
 /** The daemon's unique names on the bus (its firewalld client and its status service), found by pid. */
 async function daemonNames(d: RunningDaemon): Promise<string[]> {
-  const names = [...(await busCall('ListNames')).matchAll(/string "(:[0-9.]+)"/g)].map((m) => m[1]!);
+  const names = [...(await busCall('ListNames')).matchAll(/string "(:[0-9.]+)"/g)].map((m) => m[1]);
   const out: string[] = [];
   for (const n of names) {
     const pid = /uint32 (\d+)/.exec(await busCall('GetConnectionUnixProcessID', `string:${n}`).catch(() => ''));
@@ -64,7 +64,7 @@ async function daemonNames(d: RunningDaemon): Promise<string[]> {
 }
 
 async function firewalldOwner(): Promise<string> {
-  return /string "(:[0-9.]+)"/.exec(await busCall('GetNameOwner', `string:${FW}`))![1]!;
+  return /string "(:[0-9.]+)"/.exec(await busCall('GetNameOwner', `string:${FW}`))![1];
 }
 
 async function status(): Promise<string> {
@@ -95,7 +95,7 @@ test('17.5: forged NameOwnerChanged, RichRuleRemoved and Reloaded from uid 65534
     const names = await daemonNames(d);
     assert.ok(names.length >= 1, 'the daemon is on the bus');
     const owner = await firewalldOwner();
-    const fake = names[0]!; // any unique name but firewalld's
+    const fake = names[0]; // any unique name but firewalld's
     for (const dest of [...names, undefined]) {
       // "firewalld went away" and "firewalld is back as me"
       await forge(dest, '/org/freedesktop/DBus', 'org.freedesktop.DBus.NameOwnerChanged', [

@@ -59,9 +59,8 @@ import { errMsg } from './proc';
 import { TMP_PREFIX, cleanupStale, requireRoot } from './netns';
 import type { Lab, LabOptions } from './types';
 
-export type { ExecOptions, ExecResult, Lab, LabNs, LabOptions, SshBannerOptions } from './types';
+export type { ExecResult, Lab, LabNs, LabOptions } from './types';
 export { systemBusConfig } from './bus';
-export { releaseFirewalldConf } from './firewalld';
 export { cleanupStale, requireRoot } from './netns';
 
 /** sun_path is 108 bytes including the terminating NUL. */
