@@ -169,7 +169,7 @@ while True:
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let got = '';
-  rx.stdout!.on('data', (c: Buffer) => (got += c.toString()));
+  rx.stdout.on('data', (c: Buffer) => (got += c.toString()));
   try {
     await lab.waitFor(async () => got.includes('BOUND'), SLOW);
     const conf = `[options]\n  UseSyslog\n[door]\n  sequence = 3333,4444,5555\n  start_command = /bin/true\n`;

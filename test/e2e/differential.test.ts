@@ -222,7 +222,7 @@ interface Pkt {
 const flagsOk = (d: Door, p: Pkt): boolean =>
   p.proto === UDP || ((p.flags & d.set) === d.set && (p.flags & d.clear) === 0);
 const isAt = (d: Door, stage: number, p: Pkt): boolean =>
-  d.seq[stage]!.proto === p.proto && d.seq[stage]!.port === p.port;
+  d.seq[stage].proto === p.proto && d.seq[stage].port === p.port;
 const usesPort = (d: Door, p: Pkt): boolean => d.seq.some((s) => s.proto === p.proto && s.port === p.port);
 /**
  * knockd's BPF filter: per door "dst host <own address> and ((tcp dst port <door's TCP ports> and <flag tests>)
@@ -459,7 +459,7 @@ class OursModel {
     if (this.sw['list-wipe']) {
       // knockd's cleanup at every packet: if the head goes, everything goes.
       const goes = (a: OAttempt): boolean => a.dead || this.expired(a, p.t);
-      if (this.list.length > 0 && goes(this.list[0]!)) {
+      if (this.list.length > 0 && goes(this.list[0])) {
         for (const a of this.list) if (!a.dead) this.end(this.state.get(a.src)!, a);
         this.list = [];
       } else {
@@ -474,7 +474,7 @@ class OursModel {
       }
     }
     let mine = this.state.get(p.src);
-    if (mine === undefined) this.state.set(p.src, (mine = new Map()));
+    if (mine === undefined) this.state.set(p.src, (mine = new Map<string, OAttempt>()));
     const liveAtStart = [...mine.values()].filter((a) => !this.expired(a, p.t)).map((a) => a.door.name);
     for (const d of DOORS) {
       const fm = flagsOk(d, p);
@@ -671,9 +671,9 @@ function splitBatch(
   const split = (opens: readonly string[], what: string): string[][] => {
     const out = per.map((): string[] => []);
     for (const o of [...opens].sort()) {
-      const i = owner.get(o.split(' ')[0]!);
+      const i = owner.get(o.split(' ')[0]);
       if (i === undefined) problems.push(`${what}: OPEN SESAME for a source not in this batch: ${o}`);
-      else out[i]!.push(o);
+      else out[i].push(o);
     }
     return out;
   };
@@ -697,19 +697,19 @@ function splitBatch(
     const r: ScenarioResult = {
       sc: x.sc,
       pkts: x.pkts,
-      knockd: k[i]!,
-      ours: o[i]!,
-      matcher: mt[i]!,
-      hybrid: h[i]!,
-      documented: doc[i]!,
-      without: Object.fromEntries(QUIRKS.map((q) => [q, wo[q][i]!])) as Record<Quirk, string[]>,
-      only: Object.fromEntries(QUIRKS.map((q) => [q, on[q][i]!])) as Record<Quirk, string[]>,
+      knockd: k[i],
+      ours: o[i],
+      matcher: mt[i],
+      hybrid: h[i],
+      documented: doc[i],
+      without: Object.fromEntries(QUIRKS.map((q) => [q, wo[q][i]])) as Record<Quirk, string[]>,
+      only: Object.fromEntries(QUIRKS.map((q) => [q, on[q][i]])) as Record<Quirk, string[]>,
       fired,
       necessary: [],
       sufficient: [],
       fragileKnockd: m.fragileKnockd.length > 0,
       fragileOurs: x.srcs.some((s) => m.fragileOurs.has(s)),
-      ...(rk && ro ? { realKnockd: rk[i]!, realOurs: ro[i]! } : {}),
+      ...(rk && ro ? { realKnockd: rk[i], realOurs: ro[i] } : {}),
     };
     if (!same(r.ours, r.knockd)) {
       for (const q of QUIRKS) {
@@ -825,7 +825,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
   const fast = (): number => rng.int(FAST_MIN, FAST_MAX);
   const slow = (): number => SLOW_MIN + rng.int(0, 500);
   const knock = (d: Door, i: number): Item => {
-    const p = d.seq[i]!;
+    const p = d.seq[i];
     return { proto: p.proto, port: p.port, flags: p.proto === TCP ? rng.pick(goodFlags(d)) : 0, gap: 0 };
   };
   const seq = (d: Door): Item[] => d.seq.map((_, i) => knock(d, i));
@@ -868,7 +868,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         let perm = ref;
         for (let tries = 0; tries < 10; tries++) {
           perm = rng.shuffle([...ref]);
-          if (perm.some((it, i) => it.port !== ref[i]!.port || it.proto !== ref[i]!.proto)) break;
+          if (perm.some((it, i) => it.port !== ref[i].port || it.proto !== ref[i].proto)) break;
         }
         items = timed([perm]);
         break;
@@ -877,7 +877,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         const d = rng.pick(multi);
         items = seq(d);
         const pos = rng.int(1, items.length - 1);
-        const want = d.seq[pos]!;
+        const want = d.seq[pos];
         let it = random();
         for (let tries = 0; tries < 10 && it.proto === want.proto && it.port === want.port; tries++) it = random();
         if (it.proto === TCP && rng.chance(0.7)) it.flags = rng.pick(goodFlags(d));
@@ -902,7 +902,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         const d = rng.pick(multi);
         const s = seq(d);
         const reps = Array.from({ length: rng.int(1, 2) }, () => knock(d, 0));
-        items = timed([[s[0]!, ...reps, ...s.slice(1)]]);
+        items = timed([[s[0], ...reps, ...s.slice(1)]]);
         break;
       }
       case 'prefix': {
@@ -941,7 +941,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         }
         if (base.length > 1 && rng.chance(0.3)) {
           const k = rng.int(0, base.length - 2);
-          items.splice(items.lastIndexOf(base[k + 1]!) + 1, 0, { ...base[k]! });
+          items.splice(items.lastIndexOf(base[k + 1]) + 1, 0, { ...base[k] });
         }
         if (rng.chance(0.2)) {
           const it = rng.pick(base);
@@ -963,7 +963,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
         break;
       }
     }
-    items[0]!.gap = rng.int(0, 60); // sources of a scenario start close together and interleave
+    items[0].gap = rng.int(0, 60); // sources of a scenario start close together and interleave
     return { kind, items };
   };
 
@@ -978,8 +978,8 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
       const first = straddle ? rng.int(800, 850) : rng.int(150, 200);
       const second = straddle ? d.timeout * 1000 + rng.int(100, 150) : (d.timeout - 1) * 1000 + rng.int(650, 700);
       const items = seq(d);
-      items[0]!.gap = first;
-      items[1]!.gap = second - first;
+      items[0].gap = first;
+      items[1].gap = second - first;
       for (const it of items.slice(2)) it.gap = rng.int(5, 20);
       out.push({
         id,
@@ -990,7 +990,7 @@ function generate(seed: number, count: number, idBase = 0): Scenario[] {
       });
       continue;
     }
-    const n = rng.weighted({ 1: 45, 2: 35, 3: 20 } as Record<'1' | '2' | '3', number>);
+    const n = rng.weighted({ 1: 45, 2: 35, 3: 20 });
     const sources = Array.from({ length: Number(n) }, () => source(rng.weighted(KIND_WEIGHTS)));
     out.push({
       id,
@@ -1043,7 +1043,7 @@ function plan(sc: Scenario, srcs: readonly string[], base: number): Pkt[] {
       const copy = seen.has(conn);
       seen.add(conn);
       pkts.push({
-        src: srcs[i]!,
+        src: srcs[i],
         proto: it.proto,
         port: it.port,
         flags: it.flags,
@@ -1066,7 +1066,7 @@ function assignBatches(scenarios: readonly Scenario[], pool: readonly string[]):
       batches.push([]);
       used = 0;
     }
-    batches[batches.length - 1]!.push({ sc, srcs: pool.slice(used, used + sc.sources.length) });
+    batches[batches.length - 1].push({ sc, srcs: pool.slice(used, used + sc.sources.length) });
     used += sc.sources.length;
   }
   return batches;
@@ -1104,7 +1104,7 @@ function flagText(f: number): string {
 }
 
 function describeScenario(sc: Scenario, pkts: readonly Pkt[]): string {
-  const t0 = pkts.length ? pkts[0]!.t : 0;
+  const t0 = pkts.length ? pkts[0].t : 0;
   return (
     `#${sc.id} [${sc.kind}] ` +
     pkts
@@ -1171,15 +1171,15 @@ json.dump(sent, open(sys.argv[2], 'w'))
 function parseOpens(text: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/(\d+\.\d+\.\d+\.\d+)(?: \([^)]*\))?: (\S+): OPEN SESAME/g))
-    out.push(openKey(m[1]!, m[2]!));
+    out.push(openKey(m[1], m[2]));
   return out.sort();
 }
 
 function table(rows: (string | number)[][]): string[] {
-  const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
   return rows.map((r) =>
     r
-      .map((x, c) => (typeof x === 'number' ? String(x).padStart(w[c]!) : String(x).padEnd(w[c]!)))
+      .map((x, c) => (typeof x === 'number' ? String(x).padStart(w[c]) : String(x).padEnd(w[c])))
       .join('  ')
       .trimEnd(),
   );
@@ -1283,7 +1283,7 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
     for (const batch of assignBatches(all, pool)) {
       const { per, all: stream } = planBatch(batch, start);
       results.push(...splitBatch(per, ens.feed(stream), undefined, problems));
-      start = Math.ceil((stream[stream.length - 1]!.t + COOLDOWN) / 1000) * 1000;
+      start = Math.ceil((stream[stream.length - 1].t + COOLDOWN) / 1000) * 1000;
     }
     return (pure = { results, documented, problems });
   }
@@ -1387,7 +1387,7 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
           packets: pkts.map((p) => [p.t, p.src, p.proto, p.port, p.flags, p.sport, p.seq]),
         }),
       );
-      const span = pkts.length ? pkts[pkts.length - 1]!.t - Date.now() : 0;
+      const span = pkts.length ? pkts[pkts.length - 1].t - Date.now() : 0;
       const r = await lab.execIn('client', [PYTHON, senderPy, planFile, sentFile], {
         timeoutMs: Math.max(0, span) + 20_000,
       });
@@ -1450,7 +1450,7 @@ describe(`differential: our knockd vs Debian's knockd 0.8 (seed ${SEED})`, () =>
           const { per, all } = planBatch(batch, start);
           const sent = await send(all, `batch${bi}`);
           all.forEach((p, i) => {
-            maxLate = Math.max(maxLate, sent[i]! - p.t);
+            maxLate = Math.max(maxLate, sent[i] - p.t);
             p.t = sent[i]!; // the models run on the real send times (the objects are shared with `per`)
           });
           packets += all.length;

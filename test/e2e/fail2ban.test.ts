@@ -96,7 +96,7 @@ describe("fail2ban-regex with packaging/fail2ban/knockd.conf on the daemon's rea
     // Two from the second address (the packet fwknop builds, sent from there): one line of its own.
     const spa = /Final SPA Data: (\S+)/.exec(await fwknop({ key: OTHER_KEY, hmac: OTHER_HMAC }, ['--test']))?.[1];
     assert.ok(spa, 'fwknop --test printed the packet');
-    const other = lab.extraClientAddrs[0]!;
+    const other = lab.extraClientAddrs[0];
     for (let i = 0; i < 2; i++) {
       const py =
         'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((sys.argv[3],0)); s.sendto(sys.argv[1].encode(),(sys.argv[2],62201))';

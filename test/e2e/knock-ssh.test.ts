@@ -89,7 +89,7 @@ describe('knock opens and closes SSH in a real firewalld', () => {
       // server's interface sees them (pcap is promiscuous) but they are not for it.
       const other = lab.serverAddr.replace(/\.\d+$/, '.99');
       const link = await lab.execIn('server', ['ip', '-j', 'link', 'show', lab.serverIf]);
-      const mac = (JSON.parse(link.stdout) as { address: string }[])[0]!.address;
+      const mac = (JSON.parse(link.stdout) as { address: string }[])[0].address;
       await lab.execIn('client', [
         'ip',
         'neigh',
@@ -112,7 +112,7 @@ describe('knock opens and closes SSH in a real firewalld', () => {
     });
 
     test('6. a knock from one client address never opens the door for another', async () => {
-      const other = lab.extraClientAddrs[0]!;
+      const other = lab.extraClientAddrs[0];
       await knockFrom(lab, other, lab.serverAddr, [3333, 4444, 5555]);
       await lab.waitFor(async () => (await lab.richRules()).length > 0, SLOW, 20);
       assert.deepEqual(await lab.richRules(), [sshRule(other)]);

@@ -353,7 +353,7 @@ test('/etc/knockd.conf and /etc/sysconfig/knockd are config files (and the confi
   const flags = new Map(
     (await rpmQuery('--qf', '[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEMODES:perms}\\n]')).map((l) => {
       const [name, fl, mode] = l.split(' ');
-      return [name!, { fl: fl!, mode: mode! }];
+      return [name, { fl: fl, mode: mode }];
     }),
   );
   for (const f of ['/etc/knockd.conf', '/etc/sysconfig/knockd', '/etc/logrotate.d/knockd'])
@@ -405,7 +405,7 @@ test(
       const dynamic = (
         await run('readelf', ['-d', join(root, APPDIR.slice(1), 'node_modules/cap/build/Release', addon)])
       ).stdout;
-      return [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]!);
+      return [...dynamic.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
     };
     const libs = await neededLibs('cap.node');
     const ld = (await run('ldconfig', ['-p'])).stdout;
@@ -725,7 +725,7 @@ test(
     // SystemCallFilter=: the first line is an allow list, "~" lines take away.
     const allowed = new Set<string>();
     for (const m of unit.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
-      for (const item of m[2]!.trim().split(/\s+/)) {
+      for (const item of m[2].trim().split(/\s+/)) {
         for (const n of await expandSyscalls(item)) {
           if (m[1] === '~') allowed.delete(n);
           else allowed.add(n);
@@ -738,7 +738,7 @@ test(
     );
     assert.match(unit, /^SystemCallErrorNumber=EPERM$/m);
     const caps = /^CapabilityBoundingSet=(.*)$/m
-      .exec(unit)![1]!
+      .exec(unit)![1]
       .trim()
       .split(/\s+/)
       .map((c) => c.replace(/^CAP_/, '').toLowerCase());

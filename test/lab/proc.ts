@@ -20,7 +20,7 @@ export function errMsg(e: unknown): string {
 
 export function errCode(e: unknown): string | undefined {
   if (typeof e === 'object' && e !== null && 'code' in e) {
-    const code = (e).code;
+    const code = e.code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

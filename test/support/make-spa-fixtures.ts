@@ -193,8 +193,8 @@ export function runFwknop(
     // The first "SPA Field Values" block: "   Name: value".
     const block = r.stdout.split('Generating SPA packet')[0] ?? '';
     for (const m of block.matchAll(/^\s*([A-Za-z ]+?):\s(.*)$/gm)) {
-      const value = (m[2]).trim();
-      if (!/^=+$/.test(value)) client[(m[1]).trim()] = value;
+      const value = m[2].trim();
+      if (!/^=+$/.test(value)) client[m[1].trim()] = value;
     }
     return { packet, client };
   } finally {

@@ -3,7 +3,7 @@
 function checksum(b: Buffer): number {
   let s = 0;
   for (let i = 0; i + 1 < b.length; i += 2) s += b.readUInt16BE(i);
-  if (b.length % 2) s += (b[b.length - 1]) << 8;
+  if (b.length % 2) s += b[b.length - 1] << 8;
   while (s > 0xffff) s = (s >>> 16) + (s & 0xffff);
   return ~s & 0xffff;
 }

@@ -101,11 +101,11 @@ for (const f of ACCEPTED) {
     assert.equal(m.username, c.Username);
     assert.equal(m.timestamp, Number(c.Timestamp));
     assert.equal(m.version, c['FKO Version']);
-    assert.equal(m.type, Number((c['Message Type']).split(' ')[0]));
+    assert.equal(m.type, Number(c['Message Type'].split(' ')[0]));
     const msgText =
       m.kind === 'command' ? undefined : `${m.allowIp},${m.access.map((a) => `${a.proto}/${a.port}`).join(',')}`;
     if (msgText !== undefined) assert.equal(msgText, c['Message String']);
-    else assert.ok((c['Message String']).startsWith(`${m.allowIp},`));
+    else assert.ok(c['Message String'].startsWith(`${m.allowIp},`));
     assert.equal(m.nat ?? '<NULL>', c['Nat Access']);
     assert.equal(String(m.clientTimeout ?? 0), c['Client Timeout']);
     assert.equal(m.digestType.toUpperCase(), /\((\w+)\)/.exec(c['Digest Type'])?.[1]);
