@@ -151,6 +151,8 @@ test('3. a close firewalld cannot do now is kept as closing (status, STATUS=, st
     assert.match(await readFile(join(stateDir, 'grants.json'), 'utf8'), /"state":"closing"/);
     assert.match(await status(), /closing \(firewalld has not confirmed the removal; retrying\)/);
     assert.match(await status(), /1 closing \(not yet confirmed by firewalld\)/);
+    // The retry of the removal is under way (hung too): a call is in flight when the shutdown comes.
+    await d.waitForLog(/retrying 1 rule\(s\) firewalld has not got yet/, SLOW);
     // Shutdown with firewalld still hung: it ends (the daemon gives firewalld SHUTDOWN_FIREWALLD_MS, 5 s, and
     // says so), and the close survives in the state file. SLOW is only how long this test waits for the exit.
     const stopped = await Promise.race([
