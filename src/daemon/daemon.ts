@@ -41,14 +41,13 @@ import { InterfaceWatcher } from './interfaces';
 import { ReverseNames } from './names';
 import { SystemdNotifier } from './notify';
 import { NotifyHook } from './notify-hook';
-import type { Grant } from '../firewalld/grant-model';
 import { OneTimeDoors, OneTimeFileError, type PreparedOneTime } from './onetime-doors';
-import { grantsToClose } from './reload-grants';
 import { grantOrigin, stopOrigin } from './state-origin';
 import { snapshot, statusLine, type DaemonView } from './snapshot';
 import { SpaReplay } from './spa-replay';
 import { StatusService, type StatusSnapshot } from './status';
 import { wire } from './wire';
+import { armedDoors, closeGrantsNotMade, firewalldWait, notifyGrantEnded } from './arming';
 import { StartupError, type DaemonOptions } from './options';
 
 export { StartupError, type DaemonOptions } from './options';
@@ -142,7 +141,7 @@ export class Daemon {
       this.stateDir,
       () => void this.retryFirewalld(),
       opts.maxGrants,
-      (g, why) => this.grantEnded(g, why),
+      (g, why) => notifyGrantEnded(g, why, this.grantList, this.runtime, this.notify),
     );
     this.oneTime = new OneTimeDoors(log);
     this.names = new ReverseNames(opts.lookup, log);
@@ -164,7 +163,7 @@ export class Daemon {
       capture: this.capture,
       interfaces: this.interfaces,
       doors: this.doors,
-      firewalldWait: this.firewalldWait(),
+      firewalldWait: firewalldWait(this.runtime),
       link: this.link,
       commands: this.commands,
       limit: this.limit,
@@ -278,65 +277,11 @@ export class Daemon {
     this.limit.keep(doors.map((d) => d.name));
     // Lock-out safety, once at start: the warnings --check gives (src/firewalld/lockout.ts).
     if (first) void logLockoutWarnings(this.log, b.config, this.link.client);
-    this.closeGrantsNotMade(first ? 'at start-up' : 'at reload');
+    closeGrantsNotMade(this.link.grants, this.runtime, this.log, first ? 'at start-up' : 'at reload');
     if (!first) this.applyDoors();
     logConvertedDoors(this.log, doors, this.link.defaultZone);
-    const wait = this.firewalldWait();
+    const wait = firewalldWait(this.runtime);
     if (wait) this.log.warn(wait);
-  }
-
-  /**
-   * A grant ended: its door's notify_command (the door as it is now, by name) gets "close" or "expire" once the
-   * last grant of that door and source has gone (a door opening two services notifies once). A rule removed by
-   * hand notifies nothing: no knock and no timeout ended it.
-   */
-  private grantEnded(g: Grant, why: 'expire' | 'close' | 'removed'): void {
-    if (why === 'removed') return;
-    if (this.grantList.some((o) => o.door === g.door && o.src === g.src)) return;
-    // The grant's own door; and a close door that ended it, with its own notify_command and name.
-    const doors =
-      why === 'close' && g.closedBy !== undefined && g.closedBy !== g.door ? [g.door, g.closedBy] : [g.door];
-    for (const name of doors) {
-      const cmd = this.runtime?.byName.get(name)?.config.notifyCommand;
-      if (cmd !== undefined) void this.notify.fire(cmd, g.src, name, why);
-    }
-  }
-
-  /** Grants the running config would not make again are closed, each as added, in its own zone (reload-grants.ts). */
-  private closeGrantsNotMade(when: string): void {
-    const grants = this.link.grants;
-    if (grants === undefined || this.runtime === undefined) return;
-    const close = grantsToClose(grants.list(), this.runtime.doors);
-    if (close.length === 0) return;
-    for (const { grant: g, why } of close)
-      this.log.warn(
-        { src: g.src, door: g.door, zone: g.zone, rule: g.rule },
-        `${g.src}: ${g.door}: ${why}: closing its grant ${when} (zone ${g.zone}: ${g.rule})`,
-      );
-    const picked = new Set(close.map((c) => c.grant));
-    void grants.closeWhere((g) => picked.has(g), `its door changed (${when})`);
-  }
-
-  /** The doors the capture process matches: all, except those needing firewalld while it has not been checked. */
-  private armedDoors(): RuntimeDoor[] {
-    const rt = this.runtime;
-    if (rt === undefined) return [];
-    return rt.firewalld === undefined || rt.firewalld.kind === 'ok'
-      ? rt.doors
-      : rt.doors.filter((d) => !needsFirewalld(d));
-  }
-
-  /** What the firewalld doors wait for, as one line ('' when nothing). */
-  private firewalldWait(): string {
-    const f = this.runtime?.firewalld;
-    if (f === undefined || f.kind === 'ok') return '';
-    const names = this.doors
-      .filter(needsFirewalld)
-      .map((d) => d.name)
-      .join(', ');
-    return f.kind === 'unreachable'
-      ? `waiting for firewalld for door(s) ${names}: ${f.why}`
-      : `door(s) ${names} not armed: ${f.problems.join('; ')}`;
   }
 
   /** firewalld appeared, or a tick while the firewalld doors wait: check again, arm them if firewalld agrees. */
@@ -364,7 +309,7 @@ export class Daemon {
           .map((d) => d.name)
           .join(', ')} armed`,
       );
-      this.closeGrantsNotMade('once firewalld answered');
+      closeGrantsNotMade(this.link.grants, this.runtime, this.log, 'once firewalld answered');
       logConvertedDoors(this.log, rt.doors, this.link.defaultZone);
       this.applyDoors();
       this.maybeReady();
@@ -375,7 +320,7 @@ export class Daemon {
 
   /** Give the capture process the armed doors (a new capture when SPA doors came or went: another snaplen). */
   private applyDoors(): void {
-    const w = wire(this.armedDoors(), this.interfaces.localAddrs);
+    const w = wire(armedDoors(this.runtime), this.interfaces.localAddrs);
     if (!this.capture.running) return;
     if (w.spa.length > 0 !== this.capture.snaplen > SNAPLEN) {
       // A handle is only opened once: the capture needs another snaplen.
@@ -388,7 +333,7 @@ export class Daemon {
 
   /** Look at the interfaces; start, update or stop the capture process accordingly (interfaces.ts). */
   private refreshInterface(first: boolean): void {
-    const armed = this.armedDoors();
+    const armed = armedDoors(this.runtime);
     const look = this.interfaces.look(
       first,
       armed.some((d) => d.target === undefined),
@@ -434,7 +379,7 @@ export class Daemon {
 
   /** READY=1 once the capture listens and no door waits for firewalld; STATUS= otherwise. */
   private maybeReady(): void {
-    if (this.capture.listening && this.firewalldWait() === '') this.notifier.markReady(this.statusLine());
+    if (this.capture.listening && firewalldWait(this.runtime) === '') this.notifier.markReady(this.statusLine());
     else this.notifier.status(this.statusLine());
   }
 
